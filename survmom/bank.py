@@ -1,0 +1,99 @@
+"""A fixed-capacity ring buffer of past target estimates with their event flags and times.
+
+The bank is preallocated: estimates (C, d), events (C,) bool, times (C,) float64. A push writes a batch at
+the write position with one ``index_copy_`` per tensor, wrapping past the end; a batch larger than C keeps
+its newest C rows. The write position and fill count are plain ints kept in ``state_dict`` (as extra state)
+so a checkpoint restores the bank exactly. Rows are stored in write order modulo C; the loss functions
+are permutation invariant, so :meth:`contents` returns the filled rows without reordering.
+
+Example:
+    >>> import torch
+    >>> bank = MemoryBank(capacity=4, dim=1)
+    >>> bank.push(torch.ones(3, 1), torch.ones(3, dtype=torch.bool), torch.arange(3.0))
+    >>> len(bank), bank.is_full
+    (3, False)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from survmom.errors import StateError
+
+
+class MemoryBank(nn.Module):
+    """Ring buffer of capacity ``capacity`` rows of (estimate (dim,), event, time)."""
+
+    def __init__(self, capacity: int, dim: int = 1, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        if capacity < 0 or dim < 1:
+            raise StateError(f"bank needs capacity >= 0 and dim >= 1, got {capacity} and {dim}")
+        self.capacity = int(capacity)
+        self.dim = int(dim)
+        self.register_buffer("estimates", torch.zeros(capacity, dim, dtype=dtype))
+        self.register_buffer("events", torch.zeros(capacity, dtype=torch.bool))
+        self.register_buffer("times", torch.zeros(capacity, dtype=torch.float64))
+        self.register_buffer("_offsets", torch.arange(capacity), persistent=False)
+        self.position = 0
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def is_full(self) -> bool:
+        """True once ``capacity`` rows have been pushed."""
+        return self.count == self.capacity
+
+    @property
+    def fill(self) -> float:
+        """Fraction of the capacity in use, in [0, 1] (1 for a zero-capacity bank)."""
+        return self.count / self.capacity if self.capacity else 1.0
+
+    @torch.no_grad()
+    def push(self, estimates: torch.Tensor, events: torch.Tensor, times: torch.Tensor) -> None:
+        """Store a batch: estimates (B, dim) or (B,), events (B,), times (B,); detached, newest C rows kept."""
+        if self.capacity == 0:
+            return
+        estimates = estimates.detach().reshape(estimates.shape[0], -1)
+        if estimates.shape[1] != self.dim:
+            raise StateError(f"bank holds estimates of width {self.dim}, got width {estimates.shape[1]}")
+        n = min(estimates.shape[0], self.capacity)
+        index = self._offsets[:n] + self.position
+        index = torch.where(index >= self.capacity, index - self.capacity, index)
+        self.estimates.index_copy_(0, index, estimates[-n:].to(self.estimates))
+        self.events.index_copy_(0, index, events[-n:].to(device=self.events.device, dtype=torch.bool))
+        self.times.index_copy_(0, index, times[-n:].to(self.times))
+        self.position = (self.position + n) % self.capacity
+        self.count = min(self.count + n, self.capacity)
+
+    def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The filled rows as views: estimates (n, dim), events (n,), times (n,) with n = len(self)."""
+        if self.count == self.capacity:
+            return self.estimates, self.events, self.times
+        # Until the bank is full, rows 0..count-1 are the filled ones (writes start at 0 and do not wrap).
+        return self.estimates[: self.count], self.events[: self.count], self.times[: self.count]
+
+    def clear(self) -> None:
+        """Forget every stored row (storage is kept)."""
+        self.position = 0
+        self.count = 0
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"capacity": self.capacity, "dim": self.dim, "position": self.position, "count": self.count}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or set(state) != {"capacity", "dim", "position", "count"}:
+            raise StateError(f"bank state must hold capacity, dim, position and count, got {state!r}")
+        if (state["capacity"], state["dim"]) != (self.capacity, self.dim):
+            raise StateError(
+                f"bank state is for capacity {state['capacity']} × dim {state['dim']}, "
+                f"this bank is {self.capacity} × {self.dim}"
+            )
+        if not (0 <= state["position"] < max(self.capacity, 1) and 0 <= state["count"] <= self.capacity):
+            raise StateError(f"bank state has an invalid position/count: {state!r}")
+        self.position = int(state["position"])
+        self.count = int(state["count"])

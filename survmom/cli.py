@@ -1,0 +1,208 @@
+"""The ``survmom`` command line: thin Typer commands mapping options to the library.
+
+Nothing heavy is imported at module level (no torch, pandas or pyarrow), so ``survmom --help`` is fast.
+Exit codes: 0 success, 1 internal error, 2 bad input or options (one line on stderr), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="survmom",
+    help="Train deep survival models (Cox, Weibull AFT) with a Momentum target network and memory bank.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEBUG_HELP = "Show the full traceback on errors."
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn project errors into one line on stderr + exit 2; other errors into exit 1; --debug re-raises."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from survmom.errors import SurvmomError
+
+        debug = kwargs.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except SurvmomError as error:
+            if debug:
+                raise
+            _fail(str(error).replace("\n", " "), 2)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            _fail("interrupted", 130)
+        except MemoryError:
+            if debug:
+                raise
+            _fail("out of memory; try a smaller --batch or --bank-size, or fewer rows", 1)
+        except Exception as error:
+            if debug:
+                raise
+            _fail(f"internal error ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
+                  "rerun with --debug for the traceback", 1)
+
+    return wrapper
+
+
+def _explicit(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)  # an enum of click (or of the click Typer vendors)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+@app.command()
+@handles_errors
+def train(
+    ctx: typer.Context,
+    data: Path = typer.Argument(..., help="Training data: a .csv or .parquet file, one row per subject."),
+    time_col: str = typer.Option("time", help="Column with the event or censoring time (> 0 for weibull)."),
+    event_col: str = typer.Option("event", help="Column with the event flag: 1/0, true/false, yes/no."),
+    id_col: Optional[str] = typer.Option(None, help="Identifier column: not a feature, copied to predictions."),
+    features: Optional[str] = typer.Option(None, help="Comma-separated feature columns [default: all others]."),
+    exclude: Optional[str] = typer.Option(None, help="Comma-separated columns to leave out of the features."),
+    loss: str = typer.Option("cox", help="Survival loss: cox (partial likelihood) or weibull (AFT)."),
+    ties: str = typer.Option("efron", help="Cox tie handling: efron or breslow."),
+    batch: int = typer.Option(32, help="Rows per training step."),
+    epochs: int = typer.Option(40, help="Maximum number of passes over the training rows."),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
+    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay."),
+    hidden: str = typer.Option("64,64", help="Hidden layer widths, comma-separated ('' for a linear model)."),
+    dropout: float = typer.Option(0.1, help="Dropout after each hidden layer (online network only)."),
+    activation: str = typer.Option("relu", help="Hidden activation: relu, selu, gelu, silu, tanh or elu."),
+    batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="BatchNorm after each hidden layer."),
+    bank_steps: Optional[int] = typer.Option(None, help="Memory bank size in batches (bank = steps × batch)."),
+    bank_size: Optional[int] = typer.Option(None, help="Memory bank size in samples [default: 2048]; 0 disables."),
+    rate: float = typer.Option(0.999, help="EMA rate m of the target network, in [0, 1]."),
+    rate_schedule: str = typer.Option("constant", help="EMA rate schedule: constant or cosine (towards 1)."),
+    rate_warmup: bool = typer.Option(True, "--rate-warmup/--no-rate-warmup",
+                                      help="Warm the EMA rate up as min(m, (1+n)/(10+n)) over n updates."),
+    val_frac: float = typer.Option(0.2, help="Fraction of rows held out for validation, stratified by event."),
+    val: Optional[Path] = typer.Option(None, help="Validation file instead of a random split."),
+    patience: Optional[int] = typer.Option(10, help="Stop after this many epochs without a better validation C-index."),
+    seed: int = typer.Option(0, help="Random seed (split, initialisation, batches, dropout)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    out: Path = typer.Option(Path("model.pt"), "--out", "-o", help="Checkpoint file to write."),
+    config: Optional[Path] = typer.Option(None, help="YAML file of options; flags given here override it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Train a survival MLP inside the Momentum wrapper and save a resumable checkpoint."""
+    from survmom.config import TrainConfig, load_yaml
+
+    values: dict[str, Any] = {}
+    if config is not None:
+        values.update(load_yaml(config))
+    names = [f for f in TrainConfig.__dataclass_fields__ if f in ctx.params]
+    for name in names:
+        if _explicit(ctx, name) or name not in values:
+            values[name] = ctx.params[name]
+    for name in ("val", "out"):
+        if values.get(name) is not None:
+            values[name] = str(values[name])
+    resolved = TrainConfig.from_dict(values, source=str(config) if config else "options")
+    _train_or_resume(lambda make: _workflow().train_from_file(resolved, data, make))
+
+
+@app.command()
+@handles_errors
+def resume(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    epochs: Optional[int] = typer.Option(None, help="Train until this many epochs in total [default: as saved]."),
+    data: Optional[Path] = typer.Option(None, help="Training data to use instead of the saved path (same schema)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file [default: the checkpoint]."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda [default: as saved]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Continue training from a checkpoint, exactly where it stopped."""
+    overrides: dict[str, Any] = {"quiet": quiet}
+    if device is not None:
+        overrides["device"] = device
+    if out is not None:
+        overrides["out"] = str(out)
+    _train_or_resume(
+        lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides)
+    )
+
+
+def _workflow():
+    from survmom import workflow
+
+    return workflow
+
+
+def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
+    from survmom.progress import make_reporter
+
+    result = run(lambda cfg: make_reporter(cfg.quiet))
+    metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
+    if result.interrupted:
+        typer.echo(f"interrupted after {result.epochs_done} complete epoch(s); resumable checkpoint saved to "
+                   f"{result.checkpoint} (continue with: survmom resume {result.checkpoint})", err=True)
+        raise typer.Exit(130)
+    stop = " (early stopping)" if result.stopped_early else ""
+    typer.echo(f"done: {result.epochs_done} epoch(s){stop}; best epoch {result.best_epoch}, validation C-index "
+               f"{metric}; checkpoint {result.checkpoint}", err=True)
+
+
+@app.command()
+@handles_errors
+def predict(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Rows to predict: .csv or .parquet with the training feature columns."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv or .parquet [default: CSV on stdout]."),
+    times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit)."),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Predict with the target network: risk, median time and survival probabilities."""
+    from survmom.config import parse_list
+    from survmom.predict import predict_file
+
+    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"))
+    if out is not None:
+        typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
+
+
+@app.command()
+@handles_errors
+def inspect(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Summarise a checkpoint: config, data schema, progress, validation, bank, EMA, versions."""
+    from survmom.summary import checkpoint_summary, render_summary
+
+    summary = checkpoint_summary(checkpoint)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+    else:
+        render_summary(summary)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

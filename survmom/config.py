@@ -1,0 +1,165 @@
+"""Training configuration: defaults, YAML loading, validation. Plain data only (saved in checkpoints)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from survmom.errors import ConfigError
+
+LOSSES = ("cox", "weibull")
+TIES = ("efron", "breslow")
+DEVICES = ("auto", "cpu", "cuda")
+RATE_SCHEDULES = ("constant", "cosine")
+DEFAULT_BANK_SIZE = 2048
+ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``survmom train``; field names are the CLI option names with ``_`` for ``-``."""
+
+    time_col: str = "time"
+    event_col: str = "event"
+    id_col: str | None = None
+    features: list[str] | None = None
+    exclude: list[str] | None = None
+    loss: str = "cox"
+    ties: str = "efron"
+    batch: int = 32
+    epochs: int = 40
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    dropout: float = 0.1
+    activation: str = "relu"
+    batchnorm: bool = False
+    bank_steps: int | None = None
+    bank_size: int | None = None
+    rate: float = 0.999
+    rate_schedule: str = "constant"
+    rate_warmup: bool = True
+    grad_clip: float = 5.0
+    val_frac: float = 0.2
+    val: str | None = None
+    patience: int | None = 10
+    seed: int = 0
+    device: str = "auto"
+    out: str = "model.pt"
+    quiet: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data copy (lists copied)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping; unknown keys raise :class:`ConfigError` naming them and ``source``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        config = cls(**{k: _normalise(k, v, source) for k, v in values.items()})
+        config.validate(source)
+        return config
+
+    def bank_capacity(self) -> int:
+        """Bank size in samples: ``bank_size``, else ``bank_steps × batch``, else :data:`DEFAULT_BANK_SIZE`."""
+        if self.bank_size is not None:
+            return self.bank_size
+        if self.bank_steps is not None:
+            return self.bank_steps * self.batch
+        return DEFAULT_BANK_SIZE
+
+    def validate(self, source: str = "options") -> None:
+        """Raise :class:`ConfigError` for the first invalid value, naming the option."""
+        checks: list[tuple[bool, str]] = [
+            (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
+            (self.ties in TIES, f"--ties must be one of {', '.join(TIES)}, got {self.ties!r}"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            (self.rate_schedule in RATE_SCHEDULES,
+             f"--rate-schedule must be one of {', '.join(RATE_SCHEDULES)}, got {self.rate_schedule!r}"),
+            (self.activation in ACTIVATIONS,
+             f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"),
+            (self.batch >= 1, f"--batch must be at least 1, got {self.batch}"),
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.lr > 0 and self.lr < float("inf"), f"--lr must be a positive number, got {self.lr}"),
+            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
+            (all(h >= 1 for h in self.hidden), f"--hidden sizes must be positive integers, got {self.hidden}"),
+            (0 <= self.rate <= 1, f"--rate must be in [0, 1], got {self.rate}"),
+            (self.bank_size is None or self.bank_size >= 0, f"--bank-size must be >= 0, got {self.bank_size}"),
+            (self.bank_steps is None or self.bank_steps >= 0,
+             f"--bank-steps must be >= 0, got {self.bank_steps}"),
+            (self.bank_size is None or self.bank_steps is None,
+             "give --bank-steps or --bank-size, not both"),
+            (0 <= self.val_frac < 1, f"--val-frac must be in [0, 1), got {self.val_frac}"),
+            (self.patience is None or self.patience >= 1, f"--patience must be at least 1, got {self.patience}"),
+            (self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}"),
+            (bool(self.time_col) and bool(self.event_col), "--time-col and --event-col must not be empty"),
+            (self.time_col != self.event_col, f"--time-col and --event-col are both {self.time_col!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{source}: {message}" if source != "options" else message)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping of options (keys with ``-`` or ``_``); clear errors for bad files."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config file ({error})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of option: value, got {type(values).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
+
+
+def parse_list(text: str | list | None, kind: type = str, option: str = "option") -> list | None:
+    """'a,b,c' (or a YAML list) → ['a', 'b', 'c'] converted with ``kind``; None stays None."""
+    if text is None:
+        return None
+    items = text if isinstance(text, list) else [part.strip() for part in str(text).split(",")]
+    items = [item for item in items if item != ""]
+    try:
+        return [kind(item) for item in items]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} expects a comma-separated list of {kind.__name__}, got {text!r}") from None
+
+
+_LIST_OPTIONS = {"features": str, "exclude": str, "hidden": int}
+_NUMBER_OPTIONS = {"batch": int, "epochs": int, "lr": float, "weight_decay": float, "dropout": float,
+                   "bank_steps": int, "bank_size": int, "rate": float, "grad_clip": float,
+                   "val_frac": float, "patience": int, "seed": int}
+
+
+def _normalise(key: str, value: Any, source: str) -> Any:
+    option = f"--{key.replace('_', '-')}"
+    if key in _LIST_OPTIONS:
+        if key == "hidden" and value in (None, "", "none", []):
+            return []
+        return parse_list(value, _LIST_OPTIONS[key], option)
+    if key in _NUMBER_OPTIONS and value is not None:
+        kind = _NUMBER_OPTIONS[key]
+        if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{source}: {option} must be {kind.__name__}, got {value!r}")
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {option} must be {kind.__name__}, got {value!r}") from None
+    if key in ("batchnorm", "rate_warmup", "quiet") and not isinstance(value, bool):
+        raise ConfigError(f"{source}: {option} must be true or false, got {value!r}")
+    return value

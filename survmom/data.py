@@ -1,0 +1,1133 @@
+"""Read CSV/Parquet tables, validate the survival columns, and fit/apply feature preprocessing.
+
+Everything here returns numpy arrays or pandas frames (no torch). Every problem a user can fix is raised as a
+one-line :class:`~survmom.errors.DataError` naming the file, the column and a sample of offending values with
+their 1-based data row numbers (the header is not counted).
+
+Reading rules:
+
+* CSV is comma-separated UTF-8 with a header row (``.csv``, or gzip-compressed ``.csv.gz``); Parquet is
+  ``.parquet`` or ``.pq``. Column names are stripped of surrounding whitespace.
+* CSV cells equal to one of :data:`NA_MARKERS` are missing. ``"."`` is *not* missing: a numeric column holding
+  one is read as text and the :class:`Preprocessor` treats it as categorical (with a warning).
+* A file that is not UTF-8 is refused with the (0-based) byte offset of the first bad byte, the column and the
+  rows; re-encode it (e.g. ``iconv -f latin1 -t utf-8 in.csv > out.csv``). Guessing an encoding would
+  silently change category labels.
+* Quoted values may not contain line breaks (that keeps multithreaded CSV parsing fast); such a file is
+  refused with the line whose field count is wrong.
+* Text columns come back as pandas ``Categorical`` (fast to encode, small in memory) unless
+  ``column_types`` marks them ``"string"``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import gzip
+import hashlib
+import io
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from survmom.errors import ConfigError, DataError, StateError
+
+SUPPORTED = (".csv", ".csv.gz", ".parquet", ".pq")
+NA_MARKERS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
+COLUMN_TYPES = ("numeric", "category", "string")
+
+_TRUE_WORDS = frozenset({"true", "yes", "1", "t", "y", "1.0"})
+_FALSE_WORDS = frozenset({"false", "no", "0", "f", "n", "0.0"})
+_NA_LOWER = frozenset(m.lower() for m in NA_MARKERS)
+_SAMPLE = 5
+_HEADER_PROBE = 1 << 20
+_INDEX_COLUMN = re.compile(r"^__index_level_\d+__$")
+_STATE_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------- messages
+
+
+def _show(value: Any) -> str:
+    """A short printable form of one cell value for error messages."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "<missing>"
+    if isinstance(value, (np.floating, float)):
+        return repr(float(value))
+    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
+        return str(int(value))
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _sample(rows: np.ndarray, values: Sequence[Any]) -> str:
+    """``"rows 4, 17, 92: -1.0, -3.5, -0.2"``: the first few 1-based row numbers and their values."""
+    more = ", ..." if len(rows) > _SAMPLE else ""
+    shown_rows = ", ".join(str(int(r)) for r in rows[:_SAMPLE])
+    shown_values = ", ".join(_show(v) for v in list(values)[:_SAMPLE])
+    word = "row" if len(rows) == 1 else "rows"
+    return f"{word} {shown_rows}{more}: {shown_values}{more}"
+
+
+def _row_numbers(index: pd.Index, positions: np.ndarray) -> np.ndarray:
+    """1-based data row numbers of ``positions``: from an integer index (readers set one), else positional."""
+    if pd.api.types.is_integer_dtype(index.dtype):
+        return np.asarray(index.take(positions), dtype=np.int64) + 1
+    return np.asarray(positions, dtype=np.int64) + 1
+
+
+def _quote_list(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(f"'{n}'" for n in list(names)[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _reason(exc: BaseException) -> str:
+    """First line of an exception message, shortened for a one-line error."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    return first if len(first) <= 200 else first[:197] + "..."
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+def _file_format(path: Path) -> str:
+    """``"csv"`` or ``"parquet"`` from the extension (case-insensitive); DataError otherwise."""
+    name = path.name.lower()
+    if name.endswith(".csv") or name.endswith(".csv.gz"):
+        return "csv"
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        return "parquet"
+    suffix = "".join(path.suffixes) or "(none)"
+    raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {', '.join(SUPPORTED)})")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (0 bytes)")
+
+
+def _clean_names(raw: Sequence[str], path: Path) -> list[str]:
+    """Strip names; refuse empty and duplicate names (after stripping)."""
+    names = [str(n).strip() for n in raw]
+    empty = [i + 1 for i, n in enumerate(names) if n == ""]
+    if empty:
+        which = ", ".join(str(i) for i in empty[:_SAMPLE])
+        raise DataError(
+            f"{path}: column {which} has an empty name in the header "
+            f"(name it, or remove it if it is a row index)"
+        )
+    seen: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        seen.setdefault(n, []).append(i + 1)
+    dups = {n: pos for n, pos in seen.items() if len(pos) > 1}
+    if dups:
+        shown = "; ".join(
+            f"'{n}' (columns {', '.join(map(str, pos))})" for n, pos in list(dups.items())[:_SAMPLE]
+        )
+        raise DataError(f"{path}: duplicate column names in the header: {shown}")
+    return names
+
+
+def _select(names: list[str], columns: list[str] | None, path: Path) -> list[str]:
+    """The requested columns in request order (all when None); DataError naming every missing one."""
+    if columns is None:
+        return list(names)
+    if not columns:
+        raise ConfigError(f"{path}: no columns requested (pass None to read all)")
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataError(
+            f"{path}: missing {_plural(len(missing), 'column')} {_quote_list(missing)} "
+            f"(available: {_quote_list(names)})"
+        )
+    return list(dict.fromkeys(columns))
+
+
+def _check_column_types(column_types: dict[str, str] | None) -> dict[str, str]:
+    if not column_types:
+        return {}
+    bad = {k: v for k, v in column_types.items() if v not in COLUMN_TYPES}
+    if bad:
+        raise ConfigError(f"column_types values must be one of {COLUMN_TYPES}, got {bad}")
+    return dict(column_types)
+
+
+def _to_pandas(
+    table: pa.Table | pa.RecordBatch, path: Path, column_types: dict[str, str], start: int = 0
+) -> pd.DataFrame:
+    """Arrow -> pandas with text as Categorical (except "string" columns) and a RangeIndex from ``start``."""
+    binary = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if binary:
+        raise _binary_column_error(path, table, binary[0], start)
+    if isinstance(table, pa.Table):
+        df = table.to_pandas(strings_to_categorical=True, split_blocks=True, self_destruct=True)
+    else:
+        df = table.to_pandas(strings_to_categorical=True, split_blocks=True)
+    for name, kind in column_types.items():
+        if kind == "string" and name in df.columns and isinstance(df[name].dtype, pd.CategoricalDtype):
+            df[name] = df[name].astype(object)
+    df.index = pd.RangeIndex(start, start + len(df))
+    return df
+
+
+# --------------------------------------------------------------------------------------------- CSV
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _first_bad_utf8(path: Path) -> tuple[int, int, int] | None:
+    """(byte offset, byte value, 1-based line) of the first invalid UTF-8 byte in the file, or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # file offset of the current chunk
+    lines = 1
+    with _open_bytes(path) as fh:
+        while True:
+            chunk = fh.read(_HEADER_PROBE)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object is the decoder's carried-over partial character followed by this chunk.
+                carried = len(exc.object) - len(chunk)
+                line = lines + exc.object[carried : max(exc.start, carried)].count(b"\n")
+                return offset - carried + exc.start, exc.object[exc.start], line
+            if not chunk:
+                return None
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+
+
+def _not_utf8(path: Path, column: str | None = None, detail: str = "") -> DataError:
+    """The file is not UTF-8: where the first bad byte is, plus ``detail`` (e.g. rows and values)."""
+    found = _first_bad_utf8(path)
+    parts = [f"first bad byte 0x{found[1]:02x} at byte offset {found[0]}, line {found[2]}"] if found else []
+    parts += [detail] if detail else []
+    where = f" ({'; '.join(parts)})" if parts else ""
+    col = f" column '{column}'" if column else ""
+    return DataError(
+        f"{path}:{col} is not valid UTF-8 text{where}; re-encode the file as UTF-8 "
+        f"(e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)"
+    )
+
+
+def _binary_column_error(path: Path, table: pa.Table | pa.RecordBatch, column: str, start: int) -> DataError:
+    """A column pyarrow could only read as bytes: the text is not UTF-8; show where."""
+    values = table.column(column).to_pylist()
+    rows: list[int] = []
+    samples: list[Any] = []
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        try:
+            v.decode("utf-8")
+        except UnicodeDecodeError:
+            rows.append(start + i + 1)
+            samples.append(v)
+            if len(rows) > _SAMPLE:
+                break
+    return _not_utf8(path, column, _sample(np.asarray(rows), samples) if rows else "")
+
+
+def _csv_header(path: Path) -> tuple[list[str], float]:
+    """Raw header names and the mean bytes per line in the first MiB (to size streaming blocks)."""
+    with _open_bytes(path) as fh:
+        try:
+            chunk = fh.read(_HEADER_PROBE)
+            while b"\n" not in chunk and len(chunk) < 64 * _HEADER_PROBE:
+                more = fh.read(_HEADER_PROBE)
+                if not more:
+                    break
+                chunk += more
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: cannot read file ({_reason(exc)})") from None
+    if not chunk.strip():
+        raise DataError(f"{path}: file is empty (no header row)")
+    magic = {
+        b"PK\x03\x04": "a ZIP/Excel file",
+        b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
+        b"PAR1": "a Parquet file",
+    }
+    for prefix, what in magic.items():
+        if chunk.startswith(prefix):
+            raise DataError(f"{path}: not a CSV text file (looks like {what})")
+    if b"\x00" in chunk:
+        raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
+    if chunk.startswith(codecs.BOM_UTF8):
+        chunk = chunk[len(codecs.BOM_UTF8) :]
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(chunk, final=False)
+    except UnicodeDecodeError as exc:
+        # Bad bytes in data rows are reported per column later, where pyarrow reads them as bytes.
+        text = chunk[: exc.start].decode("utf-8")
+        if "\n" not in text:
+            raise _not_utf8(path, detail="in the header row") from None
+    try:
+        names = next(csv.reader(io.StringIO(text)))
+    except (csv.Error, StopIteration) as exc:
+        raise DataError(f"{path}: cannot parse the CSV header ({_reason(exc)})") from None
+    if len(names) == 1:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in names[0]:
+                raise DataError(
+                    f"{path}: header '{names[0][:60]}' looks separated by {label}; "
+                    f"survmom reads comma-separated files"
+                )
+    bytes_per_line = len(chunk) / max(chunk.count(b"\n"), 1)
+    return names, bytes_per_line
+
+
+def _csv_options(
+    raw_selected: list[str], arrow_types: dict[str, pa.DataType], block_size: int | None
+) -> tuple[pa_csv.ReadOptions, pa_csv.ConvertOptions]:
+    read = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}))
+    convert = pa_csv.ConvertOptions(
+        include_columns=raw_selected,
+        column_types=arrow_types,
+        null_values=list(NA_MARKERS),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        true_values=["true", "True", "TRUE"],
+        false_values=["false", "False", "FALSE"],
+    )
+    return read, convert
+
+
+def _arrow_types(
+    raw_of: dict[str, str], selected: list[str], column_types: dict[str, str], stream: bool
+) -> dict:
+    """Arrow type per raw column: numeric -> float64, text -> string; when streaming, untyped -> string."""
+    types: dict[str, pa.DataType] = {}
+    for name in selected:
+        kind = column_types.get(name)
+        if kind == "numeric":
+            types[raw_of[name]] = pa.float64()
+        elif kind in ("category", "string") or (stream and kind is None):
+            types[raw_of[name]] = pa.string()
+    return types
+
+
+def _csv_read_error(
+    exc: BaseException, path: Path, raw: list[str], names: list[str], numeric: list[str]
+) -> DataError:
+    """Turn a pyarrow CSV error into a DataError naming the column and, for bad numbers, rows and values."""
+    reason = _reason(exc)
+    if "invalid UTF8" in reason:
+        match = re.search(r"column #(\d+)", reason)
+        column = names[int(match.group(1))] if match and int(match.group(1)) < len(names) else None
+        return _not_utf8(path, column)
+    if "conversion error" in reason and numeric:
+        located = _locate_non_numeric(path, raw, names, numeric)
+        if located is not None:
+            return located
+    match = re.search(r"In CSV column #(\d+): (.*)", reason)
+    if match and int(match.group(1)) < len(names):
+        return DataError(f"{path}: column '{names[int(match.group(1))]}' cannot be read: {match.group(2)}")
+    where = _locate_ragged_row(path, len(names)) if "Expected" in reason else ""
+    return DataError(f"{path}: not a readable CSV file{where}: {reason}")
+
+
+def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: list[str]) -> DataError | None:
+    """Re-scan ``numeric`` columns as text (error path only) to report rows holding non-numbers."""
+    raw_of = dict(zip(names, raw, strict=True))
+    read, convert = _csv_options(
+        [raw_of[c] for c in numeric], {raw_of[c]: pa.string() for c in numeric}, None
+    )
+    bad: dict[str, tuple[int, list[int], list[str]]] = {}
+    start = 0
+    try:
+        reader = pa_csv.open_csv(path, read_options=read, convert_options=convert)
+        for batch in reader:
+            for name in numeric:
+                text = batch.column(raw_of[name]).to_pandas()
+                parsed = pd.to_numeric(text.str.strip(), errors="coerce")
+                pos = np.flatnonzero(text.notna().to_numpy() & parsed.isna().to_numpy())
+                if len(pos):
+                    count, rows, values = bad.get(name, (0, [], []))
+                    rows += [start + int(p) + 1 for p in pos[: _SAMPLE + 1]]
+                    values += [text.iloc[p] for p in pos[: _SAMPLE + 1]]
+                    bad[name] = (count + len(pos), rows, values)
+            start += batch.num_rows
+    except (pa.ArrowException, OSError):
+        return None
+    if not bad:
+        return None
+    name, (count, rows, values) = next(iter(bad.items()))
+    others = f"; also {_quote_list(list(bad)[1:])}" if len(bad) > 1 else ""
+    return DataError(
+        f"{path}: column '{name}' should be numeric but has {_plural(count, 'non-numeric value')} "
+        f"({_sample(np.asarray(rows), values)}){others}"
+    )
+
+
+def _locate_ragged_row(path: Path, n_columns: int) -> str:
+    """ " (line 7 has 4 fields, the header has 3)" for the first record with a wrong field count, else ""."""
+    try:
+        with _open_bytes(path) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+            reader = csv.reader(text)
+            for record in reader:
+                if record and len(record) != n_columns:
+                    return f" (line {reader.line_num} has {len(record)} fields, the header has {n_columns})"
+    except (OSError, EOFError, csv.Error):
+        pass
+    return ""
+
+
+def _read_csv(path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pa.Table:
+    raw, _ = _csv_header(path)
+    names = _clean_names(raw, path)
+    selected = _select(names, columns, path)
+    raw_of = dict(zip(names, raw, strict=True))
+    read, convert = _csv_options(
+        [raw_of[c] for c in selected], _arrow_types(raw_of, selected, column_types, False), None
+    )
+    try:
+        table = pa_csv.read_csv(path, read_options=read, convert_options=convert)
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        numeric = [c for c in selected if column_types.get(c) == "numeric"]
+        raise _csv_read_error(exc, path, raw, names, numeric) from None
+    return table.rename_columns(selected)
+
+
+def _iter_csv(
+    path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
+) -> Iterator[pd.DataFrame]:
+    """Check the header now; return a generator of the batches."""
+    raw, bytes_per_line = _csv_header(path)
+    names = _clean_names(raw, path)
+    selected = _select(names, columns, path)
+    raw_of = dict(zip(names, raw, strict=True))
+    block = int(min(max(batch_rows * bytes_per_line * 1.05, 1 << 16), 1 << 29))
+    read, convert = _csv_options(
+        [raw_of[c] for c in selected], _arrow_types(raw_of, selected, column_types, True), block
+    )
+    numeric = [c for c in selected if column_types.get(c) == "numeric"]
+
+    def batches() -> Iterator[pd.DataFrame]:
+        start = 0
+        try:
+            for batch in pa_csv.open_csv(path, read_options=read, convert_options=convert):
+                batch = batch.rename_columns(selected)
+                for lo in range(0, batch.num_rows, batch_rows):
+                    part = batch.slice(lo, batch_rows)
+                    yield _to_pandas(part, path, column_types, start)
+                    start += part.num_rows
+        except (pa.ArrowException, OSError, EOFError) as exc:
+            raise _csv_read_error(exc, path, raw, names, numeric) from None
+        if start == 0:
+            raise DataError(f"{path}: has a header but no data rows")
+
+    return batches()
+
+
+# --------------------------------------------------------------------------------------------- Parquet
+
+
+def _open_parquet(path: Path) -> tuple[pq.ParquetFile, list[str], list[str]]:
+    """The file, its raw column names and their stripped names (pandas index columns left out)."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({_reason(exc)})") from None
+    raw = [n for n in pf.schema_arrow.names if not _INDEX_COLUMN.match(n)]
+    return pf, raw, _clean_names(raw, path)
+
+
+def _read_parquet(path: Path, columns: list[str] | None) -> pa.Table:
+    pf, raw, names = _open_parquet(path)
+    selected = _select(names, columns, path)
+    raw_of = dict(zip(names, raw, strict=True))
+    try:
+        table = pf.read(columns=[raw_of[c] for c in selected], use_threads=True, use_pandas_metadata=False)
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        raise DataError(f"{path}: corrupted Parquet file ({_reason(exc)})") from None
+    # Dropping pandas metadata keeps CSV and Parquet frames alike (plain RangeIndex, same dtypes).
+    return table.replace_schema_metadata(None).rename_columns(selected)
+
+
+def _iter_parquet(
+    path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
+) -> Iterator[pd.DataFrame]:
+    """Open the file and check the columns now; return a generator of the batches."""
+    pf, raw, names = _open_parquet(path)
+    selected = _select(names, columns, path)
+    raw_of = dict(zip(names, raw, strict=True))
+    if pf.metadata.num_rows == 0:
+        raise DataError(f"{path}: has no data rows")
+
+    def batches() -> Iterator[pd.DataFrame]:
+        start = 0
+        try:
+            for batch in pf.iter_batches(
+                batch_size=batch_rows, columns=[raw_of[c] for c in selected], use_threads=True
+            ):
+                batch = batch.replace_schema_metadata(None).rename_columns(selected)
+                yield _to_pandas(batch, path, column_types, start)
+                start += batch.num_rows
+        except (pa.ArrowException, OSError, EOFError) as exc:
+            raise DataError(f"{path}: corrupted Parquet file ({_reason(exc)})") from None
+
+    return batches()
+
+
+# --------------------------------------------------------------------------------------------- public readers
+
+
+def read_table(
+    path: Path, columns: list[str] | None = None, *, column_types: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Read a whole CSV or Parquet file into a DataFrame with a RangeIndex (row i is data row i + 1).
+
+    ``columns`` selects (and orders) columns; missing ones raise a DataError naming all of them.
+    ``column_types`` maps column name -> "numeric" (read as float64), "category" or "string" (read as text);
+    pass :meth:`Preprocessor.column_types` at prediction time so types do not depend on the new file.
+    """
+    path = Path(path)
+    fmt = _file_format(path)
+    _check_file(path)
+    types = _check_column_types(column_types)
+    table = _read_csv(path, columns, types) if fmt == "csv" else _read_parquet(path, columns)
+    if table.num_rows == 0:
+        raise DataError(f"{path}: has {'a header but ' if fmt == 'csv' else ''}no data rows")
+    return _to_pandas(table, path, types)
+
+
+def iter_table_batches(
+    path: Path,
+    columns: list[str] | None,
+    batch_rows: int = 65536,
+    *,
+    column_types: dict[str, str] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Stream a CSV or Parquet file as DataFrames of at most ``batch_rows`` rows; memory stays flat.
+
+    Each frame's RangeIndex continues the previous one, so error row numbers refer to the whole file. For CSV
+    every block must have the same types: columns in ``column_types`` are read as numeric (float64) or text,
+    and columns not listed are read as text (parse_time/parse_event and the Preprocessor accept numbers as
+    text). Errors are those of :func:`read_table`: file, header and column problems are raised by this call,
+    problems in the rows when the offending block is reached.
+    """
+    path = Path(path)
+    fmt = _file_format(path)
+    _check_file(path)
+    if batch_rows < 1:
+        raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
+    types = _check_column_types(column_types)
+    if fmt == "csv":
+        return _iter_csv(path, columns, batch_rows, types)
+    return _iter_parquet(path, columns, batch_rows, types)
+
+
+def fingerprint(path: Path) -> str:
+    """``"blake2b:<32 hex digits>:<size in bytes>"`` of the file's content, read in 1 MiB chunks."""
+    path = Path(path)
+    _check_file(path)
+    digest = hashlib.blake2b(digest_size=16)
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return f"blake2b:{digest.hexdigest()}:{size}"
+
+
+# --------------------------------------------------------------------------------------------- columns
+
+
+def _not_found(path: Path, what: str, name: str, available: list[str]) -> DataError:
+    close = difflib.get_close_matches(name, available, n=1) or [
+        a for a in available if a.lower() == name.lower()
+    ]
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return DataError(f"{path}: {what} column '{name}' not found (available: {_quote_list(available)}){hint}")
+
+
+def select_feature_columns(
+    columns: list[str],
+    *,
+    time_col: str,
+    event_col: str,
+    id_col: str | None,
+    features: list[str] | None,
+    exclude: list[str] | None,
+    path: Path,
+) -> list[str]:
+    """Feature columns: ``features`` (default: all but time, event and id) minus ``exclude``, in file order.
+
+    Unknown names in ``features``/``exclude`` and a missing time/event/id column raise DataError.
+    """
+    columns = list(columns)
+    roles = {"time": time_col, "event": event_col, "id": id_col}
+    if time_col == event_col:
+        raise ConfigError(f"time and event columns must differ (both are '{time_col}')")
+    for role, name in roles.items():
+        if name is not None and name not in columns:
+            raise _not_found(path, role, name, columns)
+    reserved = {n for n in roles.values() if n is not None}
+    for option, names in (("features", features), ("exclude", exclude)):
+        unknown = [n for n in names or [] if n not in columns]
+        if unknown:
+            raise DataError(
+                f"{path}: {option} {_plural(len(unknown), 'name')} not in the file: {_quote_list(unknown)} "
+                f"(available: {_quote_list(columns)})"
+            )
+    if features is not None:
+        clash = [n for n in features if n in reserved]
+        if clash:
+            raise ConfigError(f"features must not include the time, event or id column: {_quote_list(clash)}")
+        wanted = set(features)
+        chosen = [c for c in columns if c in wanted]
+    else:
+        chosen = [c for c in columns if c not in reserved]
+    dropped = set(exclude or [])
+    chosen = [c for c in chosen if c not in dropped]
+    if not chosen:
+        raise DataError(
+            f"{path}: no feature columns left (columns: {_quote_list(columns)}; "
+            f"time '{time_col}', event '{event_col}', id {id_col!r}, excluded {_quote_list(sorted(dropped))})"
+        )
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------- time and event
+
+
+def _text_view(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes (n,) int64 with -1 for missing, unique values) of any column, without per-row Python."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(dtype=np.int64), np.asarray(values.cat.categories, dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def _is_missing_text(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in _NA_LOWER
+
+
+def _per_row(per_unique: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndarray:
+    """Expand a per-unique-value array to rows; rows with code -1 get ``missing``."""
+    return np.append(per_unique, np.array([missing], dtype=per_unique.dtype))[codes]
+
+
+def _numbers_from_text(values: pd.Series, *, path: Path, column: str, context: str) -> np.ndarray:
+    """(n,) float64 from a text/object/categorical column; DataError listing values that are not numbers."""
+    codes, uniques = _text_view(values)
+    parsed = np.full(len(uniques), np.nan)
+    bad = np.zeros(len(uniques), dtype=bool)
+    for k, value in enumerate(uniques):  # per distinct value, not per row
+        if _is_missing_text(value):
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            bad[k] = True
+            continue
+        try:
+            parsed[k] = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            bad[k] = True
+    bad_rows = np.flatnonzero(_per_row(bad, codes, False))
+    if len(bad_rows):
+        sample = _sample(_row_numbers(values.index, bad_rows), uniques[codes[bad_rows[:_SAMPLE]]])
+        raise DataError(
+            f"{path}: {_column_phrase(column, context)} has {_plural(len(bad_rows), 'non-numeric value')} "
+            f"({sample})"
+        )
+    return _per_row(parsed, codes, np.nan)
+
+
+def _column_phrase(column: str, context: str) -> str:
+    return f"column '{column}'" + (f" {context}" if context else "")
+
+
+def _as_float(values: pd.Series, *, path: Path, column: str, context: str = "") -> np.ndarray:
+    """(n,) float64 with NaN for missing; numeric dtypes directly, text parsed (DataError on non-numbers)."""
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        raise DataError(f"{path}: {_column_phrase(column, context)} holds true/false values, not numbers")
+    if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+        if isinstance(dtype, np.dtype):
+            return values.to_numpy(dtype=np.float64, copy=False)
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        raise DataError(f"{path}: {_column_phrase(column, context)} holds dates/times, not numbers")
+    return _numbers_from_text(values, path=path, column=column, context=context)
+
+
+def _report(
+    values: pd.Series,
+    mask: np.ndarray,
+    *,
+    path: Path,
+    column: str,
+    what: str,
+    shown: np.ndarray,
+    hint: str = "",
+) -> None:
+    """Raise a DataError if ``mask`` (n,) marks any row: count, row numbers and values.
+
+    ``what`` is a noun phrase with ``{s}`` where the plural "s" goes, e.g. ``"negative value{s}"``.
+    """
+    pos = np.flatnonzero(mask)
+    if len(pos):
+        sample = _sample(_row_numbers(values.index, pos), shown[pos[:_SAMPLE]])
+        phrase = what.format(s="" if len(pos) == 1 else "s")
+        raise DataError(f"{path}: column '{column}' has {len(pos)} {phrase} ({sample}){hint}")
+
+
+def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: bool) -> np.ndarray:
+    """Survival/censoring times, (n,) float64 in the file's time unit.
+
+    Must be numeric (numbers stored as text are accepted when every value parses), finite, not missing and
+    ``>= 0`` (``> 0`` when ``min_exclusive``, e.g. for Weibull models that take log(time)).
+    """
+    time = _as_float(values, path=path, column=column)
+    where = {"values": values, "path": path, "column": column, "shown": time}
+    _report(mask=np.isnan(time), what="missing value{s}", **where)
+    _report(mask=np.isinf(time), what="infinite value{s}", **where)
+    if min_exclusive:
+        _report(mask=time <= 0, what="value{s} <= 0", hint="; this model needs time > 0", **where)
+    else:
+        _report(mask=time < 0, what="negative value{s}", **where)
+    return np.ascontiguousarray(time, dtype=np.float64)
+
+
+def _bool_codes(uniques: np.ndarray) -> np.ndarray:
+    """Per unique value: 1 true, 0 false, -1 not a recognised spelling (missing counts as not recognised)."""
+    out = np.full(len(uniques), -1, dtype=np.int8)
+    for k, value in enumerate(uniques):
+        if isinstance(value, (bool, np.bool_)):
+            out[k] = int(value)
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not _is_missing_text(value):
+            out[k] = int(value) if value in (0, 1) else -1
+        elif isinstance(value, str):
+            word = value.strip().lower()
+            out[k] = 1 if word in _TRUE_WORDS else 0 if word in _FALSE_WORDS else -1
+    return out
+
+
+_EVENT_HINT = "; use 1/0, true/false or yes/no (1 = event, 0 = censored)"
+
+
+def parse_event(values: pd.Series, *, path: Path, column: str) -> np.ndarray:
+    """Event indicators, (n,) bool: True = event observed, False = censored.
+
+    Accepts bool, 0/1 (int or float) and the text spellings true/false, yes/no, t/f, y/n, 1/0 (any case,
+    surrounding whitespace ignored). Anything else, missing values included, raises a DataError.
+    """
+    where = {"values": values, "path": path, "column": column, "what": "invalid event value{s}"}
+    if values.dtype == np.bool_:
+        return values.to_numpy(dtype=bool, copy=True)
+    if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype):
+        num = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        _report(mask=~((num == 0) | (num == 1)), shown=num, hint=_EVENT_HINT, **where)
+        return num == 1
+    codes, uniques = _text_view(values)
+    flags = _per_row(_bool_codes(uniques), codes, -1)
+    _report(mask=flags < 0, shown=_per_row(uniques, codes, None), hint=_EVENT_HINT, **where)
+    return flags == 1
+
+
+# --------------------------------------------------------------------------------------------- preprocessing
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    """A numeric input: output ``(x - mean) / scale``, missing -> median; optional 0/1 ``<name>__missing``."""
+
+    name: str
+    mean: float
+    scale: float
+    median: float
+    missing_indicator: bool
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    """A text or boolean input: one 0/1 output per training category (sorted); missing/unseen -> all zeros."""
+
+    name: str
+    categories: tuple[str, ...]
+    boolean: bool = False
+
+
+def _label(value: Any, boolean: bool) -> str | None:
+    """Category label of a cell (None = missing): stripped text, ints without ".0", "True"/"False"."""
+    if _is_missing_text(value):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if boolean:
+        word = str(value).strip().lower()
+        if word in _TRUE_WORDS:
+            return "True"
+        if word in _FALSE_WORDS:
+            return "False"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = str(value).strip()
+    return text or None
+
+
+def _category_codes(values: pd.Series, categories: Sequence[str], boolean: bool) -> np.ndarray:
+    """(n,) int64 position of each row's label in ``categories``; -1 for missing or unseen."""
+    codes, uniques = _text_view(values)
+    if not len(uniques):
+        return np.full(len(values), -1, dtype=np.int64)
+    labels = [_label(u, boolean) for u in uniques]
+    lookup = {c: i for i, c in enumerate(categories)}
+    mapped = np.array([lookup.get(lab, -1) if lab is not None else -1 for lab in labels], dtype=np.int64)
+    return np.where(codes >= 0, mapped[np.maximum(codes, 0)], -1)
+
+
+def _kind(values: pd.Series, *, path: Path, column: str) -> str:
+    """ "numeric", "category" or "bool" for a training column; DataError for dates and times."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric"
+    inferred = "datetime" if pd.api.types.is_datetime64_any_dtype(dtype) else pd.api.types.infer_dtype(values)
+    if inferred in ("datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period"):
+        raise DataError(
+            f"{path}: column '{column}' holds dates/times; convert it to a number "
+            f"(e.g. days since a reference date) or --exclude it"
+        )
+    if inferred == "boolean":
+        return "bool"
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "numeric"
+    return "category"
+
+
+def _entirely_missing(values: pd.Series, path: Path, column: str) -> DataError:
+    return DataError(
+        f"{path}: feature column '{column}' is missing in all {len(values)} training rows; "
+        f"nothing can be learnt from it, --exclude it"
+    )
+
+
+def _fit_numeric(values: pd.Series, path: Path, column: str, warnings: list[str]) -> NumericColumn:
+    x = _as_float(values, path=path, column=column)
+    observed = x[~np.isnan(x)]
+    if not len(observed):
+        raise _entirely_missing(values, path, column)
+    _report(values, np.isinf(x), path=path, column=column, what="infinite value{s}", shown=x)
+    mean = float(observed.mean())
+    std = float(observed.std())
+    if not std > 0 or not math.isfinite(std):
+        warnings.append(
+            f"constant feature '{column}' (every value is {observed[0]!r}); kept, it carries no information"
+        )
+        std = 1.0
+    return NumericColumn(column, mean, std, float(np.median(observed)), bool(len(observed) < len(x)))
+
+
+def _fit_categorical(
+    values: pd.Series, path: Path, column: str, boolean: bool, warnings: list[str]
+) -> CategoricalColumn:
+    codes, uniques = _text_view(values)
+    labels = [_label(u, boolean) for u in uniques]
+    present = np.zeros(len(uniques), dtype=bool)
+    present[np.unique(codes[codes >= 0])] = True
+    categories = tuple(sorted({lab for lab, p in zip(labels, present, strict=True) if p and lab is not None}))
+    if not categories:
+        raise _entirely_missing(values, path, column)
+    label_present = np.array([lab is not None for lab in labels] + [False])
+    n_observed = int(np.count_nonzero(label_present[codes]))  # codes of -1 pick the trailing False
+    if len(categories) == 1:
+        warnings.append(
+            f"constant feature '{column}' (every value is '{categories[0]}'); kept, it carries no information"
+        )
+    elif len(categories) > 100 or (len(categories) > 10 and len(categories) > 0.5 * n_observed):
+        warnings.append(
+            f"high-cardinality categorical feature '{column}' ({len(categories)} categories "
+            f"in {n_observed} rows) adds {len(categories)} inputs; an identifier? --exclude it"
+        )
+    if not boolean and len(categories) >= 3:
+        numeric = [c for c in categories if _parses_as_float(c)]
+        text = [c for c in categories if not _parses_as_float(c)]
+        if text and len(numeric) >= 0.9 * len(categories):
+            warnings.append(
+                f"column '{column}' is mostly numbers but has text values ({_quote_list(text, 5)}); "
+                f"treated as categorical, fix or blank those values to use it as numeric"
+            )
+    return CategoricalColumn(column, categories, boolean)
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class Preprocessor:
+    """Fitted feature encoding: numeric inputs standardised, text/boolean inputs one-hot encoded.
+
+    Fit on training rows only. Numeric: ``(x - mean) / std`` (population std; a constant column keeps std 1
+    and is reported in ``warnings``); missing values become the training median, and a 0/1 feature
+    ``<name>__missing`` follows the column when the *training* column had missing values (a column without
+    one still imputes the median at transform). Categorical: one 0/1 feature ``<name>=<category>`` per
+    training category in sorted order; missing and unseen categories give all zeros. Boolean columns are
+    categorical with categories "False"/"True" (text spellings like yes/no are understood at transform).
+    """
+
+    columns: list[NumericColumn | CategoricalColumn]
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, df: pd.DataFrame, feature_cols: list[str], *, path: Path) -> Preprocessor:
+        """Learn the encoding of ``feature_cols`` from the training frame ``df`` (n rows, n >= 1)."""
+        feature_cols = list(dict.fromkeys(feature_cols))
+        missing = [c for c in feature_cols if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"{path}: missing feature {_plural(len(missing), 'column')} {_quote_list(missing)}"
+            )
+        if len(df) == 0:
+            raise DataError(f"{path}: no training rows")
+        warnings: list[str] = []
+        specs: list[NumericColumn | CategoricalColumn] = []
+        for name in feature_cols:
+            kind = _kind(df[name], path=path, column=name)
+            if kind == "numeric":
+                specs.append(_fit_numeric(df[name], path, name, warnings))
+            else:
+                specs.append(_fit_categorical(df[name], path, name, kind == "bool", warnings))
+        return cls(specs, warnings)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Names of the input columns transform needs, in order."""
+        return [c.name for c in self.columns]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the p output features, in output column order."""
+        names: list[str] = []
+        for c in self.columns:
+            if isinstance(c, NumericColumn):
+                names += [c.name] + ([f"{c.name}__missing"] if c.missing_indicator else [])
+            else:
+                names += [f"{c.name}={cat}" for cat in c.categories]
+        return names
+
+    def column_types(self) -> dict[str, str]:
+        """Input column -> "numeric" or "category", for reading new files with fixed types."""
+        return {c.name: "numeric" if isinstance(c, NumericColumn) else "category" for c in self.columns}
+
+    def transform(self, df: pd.DataFrame, *, path: Path) -> np.ndarray:
+        """Encode ``df`` (n rows; extra columns ignored) into an (n, p) float32 C-contiguous matrix."""
+        missing = [c for c in self.input_columns if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"{path}: missing {_plural(len(missing), 'column')} the model was trained on: "
+                f"{_quote_list(missing)}"
+            )
+        n = len(df)
+        # Rows of the transposed matrix are contiguous, so each feature is written in one pass.
+        out_t = np.zeros((len(self.feature_names), n), dtype=np.float32)
+        buffer = np.empty(n, dtype=np.float64)
+        row = 0
+        for spec in self.columns:
+            values = df[spec.name]
+            if isinstance(spec, NumericColumn):
+                row = self._numeric_into(out_t, row, buffer, spec, values, path)
+            else:
+                codes = _category_codes(values, spec.categories, spec.boolean)
+                hit = np.flatnonzero(codes >= 0)
+                out_t[row + codes[hit], hit] = 1.0
+                row += len(spec.categories)
+        return np.ascontiguousarray(out_t.T)
+
+    @staticmethod
+    def _numeric_into(
+        out_t: np.ndarray, row: int, buffer: np.ndarray, spec: NumericColumn, values: pd.Series, path: Path
+    ) -> int:
+        x = _as_float(values, path=path, column=spec.name, context="was numeric in training but")
+        finite = np.isfinite(x)
+        gaps = None
+        if not finite.all():
+            _report(values, np.isinf(x), path=path, column=spec.name, what="infinite value{s}", shown=x)
+            gaps = ~finite
+        np.subtract(x, spec.mean, out=buffer)
+        np.divide(buffer, spec.scale, out=buffer)
+        if gaps is not None:
+            buffer[gaps] = (spec.median - spec.mean) / spec.scale
+        out_t[row] = buffer
+        if spec.missing_indicator:
+            if gaps is not None:
+                out_t[row + 1] = gaps
+            return row + 2
+        return row + 1
+
+    def to_state(self) -> dict:
+        """Plain data (str, int, float, bool, list, dict), loadable by ``torch.load(weights_only=True)``."""
+        cols: list[dict] = []
+        for c in self.columns:
+            if isinstance(c, NumericColumn):
+                cols.append(
+                    {
+                        "name": c.name,
+                        "kind": "numeric",
+                        "mean": float(c.mean),
+                        "scale": float(c.scale),
+                        "median": float(c.median),
+                        "missing_indicator": bool(c.missing_indicator),
+                    }
+                )
+            else:
+                cols.append(
+                    {
+                        "name": c.name,
+                        "kind": "bool" if c.boolean else "category",
+                        "categories": list(c.categories),
+                    }
+                )
+        return {
+            "version": _STATE_VERSION,
+            "columns": cols,
+            "warnings": [str(w) for w in self.warnings],
+            # Derived, stored for readers of the checkpoint (``survmom inspect``); checked by from_state.
+            "input_columns": self.input_columns,
+            "column_types": self.column_types(),
+            "feature_names": self.feature_names,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> Preprocessor:
+        """Rebuild from :meth:`to_state` output; StateError naming the first malformed entry."""
+        if not isinstance(state, dict):
+            raise StateError(f"preprocessor state must be a dict, got {type(state).__name__}")
+        if state.get("version") != _STATE_VERSION:
+            raise StateError(f"preprocessor state version {state.get('version')!r} is not {_STATE_VERSION}")
+        unknown = set(state) - {
+            "version",
+            "columns",
+            "warnings",
+            "input_columns",
+            "column_types",
+            "feature_names",
+        }
+        if unknown:
+            raise StateError(f"preprocessor state has unknown keys {sorted(unknown)}")
+        cols = state.get("columns")
+        if not isinstance(cols, list) or not cols:
+            raise StateError("preprocessor state 'columns' must be a non-empty list")
+        warnings = state.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise StateError("preprocessor state 'warnings' must be a list of strings")
+        specs = [_column_from_state(c, i) for i, c in enumerate(cols)]
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise StateError(f"preprocessor state has duplicate column names {names}")
+        pre = cls(specs, list(warnings))
+        derived = {
+            "input_columns": pre.input_columns,
+            "column_types": pre.column_types(),
+            "feature_names": pre.feature_names,
+        }
+        for key, value in derived.items():
+            if key in state and state[key] != value:
+                raise StateError(f"preprocessor state '{key}' does not match its 'columns'")
+        return pre
+
+
+def _column_from_state(entry: Any, i: int) -> NumericColumn | CategoricalColumn:
+    where = f"preprocessor state columns[{i}]"
+    if not isinstance(entry, dict):
+        raise StateError(f"{where} must be a dict, got {type(entry).__name__}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise StateError(f"{where}.name must be a non-empty string, got {name!r}")
+    kind = entry.get("kind")
+    expected = {
+        "numeric": {"name", "kind", "mean", "scale", "median", "missing_indicator"},
+        "category": {"name", "kind", "categories"},
+        "bool": {"name", "kind", "categories"},
+    }
+    if kind not in expected:
+        raise StateError(f"{where}.kind must be 'numeric', 'category' or 'bool', got {kind!r}")
+    if set(entry) != expected[kind]:
+        raise StateError(f"{where} ('{name}') must have keys {sorted(expected[kind])}, got {sorted(entry)}")
+    if kind == "numeric":
+        nums = {}
+        for key in ("mean", "scale", "median"):
+            v = entry[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise StateError(f"{where}.{key} ('{name}') must be a finite number, got {v!r}")
+            nums[key] = float(v)
+        if nums["scale"] <= 0:
+            raise StateError(f"{where}.scale ('{name}') must be > 0, got {nums['scale']!r}")
+        if not isinstance(entry["missing_indicator"], bool):
+            raise StateError(f"{where}.missing_indicator ('{name}') must be a bool")
+        return NumericColumn(name, nums["mean"], nums["scale"], nums["median"], entry["missing_indicator"])
+    cats = entry["categories"]
+    if not isinstance(cats, list) or not cats or not all(isinstance(c, str) and c for c in cats):
+        raise StateError(f"{where}.categories ('{name}') must be a non-empty list of non-empty strings")
+    if cats != sorted(set(cats)):
+        raise StateError(f"{where}.categories ('{name}') must be sorted and unique")
+    return CategoricalColumn(name, tuple(cats), kind == "bool")
+
+
+# --------------------------------------------------------------------------------------------- splitting
+
+
+def stratified_split(event: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx), sorted int64 row indices; ``frac`` of rows to validation, stratified by event.
+
+    Deterministic for a seed. ``frac == 0`` gives an empty validation set; otherwise validation gets at least
+    one row, training keeps at least one row, and when there are >= 2 events both sides get at least one.
+    """
+    event = np.asarray(event).astype(bool).ravel()
+    n = len(event)
+    if not 0.0 <= frac < 1.0:
+        raise ConfigError(f"validation fraction must be in [0, 1), got {frac}")
+    if n == 0:
+        raise DataError("no rows to split")
+    everything = np.arange(n, dtype=np.int64)
+    if frac == 0.0 or n == 1:
+        return everything, np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    events = rng.permutation(np.flatnonzero(event))
+    censored = rng.permutation(np.flatnonzero(~event))
+    n_val = min(max(round(frac * n), 1), n - 1)
+    val_events = round(n_val * len(events) / n)
+    if len(events) >= 2:
+        val_events = min(max(val_events, 1), len(events) - 1)
+    val_events = max(min(val_events, len(events), n_val), n_val - len(censored))
+    val = np.concatenate([events[:val_events], censored[: n_val - val_events]])
+    mask = np.zeros(n, dtype=bool)
+    mask[val] = True
+    return everything[~mask], everything[mask]

@@ -1,0 +1,179 @@
+"""Momentum: an online network, its EMA target, and a memory bank pooled into the survival loss.
+
+The MoCo idea (He et al. 2020) applied to survival, as in torchsurv's ``Momentum``. One call of
+:meth:`Momentum.forward` does, in torchsurv's order:
+
+1. online estimates of the batch (with gradients);
+2. the loss over bank + batch (gradients flow only through the batch rows);
+3. EMA update of the target from the online network;
+4. target estimates of the batch pushed into the bank.
+
+Differences from torchsurv, all deliberate:
+
+* the bank is a preallocated tensor ring buffer (:class:`~survmom.bank.MemoryBank`), part of
+  ``state_dict`` and moved by ``.to(device)``; any batch size works, including a short last batch;
+* the capacity counts *past* rows: ``Momentum(b, "cox", 16, 4)`` pools 64 bank rows + the current batch,
+  which is torchsurv's ``Momentum(b, loss, batchsize=16, steps=5)``;
+* Cox ``mean`` divides by the number of pooled events (torchsurv: distinct event times, when tied);
+* Weibull: the likelihood is a sum over samples, so bank rows are constants that add nothing to the
+  gradient; pooling them would only shrink the step by B/(B + C). The Weibull loss is therefore the plain
+  batch loss, and its gradient equals the plain batch gradient whatever the bank holds. The bank is still
+  filled, so bank state means the same thing for both losses;
+* the target network always runs in eval mode (no dropout noise in the bank; BatchNorm uses running
+  statistics, which are copied from the online network at every EMA update).
+
+Example:
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(5, 1))
+    >>> model = Momentum(net, "cox", batchsize=8, steps=4)
+    >>> x, e, t = torch.randn(8, 5), torch.ones(8, dtype=torch.bool), torch.rand(8)
+    >>> loss = model(x, e, t)
+    >>> loss.backward()
+    >>> model.infer(x).shape
+    torch.Size([8, 1])
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from survmom.bank import MemoryBank
+from survmom.ema import EMA
+from survmom.errors import ConfigError, StateError
+from survmom.losses import cox_loss, weibull_loss
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+BUILTIN_LOSSES = ("cox", "weibull")
+
+
+class Momentum(nn.Module):
+    """Online/target networks with an EMA and a memory bank; ``forward`` returns the pooled loss.
+
+    Args:
+        backbone: network mapping inputs (B, ...) to estimates (B, d); deep-copied into ``online`` and
+            ``target``.
+        loss: ``"cox"``, ``"weibull"`` or a callable ``loss(estimates, event, time) -> scalar``; a callable
+            receives the pooled bank + batch rows.
+        batchsize, steps: bank capacity = ``batchsize × steps`` past rows, unless ``bank_size`` is given.
+        rate: EMA rate m in [0, 1] (0: target = online; 1: target frozen).
+        bank_size: bank capacity in samples (overrides batchsize × steps).
+        rate_schedule: ``"constant"`` or ``"cosine"`` (BYOL, towards 1 over ``total_steps``).
+        total_steps: number of training steps, for the cosine schedule.
+        warmup: torch_ema's warm-up ``min(m, (1 + n)/(10 + n))``.
+        ties: ``"efron"`` or ``"breslow"`` for the Cox loss.
+        out_dim: width d of the estimates; default: the last ``nn.Linear``'s ``out_features``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        loss: str | LossFn = "cox",
+        batchsize: int = 16,
+        steps: int = 10,
+        rate: float = 0.999,
+        *,
+        bank_size: int | None = None,
+        rate_schedule: str = "constant",
+        total_steps: int = 0,
+        warmup: bool = False,
+        ties: str = "efron",
+        out_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        capacity = batchsize * steps if bank_size is None else bank_size
+        if capacity < 0:
+            raise ConfigError(f"bank size must be >= 0, got {capacity}")
+        self.loss_name = loss if isinstance(loss, str) else "custom"
+        self.loss_fn = _resolve_loss(loss, ties)
+        self.ties = ties
+        self.online = copy.deepcopy(backbone)
+        self.target = copy.deepcopy(backbone)
+        for param in self.target.parameters():
+            param.requires_grad_(False)
+        self.target.eval()
+        self.ema = EMA(rate, rate_schedule, total_steps, warmup)
+        dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), None)
+        self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype)
+
+    def train(self, mode: bool = True) -> Momentum:
+        """Set the online network's mode; the target always stays in eval mode."""
+        super().train(mode)
+        self.target.eval()
+        return self
+
+    def forward(self, inputs: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """Loss of the batch pooled with the bank; then EMA update and push. inputs (B, ...), event/time (B,)."""
+        online_estimates = self.online(inputs)
+        loss = self.pooled_loss(online_estimates, event, time)
+        with torch.no_grad():
+            self.ema.update(self.online, self.target)
+            self.bank.push(self.target(inputs), event, time)
+        return loss
+
+    def pooled_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """Loss over bank rows (constants) + batch rows (with gradient); see the module notes for Weibull."""
+        if self.loss_name == "weibull":
+            return self.loss_fn(estimates, event, time)
+        bank_estimates, bank_events, bank_times = self.bank.contents()
+        estimates = estimates.reshape(estimates.shape[0], -1)
+        if self.loss_name == "cox":
+            estimates = estimates[:, 0]
+            bank_estimates = bank_estimates[:, 0]
+        pooled = torch.cat([bank_estimates.to(estimates), estimates])
+        pooled_events = torch.cat([bank_events, event.to(device=bank_events.device, dtype=torch.bool)])
+        pooled_times = torch.cat([bank_times, time.to(bank_times)])
+        return self.loss_fn(pooled, pooled_events, pooled_times)
+
+    @torch.no_grad()
+    def infer(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Target network estimates (B, d) in eval mode, without gradients."""
+        self.target.eval()
+        return self.target(inputs)
+
+    @property
+    def current_rate(self) -> float:
+        """The EMA rate the next step will use."""
+        return self.ema.current_rate()
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"ema": self.ema.state_dict(), "loss": self.loss_name, "ties": self.ties}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or set(state) != {"ema", "loss", "ties"}:
+            raise StateError(f"Momentum extra state must hold ema, loss and ties, got {state!r}")
+        if (state["loss"], state["ties"]) != (self.loss_name, self.ties):
+            raise StateError(
+                f"state is for loss {state['loss']!r} (ties {state['ties']!r}), "
+                f"this model uses {self.loss_name!r} (ties {self.ties!r})"
+            )
+        self.ema.load_state_dict(state["ema"])
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """``nn.Module.load_state_dict`` that reports mismatched keys or shapes as :class:`StateError`."""
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:3])
+            raise StateError(f"Momentum state does not match this model: {detail}") from error
+
+
+def _resolve_loss(loss: str | LossFn, ties: str) -> LossFn:
+    if callable(loss):
+        return loss
+    if loss == "cox":
+        return functools.partial(cox_loss, ties=ties)
+    if loss == "weibull":
+        return weibull_loss
+    raise ConfigError(f"loss must be one of {', '.join(BUILTIN_LOSSES)} or a callable, got {loss!r}")
+
+
+def _output_width(backbone: nn.Module) -> int:
+    linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else 1

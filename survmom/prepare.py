@@ -1,0 +1,117 @@
+"""From files to tensors: read, validate, split, fit or apply preprocessing (used by train and resume)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from survmom.config import TrainConfig
+from survmom.data import (
+    Preprocessor,
+    fingerprint,
+    parse_event,
+    parse_time,
+    read_table,
+    select_feature_columns,
+    stratified_split,
+)
+from survmom.errors import DataError
+
+
+@dataclass
+class Outcomes:
+    """Features and outcomes of one split: x (n, p) float32, event (n,) bool, time (n,) float64."""
+
+    x: np.ndarray
+    event: np.ndarray
+    time: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+
+@dataclass
+class PreparedData:
+    """Everything the trainer needs from the data files."""
+
+    preprocessor: Preprocessor
+    train: Outcomes
+    val: Outcomes | None
+    data_info: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare_training_data(
+    config: TrainConfig, data_path: Path, preprocessor: Preprocessor | None = None
+) -> PreparedData:
+    """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one)."""
+    table = read_table(data_path)
+    columns = list(table.columns)
+    feature_cols = (
+        preprocessor.input_columns
+        if preprocessor is not None
+        else select_feature_columns(
+            columns, time_col=config.time_col, event_col=config.event_col, id_col=config.id_col,
+            features=config.features, exclude=config.exclude, path=data_path,
+        )
+    )
+    _require_columns(table.columns, [config.time_col, config.event_col, *feature_cols], data_path)
+    event = parse_event(table[config.event_col], path=data_path, column=config.event_col)
+    time = parse_time(table[config.time_col], path=data_path, column=config.time_col,
+                      min_exclusive=config.loss == "weibull")
+    if len(time) < 2:
+        raise DataError(f"{data_path}: {len(time)} data row(s); training needs at least 2")
+    if config.val is None and config.val_frac > 0:
+        train_idx, val_idx = stratified_split(event, config.val_frac, config.seed)
+    else:
+        train_idx, val_idx = np.arange(len(time)), np.arange(0)
+    train_table = table.iloc[train_idx]
+    if preprocessor is None:
+        preprocessor = Preprocessor.fit(train_table, feature_cols, path=data_path)
+    train = Outcomes(preprocessor.transform(train_table, path=data_path), event[train_idx], time[train_idx])
+    warnings = list(preprocessor.warnings)
+    _require_events(train, data_path, config.loss)
+    val: Outcomes | None = None
+    info = {"path": str(Path(data_path).resolve()), "fingerprint": fingerprint(data_path),
+            "rows": len(time), "train_rows": len(train), "columns": columns}
+    if config.val is not None:
+        val_path = Path(config.val)
+        val = read_outcomes(val_path, config, preprocessor)
+        info.update(val_path=str(val_path.resolve()), val_fingerprint=fingerprint(val_path))
+    elif len(val_idx):
+        val_table = table.iloc[val_idx]
+        val = Outcomes(preprocessor.transform(val_table, path=data_path), event[val_idx], time[val_idx])
+    info["val_rows"] = 0 if val is None else len(val)
+    if val is not None and not val.event.any():
+        warnings.append("the validation rows have no events: C-index cannot be computed, no early stopping")
+    if len(train) < config.batch:
+        warnings.append(f"{len(train)} training rows is fewer than --batch {config.batch}: "
+                        f"each epoch is one batch of {len(train)}")
+    return PreparedData(preprocessor, train, val, info, warnings)
+
+
+def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor) -> Outcomes:
+    """Read a file with features, time and event, and apply a fitted preprocessor."""
+    table = read_table(path)
+    _require_columns(table.columns, [config.time_col, config.event_col], path)
+    event = parse_event(table[config.event_col], path=path, column=config.event_col)
+    time = parse_time(table[config.time_col], path=path, column=config.time_col,
+                      min_exclusive=config.loss == "weibull")
+    return Outcomes(preprocessor.transform(table, path=path), event, time)
+
+
+def _require_columns(present, needed: list[str], path: Path) -> None:
+    missing = [name for name in needed if name not in set(present)]
+    if missing:
+        shown = ", ".join(list(map(str, present))[:8])
+        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; columns are: {shown}")
+
+
+def _require_events(train: Outcomes, path: Path, loss: str) -> None:
+    if not train.event.any():
+        raise DataError(
+            f"{path}: every training row is censored (no events in the event column): "
+            f"a {loss} model cannot learn without events"
+        )

@@ -1,0 +1,87 @@
+"""``survmom inspect``: a checkpoint summary as plain data, and its Rich rendering on stderr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from survmom.checkpoint import load_checkpoint
+from survmom.errors import CheckpointError
+
+
+def checkpoint_summary(path: Path) -> dict[str, Any]:
+    """Config, data schema, progress, best validation C-index, bank fill, EMA state and versions."""
+    from survmom.data import Preprocessor
+    from survmom.ema import EMA
+
+    state = load_checkpoint(path)
+    try:
+        momentum = state["momentum"]
+        bank = momentum["bank._extra_state"]
+        ema_state = momentum["_extra_state"]["ema"]
+        ema = EMA()
+        ema.load_state_dict(ema_state)
+        preprocessor = Preprocessor.from_state(state["preprocessing"])
+        progress = state["progress"]
+        return {
+            "checkpoint": str(path),
+            "format_version": state["format_version"],
+            "versions": state.get("versions", {}),
+            "config": state["config"],
+            "data": {k: v for k, v in state.get("data", {}).items() if k != "columns"},
+            "schema": {
+                "input_columns": list(preprocessor.input_columns),
+                "column_types": preprocessor.column_types(),
+                "features": len(preprocessor.feature_names),
+            },
+            "progress": {
+                "epochs_done": progress["epoch"],
+                "steps": progress["step"],
+                "batch_in_epoch": progress["batch_index"],
+                "stopped_early": progress["stopped_early"],
+            },
+            "validation": {"best_cindex": state["best"]["metric"], "best_epoch": state["best"]["epoch"]},
+            "bank": {"capacity": bank["capacity"], "filled": bank["count"],
+                     "fill": bank["count"] / bank["capacity"] if bank["capacity"] else 1.0},
+            "ema": {**ema_state, "current_rate": ema.current_rate()},
+            "history": state.get("history", []),
+        }
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: checkpoint is missing expected content ({error})") from error
+
+
+def render_summary(summary: dict[str, Any]) -> None:
+    """Print the summary as Rich tables on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    overview = Table(title=f"survmom checkpoint {summary['checkpoint']}", show_header=False)
+    overview.add_column("item", style="bold")
+    overview.add_column("value")
+    config, progress, validation = summary["config"], summary["progress"], summary["validation"]
+    best = validation["best_cindex"]
+    rows = [
+        ("loss", f"{config['loss']}" + (f" ({config['ties']} ties)" if config["loss"] == "cox" else "")),
+        ("network", f"hidden {config['hidden']}, {config['activation']}, dropout {config['dropout']}, "
+                    f"batchnorm {config['batchnorm']}"),
+        ("training data", f"{summary['data'].get('path', '?')} ({summary['data'].get('rows', '?')} rows)"),
+        ("features", f"{summary['schema']['features']} from {len(summary['schema']['input_columns'])} columns"),
+        ("epochs done", f"{progress['epochs_done']} of {config['epochs']}"
+                        + (" (early stopping)" if progress["stopped_early"] else "")),
+        ("steps", str(progress["steps"])),
+        ("best validation C-index", "n/a" if best is None else f"{best:.4f} (epoch {validation['best_epoch']})"),
+        ("bank", f"{summary['bank']['filled']}/{summary['bank']['capacity']} ({summary['bank']['fill']:.0%})"),
+        ("EMA", f"{summary['ema']['schedule']} rate {summary['ema']['rate']}, warm-up {summary['ema']['warmup']}, "
+                f"{summary['ema']['num_updates']} updates, current rate {summary['ema']['current_rate']:.6f}"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
+    ]
+    for item, value in rows:
+        overview.add_row(item, value)
+    console.print(overview)
+    columns = Table(title="input columns")
+    columns.add_column("column")
+    columns.add_column("type")
+    for name in summary["schema"]["input_columns"]:
+        columns.add_row(str(name), str(summary["schema"]["column_types"].get(name, "?")))
+    console.print(columns)

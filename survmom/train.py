@@ -1,0 +1,330 @@
+"""The training loop: seeded index batches, Momentum steps, validation, early stopping, checkpoints.
+
+Reads top to bottom: :class:`Trainer` builds the network, the Momentum wrapper and AdamW from a config;
+:meth:`Trainer.fit` runs epochs of index batches over tensors already on the device, validates the target
+network after each epoch, keeps the best target weights, and hands a checkpoint dict to a save callback
+at the end of every epoch. Everything needed to continue exactly is in :meth:`Trainer.state_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time as clock
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from survmom import __version__
+from survmom.checkpoint import FORMAT, FORMAT_VERSION
+from survmom.config import TrainConfig
+from survmom.errors import TrainingDiverged
+from survmom.losses import breslow_baseline, weibull_loss
+from survmom.metrics import concordance_index
+from survmom.model import build_mlp, set_output_bias
+from survmom.momentum import Momentum
+
+
+class Reporter(Protocol):
+    """What the loop tells the user about (implemented in :mod:`survmom.progress`)."""
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
+    def step(self, samples: int, loss: float) -> None: ...
+    def end_epoch(self, record: dict[str, Any]) -> None: ...
+
+
+class Interrupted(Exception):
+    """Training was stopped by SIGINT/SIGTERM after a complete step; the state is resumable."""
+
+
+@dataclass
+class Tensors:
+    """One split on the device: x (n, p) float32, event (n,) bool, time (n,) in internal time units."""
+
+    x: torch.Tensor
+    event: torch.Tensor
+    time: torch.Tensor
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from survmom.errors import ConfigError
+
+        raise ConfigError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def risk_from_estimates(estimates: torch.Tensor, loss: str) -> torch.Tensor:
+    """Risk score (n,), higher = earlier event: the log hazard (cox) or minus the log median time (weibull)."""
+    if loss == "cox":
+        return estimates[:, 0]
+    log_scale, log_shape = estimates[:, 0], estimates[:, 1] if estimates.shape[1] > 1 else 0 * estimates[:, 0]
+    return -(log_scale + math.log(math.log(2.0)) * torch.exp(-log_shape))
+
+
+def fit_constant_weibull(event: torch.Tensor, time: torch.Tensor) -> tuple[float, float]:
+    """Maximum-likelihood (log scale, log shape) of a Weibull without covariates, time in internal units."""
+    params = torch.zeros(1, 2, dtype=torch.float64, requires_grad=True)
+    event64, time64 = event.double().cpu(), time.double().cpu()
+    optimizer = torch.optim.LBFGS([params], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = weibull_loss(params.expand(len(time64), 2), event64, time64)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    log_scale, log_shape = params.detach()[0].tolist()
+    if not (math.isfinite(log_scale) and math.isfinite(log_shape)):
+        return 0.0, 0.0
+    return log_scale, max(min(log_shape, 3.0), -3.0)
+
+
+class Trainer:
+    """Holds the network, Momentum wrapper, optimizer, RNG and progress; one object per training run."""
+
+    def __init__(self, config: TrainConfig, in_features: int, train: Tensors, val: Tensors | None,
+                 device: torch.device, time_scale: float = 1.0) -> None:
+        self.config = config
+        self.device = device
+        self.train_data = train
+        self.val_data = val
+        self.time_scale = time_scale
+        torch.manual_seed(config.seed)
+        out_features = 1 if config.loss == "cox" else 2
+        backbone = build_mlp(in_features, config.hidden, out_features, dropout=config.dropout,
+                             activation=config.activation, batchnorm=config.batchnorm)
+        if config.loss == "weibull":
+            set_output_bias(backbone, fit_constant_weibull(train.event, train.time))
+        self.steps_per_epoch = len(self.batch_bounds())
+        self.momentum = Momentum(
+            backbone, config.loss, bank_size=config.bank_capacity(), rate=config.rate,
+            rate_schedule=config.rate_schedule, total_steps=config.epochs * self.steps_per_epoch,
+            warmup=config.rate_warmup, ties=config.ties,
+        ).to(device)
+        self.optimizer = torch.optim.AdamW(self.momentum.online.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.epoch = 0  # completed epochs
+        self.batch_index = 0  # next batch inside the current epoch
+        self.step = 0  # optimizer steps so far
+        self.epoch_loss_sum = 0.0
+        self.epoch_samples = 0
+        self.epoch_seconds = 0.0
+        self.best_metric: float | None = None
+        self.best_epoch = 0
+        self.best_target: dict[str, torch.Tensor] | None = None
+        self.epochs_without_improvement = 0
+        self.stopped_early = False
+        self.history: list[dict[str, Any]] = []
+
+    # --- batches -------------------------------------------------------------------------------------
+    def batch_bounds(self) -> list[tuple[int, int]]:
+        """(start, stop) of each batch in an epoch; the short last batch is kept (merged if 1 row + BN)."""
+        n, size = len(self.train_data.time), self.config.batch
+        bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+        if self.config.batchnorm and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+            bounds[-2:] = [(bounds[-2][0], n)]
+        return bounds
+
+    def epoch_permutation(self, epoch: int) -> torch.Tensor:
+        """The row order of ``epoch``: a permutation seeded by (seed, epoch), so resuming needs no state."""
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.train_data.time), generator=generator).to(self.device)
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def fit(self, epochs: int, reporter: Reporter, save: Callable[[dict[str, Any]], None]) -> None:
+        """Train until ``epochs`` epochs are complete or early stopping; ``save`` gets each checkpoint."""
+        bounds = self.batch_bounds()
+        with _stop_requests() as stop_requested:
+            while self.epoch < epochs and not self.stopped_early:
+                order = self.epoch_permutation(self.epoch)
+                reporter.start_epoch(self.epoch + 1, epochs, len(bounds), self.batch_index)
+                started = clock.perf_counter()
+                self.momentum.train()
+                while self.batch_index < len(bounds):
+                    start, stop = bounds[self.batch_index]
+                    loss = self.train_step(order[start:stop])
+                    reporter.step(stop - start, loss)
+                    if stop_requested():
+                        self.epoch_seconds += clock.perf_counter() - started
+                        raise Interrupted
+                self.epoch_seconds += clock.perf_counter() - started
+                record = self.finish_epoch()
+                reporter.end_epoch(record)
+                save(self.state_dict())
+                if stop_requested():
+                    raise Interrupted
+
+    def train_step(self, rows: torch.Tensor) -> float:
+        """One optimizer step on the rows ``rows`` (B,); returns the loss; raises on NaN/inf."""
+        data = self.train_data
+        loss = self.momentum(data.x[rows], data.event[rows], data.time[rows])
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"loss became {value} at epoch {self.epoch + 1}, step {self.batch_index + 1}; "
+                "try a lower --lr or check the data for extreme values"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.momentum.online.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        self.batch_index += 1
+        self.epoch_loss_sum += value * len(rows)
+        self.epoch_samples += len(rows)
+        return value
+
+    def finish_epoch(self) -> dict[str, Any]:
+        """Validate, update best/early stopping, append to history, reset the per-epoch counters."""
+        self._check_finite_weights()
+        self.epoch += 1
+        metric = self.validation_cindex()
+        improved = metric is not None and (self.best_metric is None or metric > self.best_metric)
+        if improved:
+            self.best_metric, self.best_epoch = metric, self.epoch
+            self.best_target = {k: v.detach().clone() for k, v in self.momentum.target.state_dict().items()}
+            self.epochs_without_improvement = 0
+        elif metric is not None:
+            self.epochs_without_improvement += 1
+        patience = self.config.patience
+        if patience is not None and metric is not None and self.epochs_without_improvement >= patience:
+            self.stopped_early = True
+        record = {
+            "epoch": self.epoch,
+            "loss": self.epoch_loss_sum / max(self.epoch_samples, 1),
+            "val_cindex": metric,
+            "seconds": self.epoch_seconds,
+            "samples_per_s": self.epoch_samples / self.epoch_seconds if self.epoch_seconds > 0 else None,
+            "rate": self.momentum.current_rate,
+            "best": improved,
+        }
+        self.history.append(record)
+        self.batch_index, self.epoch_loss_sum, self.epoch_samples, self.epoch_seconds = 0, 0.0, 0, 0.0
+        return record
+
+    def validation_cindex(self) -> float | None:
+        """Harrell's C of the target network on the validation rows (None without usable validation)."""
+        if self.val_data is None or len(self.val_data.time) == 0 or not bool(self.val_data.event.any()):
+            return None
+        risk = risk_from_estimates(self.infer(self.val_data.x), self.config.loss)
+        value = concordance_index(risk.cpu(), self.val_data.event.cpu(), self.val_data.time.cpu())
+        return None if math.isnan(value) else float(value)
+
+    def infer(self, x: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
+        """Target estimates (n, d) in chunks, eval mode, no gradients."""
+        return torch.cat([self.momentum.infer(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+    def _check_finite_weights(self) -> None:
+        for name, tensor in self.momentum.state_dict().items():
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise TrainingDiverged(
+                    f"weights became non-finite ({name}) at epoch {self.epoch + 1}, step {self.batch_index}; "
+                    "the last good checkpoint is kept; try a lower --lr"
+                )
+
+    # --- state ---------------------------------------------------------------------------------------
+    def final_target_state(self) -> dict[str, torch.Tensor]:
+        """Weights used for prediction: the best validated target, else the current target."""
+        return self.best_target if self.best_target is not None else self.momentum.target.state_dict()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training part of a checkpoint (the caller adds preprocessing and data info)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "versions": {"survmom": __version__, "torch": str(torch.__version__)},
+            "config": self.config.to_dict(),
+            "momentum": _to_cpu(self.momentum.state_dict()),
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []},
+            "progress": {
+                "epoch": self.epoch, "batch_index": self.batch_index, "step": self.step,
+                "steps_per_epoch": self.steps_per_epoch, "epoch_loss_sum": self.epoch_loss_sum,
+                "epoch_samples": self.epoch_samples, "epoch_seconds": self.epoch_seconds,
+                "epochs_without_improvement": self.epochs_without_improvement,
+                "stopped_early": self.stopped_early,
+            },
+            "best": {"metric": self.best_metric, "epoch": self.best_epoch,
+                     "target": None if self.best_target is None else _to_cpu(self.best_target)},
+            "history": [dict(record) for record in self.history],
+            "time_scale": self.time_scale,
+            "prediction": self.prediction_state(),
+        }
+
+    def prediction_state(self) -> dict[str, Any]:
+        """What predict needs beyond the weights: the Cox Breslow baseline on the training rows."""
+        if self.config.loss != "cox":
+            return {}
+        with _weights(self.momentum.target, self.final_target_state()):
+            log_hz = self.infer(self.train_data.x)[:, 0].double().cpu()
+        times, cumhaz = breslow_baseline(log_hz, self.train_data.event.cpu(), self.train_data.time.double().cpu())
+        return {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore everything :meth:`state_dict` saved (same config and data shape)."""
+        self.momentum.load_state_dict(state["momentum"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        progress = state["progress"]
+        self.epoch, self.batch_index, self.step = progress["epoch"], progress["batch_index"], progress["step"]
+        self.epoch_loss_sum, self.epoch_samples = progress["epoch_loss_sum"], progress["epoch_samples"]
+        self.epoch_seconds = progress["epoch_seconds"]
+        self.epochs_without_improvement = progress["epochs_without_improvement"]
+        self.stopped_early = progress["stopped_early"]
+        best = state["best"]
+        self.best_metric, self.best_epoch = best["metric"], best["epoch"]
+        self.best_target = None if best["target"] is None else {
+            k: v.to(self.device) for k, v in best["target"].items()
+        }
+        self.history = [dict(record) for record in state["history"]]
+        self.time_scale = state["time_scale"]
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    return value
+
+
+@contextmanager
+def _weights(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterator[None]:
+    original = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    module.load_state_dict(state)
+    try:
+        yield
+    finally:
+        module.load_state_dict(original)
+
+
+@contextmanager
+def _stop_requests() -> Iterator[Callable[[], bool]]:
+    """SIGINT/SIGTERM set a flag the loop checks after each step (never mid-step); handlers restored."""
+    requested = {"stop": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        requested["stop"] = True
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(ValueError):  # not the main thread: no signal handling
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield lambda: requested["stop"]
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

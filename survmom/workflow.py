@@ -1,0 +1,143 @@
+"""Train and resume end to end: data files → Trainer → checkpoint file. Used by the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from survmom.checkpoint import load_checkpoint, save_checkpoint
+from survmom.config import TrainConfig
+from survmom.data import Preprocessor, fingerprint
+from survmom.errors import CheckpointError, ConfigError, DataError
+from survmom.prepare import Outcomes, PreparedData, prepare_training_data
+from survmom.train import Interrupted, Reporter, Tensors, Trainer, resolve_device
+
+
+@dataclass
+class RunResult:
+    """Summary of a finished (or interrupted) run."""
+
+    checkpoint: Path
+    epochs_done: int
+    best_epoch: int
+    best_metric: float | None
+    interrupted: bool
+    stopped_early: bool
+    warnings: list[str]
+
+
+def check_output_path(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output path in a missing folder or equal to an input file."""
+    if not out.parent.is_dir() and str(out.parent) not in ("", "."):
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'model.pt'}")
+    for path in inputs:
+        if out.resolve() == path.resolve():
+            raise ConfigError(f"--out {out} is the input file {path}; refusing to overwrite it")
+
+
+def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunResult:
+    """Fit preprocessing, build a Trainer and train; checkpoints go to ``config.out``."""
+    out = Path(config.out)
+    check_output_path(out, [data_path, *([Path(config.val)] if config.val else [])])
+    prepared = prepare_training_data(config, data_path)
+    device = resolve_device(config.device)
+    time_scale = _time_scale(prepared.train, config.loss)
+    trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
+                      _tensors(prepared.val, device, time_scale, config.loss), device, time_scale)
+    extra = _data_state(prepared)
+    return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings)
+
+
+def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path: Path | None,
+                           out: Path | None, make_reporter, overrides: dict[str, Any]) -> RunResult:
+    """Continue a run from its checkpoint; refuses changed data unless ``data_path`` has the same schema."""
+    state = load_checkpoint(checkpoint_path)
+    config = TrainConfig.from_dict({**state["config"], **overrides}, source=str(checkpoint_path))
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+        config.epochs = epochs
+    out = out or checkpoint_path
+    info = state["data"]
+    source = Path(data_path) if data_path is not None else Path(info["path"])
+    if not source.is_file():
+        raise DataError(f"{source}: training data not found; pass --data PATH to resume with a copy of it")
+    if data_path is None and fingerprint(source) != info["fingerprint"]:
+        raise DataError(f"{source}: the training data changed since the checkpoint was written "
+                        "(content fingerprint differs); pass --data PATH to train on a file with the same schema")
+    check_output_path(Path(out), [source])
+    preprocessor = Preprocessor.from_state(state["preprocessing"])
+    prepared = prepare_training_data(config, source, preprocessor)
+    if list(prepared.data_info["columns"]) != list(info["columns"]) and data_path is not None:
+        missing = sorted(set(info["columns"]) - set(prepared.data_info["columns"]))
+        if missing:
+            raise DataError(f"{source}: schema differs from the training data (missing {', '.join(missing)})")
+    device = resolve_device(config.device)
+    time_scale = float(state["time_scale"])
+    trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
+                      _tensors(prepared.val, device, time_scale, config.loss), device, time_scale)
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{checkpoint_path}: checkpoint does not match its own configuration ({error})"
+        ) from error
+    trainer.stopped_early = False if epochs is not None else trainer.stopped_early
+    return _run(trainer, config.epochs, Path(out), _data_state(prepared), make_reporter(config), prepared.warnings)
+
+
+def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], reporter: Reporter,
+         warnings: list[str]) -> RunResult:
+    def save(state: dict[str, Any]) -> None:
+        save_checkpoint({**state, **extra}, out)
+
+    for message in warnings:
+        reporter.warn(message)
+    interrupted = False
+    try:
+        trainer.fit(epochs, reporter, save)
+    except Interrupted:
+        interrupted = True
+        save(trainer.state_dict())
+    finally:
+        reporter.close()
+    return RunResult(out, trainer.epoch, trainer.best_epoch, trainer.best_metric, interrupted,
+                     trainer.stopped_early, warnings)
+
+
+def _time_scale(train: Outcomes, loss: str) -> float:
+    """Internal time unit for Weibull: the median training time (so scaled times are O(1))."""
+    if loss != "weibull":
+        return 1.0
+    scale = float(np.median(train.time))
+    return scale if scale > 0 and np.isfinite(scale) else 1.0
+
+
+def _tensors(split: Outcomes | None, device: torch.device, time_scale: float, loss: str) -> Tensors | None:
+    if split is None:
+        return None
+    time_dtype = torch.float64 if loss == "cox" else torch.float32
+    return Tensors(
+        torch.from_numpy(split.x).to(device),
+        torch.from_numpy(split.event).to(device),
+        torch.from_numpy(split.time / time_scale).to(device=device, dtype=time_dtype),
+    )
+
+
+def _data_state(prepared: PreparedData) -> dict[str, Any]:
+    train = prepared.train
+    event_times = train.time[train.event]
+    quantiles = np.quantile(event_times, [0.25, 0.5, 0.75]).tolist() if len(event_times) else []
+    return {
+        "preprocessing": prepared.preprocessor.to_state(),
+        "data": dict(prepared.data_info),
+        "train_outcomes": {"time": torch.from_numpy(train.time.astype(np.float64)),
+                           "event": torch.from_numpy(train.event.astype(bool))},
+        "event_time_quantiles": [float(q) for q in quantiles],
+    }
