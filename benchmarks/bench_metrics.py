@@ -2,7 +2,8 @@
 
 Random data with ties in time and risk and ~30% censoring, n = 10^4, 10^5, 10^6 (``--quick``: 10^4, 10^5).
 Each timing is the median of ``--repeats`` runs; both implementations must agree to 1e-9. Prints a markdown
-table on stdout and writes the results as JSON to ``--json``.
+table on stdout and writes the results as JSON to ``--json``. torch runs on one thread by default, the
+same as lifelines; on a small shared machine extra threads mostly wait for each other.
 
     .venv/bin/python benchmarks/bench_metrics.py [--quick] [--json PATH] [--repeats 3] [--threads N]
 """
@@ -56,9 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the results (default: bench_results/bench_metrics.json)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per n and implementation (default: 3)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default: 1, like lifelines; 0 keeps torch's own choice)",
+    )
     args = parser.parse_args(argv)
-    if args.threads is not None:
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
 
     sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]

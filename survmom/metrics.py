@@ -347,8 +347,8 @@ def concordance_index(risk: Tensor, event: Tensor, time: Tensor) -> float:
 
     Returns NaN, instead of raising, when there is no comparable pair (all censored, n < 2, or all events
     at one time with nothing censored at or after it), so validation on a small batch cannot crash a
-    training run. Cost O(n log n): three integer radix sorts and a log2(n)-level wavelet pass; about 0.3 s
-    for n = 10^6 on two CPU cores.
+    training run. Cost O(n log n): four integer radix sorts and a log2(n)-level wavelet pass, no Python
+    loop over samples; about 0.5 s for n = 10^6 on one CPU core.
 
     >>> risk, event = torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1, 1, 0])
     >>> concordance_index(risk, event, torch.tensor([1.0, 2.0, 3.0]))
@@ -366,10 +366,10 @@ def concordance_index_ci(risk: Tensor, event: Tensor, time: Tensor, level: float
     ``se^2 = sum_k ((N_k - c D_k) / D)^2``: ``N_k`` and ``D_k`` are the concordant (ties 1/2) and comparable
     pair counts of the pairs that contain sample ``k``, ``D`` the number of comparable pairs. This is the
     derivative of C with respect to each sample's case weight (the delta-method / influence-function
-    variance of a ratio of U-statistics; Therneau & Watson 2017, "The concordance statistic and the Cox
-    model", Mayo Clinic tech. report 85; see also Pencina & D'Agostino 2004, Stat Med 23:2109). It is
-    deterministic and costs about 2x :func:`concordance_index`, O(n log n), instead of B full
-    recomputations for a bootstrap. All three values are NaN when C is.
+    variance of a ratio of U-statistics; Therneau & Atkinson, "Concordance", vignette of the R package
+    survival; Pencina & D'Agostino 2004, Stat Med 23:2109). It agrees with the leave-one-out jackknife to a
+    few percent, is deterministic, and costs about 1.5-2x :func:`concordance_index`, O(n log n), where a
+    bootstrap would cost B full recomputations. All three values are NaN when C is.
     """
     if not 0.0 < level < 1.0:
         raise SurvmomError(f"level must be in (0, 1), got {level}")
@@ -420,10 +420,10 @@ def cumulative_dynamic_auc(
 
     ``AUC(t) = sum_{i,j} w_i [t_i <= t, event_i] [t_j > t] ([r_i > r_j] + [r_i = r_j] / 2)
     / (sum_i w_i [t_i <= t, event_i] * sum_j [t_j > t])`` with ``w_i = 1 / G(t_i)``, ``G`` the censoring
-    survival fitted on the training data (Uno et al. 2007, JASA 102:1387; Hung & Chiang 2010).
+    survival fitted on the training data (Uno et al. 2007, JASA 102:527; Hung & Chiang 2010, Can J Stat 38:8).
     ``risk`` is (n,) or (n, m) (column k scored at ``times[k]``). The mean is
     ``sum_k AUC(t_k) (S(t_{k-1}) - S(t_k)) / (1 - S(t_m))`` with ``S`` the Kaplan-Meier survival of the
-    test data and ``S(t_0) = 1``; with one time it is ``AUC(t_1)``.
+    test data and ``S(t_0) = 1`` (Lambert & Chevret 2014, SMMR); with one time it is ``AUC(t_1)``.
 
     ``times`` must be strictly increasing inside the test follow-up ``[min(time), max(time))``; an AUC is
     NaN at a time with no event yet, and then so is the mean. Raises :class:`SurvmomError` for times where
@@ -453,11 +453,11 @@ def cumulative_dynamic_auc(
     r_sorted, o = torch.sort(r, dim=0)
     new = torch.ones_like(r_sorted, dtype=torch.bool)
     new[1:] = r_sorted[1:] != r_sorted[:-1]
-    idx = torch.arange(n, device=t.device)[:, None]
-    start = torch.cummax(torch.where(new, idx, 0), 0).values
     last = torch.ones_like(new)
     last[:-1] = new[1:]
-    end = torch.where(last, idx + 1, n).flip(0).cummin(0).values.flip(0)
+    idx = torch.arange(n, device=t.device)[:, None]
+    start = torch.cummax(torch.where(new, idx, 0), 0).values  # first row of each tied-risk run
+    end = torch.where(last, idx + 1, n).flip(0).cummin(0).values.flip(0)  # one past its last row
     o, start, end = (a.expand(n, m) for a in (o, start, end))
     ctrl_sorted = controls.gather(0, o).to(_F64)
     cum = torch.cumsum(ctrl_sorted, 0)

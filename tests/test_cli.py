@@ -1,0 +1,205 @@
+"""End-to-end CLI tests: real `python -m survmom` processes on real CSV and Parquet files."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from survmom.metrics import concordance_index
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+
+
+def survmom(*args: str | Path, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the CLI in a subprocess; stdout and stderr captured separately."""
+    result = subprocess.run([sys.executable, "-m", "survmom", *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd or ROOT, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """A cox model from CSV and a weibull model from Parquet, 3 epochs each."""
+    folder = tmp_path_factory.mktemp("trained")
+    cox, weibull = folder / "cox.pt", folder / "weibull.pt"
+    survmom("train", SAMPLE / "cohort.csv", "--id-col", "id", "--epochs", "3", "--out", cox, "--quiet")
+    survmom("train", SAMPLE / "cohort.parquet", "--id-col", "id", "--loss", "weibull", "--batch", "32",
+            "--epochs", "3", "--out", weibull, "--quiet")
+    return {"cox": cox, "weibull": weibull, "folder": folder}
+
+
+def test_checkpoint_is_plain_data_holding_everything_to_resume(trained):
+    state = load(trained["cox"])
+    for key in ("format_version", "config", "momentum", "optimizer", "rng", "progress", "best", "preprocessing",
+                "prediction", "data", "history", "versions", "train_outcomes"):
+        assert key in state, key
+    assert state["progress"]["epoch"] == 3 and len(state["history"]) == 3
+    assert any(k.startswith("online.") for k in state["momentum"])
+    assert any(k.startswith("target.") for k in state["momentum"])
+    assert state["momentum"]["bank._extra_state"]["count"] > 0
+    assert state["momentum"]["_extra_state"]["ema"]["num_updates"] == state["progress"]["step"]
+    assert state["prediction"]["baseline_cumhaz"].is_floating_point()
+    assert state["data"]["fingerprint"]
+
+
+def test_predict_cox_csv_to_stdout_has_expected_columns_and_rows(trained):
+    result = survmom("predict", trained["cox"], SAMPLE / "new_patients.csv", "--times", "365,730")
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    assert list(frame.columns) == ["id", "log_hazard", "risk", "median_time", "surv_365", "surv_730"]
+    assert len(frame) == len(pd.read_csv(SAMPLE / "new_patients.csv"))
+    assert frame["surv_365"].between(0, 1).all() and (frame["surv_730"] <= frame["surv_365"]).all()
+    assert result.stderr == ""  # nothing but data on stdout, no chatter without -o
+
+
+def test_predict_weibull_parquet_to_parquet(trained):
+    out = trained["folder"] / "pred.parquet"
+    survmom("predict", trained["weibull"], SAMPLE / "cohort.parquet", "-o", out, "--times", "100")
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["id", "log_scale", "log_shape", "risk", "median_time", "surv_100"]
+    assert len(frame) == 2000
+    # median_time is in the user's time unit: S(median) = 0.5 under the model's own parameters.
+    scale, shape = np.exp(frame["log_scale"]), np.exp(frame["log_shape"])
+    np.testing.assert_allclose(np.exp(-((frame["median_time"] / scale) ** shape)), 0.5, rtol=1e-6)
+    cohort = pd.read_csv(SAMPLE / "cohort.csv")
+    assert 0.3 * cohort["time"].median() < frame["median_time"].median() < 5 * cohort["time"].median()
+
+
+def test_predictions_use_the_target_network_of_the_checkpoint(trained):
+    from survmom.data import Preprocessor
+    from survmom.model import build_mlp
+
+    state = load(trained["cox"])
+    pre = Preprocessor.from_state(state["preprocessing"])
+    frame = pd.read_csv(SAMPLE / "new_patients.csv")
+    net = build_mlp(len(pre.feature_names), state["config"]["hidden"], 1, dropout=state["config"]["dropout"])
+    net.load_state_dict(state["best"]["target"])
+    net.eval()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(pre.transform(frame, path=Path("x"))))[:, 0].double().numpy()
+    result = survmom("predict", trained["cox"], SAMPLE / "new_patients.csv")
+    np.testing.assert_allclose(pd.read_csv(io.StringIO(result.stdout))["log_hazard"], expected, rtol=1e-6)
+
+
+def test_inspect_json_reports_progress_bank_and_ema(trained):
+    result = survmom("inspect", trained["cox"], "--json")
+    summary = json.loads(result.stdout)
+    assert summary["progress"]["epochs_done"] == 3
+    assert summary["bank"]["capacity"] == 2048 and 0 < summary["bank"]["fill"] <= 1
+    assert summary["ema"]["num_updates"] == summary["progress"]["steps"]
+    assert 0.5 < summary["validation"]["best_cindex"] <= 1
+    assert summary["versions"]["torch"] == str(torch.__version__)
+
+
+def test_inspect_table_goes_to_stderr(trained):
+    result = survmom("inspect", trained["weibull"])
+    assert result.stdout == "" and "best validation C-index" in result.stderr
+
+
+def _all_tensors(value, prefix=""):
+    if isinstance(value, torch.Tensor):
+        yield prefix, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _all_tensors(v, f"{prefix}/{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _all_tensors(v, f"{prefix}/{i}")
+
+
+@pytest.mark.parametrize("loss", ["cox", "weibull"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, loss):
+    common = ["--loss", loss, "--batch", "64", "--seed", "3", "--quiet", "--id-col", "id", "--patience", "20"]
+    survmom("train", SAMPLE / "cohort.csv", "--epochs", "4", "--out", tmp_path / "full.pt", *common)
+    survmom("train", SAMPLE / "cohort.csv", "--epochs", "2", "--out", tmp_path / "half.pt", *common)
+    survmom("resume", tmp_path / "half.pt", "--epochs", "4", "--quiet")
+    full, resumed = load(tmp_path / "full.pt"), load(tmp_path / "half.pt")
+    full_tensors, resumed_tensors = dict(_all_tensors(full)), dict(_all_tensors(resumed))
+    assert full_tensors.keys() == resumed_tensors.keys()
+    for key, tensor in full_tensors.items():
+        assert torch.equal(tensor, resumed_tensors[key]), key
+    assert full["progress"] == resumed["progress"] | {"epoch_seconds": full["progress"]["epoch_seconds"]}
+    assert [h["loss"] for h in full["history"]] == [h["loss"] for h in resumed["history"]]
+
+
+def test_yaml_config_is_overridden_by_flags_and_saved_resolved(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("epochs: 3\nbatch: 16\nhidden: [8]\nrate-warmup: false\nid_col: id\n")
+    out = tmp_path / "m.pt"
+    survmom("train", SAMPLE / "cohort.csv", "--config", config, "--epochs", "1", "--out", out, "--quiet")
+    saved = load(out)["config"]
+    assert saved["epochs"] == 1  # flag wins
+    assert saved["batch"] == 16 and saved["hidden"] == [8] and saved["rate_warmup"] is False  # from YAML
+    assert saved["lr"] == 1e-3  # default
+    assert load(out)["progress"]["step"] == int(np.ceil(1600 / 16))
+
+
+def test_unknown_yaml_key_is_a_clear_error(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("epochs: 3\nbatchsize: 16\n")
+    result = survmom("train", SAMPLE / "cohort.csv", "--config", config, "--out", tmp_path / "m.pt", check=False)
+    assert result.returncode == 2 and "batchsize" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m.pt").exists()
+
+
+def _sample_generator():
+    spec = importlib.util.spec_from_file_location("sample_generate", SAMPLE / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_default_training_reaches_95_percent_of_the_true_risk_cindex_on_a_test_split(tmp_path):
+    gen = _sample_generator()
+    frame, true_eta = gen.cohort(np.random.default_rng(gen.SEED))
+    order = np.random.default_rng(123).permutation(len(frame))
+    train_rows, test_rows = order[:1600], order[1600:]
+    frame.iloc[train_rows].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[test_rows].to_csv(tmp_path / "test.csv", index=False)
+    survmom("train", tmp_path / "train.csv", "--id-col", "id", "--out", tmp_path / "m.pt", "--quiet")
+    result = survmom("predict", tmp_path / "m.pt", tmp_path / "test.csv")
+    risk = pd.read_csv(io.StringIO(result.stdout))["risk"].to_numpy()
+    test = frame.iloc[test_rows]
+    event, time = torch.tensor(test["event"].to_numpy().astype(bool)), torch.tensor(test["time"].to_numpy(float))
+    model_c = concordance_index(torch.tensor(risk), event, time)
+    true_c = concordance_index(torch.tensor(true_eta[test_rows]), event, time)
+    assert model_c >= 0.95 * true_c, (model_c, true_c)
+
+
+def test_help_documents_every_option_and_its_default():
+    top = survmom("--help").stdout
+    for command in ("train", "predict", "resume", "inspect"):
+        assert command in top
+    train_help = survmom("train", "--help").stdout
+    for option in ("--time-col", "--event-col", "--id-col", "--features", "--exclude", "--loss", "--ties",
+                   "--batch", "--epochs", "--lr", "--weight-decay", "--hidden", "--dropout", "--activation",
+                   "--batchnorm", "--bank-steps", "--bank-size", "--rate", "--rate-schedule", "--rate-warmup",
+                   "--val-frac", "--val", "--patience", "--seed", "--device", "--out", "--config", "--quiet"):
+        assert option in train_help, option
+    assert "default: 32" in train_help and "0.999" in train_help
+    for command in ("predict", "resume", "inspect"):
+        assert "--debug" in survmom(command, "--help").stdout
+
+
+def test_help_does_not_import_torch_pandas_or_pyarrow():
+    code = ("import sys; from survmom.cli import app; import typer.testing as t; "
+            "t.CliRunner().invoke(app, ['--help']); "
+            "print(sorted(m for m in ('torch', 'pandas', 'pyarrow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
