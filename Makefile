@@ -17,8 +17,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# Trains a cox model (CSV) and a weibull model (Parquet) on sample_data/, predicts new rows, inspects.
 demo: setup
-	$(PY) -m survmom.demo
+	mkdir -p $(DEMO)
+	$(SURVMOM) train sample_data/cohort.csv --id-col id --out $(DEMO)/cox.pt
+	$(SURVMOM) train sample_data/cohort.parquet --id-col id --loss weibull --out $(DEMO)/weibull.pt
+	$(SURVMOM) predict $(DEMO)/cox.pt sample_data/new_patients.csv --times 365,730 -o $(DEMO)/cox_predictions.csv
+	$(SURVMOM) predict $(DEMO)/weibull.pt sample_data/new_patients.csv --times 365,730 \
+		-o $(DEMO)/weibull_predictions.parquet
+	$(SURVMOM) inspect $(DEMO)/cox.pt
+	@echo "first predictions ($(DEMO)/cox_predictions.csv):"
+	@head -n 4 $(DEMO)/cox_predictions.csv
 
 test: setup
 	$(VENV)/bin/ruff check survmom tests benchmarks

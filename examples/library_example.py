@@ -1,6 +1,6 @@
 """A library example: train a Momentum Cox model on generated data and print its test C-index.
 
-    python -m survmom.demo
+    python examples/library_example.py
 """
 
 from __future__ import annotations
