@@ -12,7 +12,10 @@ import torch
 from lifelines import CoxPHFitter, WeibullAFTFitter
 from lifelines.datasets import load_rossi
 from sksurv.datasets import load_gbsg2, load_whas500
-from torchsurv.loss.cox import neg_partial_log_likelihood as torchsurv_nll
+
+with warnings.catch_warnings():  # torchsurv's import uses the deprecated torch.jit.script
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from torchsurv.loss.cox import neg_partial_log_likelihood as torchsurv_nll
 
 from survmom import losses
 from survmom.errors import SurvmomError
@@ -25,6 +28,8 @@ from survmom.losses import (
     weibull_median,
     weibull_survival,
 )
+
+pytestmark = pytest.mark.filterwarnings("ignore:Ties in `time` detected")
 
 # ------------------------------------------------------------------------------------------------ data sets
 
