@@ -199,6 +199,28 @@ def inspect(
         render_summary(summary)
 
 
+@app.command()
+@handles_errors
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Labelled rows (.csv or .parquet) with the time and event columns."),
+    times: Optional[str] = typer.Option(
+        None, help="Comma-separated evaluation times [default: 25/50/75th percentiles of training event times]."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t) and integrated Brier score."""
+    from survmom.config import parse_list
+    from survmom.evaluate import evaluate_file, render_evaluation
+
+    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"))
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        render_evaluation(result)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -178,7 +178,7 @@ def _efron_fractions(groups: _TieGroups) -> Tensor | None:
         return None
     ahead = torch.cumsum(deaths, 0) - deaths  # events at later times, i.e. earlier in the sorted order
     rank = torch.arange(group.shape[0], device=group.device) - ahead.index_select(0, group)
-    return rank / deaths.index_select(0, group)
+    return rank.to(torch.float64) / deaths.index_select(0, group)  # int / int would give float32
 
 
 # --------------------------------------------------------------------------------------------------- Cox

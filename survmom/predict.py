@@ -47,6 +47,19 @@ class LoadedModel:
         """Target network outputs (n, d) for preprocessed features x (n, p)."""
         return self.network(torch.from_numpy(x))
 
+    def user_params(self, est: torch.Tensor) -> torch.Tensor:
+        """Weibull (log scale, log shape) (n, 2) in the user's time unit, from internal estimates (n, 2)."""
+        params = est.double().clone()
+        params[:, 0] += math.log(self.time_scale)
+        return params
+
+    def survival(self, est: torch.Tensor, times: list[float]) -> torch.Tensor:
+        """S(t | x) (n, m) float64 at ``times`` (user's time unit) from target estimates (n, d)."""
+        at = torch.tensor(times, dtype=torch.float64)
+        if self.config.loss == "cox":
+            return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at)
+        return weibull_survival(self.user_params(est), at)
+
     def outputs(self, x: np.ndarray, times: list[float]) -> dict[str, np.ndarray]:
         """Named prediction columns for features x (n, p) at ``times`` (user's time unit)."""
         est = self.estimates(x).double()
@@ -56,21 +69,17 @@ class LoadedModel:
             columns["log_hazard"] = log_hz.numpy()
             columns["risk"] = log_hz.numpy()
             columns["median_time"] = cox_median(log_hz, self.baseline_times, self.baseline_cumhaz).numpy()
-            if times:
-                surv = cox_survival(log_hz, self.baseline_times, self.baseline_cumhaz,
-                                    torch.tensor(times, dtype=torch.float64))
         else:
-            params = est.clone()
-            params[:, 0] += math.log(self.time_scale)  # back to the user's time unit
+            params = self.user_params(est)
             columns["log_scale"] = params[:, 0].numpy()
             columns["log_shape"] = params[:, 1].numpy()
             median = weibull_median(params)
             columns["risk"] = (-torch.log(median)).numpy()
             columns["median_time"] = median.numpy()
-            if times:
-                surv = weibull_survival(params, torch.tensor(times, dtype=torch.float64))
-        for j, t in enumerate(times):
-            columns[f"surv_{t:g}"] = surv[:, j].numpy()
+        if times:
+            surv = self.survival(est, times).numpy()
+            for j, t in enumerate(times):
+                columns[f"surv_{t:g}"] = surv[:, j]
         return columns
 
 

@@ -203,3 +203,42 @@ def test_help_does_not_import_torch_pandas_or_pyarrow():
             "print(sorted(m for m in ('torch', 'pandas', 'pyarrow') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_evaluate_json_matches_scikit_survival_on_the_predictions(trained):
+    from sksurv.metrics import brier_score, concordance_index_censored, cumulative_dynamic_auc
+
+    data = SAMPLE / "cohort.csv"
+    result = json.loads(survmom("evaluate", trained["cox"], data, "--times", "200,600,1000", "--json").stdout)
+    predictions = pd.read_csv(io.StringIO(survmom("predict", trained["cox"], data, "--times", "200,600,1000").stdout))
+    cohort = pd.read_csv(data)
+    event, time = cohort["event"].to_numpy(bool), cohort["time"].to_numpy(float)
+    state = load(trained["cox"])
+    train_y = np.array(list(zip(state["train_outcomes"]["event"].numpy(), state["train_outcomes"]["time"].numpy())),
+                       dtype=[("event", bool), ("time", float)])
+    test_y = np.array(list(zip(event, time)), dtype=train_y.dtype)
+    risk = predictions["risk"].to_numpy()
+    assert result["harrell_c"] == pytest.approx(concordance_index_censored(event, time, risk)[0], abs=1e-9)
+    assert result["harrell_c_ci95"][0] < result["harrell_c"] < result["harrell_c_ci95"][1]
+    surv = predictions[["surv_200", "surv_600", "surv_1000"]].to_numpy()
+    _, expected_brier = brier_score(train_y, test_y, surv, [200, 600, 1000])
+    np.testing.assert_allclose(result["brier"], expected_brier, atol=1e-6)
+    expected_auc, _ = cumulative_dynamic_auc(train_y, test_y, risk, [200, 600, 1000])
+    np.testing.assert_allclose(result["auc"], expected_auc, atol=1e-6)
+    assert 0 < result["integrated_brier"] < 0.25
+
+
+def test_evaluate_table_goes_to_stderr_with_default_times(trained):
+    result = survmom("evaluate", trained["weibull"], SAMPLE / "cohort.parquet")
+    assert result.stdout == ""
+    for text in ("Harrell's C", "Uno's C", "AUC(t)", "Brier(t)", "integrated Brier score"):
+        assert text in result.stderr
+    state = load(trained["weibull"])
+    assert len(state["event_time_quantiles"]) == 3
+    assert f"{state['event_time_quantiles'][1]:g}" in result.stderr
+
+
+def test_evaluate_needs_time_and_event_columns(trained):
+    result = survmom("evaluate", trained["cox"], SAMPLE / "new_patients.csv", check=False)
+    assert result.returncode == 2 and "new_patients.csv" in result.stderr and "time" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

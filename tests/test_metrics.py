@@ -126,10 +126,13 @@ def test_harrell_c_equals_lifelines_and_sksurv(split: Split) -> None:
     assert ours == pytest.approx(concordance_index_censored(split.event, split.time, split.risk)[0], abs=1e-9)
 
 
-def test_harrell_c_of_partial_hazard_equals_that_of_log_partial_hazard(split: Split) -> None:
+def test_harrell_c_of_partial_hazard_equals_lifelines_and_that_of_log_partial_hazard(split: Split) -> None:
+    # lifelines' documented use: concordance_index(T, -cph.predict_partial_hazard(df), E)
+    hazard = np.exp(split.risk)
+    ours = concordance_index(T(hazard), T(split.event), T(split.time))
+    assert ours == pytest.approx(lifelines_cindex(split.time, -hazard, split.event), abs=1e-9)
     # a monotone transform keeps every pairwise order, hence C
-    c_log = concordance_index(T(split.risk), T(split.event), T(split.time))
-    assert concordance_index(T(np.exp(split.risk)), T(split.event), T(split.time)) == pytest.approx(c_log, abs=1e-12)
+    assert ours == pytest.approx(concordance_index(T(split.risk), T(split.event), T(split.time)), abs=1e-12)
 
 
 def test_uno_c_equals_sksurv_with_tau(split: Split) -> None:
