@@ -123,6 +123,7 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
+        self.first_step_done: float | None = None  # perf_counter() when this process finished its first step
 
     # --- batches -------------------------------------------------------------------------------------
     def batch_bounds(self) -> list[tuple[int, int]]:
@@ -151,6 +152,8 @@ class Trainer:
                 while self.batch_index < len(bounds):
                     start, stop = bounds[self.batch_index]
                     loss = self.train_step(order[start:stop])
+                    if self.first_step_done is None:
+                        self.first_step_done = clock.perf_counter()
                     reporter.step(stop - start, loss)
                     if stop_requested():
                         self.epoch_seconds += clock.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ def check_output_path(out: Path, inputs: list[Path]) -> None:
 
 def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunResult:
     """Fit preprocessing, build a Trainer and train; checkpoints go to ``config.out``."""
+    started = time.perf_counter()
     out = Path(config.out)
     check_output_path(out, [data_path, *([Path(config.val)] if config.val else [])])
     prepared = prepare_training_data(config, data_path)
@@ -51,12 +53,13 @@ def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunR
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
                       _tensors(prepared.val, device, time_scale, config.loss), device, time_scale)
     extra = _data_state(prepared)
-    return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings)
+    return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings, started)
 
 
 def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path: Path | None,
                            out: Path | None, make_reporter, overrides: dict[str, Any]) -> RunResult:
     """Continue a run from its checkpoint; refuses changed data unless ``data_path`` has the same schema."""
+    started = time.perf_counter()
     state = load_checkpoint(checkpoint_path)
     config = TrainConfig.from_dict({**state["config"], **overrides}, source=str(checkpoint_path))
     if epochs is not None:
@@ -89,13 +92,18 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
             f"{checkpoint_path}: checkpoint does not match its own configuration ({error})"
         ) from error
     trainer.stopped_early = False if epochs is not None else trainer.stopped_early
-    return _run(trainer, config.epochs, Path(out), _data_state(prepared), make_reporter(config), prepared.warnings)
+    return _run(trainer, config.epochs, Path(out), _data_state(prepared), make_reporter(config), prepared.warnings,
+                started)
 
 
 def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], reporter: Reporter,
-         warnings: list[str]) -> RunResult:
+         warnings: list[str], started: float) -> RunResult:
+    """Train to ``epochs``; every checkpoint also records seconds from command start to the first step."""
+
     def save(state: dict[str, Any]) -> None:
-        save_checkpoint({**state, **extra}, out)
+        first = trainer.first_step_done
+        timings = {"time_to_first_step_s": None if first is None else first - started}
+        save_checkpoint({**state, **extra, "timings": timings}, out)
 
     for message in warnings:
         reporter.warn(message)

@@ -1,0 +1,68 @@
+"""`survmom predict` throughput and peak memory: CSV → CSV and Parquet → Parquet, on two file sizes.
+
+A model is trained for one epoch on 50,000 generated rows, then `survmom predict` runs through the CLI on
+N and N/10 rows. Rows/s counts the whole command (process start, torch import, read, predict, write);
+peak RSS is the child's maximum resident set. Memory must not grow with the number of rows.
+
+    python benchmarks/bench_predict.py            # 1,000,000 and 100,000 rows
+    python benchmarks/bench_predict.py --quick    # 200,000 and 20,000 rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, cohort_files, markdown_table, run_measured, survmom_command, write_json
+
+
+def predict_once(model: Path, source: Path, out: Path) -> tuple[float, float]:
+    measured = run_measured(survmom_command("predict", model, source, "-o", out, "--times", "365,730"))
+    if measured.returncode != 0:
+        raise SystemExit(f"survmom predict failed: {measured.stderr}")
+    return measured.wall_s, measured.peak_rss_mb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=RESULTS / "bench_predict.json")
+    args = parser.parse_args()
+    large = 200_000 if args.quick else 1_000_000
+    sizes = [large // 10, large]
+    train_parquet, _ = cohort_files(50_000)
+    rows_out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        model = folder / "model.pt"
+        trained = run_measured(survmom_command("train", train_parquet, "--epochs", "1", "--batch", "256",
+                                               "--out", model, "--quiet"))
+        if trained.returncode != 0:
+            raise SystemExit(f"survmom train failed: {trained.stderr}")
+        for rows in sizes:
+            parquet, csv = cohort_files(rows)
+            for kind, source, suffix in (("Parquet → Parquet", parquet, ".parquet"), ("CSV → CSV", csv, ".csv")):
+                runs = [predict_once(model, source, folder / f"out{suffix}") for _ in range(args.repeats)]
+                wall = statistics.median(r[0] for r in runs)
+                rss = max(r[1] for r in runs)
+                rows_out.append({"kind": kind, "rows": rows, "wall_s": wall, "rows_per_s": rows / wall,
+                                 "peak_rss_mb": rss})
+                print(f"{kind} {rows:,}: {wall:.2f} s, {rows / wall:,.0f} rows/s, {rss:.0f} MB", file=sys.stderr)
+    print(f"\n`survmom predict` (median of {args.repeats}; whole command incl. start-up), cox model, 2 times\n")
+    print(markdown_table(["input → output", "rows", "wall s", "rows/s", "peak RSS MB"],
+                         [[r["kind"], f"{r['rows']:,}", f"{r['wall_s']:.2f}", f"{r['rows_per_s']:,.0f}",
+                           f"{r['peak_rss_mb']:.0f}"] for r in rows_out]))
+    for kind in ("Parquet → Parquet", "CSV → CSV"):
+        small, big = (r for r in rows_out if r["kind"] == kind)
+        print(f"\n{kind}: peak RSS at {big['rows']:,} rows / at {small['rows']:,} rows = "
+              f"{big['peak_rss_mb'] / small['peak_rss_mb']:.2f}")
+    write_json(args.json, {"rows": rows_out})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Training throughput, time to first step and peak memory of `survmom train`, side by side with peers.
+
+In one run, on generated data (N rows × 20 numeric + 2 categorical columns, Parquet and CSV):
+- `survmom train` through the CLI for a fixed number of epochs (batch 256, default bank): samples/s of the
+  training loop (from the checkpoint's history), time from command start to the first step (file read +
+  preprocessing, from the checkpoint's timings), wall time and peak RSS of the process;
+- pycox CoxPH (if installed) on the same preprocessed matrix, MLP and batch, for one epoch;
+- a plain PyTorch loop (randperm index batches, Cox loss, no momentum) on the same matrix: a reference;
+- lifelines CoxPHFitter on 200,000 rows, and a full default `survmom train` on the same 200,000 rows.
+
+    python benchmarks/bench_train.py            # 1,000,000 rows
+    python benchmarks/bench_train.py --quick    # 100,000 rows, 50,000 for the lifelines comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, cohort_files, markdown_table, run_measured, survmom_command, write_json
+
+from survmom.data import Preprocessor
+from survmom.losses import cox_loss
+from survmom.model import build_mlp
+
+FEATURES = [f"x{i:02d}" for i in range(20)] + ["group", "region"]
+
+
+def survmom_run(path: Path, epochs: int, batch: int, folder: Path, extra: list[str] | None = None) -> dict:
+    out = folder / f"{path.stem}_{path.suffix[1:]}.pt"
+    args = ["train", path, "--epochs", str(epochs), "--batch", str(batch), "--out", out, "--quiet", *(extra or [])]
+    measured = run_measured(survmom_command(*args))
+    if measured.returncode != 0:
+        raise SystemExit(f"survmom train failed: {measured.stderr}")
+    state = torch.load(out, weights_only=True)
+    history = state["history"]
+    return {
+        "wall_s": measured.wall_s,
+        "peak_rss_mb": measured.peak_rss_mb,
+        "samples_per_s": statistics.median(h["samples_per_s"] for h in history),
+        "time_to_first_step_s": state["timings"]["time_to_first_step_s"],
+        "epochs": len(history),
+        "best_val_cindex": state["best"]["metric"],
+    }
+
+
+def preprocessed(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The matrix survmom trains on (fitted on all rows), events (n,) and times (n,)."""
+    pre = Preprocessor.fit(frame, FEATURES, path=path)
+    return pre.transform(frame, path=path), frame["event"].to_numpy(bool), frame["time"].to_numpy(np.float64)
+
+
+def plain_loop(x: np.ndarray, event: np.ndarray, time_: np.ndarray, batch: int) -> float:
+    """Samples/s of one epoch of a plain Cox MLP loop with randperm index batches (no momentum)."""
+    torch.manual_seed(0)
+    xt, et, tt = torch.from_numpy(x), torch.from_numpy(event), torch.from_numpy(time_)
+    net = build_mlp(x.shape[1], (64, 64), 1)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    order = torch.randperm(len(xt))
+    start = time.perf_counter()
+    for i in range(0, len(xt), batch):
+        rows = order[i : i + batch]
+        loss = cox_loss(net(xt[rows]), et[rows], tt[rows])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return len(xt) / (time.perf_counter() - start)
+
+
+def pycox_epoch(x: np.ndarray, event: np.ndarray, time_: np.ndarray, batch: int) -> float | None:
+    """Samples/s of one pycox CoxPH epoch (MLP 64,64, Adam), or None when pycox is not installed."""
+    try:
+        import torchtuples as tt
+        from pycox.models import CoxPH
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    net = tt.practical.MLPVanilla(x.shape[1], [64, 64], 1, batch_norm=False, dropout=None)
+    model = CoxPH(net, tt.optim.Adam(lr=1e-3))
+    start = time.perf_counter()
+    model.fit(x, (time_.astype(np.float32), event.astype(np.float32)), batch_size=batch, epochs=1, verbose=False)
+    return len(x) / (time.perf_counter() - start)
+
+
+def lifelines_fit(path: Path, rows: int) -> float:
+    from lifelines import CoxPHFitter
+
+    frame = pd.read_parquet(path).iloc[:rows]
+    x, event, time_ = preprocessed(frame, path)
+    data = pd.DataFrame(x)
+    data["time"], data["event"] = time_, event
+    start = time.perf_counter()
+    CoxPHFitter(penalizer=0.01).fit(data, "time", "event")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="100,000 rows (50,000 for the lifelines comparison)")
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--device", default="auto", help="passed to survmom train (auto uses a GPU if present)")
+    parser.add_argument("--json", type=Path, default=RESULTS / "bench_train.json")
+    args = parser.parse_args()
+    rows = args.rows or (100_000 if args.quick else 1_000_000)
+    compare_rows = 50_000 if args.quick else 200_000
+    parquet, csv = cohort_files(rows)
+    small_parquet, small_csv = cohort_files(compare_rows)
+    results: dict = {"rows": rows, "batch": args.batch, "epochs": args.epochs, "torch": str(torch.__version__),
+                     "threads": torch.get_num_threads(), "device": args.device}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, path in (("parquet", parquet), ("csv", csv)):
+            results[f"survmom_{name}"] = survmom_run(path, args.epochs, args.batch, folder,
+                                                     ["--device", args.device])
+            print(f"survmom {name}: {results[f'survmom_{name}']}", file=sys.stderr, flush=True)
+        x, event, time_ = preprocessed(pd.read_parquet(parquet), parquet)
+        results["plain_loop_samples_per_s"] = statistics.median(plain_loop(x, event, time_, args.batch)
+                                                                for _ in range(2))
+        results["pycox_samples_per_s"] = pycox_epoch(x, event, time_, args.batch)
+        del x, event, time_
+        results["lifelines_fit_s"] = lifelines_fit(small_parquet, compare_rows)
+        default = run_measured(survmom_command("train", small_csv, "--out", folder / "default.pt", "--quiet"))
+        if default.returncode != 0:
+            raise SystemExit(f"default survmom train failed: {default.stderr}")
+        results["survmom_default_full_training_s"] = default.wall_s
+        results["survmom_default_epochs"] = len(torch.load(folder / "default.pt", weights_only=True)["history"])
+    sp, sc = results["survmom_parquet"], results["survmom_csv"]
+    pycox = results["pycox_samples_per_s"]
+    table = [
+        ["survmom train (Parquet)", f"{sp['samples_per_s']:,.0f}", f"{sp['time_to_first_step_s']:.2f}",
+         f"{sp['peak_rss_mb']:,.0f}", f"{sp['wall_s']:.1f}"],
+        ["survmom train (CSV)", f"{sc['samples_per_s']:,.0f}", f"{sc['time_to_first_step_s']:.2f}",
+         f"{sc['peak_rss_mb']:,.0f}", f"{sc['wall_s']:.1f}"],
+        ["plain loop, no momentum", f"{results['plain_loop_samples_per_s']:,.0f}", "-", "-", "-"],
+        ["pycox CoxPH", "-" if pycox is None else f"{pycox:,.0f}", "-", "-", "-"],
+    ]
+    print(f"\n{rows:,} rows × 22 columns, batch {args.batch}, MLP 64,64, {args.epochs} epoch(s), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(markdown_table(["run", "samples/s", "time to first step s", "peak RSS MB", "wall s"], table))
+    ratio = "-" if pycox is None else f"{sp['samples_per_s'] / pycox:.2f}"
+    print(f"\nsurvmom / pycox samples/s: {ratio}")
+    print(f"\n{compare_rows:,} rows: lifelines CoxPHFitter fit {results['lifelines_fit_s']:.1f} s; full default "
+          f"`survmom train` {results['survmom_default_full_training_s']:.1f} s wall "
+          f"({results['survmom_default_epochs']} epochs); ratio "
+          f"{results['survmom_default_full_training_s'] / results['lifelines_fit_s']:.2f}")
+    write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    main()
