@@ -33,6 +33,19 @@ test: setup
 	$(VENV)/bin/ruff check survmom tests benchmarks
 	$(VENV)/bin/pytest -q
 
+# Benchmarks (see BENCHMARKS.md). BENCH_FLAGS=--quick for a short run. Installs benchmark-only peers.
+BENCH_FLAGS ?=
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PIP) install -c constraints.txt -e ".[test,bench]"
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) benchmarks/bench_help.py $(BENCH_FLAGS)
+	$(PY) benchmarks/bench_momentum_step.py $(BENCH_FLAGS)
+	$(PY) benchmarks/bench_metrics.py $(BENCH_FLAGS)
+	$(PY) benchmarks/bench_train.py $(BENCH_FLAGS)
+	$(PY) benchmarks/bench_predict.py $(BENCH_FLAGS)
+
 lint: setup
 	$(VENV)/bin/ruff check survmom tests benchmarks
 

@@ -2,19 +2,21 @@
 
 Saving writes a temporary file in the destination folder (unique per process), flushes and fsyncs it,
 then renames it over the destination, so readers see either the old or the new complete file, never a
-partial one; concurrent writers to one path: the last rename wins. Loading always uses
+partial one; concurrent writers to one path: the last rename wins. A writer killed mid-write may leave its
+``.<name>.<random>.tmp`` behind: it is never read, later saves pick new names, and it can be deleted (survmom
+leaves it, as it may belong to a concurrent writer that is still running). Loading always uses
 ``torch.load(weights_only=True)``: a crafted pickle cannot run code, it is refused.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import errno
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from survmom.atomic import atomic_write
 from survmom.errors import CheckpointError
 
 FORMAT = "survmom-checkpoint"
@@ -28,17 +30,8 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CheckpointError(f"{path}: folder {folder} does not exist")
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
+    with atomic_write(path) as stream:
+        torch.save(state, stream)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -67,19 +60,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     if isinstance(error, torch.serialization.pickle.UnpicklingError) or "weights_only" in str(error):
+        if "Unsupported operand" in str(error):  # not pickle data at all, e.g. a CSV file
+            return "not a PyTorch file"
         return "it contains pickled objects that are not plain data; refusing to run them"
+    if isinstance(error, EOFError) or (isinstance(error, OSError) and error.errno == errno.EINVAL) or (
+            "PytorchStreamReader failed" in str(error)):
+        return "the file is truncated or corrupted"
     first = text[0] if text else type(error).__name__
     return first[:200]
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -590,7 +590,7 @@ def select_feature_columns(
         unknown = [n for n in names or [] if n not in columns]
         if unknown:
             raise DataError(
-                f"{path}: {option} {_plural(len(unknown), 'name')} not in the file: {_quote_list(unknown)} "
+                f"{path}: --{option} names {_plural(len(unknown), 'column')} not in the file: {_quote_list(unknown)} "
                 f"(available: {_quote_list(columns)})"
             )
     if features is not None:

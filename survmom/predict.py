@@ -9,9 +9,7 @@ for each requested time t. Memory does not grow with the number of rows.
 from __future__ import annotations
 
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from survmom.atomic import atomic_write
 from survmom.checkpoint import load_checkpoint
 from survmom.config import TrainConfig
 from survmom.data import Preprocessor, iter_table_batches
@@ -155,27 +154,19 @@ def _write_csv(chunks: Iterator[Any], stream) -> int:
 def _write_atomically(chunks: Iterator[Any], out: Path) -> int:
     import pyarrow.parquet as pq
 
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent if str(out.parent) else ".")
     rows = 0
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            if out.suffix.lower() == ".csv":
-                rows = _write_csv(chunks, stream)
-            else:
-                writer = None
-                for table in chunks:
-                    if writer is None:
-                        writer = pq.ParquetWriter(stream, table.schema)
-                    writer.write_table(table)
-                    rows += table.num_rows
-                if writer is not None:
-                    writer.close()
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(out) as stream:
+        if out.suffix.lower() == ".csv":
+            rows = _write_csv(chunks, stream)
+        else:
+            writer = None
+            for table in chunks:
+                if writer is None:
+                    writer = pq.ParquetWriter(stream, table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
+            if writer is not None:
+                writer.close()
     return rows
 
 

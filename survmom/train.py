@@ -157,6 +157,7 @@ class Trainer:
                     reporter.step(stop - start, loss)
                     if stop_requested():
                         self.epoch_seconds += clock.perf_counter() - started
+                        self._check_finite_weights()  # the caller saves this state: never a NaN checkpoint
                         raise Interrupted
                 self.epoch_seconds += clock.perf_counter() - started
                 record = self.finish_epoch()
