@@ -77,11 +77,13 @@ def train(
     time_col: str = typer.Option("time", help="Column with the event or censoring time (> 0 for weibull)."),
     event_col: str = typer.Option("event", help="Column with the event flag: 1/0, true/false, yes/no."),
     id_col: Optional[str] = typer.Option(None, help="Identifier column: not a feature, copied to predictions."),
-    features: Optional[str] = typer.Option(None, help="Comma-separated feature columns [default: all others]."),
+    features: Optional[str] = typer.Option(None, help="Comma-separated feature columns (default: all others)."),
     exclude: Optional[str] = typer.Option(None, help="Comma-separated columns to leave out of the features."),
     loss: str = typer.Option("cox", help="Survival loss: cox (partial likelihood) or weibull (AFT)."),
     ties: str = typer.Option("efron", help="Cox tie handling: efron or breslow."),
-    batch: int = typer.Option(32, help="Rows per training step."),
+    batch: Optional[int] = typer.Option(
+        None, help="Rows per training step (default: 32; above 16,000 training rows: rows/500)."
+    ),
     epochs: int = typer.Option(40, help="Maximum number of passes over the training rows."),
     lr: float = typer.Option(1e-3, help="AdamW learning rate."),
     weight_decay: float = typer.Option(1e-4, help="AdamW weight decay."),
@@ -89,8 +91,10 @@ def train(
     dropout: float = typer.Option(0.1, help="Dropout after each hidden layer (online network only)."),
     activation: str = typer.Option("relu", help="Hidden activation: relu, selu, gelu, silu, tanh or elu."),
     batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="BatchNorm after each hidden layer."),
+    linear_skip: bool = typer.Option(False, "--linear-skip/--no-linear-skip",
+                                     help="Add a linear path: output = linear(x) + MLP(x), MLP starting at zero."),
     bank_steps: Optional[int] = typer.Option(None, help="Memory bank size in batches (bank = steps × batch)."),
-    bank_size: Optional[int] = typer.Option(None, help="Memory bank size in samples [default: 2048]; 0 disables."),
+    bank_size: Optional[int] = typer.Option(None, help="Memory bank size in samples (default: 2048); 0 disables."),
     rate: float = typer.Option(0.999, help="EMA rate m of the target network, in [0, 1]."),
     rate_schedule: str = typer.Option("constant", help="EMA rate schedule: constant or cosine (towards 1)."),
     rate_warmup: bool = typer.Option(True, "--rate-warmup/--no-rate-warmup",
@@ -126,10 +130,10 @@ def train(
 @handles_errors
 def resume(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    epochs: Optional[int] = typer.Option(None, help="Train until this many epochs in total [default: as saved]."),
+    epochs: Optional[int] = typer.Option(None, help="Train until this many epochs in total (default: as saved)."),
     data: Optional[Path] = typer.Option(None, help="Training data to use instead of the saved path (same schema)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file [default: the checkpoint]."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda [default: as saved]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file (default: the checkpoint)."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda (default: as saved)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
@@ -169,7 +173,7 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
 def predict(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
     data: Path = typer.Argument(..., help="Rows to predict: .csv or .parquet with the training feature columns."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv or .parquet [default: CSV on stdout]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv or .parquet (default: CSV on stdout)."),
     times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit)."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
@@ -205,7 +209,7 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
     data: Path = typer.Argument(..., help="Labelled rows (.csv or .parquet) with the time and event columns."),
     times: Optional[str] = typer.Option(
-        None, help="Comma-separated evaluation times [default: 25/50/75th percentiles of training event times]."
+        None, help="Comma-separated evaluation times (default: 25/50/75th percentiles of training event times)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),

@@ -14,6 +14,17 @@ TIES = ("efron", "breslow")
 DEVICES = ("auto", "cpu", "cuda")
 RATE_SCHEDULES = ("constant", "cosine")
 DEFAULT_BANK_SIZE = 2048
+SMALL_DATA_BATCH = 32
+STEPS_PER_EPOCH_LARGE_DATA = 500
+
+
+def auto_batch(train_rows: int) -> int:
+    """Default rows per step: 32, or for more than 16,000 training rows ``ceil(rows / 500)``.
+
+    Small batches are what the memory bank is for; on large cohorts every batch of a few hundred rows holds
+    plenty of events, and ~500 steps per epoch keeps an epoch (and early stopping) on a sensible time scale.
+    """
+    return max(SMALL_DATA_BATCH, -(-train_rows // STEPS_PER_EPOCH_LARGE_DATA))
 ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
 
 
@@ -28,7 +39,7 @@ class TrainConfig:
     exclude: list[str] | None = None
     loss: str = "cox"
     ties: str = "efron"
-    batch: int = 32
+    batch: int | None = None  # None: auto_batch(training rows), resolved before training and saved
     epochs: int = 40
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -36,6 +47,7 @@ class TrainConfig:
     dropout: float = 0.1
     activation: str = "relu"
     batchnorm: bool = False
+    linear_skip: bool = False
     bank_steps: int | None = None
     bank_size: int | None = None
     rate: float = 0.999
@@ -70,7 +82,7 @@ class TrainConfig:
         if self.bank_size is not None:
             return self.bank_size
         if self.bank_steps is not None:
-            return self.bank_steps * self.batch
+            return self.bank_steps * (self.batch or SMALL_DATA_BATCH)
         return DEFAULT_BANK_SIZE
 
     def validate(self, source: str = "options") -> None:
@@ -83,7 +95,7 @@ class TrainConfig:
              f"--rate-schedule must be one of {', '.join(RATE_SCHEDULES)}, got {self.rate_schedule!r}"),
             (self.activation in ACTIVATIONS,
              f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"),
-            (self.batch >= 1, f"--batch must be at least 1, got {self.batch}"),
+            (self.batch is None or self.batch >= 1, f"--batch must be at least 1, got {self.batch}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.lr > 0 and self.lr < float("inf"), f"--lr must be a positive number, got {self.lr}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
@@ -160,6 +172,6 @@ def _normalise(key: str, value: Any, source: str) -> Any:
             return kind(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: {option} must be {kind.__name__}, got {value!r}") from None
-    if key in ("batchnorm", "rate_warmup", "quiet") and not isinstance(value, bool):
+    if key in ("batchnorm", "linear_skip", "rate_warmup", "quiet") and not isinstance(value, bool):
         raise ConfigError(f"{source}: {option} must be true or false, got {value!r}")
     return value

@@ -1,6 +1,10 @@
-"""The MLP backbone: features (n, p) → estimates (n, out_features).
+"""The backbone: features (n, p) → estimates (n, out_features).
 
 For Cox the single output is a log hazard; for Weibull the two outputs are (log scale, log shape).
+:func:`build_backbone` adds an optional linear skip path: estimates = linear(x) + MLP(x), with the MLP's
+output layer starting at zero, so training starts from a linear (Cox or Weibull AFT) model and the MLP
+learns only what the linear model misses. On small cohorts, where linear models are hard to beat, this
+keeps the network from throwing away the linear signal; on large ones the MLP takes over.
 """
 
 from __future__ import annotations
@@ -56,11 +60,51 @@ def build_mlp(
     return nn.Sequential(*layers)
 
 
+class LinearSkip(nn.Module):
+    """``linear(x) + mlp(x)``: a linear model plus a non-linear correction (n, p) → (n, out)."""
+
+    def __init__(self, linear: nn.Linear, mlp: nn.Sequential) -> None:
+        super().__init__()
+        self.linear = linear
+        self.mlp = mlp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.mlp(x)
+
+
+def build_backbone(
+    in_features: int,
+    hidden: Sequence[int] = (64, 64),
+    out_features: int = 1,
+    *,
+    dropout: float = 0.0,
+    activation: str = "relu",
+    batchnorm: bool = False,
+    linear_skip: bool = False,
+) -> nn.Module:
+    """:func:`build_mlp`, or with ``linear_skip`` a :class:`LinearSkip` whose MLP output starts at zero."""
+    mlp = build_mlp(in_features, hidden, out_features, dropout=dropout, activation=activation, batchnorm=batchnorm)
+    if not linear_skip or not hidden:
+        return mlp
+    with torch.no_grad():
+        mlp[-1].weight.zero_()
+        mlp[-1].bias.zero_()
+    return LinearSkip(nn.Linear(in_features, out_features), mlp)
+
+
+def output_layer(backbone: nn.Module) -> nn.Linear:
+    """The layer whose bias sets the baseline: the linear path of a :class:`LinearSkip`, else the last layer."""
+    layer = backbone.linear if isinstance(backbone, LinearSkip) else backbone[-1]
+    if not isinstance(layer, nn.Linear):
+        raise ConfigError("the backbone does not end in a linear layer")
+    return layer
+
+
 @torch.no_grad()
-def set_output_bias(mlp: nn.Sequential, bias: Sequence[float], zero_weights: bool = False) -> None:
-    """Set the output layer's bias (e.g. to a constant-Weibull fit); optionally zero its weights."""
-    last = mlp[-1]
-    if not isinstance(last, nn.Linear) or last.bias is None or last.bias.numel() != len(bias):
+def set_output_bias(backbone: nn.Module, bias: Sequence[float], zero_weights: bool = False) -> None:
+    """Set the output bias (e.g. to a constant-Weibull fit, see :func:`output_layer`); optionally zero weights."""
+    last = output_layer(backbone)
+    if last.bias is None or last.bias.numel() != len(bias):
         raise ConfigError(f"output layer cannot take a bias of length {len(bias)}")
     last.bias.copy_(torch.as_tensor(list(bias), dtype=last.bias.dtype))
     if zero_weights:

@@ -24,7 +24,7 @@ from survmom.config import TrainConfig
 from survmom.data import Preprocessor, iter_table_batches
 from survmom.errors import CheckpointError, ConfigError
 from survmom.losses import cox_median, cox_survival, weibull_median, weibull_survival
-from survmom.model import build_mlp
+from survmom.train import backbone_from_config
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -88,9 +88,7 @@ def load_model(path: Path) -> LoadedModel:
     try:
         config = TrainConfig.from_dict(state["config"], source=str(path))
         preprocessor = Preprocessor.from_state(state["preprocessing"])
-        out_features = 1 if config.loss == "cox" else 2
-        network = build_mlp(len(preprocessor.feature_names), config.hidden, out_features, dropout=config.dropout,
-                            activation=config.activation, batchnorm=config.batchnorm)
+        network = backbone_from_config(config, len(preprocessor.feature_names))
         weights = state["best"]["target"] or {
             key[len("target."):]: value for key, value in state["momentum"].items() if key.startswith("target.")
         }

@@ -86,7 +86,7 @@ def prepare_training_data(
     info["val_rows"] = 0 if val is None else len(val)
     if val is not None and not val.event.any():
         warnings.append("the validation rows have no events: C-index cannot be computed, no early stopping")
-    if len(train) < config.batch:
+    if config.batch is not None and len(train) < config.batch:
         warnings.append(f"{len(train)} training rows is fewer than --batch {config.batch}: "
                         f"each epoch is one batch of {len(train)}")
     return PreparedData(preprocessor, train, val, info, warnings)

@@ -24,7 +24,7 @@ from survmom.config import TrainConfig
 from survmom.errors import TrainingDiverged
 from survmom.losses import breslow_baseline, weibull_loss
 from survmom.metrics import concordance_index
-from survmom.model import build_mlp, set_output_bias
+from survmom.model import build_backbone, set_output_bias
 from survmom.momentum import Momentum
 
 
@@ -68,6 +68,12 @@ def risk_from_estimates(estimates: torch.Tensor, loss: str) -> torch.Tensor:
     return -(log_scale + math.log(math.log(2.0)) * torch.exp(-log_shape))
 
 
+def backbone_from_config(config: TrainConfig, in_features: int) -> torch.nn.Module:
+    """The network a config describes: (n, in_features) → (n, 1) log hazard or (n, 2) Weibull parameters."""
+    return build_backbone(in_features, config.hidden, 1 if config.loss == "cox" else 2, dropout=config.dropout,
+                          activation=config.activation, batchnorm=config.batchnorm, linear_skip=config.linear_skip)
+
+
 def fit_constant_weibull(event: torch.Tensor, time: torch.Tensor) -> tuple[float, float]:
     """Maximum-likelihood (log scale, log shape) of a Weibull without covariates, time in internal units."""
     params = torch.zeros(1, 2, dtype=torch.float64, requires_grad=True)
@@ -98,9 +104,7 @@ class Trainer:
         self.val_data = val
         self.time_scale = time_scale
         torch.manual_seed(config.seed)
-        out_features = 1 if config.loss == "cox" else 2
-        backbone = build_mlp(in_features, config.hidden, out_features, dropout=config.dropout,
-                             activation=config.activation, batchnorm=config.batchnorm)
+        backbone = backbone_from_config(config, in_features)
         if config.loss == "weibull":
             set_output_bias(backbone, fit_constant_weibull(train.event, train.time))
         self.steps_per_epoch = len(self.batch_bounds())

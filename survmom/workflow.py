@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from survmom.checkpoint import load_checkpoint, save_checkpoint
-from survmom.config import TrainConfig
+from survmom.config import TrainConfig, auto_batch
 from survmom.data import Preprocessor, fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError
 from survmom.prepare import Outcomes, PreparedData, prepare_training_data
@@ -48,6 +48,8 @@ def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunR
     out = Path(config.out)
     check_output_path(out, [data_path, *([Path(config.val)] if config.val else [])])
     prepared = prepare_training_data(config, data_path)
+    if config.batch is None:
+        config.batch = auto_batch(len(prepared.train))
     device = resolve_device(config.device)
     time_scale = _time_scale(prepared.train, config.loss)
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,9 @@ SAMPLE = ROOT / "sample_data"
 
 
 def survmom(*args: str | Path, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the CLI in a subprocess; stdout and stderr captured separately."""
+    """Run the CLI in a subprocess; stdout and stderr captured separately (wide terminal: help is not wrapped)."""
     result = subprocess.run([sys.executable, "-m", "survmom", *map(str, args)], capture_output=True, text=True,
-                            cwd=cwd or ROOT, timeout=600)
+                            cwd=cwd or ROOT, timeout=600, env={**os.environ, "COLUMNS": "300"})
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result
@@ -81,13 +82,14 @@ def test_predict_weibull_parquet_to_parquet(trained):
 
 
 def test_predictions_use_the_target_network_of_the_checkpoint(trained):
+    from survmom.config import TrainConfig
     from survmom.data import Preprocessor
-    from survmom.model import build_mlp
+    from survmom.train import backbone_from_config
 
     state = load(trained["cox"])
     pre = Preprocessor.from_state(state["preprocessing"])
     frame = pd.read_csv(SAMPLE / "new_patients.csv")
-    net = build_mlp(len(pre.feature_names), state["config"]["hidden"], 1, dropout=state["config"]["dropout"])
+    net = backbone_from_config(TrainConfig.from_dict(state["config"]), len(pre.feature_names))
     net.load_state_dict(state["best"]["target"])
     net.eval()
     with torch.no_grad():

@@ -1,0 +1,52 @@
+"""TrainConfig: defaults, validation, YAML loading and derived values."""
+
+import pytest
+
+from survmom.config import DEFAULT_BANK_SIZE, TrainConfig, auto_batch, load_yaml
+from survmom.errors import ConfigError
+
+
+@pytest.mark.parametrize(("rows", "batch"), [(10, 32), (2_000, 32), (16_000, 32), (16_001, 33), (160_000, 320),
+                                             (800_000, 1600)])
+def test_auto_batch_is_32_on_small_data_and_an_epoch_of_500_steps_on_large(rows, batch):
+    assert auto_batch(rows) == batch
+
+
+def test_bank_capacity_prefers_size_then_steps_then_default():
+    assert TrainConfig().bank_capacity() == DEFAULT_BANK_SIZE
+    assert TrainConfig(bank_steps=10, batch=16).bank_capacity() == 160
+    assert TrainConfig(bank_size=100).bank_capacity() == 100
+    with pytest.raises(ConfigError, match="not both"):
+        TrainConfig.from_dict({"bank_size": 100, "bank_steps": 3})
+
+
+@pytest.mark.parametrize(("values", "fragment"), [
+    ({"batch": 0}, "--batch"), ({"lr": -1.0}, "--lr"), ({"rate": 1.5}, "--rate"), ({"loss": "poisson"}, "--loss"),
+    ({"hidden": "64,x"}, "--hidden"), ({"epochs": 2.5}, "--epochs"), ({"batchnorm": "yes"}, "--batchnorm"),
+    ({"time_col": "t", "event_col": "t"}, "both"), ({"val_frac": 1.0}, "--val-frac"), ({"batchsize": 8}, "unknown"),
+])
+def test_invalid_values_name_the_option(values, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        TrainConfig.from_dict(values)
+
+
+def test_round_trip_through_plain_dict():
+    config = TrainConfig.from_dict({"hidden": "32,16", "features": "a, b", "linear_skip": True})
+    assert config.hidden == [32, 16] and config.features == ["a", "b"]
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_yaml_keys_may_use_dashes_and_bad_yaml_is_a_config_error(tmp_path):
+    good = tmp_path / "c.yaml"
+    good.write_text("rate-warmup: false\nhidden: [8, 8]\n")
+    assert load_yaml(good) == {"rate_warmup": False, "hidden": [8, 8]}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_yaml(listing)
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(tmp_path / "missing.yaml")
