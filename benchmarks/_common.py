@@ -68,7 +68,7 @@ def generate_cohort(rows: int, seed: int = 0) -> pd.DataFrame:
     """``rows`` × (20 numeric + 2 categorical) covariates with a Cox-Weibull outcome, ~30% censored."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, 20)).astype(np.float64)
-    frame = pd.DataFrame(x, columns=[f"x{i:02d}" for i in range(20)])
+    frame = pd.DataFrame(x.copy(), columns=[f"x{i:02d}" for i in range(20)])
     frame["group"] = rng.choice(np.array(["a", "b", "c", "d", "e"]), rows)
     frame["region"] = rng.choice(np.array(["north", "south", "east", "west"]), rows)
     frame.loc[rng.random(rows) < 0.05, "x03"] = np.nan

@@ -104,6 +104,9 @@ def train(
     patience: Optional[int] = typer.Option(10, help="Stop after this many epochs without a better validation C-index."),
     seed: int = typer.Option(0, help="Random seed (split, initialisation, batches, dropout)."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    threads: Optional[int] = typer.Option(
+        None, help="CPU threads for training (default: 1, fastest for small batches; 0: torch's default)."
+    ),
     out: Path = typer.Option(Path("model.pt"), "--out", "-o", help="Checkpoint file to write."),
     config: Optional[Path] = typer.Option(None, help="YAML file of options; flags given here override it."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),

@@ -59,6 +59,7 @@ class TrainConfig:
     patience: int | None = 10
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # CPU threads for training; None: 1 (small tensors gain nothing from more)
     out: str = "model.pt"
     quiet: bool = False
 
@@ -109,6 +110,7 @@ class TrainConfig:
              "give --bank-steps or --bank-size, not both"),
             (0 <= self.val_frac < 1, f"--val-frac must be in [0, 1), got {self.val_frac}"),
             (self.patience is None or self.patience >= 1, f"--patience must be at least 1, got {self.patience}"),
+            (self.threads is None or self.threads >= 0, f"--threads must be >= 0, got {self.threads}"),
             (self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}"),
             (bool(self.time_col) and bool(self.event_col), "--time-col and --event-col must not be empty"),
             (self.time_col != self.event_col, f"--time-col and --event-col are both {self.time_col!r}"),
@@ -155,7 +157,7 @@ def parse_list(text: str | list | None, kind: type = str, option: str = "option"
 _LIST_OPTIONS = {"features": str, "exclude": str, "hidden": int}
 _NUMBER_OPTIONS = {"batch": int, "epochs": int, "lr": float, "weight_decay": float, "dropout": float,
                    "bank_steps": int, "bank_size": int, "rate": float, "grad_clip": float,
-                   "val_frac": float, "patience": int, "seed": int}
+                   "val_frac": float, "patience": int, "seed": int, "threads": int}
 
 
 def _normalise(key: str, value: Any, source: str) -> Any:
