@@ -107,8 +107,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench_results/bench_momentum_step.json"))
     parser.add_argument("--ties", default="efron", choices=["efron", "breslow"])
     parser.add_argument("--no-torchsurv", action="store_true", help="skip torchsurv (if not installed)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads for all three (default 1, as survmom trains; 0: torch's default)")
     args = parser.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     batches = [16, 64] if args.quick else [16, 64, 256]
     banks = [1024, 8192] if args.quick else [160, 1024, 8192, 65536]
     repeats = 3 if args.quick else 5

@@ -111,7 +111,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--device", default="auto", help="passed to survmom train (auto uses a GPU if present)")
     parser.add_argument("--json", type=Path, default=RESULTS / "bench_train.json")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads for the in-process peers (survmom trains on 1 by default)")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     rows = args.rows or (100_000 if args.quick else 1_000_000)
     compare_rows = 50_000 if args.quick else 200_000
     parquet, csv = cohort_files(rows)

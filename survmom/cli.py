@@ -91,7 +91,7 @@ def train(
     dropout: float = typer.Option(0.1, help="Dropout after each hidden layer (online network only)."),
     activation: str = typer.Option("relu", help="Hidden activation: relu, selu, gelu, silu, tanh or elu."),
     batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="BatchNorm after each hidden layer."),
-    linear_skip: bool = typer.Option(False, "--linear-skip/--no-linear-skip",
+    linear_skip: bool = typer.Option(True, "--linear-skip/--no-linear-skip",
                                      help="Add a linear path: output = linear(x) + MLP(x), MLP starting at zero."),
     bank_steps: Optional[int] = typer.Option(None, help="Memory bank size in batches (bank = steps × batch)."),
     bank_size: Optional[int] = typer.Option(None, help="Memory bank size in samples (default: 2048); 0 disables."),

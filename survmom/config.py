@@ -47,7 +47,7 @@ class TrainConfig:
     dropout: float = 0.1
     activation: str = "relu"
     batchnorm: bool = False
-    linear_skip: bool = False
+    linear_skip: bool = True
     bank_steps: int | None = None
     bank_size: int | None = None
     rate: float = 0.999
