@@ -1,0 +1,568 @@
+"""Test-set accuracy of ``survmom train`` against peer survival models on real data sets.
+
+For every data set (see ``benchmarks/_datasets.py``: all ship inside scikit-survival or lifelines, nothing is
+downloaded) and every seeded 80/20 split (stratified by event), each method is fitted on the training split
+and scored on the test split:
+
+* Harrell's C (``survmom.metrics.concordance_index``; risk higher = earlier event);
+* the integrated Brier score (``survmom.metrics.integrated_brier_score``, IPCW from the training split) on 20
+  evenly spaced times from the 10th to the 90th percentile of the test event times (kept inside the test and
+  training follow-up), for every method that yields survival curves; Cox-type peers get them from a Breslow
+  baseline on their training rows;
+* fit seconds (wall clock; for survmom the whole ``survmom train`` process, ~2-3 s of it Python start-up).
+
+Methods:
+
+1. ``survmom``: ``survmom train`` with default settings, run as a user would: the split written to CSV with
+   raw columns (categorical as text, missing values as empty cells), then ``survmom predict --times``;
+2. ``survmom_weibull``: the same with ``--loss weibull``;
+3. ``coxph``: lifelines ``CoxPHFitter(penalizer=0.01)``, Newton step size 0.5 (0.1 if that still warns): the
+   default full steps fail to converge on flchain (test C 0.66 instead of 0.79);
+4. ``deepsurv``: pycox ``CoxPH`` with ``tt.practical.MLPVanilla`` 32,32 (its defaults: batch norm; dropout
+   0.1), Adam lr 1e-3, batch 256, at most 100 epochs, early stopping (patience 10, best weights) on the
+   partial likelihood of 10% of the training split;
+5. ``torchsurv_momentum``: torchsurv ``Momentum(mlp, neg_partial_log_likelihood, batchsize=16, steps=10,
+   rate=0.999)``, MLP 32,32 (ReLU, dropout 0.1), Adam lr 1e-3, batch 16 (torchsurv needs full batches),
+   at most 50 epochs, early stopping (patience 10, best target weights) on the C-index of 10% of the
+   training split; predictions from ``model.infer``;
+6. ``cox_mlp_b16``: the same MLP, optimiser and early stopping with the plain batch-16 Cox loss (torchsurv's
+   ``neg_partial_log_likelihood``), no momentum;
+7. ``xgboost``: ``objective="survival:cox"``, eta 0.05, max_depth 3, at most 1000 rounds with early stopping
+   (50 rounds) on 10% of the training split.
+
+Peers 3-7 share one design matrix fitted on the training split: numeric columns median-imputed and
+standardised, categorical columns one-hot encoded over the training categories (missing → most frequent).
+
+Usage::
+
+    python benchmarks/accuracy.py                       # 8 data sets x 5 splits x 7 methods
+    python benchmarks/accuracy.py --quick               # 3 data sets x 2 splits
+    python benchmarks/accuracy.py --methods survmom --survmom-args "--rate 0.99" --json bench_results/r099.json
+    python benchmarks/accuracy.py --datasets gbsg2,lung --splits 3 --jobs 2
+    python benchmarks/accuracy.py --methods survmom --variant r99="--rate 0.99" --variant h32="--hidden 32,32"
+    python benchmarks/accuracy.py --speed 10000           # target: default train on 10,000 rows in < 30 s
+    python benchmarks/accuracy.py --reuse bench_results/accuracy.json --variant best="--batch 64"  # reuse the rest
+
+Prints markdown tables (test C, IBS, fit seconds; cells ``mean ± sd`` over splits) and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time as clock
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _datasets as data
+
+METHODS = ("survmom", "survmom_weibull", "coxph", "deepsurv", "torchsurv_momentum", "cox_mlp_b16", "xgboost")
+PEERS = METHODS[2:]
+QUICK_DATASETS = ("gbsg2", "whas500", "aids")
+IBS_POINTS = 20
+VAL_FRAC = 0.1
+_WARM: set[str] = set()  # peer methods already fitted once in this process
+
+
+# ------------------------------------------------------------------------------------------ shared helpers
+def design_matrix(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(train, test) float32 matrices: numeric median-imputed + standardised, categorical one-hot (train fit)."""
+    features = [c for c in train.columns if c not in ("time", "event")]
+    parts_train, parts_test, names = [], [], []
+    for column in features:
+        if train[column].dtype == object:
+            values = train[column].dropna().astype(str)
+            mode = values.mode().iloc[0]
+            categories = sorted(values.unique())
+            for frame, parts in ((train, parts_train), (test, parts_test)):
+                filled = frame[column].astype(object).where(frame[column].notna(), mode).astype(str)
+                parts.append(np.stack([(filled == c).to_numpy(float) for c in categories], axis=1))
+            names += [f"{column}={c}" for c in categories]
+        else:
+            median = train[column].median()
+            filled_train = train[column].fillna(median).to_numpy(float)
+            mean, sd = filled_train.mean(), filled_train.std()
+            sd = sd if sd > 0 else 1.0
+            parts_train.append(((filled_train - mean) / sd)[:, None])
+            parts_test.append(((test[column].fillna(median).to_numpy(float) - mean) / sd)[:, None])
+            names.append(column)
+    x_train, x_test = np.hstack(parts_train), np.hstack(parts_test)
+    keep = x_train.std(axis=0) > 0  # a category absent from (or universal in) the training split says nothing
+    kept = [name for name, k in zip(names, keep) if k]
+    return x_train[:, keep].astype(np.float32), x_test[:, keep].astype(np.float32), kept
+
+
+def evaluation_times(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    """IBS grid: evenly spaced from the 10th to the 90th percentile of test event times, inside follow-up."""
+    event_times = test.loc[test["event"] == 1, "time"].to_numpy(float)
+    if len(event_times) < 2:
+        return np.array([])
+    lo, hi = np.quantile(event_times, [0.1, 0.9])
+    hi = min(hi, np.nextafter(test["time"].max(), -np.inf), train["time"].max())
+    lo = max(lo, test["time"].min())
+    grid = np.unique(np.array([float(f"{t:.6g}") for t in np.linspace(lo, hi, IBS_POINTS)]))
+    grid = grid[(grid >= test["time"].min()) & (grid < test["time"].max())]
+    return grid if len(grid) >= 2 else np.array([])
+
+
+def validation_rows(event: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit_rows, val_rows): VAL_FRAC of the training split held out, stratified by event."""
+    fit_rows, val_rows = data.splits(event, 1, VAL_FRAC, seed=10_000 + seed)[0]
+    return fit_rows, val_rows
+
+
+def breslow_survival(risk_train: np.ndarray, train: pd.DataFrame, risk_test: np.ndarray,
+                     times: np.ndarray) -> np.ndarray | None:
+    """Cox survival (n_test, m) at ``times`` from a Breslow baseline fitted on the training log hazards."""
+    import torch
+
+    from survmom.losses import breslow_baseline, cox_survival
+
+    if len(times) == 0:
+        return None
+    base_t, base_h = breslow_baseline(torch.as_tensor(risk_train, dtype=torch.float64),
+                                      torch.as_tensor(train["event"].to_numpy() == 1),
+                                      torch.as_tensor(train["time"].to_numpy(float)))
+    return cox_survival(torch.as_tensor(risk_test, dtype=torch.float64), base_t, base_h,
+                        torch.as_tensor(times)).numpy()
+
+
+def step_function_at(index: np.ndarray, values: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Right-continuous step function through (index (k,), values (k, n)) at ``times`` (m,) → (n, m); 1 before."""
+    pos = np.searchsorted(index, times, side="right") - 1
+    out = np.ones((values.shape[1], len(times)))
+    ok = pos >= 0
+    out[:, ok] = values[pos[ok]].T
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ methods
+def fit_survmom(train: pd.DataFrame, test: pd.DataFrame, times: np.ndarray, extra: list[str],
+                threads: int | None) -> dict[str, Any]:
+    """``survmom train`` + ``survmom predict`` through the CLI on CSV files of the raw split."""
+    with tempfile.TemporaryDirectory(prefix="survmom_acc_") as folder:
+        work = Path(folder)
+        train.to_csv(work / "train.csv", index=False)
+        test.to_csv(work / "test.csv", index=False)
+        env = dict(os.environ)
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        cli = [sys.executable, "-m", "survmom"]
+        started = clock.perf_counter()
+        run = subprocess.run([*cli, "train", str(work / "train.csv"), "-o", str(work / "model.pt"), "-q", *extra],
+                             capture_output=True, text=True, env=env)
+        seconds = clock.perf_counter() - started
+        if run.returncode != 0:
+            raise RuntimeError(f"survmom train exit {run.returncode}: {run.stderr.strip()[-500:]}")
+        predict = [*cli, "predict", str(work / "model.pt"), str(work / "test.csv"), "-o", str(work / "pred.csv")]
+        if len(times):
+            predict += ["--times", ",".join(f"{t:.6g}" for t in times)]
+        run = subprocess.run(predict, capture_output=True, text=True, env=env)
+        if run.returncode != 0:
+            raise RuntimeError(f"survmom predict exit {run.returncode}: {run.stderr.strip()[-500:]}")
+        pred = pd.read_csv(work / "pred.csv")
+        info = checkpoint_info(work / "model.pt")
+    surv_cols = [c for c in pred.columns if c.startswith("surv_")]
+    surv = pred[surv_cols].to_numpy(float) if len(times) and len(surv_cols) == len(times) else None
+    return {"risk": pred["risk"].to_numpy(float), "surv": surv, "seconds": seconds, "info": info}
+
+
+def checkpoint_info(path: Path) -> dict[str, Any]:
+    """Epochs and steps run, best epoch and validation C of a survmom checkpoint (read as plain data)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    progress, best = state["progress"], state["best"]
+    return {"epochs": progress["epoch"], "steps": progress["step"], "best_epoch": best["epoch"],
+            "val_cindex": best["metric"], "stopped_early": progress["stopped_early"]}
+
+
+def fit_coxph(train, test, x_train, x_test, names, times, seed):
+    from lifelines import CoxPHFitter
+
+    frame = pd.DataFrame(x_train, columns=names).assign(time=train["time"].to_numpy(), event=train["event"].to_numpy())
+    started = clock.perf_counter()
+    for step_size in (0.5, 0.1):  # lifelines' tip for Newton-Raphson that fails to converge (flchain does)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = CoxPHFitter(penalizer=0.01).fit(frame, "time", "event", fit_options={"step_size": step_size})
+        if not any("converge" in str(w.message) for w in caught):
+            break
+    seconds = clock.perf_counter() - started
+    x = pd.DataFrame(x_test, columns=names)
+    risk = model.predict_log_partial_hazard(x).to_numpy(float)
+    surv = model.predict_survival_function(x, times=times).to_numpy(float).T if len(times) else None
+    return {"risk": risk, "surv": surv, "seconds": seconds}
+
+
+def fit_deepsurv(train, test, x_train, x_test, names, times, seed):
+    import torch
+    import torchtuples as tt
+    from pycox.models import CoxPH
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    event, duration = train["event"].to_numpy(np.float32), train["time"].to_numpy(np.float32)
+    fit_rows, val_rows = validation_rows(train["event"].to_numpy(), seed)
+    net = tt.practical.MLPVanilla(x_train.shape[1], [32, 32], 1, batch_norm=True, dropout=0.1, output_bias=False)
+    model = CoxPH(net, tt.optim.Adam(lr=1e-3))
+    started = clock.perf_counter()
+    model.fit(x_train[fit_rows], (duration[fit_rows], event[fit_rows]), batch_size=256, epochs=100,
+              callbacks=[tt.callbacks.EarlyStopping(patience=10)], verbose=False,
+              val_data=(x_train[val_rows], (duration[val_rows], event[val_rows])), val_batch_size=100_000)
+    seconds = clock.perf_counter() - started
+    risk = model.predict(x_test).reshape(-1).astype(float)
+    surv = None
+    if len(times):
+        model.compute_baseline_hazards(x_train, (duration, event))
+        curves = model.predict_surv_df(x_test)
+        surv = step_function_at(curves.index.to_numpy(float), curves.to_numpy(float), times)
+    return {"risk": risk, "surv": surv, "seconds": seconds}
+
+
+def _mlp(in_features: int):
+    from torch import nn
+
+    return nn.Sequential(nn.Linear(in_features, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 32), nn.ReLU(),
+                         nn.Dropout(0.1), nn.Linear(32, 1))
+
+
+def _fit_batch16(train, x_train, seed, momentum: bool):
+    """Batch-16 Cox MLP (torchsurv Momentum or plain); early stopping on validation C; returns the scorer."""
+    import torch
+    from torchsurv.loss.cox import neg_partial_log_likelihood
+    from torchsurv.loss.momentum import Momentum
+
+    from survmom.metrics import concordance_index
+
+    torch.manual_seed(seed)
+    fit_rows, val_rows = validation_rows(train["event"].to_numpy(), seed)
+    x = torch.as_tensor(x_train)
+    event = torch.as_tensor(train["event"].to_numpy() == 1)
+    time = torch.as_tensor(train["time"].to_numpy(np.float32))
+    net = _mlp(x.shape[1])
+    if momentum:
+        model = Momentum(net, neg_partial_log_likelihood, batchsize=16, steps=10, rate=0.999)
+        params, scorer = model.online.parameters(), model.infer
+    else:
+        model = net
+        params = net.parameters()
+
+        def scorer(inputs):
+            net.eval()
+            with torch.no_grad():
+                return net(inputs)
+
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    scored = model.target if momentum else net
+    best, best_state, waited = -1.0, None, 0
+    generator = torch.Generator().manual_seed(seed)
+    fit_idx = torch.as_tensor(fit_rows)
+    x_val, e_val, t_val = x[val_rows], event[val_rows], time[val_rows]
+    for _ in range(50):
+        model.train()
+        order = fit_idx[torch.randperm(len(fit_idx), generator=generator)]
+        for start in range(0, len(order) - 15, 16):  # full batches only: torchsurv's queue assumes them
+            rows = order[start : start + 16]
+            if momentum:
+                loss = model(x[rows], event[rows], time[rows])
+            else:
+                loss = neg_partial_log_likelihood(net(x[rows]), event[rows], time[rows])
+            if loss.requires_grad:
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        metric = concordance_index(scorer(x_val).reshape(-1), e_val, t_val)
+        if math.isfinite(metric) and metric > best:
+            best, waited = metric, 0
+            best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= 10:
+                break
+    if best_state is not None:
+        scored.load_state_dict(best_state)
+    return lambda inputs: scorer(torch.as_tensor(inputs)).reshape(-1).double().numpy()
+
+
+def _fit_torch_cox(train, test, x_train, x_test, times, seed, momentum):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchsurv warns on every batch without events
+        started = clock.perf_counter()
+        predict = _fit_batch16(train, x_train, seed, momentum)
+        seconds = clock.perf_counter() - started
+    risk = predict(x_test)
+    return {"risk": risk, "surv": breslow_survival(predict(x_train), train, risk, times), "seconds": seconds}
+
+
+def fit_torchsurv_momentum(train, test, x_train, x_test, names, times, seed):
+    return _fit_torch_cox(train, test, x_train, x_test, times, seed, momentum=True)
+
+
+def fit_cox_mlp_b16(train, test, x_train, x_test, names, times, seed):
+    return _fit_torch_cox(train, test, x_train, x_test, times, seed, momentum=False)
+
+
+def fit_xgboost(train, test, x_train, x_test, names, times, seed, threads=None):
+    import xgboost as xgb
+
+    duration = train["time"].to_numpy(float)
+    label = np.where(train["event"].to_numpy() == 1, duration, -duration)
+    fit_rows, val_rows = validation_rows(train["event"].to_numpy(), seed)
+    params = {"objective": "survival:cox", "eval_metric": "cox-nloglik", "eta": 0.05, "max_depth": 3,
+              "seed": seed, "nthread": threads or 0}
+    dfit = xgb.DMatrix(x_train[fit_rows], label=label[fit_rows])
+    dval = xgb.DMatrix(x_train[val_rows], label=label[val_rows])
+    started = clock.perf_counter()
+    booster = xgb.train(params, dfit, num_boost_round=1000, evals=[(dval, "val")], early_stopping_rounds=50,
+                        verbose_eval=False)
+    seconds = clock.perf_counter() - started
+    best = (0, booster.best_iteration + 1)
+    risk = booster.predict(xgb.DMatrix(x_test), output_margin=True, iteration_range=best).astype(float)
+    risk_train = booster.predict(xgb.DMatrix(x_train), output_margin=True, iteration_range=best).astype(float)
+    return {"risk": risk, "surv": breslow_survival(risk_train, train, risk, times), "seconds": seconds}
+
+
+PEER_FITS = {"coxph": fit_coxph, "deepsurv": fit_deepsurv, "torchsurv_momentum": fit_torchsurv_momentum,
+             "cox_mlp_b16": fit_cox_mlp_b16, "xgboost": fit_xgboost}
+
+
+# --------------------------------------------------------------------------------------------- one task
+def run_task(task: tuple[str, int, str, str, int | None]) -> dict[str, Any]:
+    """Fit ``method`` on split ``k`` of ``dataset`` and score it; errors are recorded, not raised."""
+    import torch
+
+    from survmom.errors import SurvmomError
+    from survmom.metrics import concordance_index, integrated_brier_score
+
+    dataset, k, method, survmom_args, threads = task
+    if threads:
+        torch.set_num_threads(threads)
+    frame = data.load(dataset)
+    train_rows, test_rows = data.splits(frame["event"].to_numpy(), k + 1)[k]
+    train, test = frame.iloc[train_rows].reset_index(drop=True), frame.iloc[test_rows].reset_index(drop=True)
+    times = evaluation_times(train, test)
+    record: dict[str, Any] = {"dataset": dataset, "split": k, "method": method, "cindex": None, "ibs": None,
+                              "seconds": None, "error": None}
+    try:
+        if method.startswith("survmom"):
+            extra = shlex.split(survmom_args) + (["--loss", "weibull"] if method == "survmom_weibull" else [])
+            result = fit_survmom(train, test, times, extra, threads)
+        else:
+            x_train, x_test, names = design_matrix(train, test)
+            fit = PEER_FITS[method]
+            if method == "xgboost":
+                fit = functools.partial(fit, threads=threads)
+            if method not in _WARM:  # first fit in this process: pay imports and JIT outside the timer
+                _WARM.add(method)
+                with contextlib.suppress(Exception):
+                    fit(train.iloc[:100], test, x_train[:100], x_test, names, np.array([]), k)
+            result = fit(train, test, x_train, x_test, names, times, k)
+    except Exception as error:  # a failing method must not stop the benchmark
+        record["error"] = f"{type(error).__name__}: {str(error)[:500]}"
+        return record
+    event, time = test["event"].to_numpy() == 1, test["time"].to_numpy(float)
+    record["seconds"] = result["seconds"]
+    if "info" in result:
+        record["info"] = result["info"]
+    record["cindex"] = concordance_index(torch.as_tensor(result["risk"]), torch.as_tensor(event),
+                                         torch.as_tensor(time))
+    if result["surv"] is not None:
+        try:
+            record["ibs"] = integrated_brier_score(
+                torch.as_tensor(result["surv"]), torch.as_tensor(event), torch.as_tensor(time),
+                torch.as_tensor(train["event"].to_numpy() == 1), torch.as_tensor(train["time"].to_numpy(float)),
+                torch.as_tensor(times))
+        except SurvmomError as error:
+            record["error"] = f"IBS skipped: {error}"
+    return record
+
+
+# ---------------------------------------------------------------------------------------------- reports
+def _values(records, dataset, method, key):
+    return [r[key] for r in records if r["dataset"] == dataset and r["method"] == method and r[key] is not None]
+
+
+def table(records: list[dict], datasets: list[str], methods: list[str], key: str, digits: int = 3) -> str:
+    """Markdown table: data sets x methods, ``mean ± sd`` over splits, and the mean over data sets."""
+    lines = ["| data set | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for dataset in datasets:
+        cells = [data.cell(_values(records, dataset, m, key), digits) for m in methods]
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    means = []
+    for method in methods:
+        per_dataset = [data.mean_sd(_values(records, d, method, key))[0] for d in datasets]
+        means.append(data.cell(per_dataset, digits) if all(np.isfinite(per_dataset)) else "–")
+    lines.append("| **mean over data sets** | " + " | ".join(means) + " |")
+    return "\n".join(lines)
+
+
+def summary(records: list[dict], datasets: list[str], methods: list[str]) -> dict[str, Any]:
+    """Per data set and method mean/sd of C, IBS and seconds; plus the acceptance check for ``survmom``."""
+    out: dict[str, Any] = {"per_dataset": {}, "mean_over_datasets": {}}
+    for dataset in datasets:
+        out["per_dataset"][dataset] = {
+            m: {key: data.mean_sd(_values(records, dataset, m, key)) for key in ("cindex", "ibs", "seconds")}
+            for m in methods}
+    for method in methods:
+        out["mean_over_datasets"][method] = {
+            key: float(np.mean([out["per_dataset"][d][method][key][0] for d in datasets]))
+            for key in ("cindex", "ibs", "seconds")}
+    peers = [m for m in methods if m in PEERS]
+    out["target_a"] = {}
+    for method in [m for m in methods if m == "survmom" or m.startswith("survmom:")] if peers else []:
+        best_peer = max(peers, key=lambda m: out["mean_over_datasets"][m]["cindex"])
+        gaps = {d: out["per_dataset"][d][method]["cindex"][0]
+                - max(out["per_dataset"][d][m]["cindex"][0] for m in peers) for d in datasets}
+        out["target_a"][method] = {
+            "best_peer": best_peer,
+            "minus_best_peer_mean": out["mean_over_datasets"][method]["cindex"]
+            - out["mean_over_datasets"][best_peer]["cindex"],
+            "minus_best_peer_per_dataset": gaps,
+            "worst_gap": min(gaps.values()),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"2 splits on {', '.join(QUICK_DATASETS)}")
+    parser.add_argument("--datasets", help=f"comma-separated, from {', '.join(data.DATASETS)}")
+    parser.add_argument("--methods", help=f"comma-separated, from {', '.join(METHODS)}")
+    parser.add_argument("--splits", type=int, help="number of 80/20 splits (default 5; --quick 2)")
+    parser.add_argument("--survmom-args", default="", help='extra flags for both survmom runs, e.g. "--rate 0.99"')
+    parser.add_argument("--variant", action="append", default=[], metavar='NAME="ARGS"',
+                        help='add a column survmom:NAME (cox) run with these extra flags; repeatable')
+    parser.add_argument("--reuse", help="JSON of an earlier run: reuse its records instead of refitting them")
+    parser.add_argument("--speed", type=int, metavar="ROWS",
+                        help="only time survmom train (+ --survmom-args) on a generated file of ROWS rows")
+    parser.add_argument("--repeats", type=int, default=3, help="--speed repetitions (median reported)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel tasks (each then uses 1 thread)")
+    parser.add_argument("--json", default="bench_results/accuracy.json", help="output JSON file")
+    args = parser.parse_args()
+
+    if args.speed:
+        result = speed_check(args.speed, shlex.split(args.survmom_args), args.repeats)
+        print(json.dumps(result, indent=1))
+        print(f"survmom train on {args.speed} rows ({args.survmom_args or 'defaults'}): median "
+              f"{result['median_s']:.1f} s wall of {', '.join(f'{s:.1f}' for s in result['seconds'])}")
+        return
+    datasets = args.datasets.split(",") if args.datasets else list(QUICK_DATASETS if args.quick else data.DATASETS)
+    methods = args.methods.split(",") if args.methods else list(METHODS)
+    unknown = sorted(set(methods) - set(METHODS)) + sorted(set(datasets) - set(data.DATASETS))
+    if unknown:
+        parser.error(f"unknown method(s)/data set(s): {', '.join(unknown)}")
+    extra_args = {m: args.survmom_args for m in methods}
+    for variant in args.variant:
+        name, _, flags = variant.partition("=")
+        if not name or not flags:
+            parser.error(f'--variant expects NAME="FLAGS", got {variant!r}')
+        methods.append(f"survmom:{name}")
+        extra_args[f"survmom:{name}"] = f"{args.survmom_args} {flags}".strip()
+    n_splits = args.splits or (2 if args.quick else 5)
+    threads = 1 if args.jobs > 1 else None
+    reused = _reusable(args.reuse, datasets, n_splits, extra_args)
+    tasks = [(d, k, m, extra_args[m], threads) for d in datasets for k in range(n_splits) for m in methods
+             if (d, k, m) not in reused]
+    started = clock.perf_counter()
+    records = list(reused.values())
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            for i, record in enumerate(pool.map(run_task, tasks)):
+                records.append(record)
+                _progress(record, i + 1, len(tasks))
+    else:
+        for i, task in enumerate(tasks):
+            records.append(run_task(task))
+            _progress(records[-1], i + 1, len(tasks))
+    elapsed = clock.perf_counter() - started
+
+    print(f"\nTest Harrell C (mean ± sd over {n_splits} splits); survmom args: {args.survmom_args or '(defaults)'}\n")
+    print(table(records, datasets, methods, "cindex"))
+    print("\nIntegrated Brier score (lower is better)\n")
+    print(table(records, datasets, methods, "ibs"))
+    print("\nFit seconds (wall; survmom includes process start-up)\n")
+    print(table(records, datasets, methods, "seconds", digits=1))
+    result = summary(records, datasets, methods)
+    for method, a in result["target_a"].items():
+        print(f"\nTarget (a) for {method}: minus the best peer ({a['best_peer']}) mean C = "
+              f"{a['minus_best_peer_mean']:+.4f}; worst gap to the best peer of a data set = {a['worst_gap']:+.4f}")
+    errors = [r for r in records if r["error"]]
+    for r in errors:
+        print(f"note: {r['dataset']} split {r['split']} {r['method']}: {r['error']}", file=sys.stderr)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "datasets": datasets, "methods": methods, "splits": n_splits,
+                               "survmom_args": {m: a for m, a in extra_args.items() if m.startswith("survmom")},
+                               "elapsed_s": elapsed, "summary": result, "records": records}, indent=1))
+    print(f"\n{len(records)} fits in {elapsed:.0f} s; JSON written to {out}", file=sys.stderr)
+
+
+def speed_check(rows: int, extra: list[str], repeats: int) -> dict[str, Any]:
+    """Wall seconds of ``survmom train`` (+ flags) on a ``rows``-row CSV made like ``sample_data/generate.py``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate", Path(__file__).resolve().parents[1]
+                                                  / "sample_data" / "generate.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    rng = np.random.default_rng(gen.SEED)
+    frame = gen.covariates(rng, rows, 1)
+    t_event = gen.weibull_times(rng, gen.true_log_risk(frame))
+    t_censor = gen.censoring_times(rng, t_event)
+    frame["time"] = np.maximum(np.ceil(np.minimum(t_event, t_censor)), 1.0).astype(np.int64)
+    frame["event"] = (t_event <= t_censor).astype(np.int64)
+    frame = gen.punch_missing(rng, frame, {"bmi": 0.05, "crp": 0.05, "albumin": 0.04})
+    seconds, infos = [], []
+    with tempfile.TemporaryDirectory(prefix="survmom_speed_") as folder:
+        path = Path(folder) / "cohort.csv"
+        frame.to_csv(path, index=False)
+        for _ in range(repeats):
+            started = clock.perf_counter()
+            subprocess.run([sys.executable, "-m", "survmom", "train", str(path), "--id-col", "id", "-q",
+                            "-o", str(Path(folder) / "model.pt"), *extra], check=True)
+            seconds.append(clock.perf_counter() - started)
+            infos.append(checkpoint_info(Path(folder) / "model.pt"))
+    return {"rows": rows, "flags": extra, "seconds": seconds, "median_s": float(np.median(seconds)),
+            "threads": os.environ.get("OMP_NUM_THREADS", "torch default"), "cpus": os.cpu_count(), "runs": infos}
+
+
+def _reusable(path: str | None, datasets: list[str], n_splits: int, extra_args: dict[str, str]) -> dict[tuple, dict]:
+    """Records of an earlier JSON for the requested data sets, splits and methods (survmom ones: same flags)."""
+    if not path:
+        return {}
+    previous = json.loads(Path(path).read_text())
+    old_args = previous.get("survmom_args", {})
+
+    def same(method: str) -> bool:
+        return method in extra_args and (not method.startswith("survmom") or old_args.get(method) == extra_args[method])
+
+    return {(r["dataset"], r["split"], r["method"]): r for r in previous["records"]
+            if r["dataset"] in datasets and r["split"] < n_splits and same(r["method"])}
+
+
+def _progress(record: dict, done: int, total: int) -> None:
+    c = "nan" if record["cindex"] is None else f"{record['cindex']:.3f}"
+    s = "" if record["seconds"] is None else f" {record['seconds']:.1f}s"
+    err = f"  [{record['error'][:120]}]" if record["error"] else ""
+    print(f"[{done}/{total}] {record['dataset']} split {record['split']} {record['method']}: C {c}{s}{err}",
+          file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
