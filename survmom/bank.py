@@ -4,7 +4,9 @@ The bank is preallocated: estimates (C, d), events (C,) bool, times (C,) float64
 the write position with one ``index_copy_`` per tensor, wrapping past the end; a batch larger than C keeps
 its newest C rows. The write position and fill count are plain ints kept in ``state_dict`` (as extra state)
 so a checkpoint restores the bank exactly. Rows are stored in write order modulo C; the loss functions
-are permutation invariant, so :meth:`contents` returns the filled rows without reordering.
+are permutation invariant, so :meth:`contents` returns the filled rows without reordering. The bank also
+keeps its rows' order by descending time (:meth:`sorted_by_time`), updated at each push by merging the new
+rows into the surviving ones, so a rank-based loss over bank + batch never has to sort the whole bank.
 
 Example:
     >>> import torch
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from survmom.errors import StateError
+from survmom.losses import descending_time_key, merge_sorted
 
 
 class MemoryBank(nn.Module):
@@ -37,6 +40,9 @@ class MemoryBank(nn.Module):
         self.register_buffer("events", torch.zeros(capacity, dtype=torch.bool))
         self.register_buffer("times", torch.zeros(capacity, dtype=torch.float64))
         self.register_buffer("_offsets", torch.arange(capacity), persistent=False)
+        # Row positions sorted by descending time, and their sort keys (first ``count`` entries valid).
+        self.register_buffer("sorted_index", torch.zeros(capacity, dtype=torch.int64))
+        self.register_buffer("sorted_keys", torch.zeros(capacity, dtype=torch.int64))
         self.position = 0
         self.count = 0
 
@@ -66,9 +72,31 @@ class MemoryBank(nn.Module):
         index = torch.where(index >= self.capacity, index - self.capacity, index)
         self.estimates.index_copy_(0, index, estimates[-n:].to(self.estimates))
         self.events.index_copy_(0, index, events[-n:].to(device=self.events.device, dtype=torch.bool))
-        self.times.index_copy_(0, index, times[-n:].to(self.times))
+        new_times = times[-n:].to(self.times)
+        self.times.index_copy_(0, index, new_times)
+        self._merge_into_sorted(index, new_times)
         self.position = (self.position + n) % self.capacity
         self.count = min(self.count + n, self.capacity)
+
+    def _merge_into_sorted(self, index: torch.Tensor, new_times: torch.Tensor) -> None:
+        """Drop the overwritten positions from the time-sorted run and merge the new rows in."""
+        valid_index, valid_keys = self.sorted_index[: self.count], self.sorted_keys[: self.count]
+        # Positions overwritten by this push are the window [position, position + n) modulo C.
+        n = index.shape[0]
+        keep = (torch.remainder(valid_index - self.position, self.capacity) >= n).nonzero().view(-1)
+        new_keys, order = torch.sort(descending_time_key(new_times))
+        keys, merged = merge_sorted(valid_keys.index_select(0, keep), valid_index.index_select(0, keep),
+                                    new_keys, index.index_select(0, order))
+        size = keys.shape[0]
+        self.sorted_keys[:size] = keys
+        self.sorted_index[:size] = merged
+
+    def sorted_by_time(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keys (n,), positions (n,)) of the filled rows sorted by descending time, n = len(self).
+
+        Keys are :func:`survmom.losses.descending_time_key` of the stored float64 times.
+        """
+        return self.sorted_keys[: self.count], self.sorted_index[: self.count]
 
     def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The filled rows as views: estimates (n, dim), events (n,), times (n,) with n = len(self)."""

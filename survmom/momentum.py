@@ -46,7 +46,7 @@ from torch import nn
 from survmom.bank import MemoryBank
 from survmom.ema import EMA
 from survmom.errors import ConfigError, StateError
-from survmom.losses import cox_loss, weibull_loss
+from survmom.losses import cox_loss, descending_time_key, merge_sorted, weibull_loss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 BUILTIN_LOSSES = ("cox", "weibull")
@@ -127,8 +127,15 @@ class Momentum(nn.Module):
             bank_estimates = bank_estimates[:, 0]
         pooled = torch.cat([bank_estimates.to(estimates), estimates])
         pooled_events = torch.cat([bank_events, event.to(device=bank_events.device, dtype=torch.bool)])
-        pooled_times = torch.cat([bank_times, time.to(bank_times)])
-        return self.loss_fn(pooled, pooled_events, pooled_times)
+        batch_times = time.to(bank_times)
+        pooled_times = torch.cat([bank_times, batch_times])
+        if self.loss_name != "cox":
+            return self.loss_fn(pooled, pooled_events, pooled_times)
+        # The bank is kept sorted by time: merge the sorted batch into it instead of sorting everything.
+        bank_keys, bank_order = self.bank.sorted_by_time()
+        batch_keys, batch_order = torch.sort(descending_time_key(batch_times))
+        presorted = merge_sorted(bank_keys, bank_order, batch_keys, batch_order + bank_keys.shape[0])
+        return self.loss_fn(pooled, pooled_events, pooled_times, presorted=presorted)
 
     @torch.no_grad()
     def infer(self, inputs: torch.Tensor) -> torch.Tensor:

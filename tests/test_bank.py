@@ -97,3 +97,21 @@ def test_moves_with_to():
     assert bank.estimates.dtype == torch.float64 and bank.times.dtype == torch.float64
     bank = bank.to("meta")
     assert bank.estimates.device.type == "meta" and bank._offsets.device.type == "meta"
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(1, 40), sizes=st.lists(st.integers(1, 60), min_size=1, max_size=12),
+       seed=st.integers(0, 1000))
+def test_sorted_by_time_always_orders_exactly_the_filled_rows_by_descending_time(capacity, sizes, seed):
+    from survmom.losses import descending_time_key
+
+    gen = torch.Generator().manual_seed(seed)
+    bank = MemoryBank(capacity=capacity)
+    for size in sizes:
+        times = torch.randint(0, 8, (size,), generator=gen).double()  # many ties
+        bank.push(torch.randn(size, 1, generator=gen), torch.ones(size, dtype=torch.bool), times)
+        keys, positions = bank.sorted_by_time()
+        assert sorted(positions.tolist()) == list(range(len(bank)))
+        sorted_times = bank.times[positions]
+        assert bool((sorted_times[1:] <= sorted_times[:-1]).all())
+        assert torch.equal(keys, descending_time_key(sorted_times))

@@ -478,3 +478,23 @@ def test_weibull_survival_is_one_at_time_zero_and_decreasing() -> None:
 
 def test_weibull_of_empty_input_is_zero() -> None:
     assert weibull_loss(torch.zeros(0, 2), torch.zeros(0), torch.zeros(0)).item() == 0.0
+
+
+def test_presorted_order_from_a_merge_gives_the_same_loss_as_sorting() -> None:
+    from survmom.losses import descending_time_key, merge_sorted
+
+    gen = torch.Generator().manual_seed(5)
+    time = torch.randint(0, 30, (300,), generator=gen).double()
+    event = torch.rand(300, generator=gen) < 0.6
+    log_hz = torch.randn(300, generator=gen, dtype=torch.float64, requires_grad=True)
+    key_a, order_a = torch.sort(descending_time_key(time[:250]))
+    key_b, order_b = torch.sort(descending_time_key(time[250:]))
+    keys, order = merge_sorted(key_a, order_a, key_b, order_b + 250)
+    assert torch.equal(keys, torch.sort(descending_time_key(time)).values)
+    for ties in ("efron", "breslow"):
+        merged = cox_loss(log_hz, event, time, ties=ties, presorted=(keys, order))
+        plain = cox_loss(log_hz, event, time, ties=ties)
+        torch.testing.assert_close(merged, plain, rtol=1e-12, atol=1e-12)
+        (grad_merged,) = torch.autograd.grad(merged, log_hz)
+        (grad_plain,) = torch.autograd.grad(plain, log_hz)
+        torch.testing.assert_close(grad_merged, grad_plain, rtol=1e-12, atol=1e-12)
