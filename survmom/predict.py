@@ -134,13 +134,12 @@ def _prediction_chunks(model: LoadedModel, data: Path, id_col: str | None, times
         yield pa.table(arrays)
 
 
-def _write_csv(chunks: Iterator[Any], stream) -> int:
-    import pyarrow.csv as pacsv
-
+def _write_tables(chunks: Iterator[Any], stream, make_writer) -> int:
+    """Stream Arrow tables into one writer made from the first table's schema; returns the row count."""
     rows, writer = 0, None
     for table in chunks:
         if writer is None:
-            writer = pacsv.CSVWriter(stream, table.schema)
+            writer = make_writer(stream, table.schema)
         writer.write_table(table)
         rows += table.num_rows
     if writer is not None:
@@ -149,23 +148,19 @@ def _write_csv(chunks: Iterator[Any], stream) -> int:
     return rows
 
 
+def _write_csv(chunks: Iterator[Any], stream) -> int:
+    import pyarrow.csv as pacsv
+
+    return _write_tables(chunks, stream, pacsv.CSVWriter)
+
+
 def _write_atomically(chunks: Iterator[Any], out: Path) -> int:
     import pyarrow.parquet as pq
 
-    rows = 0
     with atomic_write(out) as stream:
         if out.suffix.lower() == ".csv":
-            rows = _write_csv(chunks, stream)
-        else:
-            writer = None
-            for table in chunks:
-                if writer is None:
-                    writer = pq.ParquetWriter(stream, table.schema)
-                writer.write_table(table)
-                rows += table.num_rows
-            if writer is not None:
-                writer.close()
-    return rows
+            return _write_csv(chunks, stream)
+        return _write_tables(chunks, stream, pq.ParquetWriter)
 
 
 def _check_output(out: Path, data: Path, checkpoint: Path) -> None:
