@@ -102,3 +102,17 @@ def cell(values: list[float], digits: int = 3) -> str:
     """``mean ± sd`` for a table cell, ``–`` when empty."""
     mean, sd = mean_sd(values)
     return "–" if not np.isfinite(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def survmom_source() -> dict[str, str]:
+    """Where the imported survmom lives and a SHA-256 of its .py files (the code changes while we measure)."""
+    import hashlib
+    from pathlib import Path
+
+    import survmom
+
+    folder = Path(survmom.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return {"path": str(folder), "sha256": digest.hexdigest()[:16]}

@@ -153,7 +153,13 @@ def step_function_at(index: np.ndarray, values: np.ndarray, times: np.ndarray) -
 # ------------------------------------------------------------------------------------------------ methods
 def fit_survmom(train: pd.DataFrame, test: pd.DataFrame, times: np.ndarray, extra: list[str],
                 threads: int | None) -> dict[str, Any]:
-    """``survmom train`` + ``survmom predict`` through the CLI on CSV files of the raw split."""
+    """``survmom train`` + ``survmom predict`` through the CLI on CSV files of the raw split.
+
+    The benchmark-only marker ``@refit`` in ``extra`` emulates a proposed option: train as usual, then train
+    again on every training row (``--val-frac 0``) for the best epoch count found, and predict with that.
+    """
+    refit = "@refit" in extra
+    extra = [flag for flag in extra if flag != "@refit"]
     with tempfile.TemporaryDirectory(prefix="survmom_acc_") as folder:
         work = Path(folder)
         train.to_csv(work / "train.csv", index=False)
@@ -164,14 +170,19 @@ def fit_survmom(train: pd.DataFrame, test: pd.DataFrame, times: np.ndarray, extr
         cli = [sys.executable, "-m", "survmom"]
         started = clock.perf_counter()
         run = subprocess.run([*cli, "train", str(work / "train.csv"), "-o", str(work / "model.pt"), "-q", *extra],
-                             capture_output=True, text=True, env=env)
+                             capture_output=True, text=True, env=env, cwd=work)
+        if run.returncode == 0 and refit:
+            best_epoch = max(checkpoint_info(work / "model.pt")["best_epoch"], 1)
+            run = subprocess.run([*cli, "train", str(work / "train.csv"), "-o", str(work / "model.pt"), "-q", *extra,
+                                  "--val-frac", "0", "--epochs", str(best_epoch)], capture_output=True, text=True,
+                                 env=env, cwd=work)
         seconds = clock.perf_counter() - started
         if run.returncode != 0:
             raise RuntimeError(f"survmom train exit {run.returncode}: {run.stderr.strip()[-500:]}")
         predict = [*cli, "predict", str(work / "model.pt"), str(work / "test.csv"), "-o", str(work / "pred.csv")]
         if len(times):
             predict += ["--times", ",".join(f"{t:.6g}" for t in times)]
-        run = subprocess.run(predict, capture_output=True, text=True, env=env)
+        run = subprocess.run(predict, capture_output=True, text=True, env=env, cwd=work)
         if run.returncode != 0:
             raise RuntimeError(f"survmom predict exit {run.returncode}: {run.stderr.strip()[-500:]}")
         pred = pd.read_csv(work / "pred.csv")
@@ -358,6 +369,9 @@ def run_task(task: tuple[str, int, str, str, int | None]) -> dict[str, Any]:
     times = evaluation_times(train, test)
     record: dict[str, Any] = {"dataset": dataset, "split": k, "method": method, "cindex": None, "ibs": None,
                               "seconds": None, "error": None}
+    if method.startswith("survmom"):
+        record["survmom_args"] = survmom_args
+        record["survmom_source"] = data.survmom_source()["sha256"]
     try:
         if method.startswith("survmom"):
             extra = shlex.split(survmom_args) + (["--loss", "weibull"] if method == "survmom_weibull" else [])
@@ -448,7 +462,8 @@ def main() -> None:
     parser.add_argument("--survmom-args", default="", help='extra flags for both survmom runs, e.g. "--rate 0.99"')
     parser.add_argument("--variant", action="append", default=[], metavar='NAME="ARGS"',
                         help='add a column survmom:NAME (cox) run with these extra flags; repeatable')
-    parser.add_argument("--reuse", help="JSON of an earlier run: reuse its records instead of refitting them")
+    parser.add_argument("--reuse", help="comma-separated JSON files (or .records.jsonl of interrupted runs) of "
+                        "earlier runs: reuse their records (survmom ones: same flags and code) instead of refitting")
     parser.add_argument("--speed", type=int, metavar="ROWS",
                         help="only time survmom train (+ --survmom-args) on a generated file of ROWS rows")
     parser.add_argument("--repeats", type=int, default=3, help="--speed repetitions (median reported)")
@@ -481,15 +496,17 @@ def main() -> None:
              if (d, k, m) not in reused]
     started = clock.perf_counter()
     records = list(reused.values())
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            for i, record in enumerate(pool.map(run_task, tasks)):
-                records.append(record)
-                _progress(record, i + 1, len(tasks))
-    else:
-        for i, task in enumerate(tasks):
-            records.append(run_task(task))
-            _progress(records[-1], i + 1, len(tasks))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".records.jsonl")  # every finished fit, so that an interrupted run can be --reused
+    with partial.open("a") as log, contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ProcessPoolExecutor(args.jobs)) if args.jobs > 1 else None
+        fits = pool.map(run_task, tasks) if pool else map(run_task, tasks)
+        for i, record in enumerate(fits):
+            records.append(record)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            _progress(record, i + 1, len(tasks))
     elapsed = clock.perf_counter() - started
 
     print(f"\nTest Harrell C (mean ± sd over {n_splits} splits); survmom args: {args.survmom_args or '(defaults)'}\n")
@@ -505,10 +522,9 @@ def main() -> None:
     errors = [r for r in records if r["error"]]
     for r in errors:
         print(f"note: {r['dataset']} split {r['split']} {r['method']}: {r['error']}", file=sys.stderr)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "datasets": datasets, "methods": methods, "splits": n_splits,
                                "survmom_args": {m: a for m, a in extra_args.items() if m.startswith("survmom")},
+                               "survmom_source": data.survmom_source(),
                                "elapsed_s": elapsed, "summary": result, "records": records}, indent=1))
     print(f"\n{len(records)} fits in {elapsed:.0f} s; JSON written to {out}", file=sys.stderr)
 
@@ -535,7 +551,7 @@ def speed_check(rows: int, extra: list[str], repeats: int) -> dict[str, Any]:
         for _ in range(repeats):
             started = clock.perf_counter()
             subprocess.run([sys.executable, "-m", "survmom", "train", str(path), "--id-col", "id", "-q",
-                            "-o", str(Path(folder) / "model.pt"), *extra], check=True)
+                            "-o", str(Path(folder) / "model.pt"), *extra], check=True, cwd=folder)
             seconds.append(clock.perf_counter() - started)
             infos.append(checkpoint_info(Path(folder) / "model.pt"))
     return {"rows": rows, "flags": extra, "seconds": seconds, "median_s": float(np.median(seconds)),
@@ -543,17 +559,30 @@ def speed_check(rows: int, extra: list[str], repeats: int) -> dict[str, Any]:
 
 
 def _reusable(path: str | None, datasets: list[str], n_splits: int, extra_args: dict[str, str]) -> dict[tuple, dict]:
-    """Records of an earlier JSON for the requested data sets, splits and methods (survmom ones: same flags)."""
+    """Records of earlier runs (comma-separated files) for the requested data sets, splits and methods."""
     if not path:
         return {}
-    previous = json.loads(Path(path).read_text())
-    old_args = previous.get("survmom_args", {})
+    source = data.survmom_source()["sha256"]
+    records = []
+    for name in path.split(","):
+        text = Path(name).read_text()
+        if name.endswith(".jsonl"):
+            records += [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            previous = json.loads(text)
+            args = previous.get("survmom_args", {})
+            records += [{"survmom_args": args.get(r["method"]), **r} if r["method"] in args else r
+                        for r in previous["records"]]
 
-    def same(method: str) -> bool:
-        return method in extra_args and (not method.startswith("survmom") or old_args.get(method) == extra_args[method])
+    def same(record: dict) -> bool:
+        method = record["method"]
+        if method not in extra_args or record["cindex"] is None:
+            return False
+        return not method.startswith("survmom") or (record.get("survmom_args") == extra_args[method]
+                                                     and record.get("survmom_source") == source)
 
-    return {(r["dataset"], r["split"], r["method"]): r for r in previous["records"]
-            if r["dataset"] in datasets and r["split"] < n_splits and same(r["method"])}
+    return {(r["dataset"], r["split"], r["method"]): r for r in records
+            if r["dataset"] in datasets and r["split"] < n_splits and same(r)}
 
 
 def _progress(record: dict, done: int, total: int) -> None:

@@ -21,6 +21,7 @@ Usage::
     python benchmarks/momentum_study.py                  # 4 data sets x 5 splits x 6 batch sizes x 2 modes
     python benchmarks/momentum_study.py --quick          # 2 splits
     python benchmarks/momentum_study.py --datasets gbsg2,aids --batches 8,full --survmom-args "--rate 0.99"
+    python benchmarks/momentum_study.py --from-json bench_results/momentum_study.json   # tables + plot again
 
 Prints markdown tables (mean ± sd of test C; the paired difference momentum − plain) averaged over data sets
 and per data set, saves a PNG plot (C against batch size, log x axis) and writes JSON.
@@ -88,13 +89,13 @@ def run_task(task: tuple) -> dict[str, Any]:
         test.to_csv(work / "test.csv", index=False)
         started = clock.perf_counter()
         run = subprocess.run([*cli, "train", str(work / "train.csv"), "-o", str(work / "m.pt"), "-q", *flags],
-                             capture_output=True, text=True, env=env)
+                             capture_output=True, text=True, env=env, cwd=work)
         record["seconds"] = clock.perf_counter() - started
         if run.returncode != 0:
             record["error"] = f"train exit {run.returncode}: {run.stderr.strip()[-400:]}"
             return record
         run = subprocess.run([*cli, "predict", str(work / "m.pt"), str(work / "test.csv"), "-o",
-                              str(work / "p.csv")], capture_output=True, text=True, env=env)
+                              str(work / "p.csv")], capture_output=True, text=True, env=env, cwd=work)
         if run.returncode != 0:
             record["error"] = f"predict exit {run.returncode}: {run.stderr.strip()[-400:]}"
             return record
@@ -151,7 +152,19 @@ def plot(records, datasets, batches, path: Path, sizes: dict[str, float]) -> Non
     import matplotlib.pyplot as plt
 
     panels = ["mean over data sets", *datasets]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.8), squeeze=False)
+    delta_ax = axes[0][-1]
+    xs = [float(np.mean([sizes[d] for d in datasets])) if b == "full" else float(b) for b in batches]
+    deltas = [[x for d in datasets for x in _paired(records, d, b)] for b in batches]
+    means = [float(np.mean(v)) if v else np.nan for v in deltas]
+    errors = [float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else np.nan for v in deltas]
+    delta_ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, color="tab:green")
+    delta_ax.axhline(0.0, color="grey", lw=0.8)
+    delta_ax.set_xscale("log")
+    delta_ax.set_title("momentum − plain (paired by split)")
+    delta_ax.set_xlabel("batch size (rightmost point: full batch)")
+    delta_ax.set_ylabel("Δ test C (error bars: s.e. over data sets × splits)")
+    delta_ax.grid(alpha=0.3)
     for ax, panel in zip(axes[0], panels):
         for mode, colour in (("momentum", "tab:blue"), ("plain", "tab:orange")):
             xs, ys, es = [], [], []
@@ -179,6 +192,27 @@ def plot(records, datasets, batches, path: Path, sizes: dict[str, float]) -> Non
     fig.savefig(path, dpi=120)
 
 
+def report(records, datasets, batches, n_splits, survmom_args, plot_path: Path) -> dict[str, Any]:
+    """Print the tables and the batch 4 / 8 checks, save the plot; returns the checks."""
+    print(f"\nTest Harrell C, survmom args: {survmom_args or '(defaults)'}; {n_splits} splits\n")
+    print(tables(records, datasets, batches))
+    plain_full = averaged(records, datasets, "full", "plain")[0] if "full" in batches else float("nan")
+    checks = {}
+    for batch in ("4", "8"):
+        if batch in batches:
+            mom = averaged(records, datasets, batch, "momentum")[0]
+            plain = averaged(records, datasets, batch, "plain")[0]
+            deltas = [x for d in datasets for x in _paired(records, d, batch)]
+            se = float(np.std(deltas, ddof=1) / np.sqrt(len(deltas))) if len(deltas) > 1 else float("nan")
+            checks[batch] = {"momentum": mom, "plain": plain, "momentum_minus_plain": mom - plain,
+                             "paired_se": se, "momentum_minus_plain_full": mom - plain_full}
+            print(f"\nbatch {batch}: momentum − plain = {mom - plain:+.4f} (paired s.e. {se:.4f}); "
+                  f"momentum − plain full batch = {mom - plain_full:+.4f}")
+    sizes = {d: float(round(len(data.load(d)) * 0.8)) for d in datasets}
+    plot(records, datasets, batches, plot_path, sizes)
+    return checks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,7 +227,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="parallel runs (each then uses 1 thread)")
     parser.add_argument("--json", default="bench_results/momentum_study.json")
     parser.add_argument("--plot", default="bench_results/momentum_study.png")
+    parser.add_argument("--from-json", metavar="JSON", help="no training: tables and plot from an earlier run's JSON")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        report(saved["records"], saved["args"]["datasets"].split(","), saved["args"]["batches"].split(","),
+               saved["splits"], saved["args"]["survmom_args"], Path(args.plot))
+        return
 
     datasets, batches = args.datasets.split(","), args.batches.split(",")
     if set(datasets) - set(data.DATASETS):
@@ -202,10 +242,11 @@ def main() -> None:
     threads = 1 if args.jobs > 1 else None
     limits = (args.min_steps, args.max_steps, args.patience_steps)
     extra = shlex.split(args.survmom_args)
-    # largest first, so that the long small-batch runs on big data sets do not end up alone at the end
+    # most steps per epoch first, so that the long small-batch runs on big data sets do not end up alone at the end
+    rows = {d: len(data.load(d)) for d in datasets}
     tasks = [(d, k, b, m, extra, limits, threads) for b in batches for d in datasets for k in range(n_splits)
              for m in MODES]
-    tasks.sort(key=lambda t: -(len(data.load(t[0])) / (1 if t[2] == "full" else int(t[2]))))
+    tasks.sort(key=lambda t: -(1 if t[2] == "full" else rows[t[0]] / int(t[2])))
     started = clock.perf_counter()
     records = []
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -218,24 +259,11 @@ def main() -> None:
                   f"(best {info.get('best_epoch')})  {record['error'] or ''}", file=sys.stderr, flush=True)
     elapsed = clock.perf_counter() - started
 
-    report = tables(records, datasets, batches)
-    print(f"\nTest Harrell C, survmom args: {args.survmom_args or '(defaults)'}; {n_splits} splits\n")
-    print(report)
-    plain_full = averaged(records, datasets, "full", "plain")[0]
-    checks = {}
-    for batch in ("4", "8"):
-        if batch in batches:
-            mom = averaged(records, datasets, batch, "momentum")[0]
-            plain = averaged(records, datasets, batch, "plain")[0]
-            checks[batch] = {"momentum": mom, "plain": plain, "momentum_minus_plain": mom - plain,
-                             "momentum_minus_plain_full": mom - plain_full}
-            print(f"\nbatch {batch}: momentum − plain = {mom - plain:+.4f}; momentum − plain full batch = "
-                  f"{mom - plain_full:+.4f}")
-    sizes = {d: float(round(len(data.load(d)) * 0.8)) for d in datasets}
-    plot(records, datasets, batches, Path(args.plot), sizes)
+    checks = report(records, datasets, batches, n_splits, args.survmom_args, Path(args.plot))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "splits": n_splits, "elapsed_s": elapsed, "checks": checks,
+                               "survmom_source": data.survmom_source(),
                                "records": records}, indent=1))
     print(f"\n{len(records)} runs in {elapsed:.0f} s; plot {args.plot}; JSON {out}", file=sys.stderr)
 

@@ -93,6 +93,13 @@ def train(
     batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="BatchNorm after each hidden layer."),
     linear_skip: bool = typer.Option(True, "--linear-skip/--no-linear-skip",
                                      help="Add a linear path: output = linear(x) + MLP(x), MLP starting at zero."),
+    linear_init: bool = typer.Option(True, "--linear-init/--no-linear-init",
+                                     help="Start the linear path at a ridge-penalised linear Cox / Weibull AFT fit."),
+    linear_penalty: float = typer.Option(
+        0.1, help="Ridge penalty of that fit: mean negative log-likelihood + penalty/2 × ||w||² (standardised x)."
+    ),
+    linear_frozen: bool = typer.Option(True, "--linear-frozen/--no-linear-frozen",
+                                       help="Keep the fitted linear path fixed; train only the MLP correction."),
     bank_steps: Optional[int] = typer.Option(None, help="Memory bank size in batches (bank = steps × batch)."),
     bank_size: Optional[int] = typer.Option(None, help="Memory bank size in samples (default: 2048); 0 disables."),
     rate: float = typer.Option(0.999, help="EMA rate m of the target network, in [0, 1]."),

@@ -28,6 +28,10 @@ def auto_batch(train_rows: int) -> int:
 ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
 
 
+# Options added after checkpoint format 1 was fixed, with the values that reproduce how older checkpoints trained.
+OPTIONS_ADDED_LATER: dict[str, Any] = {"linear_init": False, "linear_penalty": 0.1, "linear_frozen": False}
+
+
 @dataclass
 class TrainConfig:
     """Every option of ``survmom train``; field names are the CLI option names with ``_`` for ``-``."""
@@ -48,6 +52,9 @@ class TrainConfig:
     activation: str = "relu"
     batchnorm: bool = False
     linear_skip: bool = True
+    linear_init: bool = True
+    linear_penalty: float = 0.1
+    linear_frozen: bool = True
     bank_steps: int | None = None
     bank_size: int | None = None
     rate: float = 0.999
@@ -66,6 +73,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data copy (lists copied)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_checkpoint(cls, values: dict[str, Any], source: str = "checkpoint") -> TrainConfig:
+        """:meth:`from_dict` for a saved config: options added since it was saved take their old behaviour."""
+        return cls.from_dict({**OPTIONS_ADDED_LATER, **values}, source=source)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -100,6 +112,8 @@ class TrainConfig:
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.lr > 0 and self.lr < float("inf"), f"--lr must be a positive number, got {self.lr}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.linear_penalty < float("inf"),
+             f"--linear-penalty must be a finite number >= 0, got {self.linear_penalty}"),
             (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
             (all(h >= 1 for h in self.hidden), f"--hidden sizes must be positive integers, got {self.hidden}"),
             (0 <= self.rate <= 1, f"--rate must be in [0, 1], got {self.rate}"),
@@ -174,6 +188,7 @@ def _normalise(key: str, value: Any, source: str) -> Any:
             return kind(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: {option} must be {kind.__name__}, got {value!r}") from None
-    if key in ("batchnorm", "linear_skip", "rate_warmup", "quiet") and not isinstance(value, bool):
+    flags = ("batchnorm", "linear_skip", "linear_init", "linear_frozen", "rate_warmup", "quiet")
+    if key in flags and not isinstance(value, bool):
         raise ConfigError(f"{source}: {option} must be true or false, got {value!r}")
     return value

@@ -86,7 +86,7 @@ def load_model(path: Path) -> LoadedModel:
     """Load a checkpoint's config, preprocessing and the target weights used for prediction."""
     state = load_checkpoint(path)
     try:
-        config = TrainConfig.from_dict(state["config"], source=str(path))
+        config = TrainConfig.from_checkpoint(state["config"], source=str(path))
         preprocessor = Preprocessor.from_state(state["preprocessing"])
         network = backbone_from_config(config, len(preprocessor.feature_names))
         weights = state["best"]["target"] or {

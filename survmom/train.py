@@ -22,9 +22,10 @@ from survmom import __version__
 from survmom.checkpoint import FORMAT, FORMAT_VERSION
 from survmom.config import TrainConfig
 from survmom.errors import TrainingDiverged
+from survmom.linear_start import fit_linear_start
 from survmom.losses import breslow_baseline, weibull_loss
 from survmom.metrics import concordance_index
-from survmom.model import build_backbone, set_output_bias
+from survmom.model import LinearSkip, build_backbone, set_output_bias
 from survmom.momentum import Momentum
 
 
@@ -107,6 +108,14 @@ class Trainer:
         backbone = backbone_from_config(config, in_features)
         if config.loss == "weibull":
             set_output_bias(backbone, fit_constant_weibull(train.event, train.time))
+        self.fitted_start = False  # True when the network starts as a fitted linear model (worth validating)
+        if config.linear_skip and config.linear_init and isinstance(backbone, LinearSkip):
+            self.fitted_start = fit_linear_start(
+                backbone.linear, train.x, train.event, train.time, config.loss, ties=config.ties,
+                penalty=config.linear_penalty, seed=config.seed,
+            )
+            if self.fitted_start and config.linear_frozen:
+                backbone.linear.requires_grad_(False)
         self.steps_per_epoch = len(self.batch_bounds())
         self.momentum = Momentum(
             backbone, config.loss, bank_size=config.bank_capacity(), rate=config.rate,
@@ -147,6 +156,8 @@ class Trainer:
     def fit(self, epochs: int, reporter: Reporter, save: Callable[[dict[str, Any]], None]) -> None:
         """Train until ``epochs`` epochs are complete or early stopping; ``save`` gets each checkpoint."""
         bounds = self.batch_bounds()
+        if self.step == 0 and self.best_metric is None and self.fitted_start:
+            self.validate_start()
         with _stop_requests() as stop_requested:
             while self.epoch < epochs and not self.stopped_early:
                 order = self.epoch_permutation(self.epoch)
@@ -217,6 +228,13 @@ class Trainer:
         self.history.append(record)
         self.batch_index, self.epoch_loss_sum, self.epoch_samples, self.epoch_seconds = 0, 0.0, 0, 0.0
         return record
+
+    def validate_start(self) -> None:
+        """Score the untrained target (epoch 0: the linear start, if any) so early stopping can keep it."""
+        metric = self.validation_cindex()
+        if metric is not None:
+            self.best_metric, self.best_epoch = metric, 0
+            self.best_target = {k: v.detach().clone() for k, v in self.momentum.target.state_dict().items()}
 
     def validation_cindex(self) -> float | None:
         """Harrell's C of the target network on the validation rows (None without usable validation)."""

@@ -64,7 +64,7 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
     """Continue a run from its checkpoint; refuses changed data unless ``data_path`` has the same schema."""
     started = time.perf_counter()
     state = load_checkpoint(checkpoint_path)
-    config = TrainConfig.from_dict({**state["config"], **overrides}, source=str(checkpoint_path))
+    config = TrainConfig.from_checkpoint({**state["config"], **overrides}, source=str(checkpoint_path))
     if epochs is not None:
         if epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {epochs}")

@@ -1,0 +1,174 @@
+"""The penalised linear start of the linear path: lifelines as the oracle, and its use by the trainer."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from lifelines import CoxPHFitter, WeibullAFTFitter
+from lifelines.datasets import load_rossi
+from torch import nn
+
+from survmom.config import TrainConfig
+from survmom.linear_start import fit_linear_start
+from survmom.losses import cox_loss, weibull_loss
+from survmom.train import Tensors, Trainer, fit_constant_weibull
+
+pytestmark = pytest.mark.filterwarnings("ignore:Ties in `time` detected")
+
+
+@pytest.fixture(scope="module")
+def rossi() -> tuple[object, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Standardised rossi covariates (frame and (n, 7) tensor), event (n,) and week (n,)."""
+    frame = load_rossi()
+    covariates = frame.drop(columns=["week", "arrest"]).astype(float)
+    covariates = (covariates - covariates.mean()) / covariates.std()
+    x = torch.tensor(covariates.to_numpy(), dtype=torch.float64)
+    return covariates, x, torch.tensor(frame["arrest"].to_numpy(bool)), torch.tensor(frame["week"].to_numpy(float))
+
+
+def _layer(p: int, out: int) -> nn.Linear:
+    torch.manual_seed(0)
+    return nn.Linear(p, out).double()
+
+
+def test_unpenalised_cox_start_is_lifelines_coxph(rossi):
+    covariates, x, event, time = rossi
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cph = CoxPHFitter().fit(covariates.assign(T=time.numpy(), E=event.numpy()), "T", "E")
+    layer = _layer(x.shape[1], 1)
+    assert fit_linear_start(layer, x, event, time, "cox", penalty=0.0)
+    expected = cph.params_[covariates.columns].to_numpy()
+    np.testing.assert_allclose(layer.weight.detach()[0].numpy(), expected, atol=1e-5)
+    assert layer.bias.item() == 0.0
+
+
+def test_unpenalised_weibull_start_is_lifelines_weibull_aft(rossi):
+    covariates, x, event, time = rossi
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        aft = WeibullAFTFitter().fit(covariates.assign(T=time.numpy(), E=event.numpy()), "T", "E")
+    layer = _layer(x.shape[1], 2)
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor(fit_constant_weibull(event, time), dtype=torch.float64))
+    assert fit_linear_start(layer, x, event, time, "weibull", penalty=0.0)
+    scale = aft.params_["lambda_"]
+    np.testing.assert_allclose(layer.weight.detach()[0].numpy(), scale[covariates.columns].to_numpy(), atol=1e-4)
+    assert layer.bias[0].item() == pytest.approx(scale["Intercept"], abs=1e-4)
+    assert layer.bias[1].item() == pytest.approx(aft.params_["rho_"]["Intercept"], abs=1e-4)
+    assert torch.all(layer.weight[1] == 0)  # the shape does not depend on the covariates
+
+
+@pytest.mark.parametrize("loss", ["cox", "weibull"])
+@pytest.mark.parametrize("penalty", [0.01, 0.1, 1.0])
+def test_penalised_start_is_a_stationary_point_of_its_objective(rossi, loss, penalty):
+    _, x, event, time = rossi
+    layer = _layer(x.shape[1], 1 if loss == "cox" else 2)
+    assert fit_linear_start(layer, x, event, time, loss, penalty=penalty)
+    weights = layer.weight.detach()[0].clone().requires_grad_(True)
+    bias = layer.bias.detach().clone().requires_grad_(True)
+    n = len(time)
+    if loss == "cox":
+        nll = cox_loss(x @ weights, event, time, reduction="sum") / n
+    else:
+        nll = weibull_loss(torch.stack([x @ weights + bias[0], bias[1].expand(n)], 1), event, time, "sum") / n
+    (nll + 0.5 * penalty * weights.square().sum()).backward()
+    assert weights.grad.abs().max().item() < 1e-5
+    if loss == "weibull":
+        assert bias.grad.abs().max().item() < 1e-5
+
+
+def test_more_penalty_shrinks_the_weights(rossi):
+    _, x, event, time = rossi
+    norms = []
+    for penalty in (0.0, 0.1, 1.0, 10.0):
+        layer = _layer(x.shape[1], 1)
+        fit_linear_start(layer, x, event, time, "cox", penalty=penalty)
+        norms.append(layer.weight.norm().item())
+    assert norms == sorted(norms, reverse=True) and norms[-1] < 0.2 * norms[0]
+
+
+def test_without_events_the_layer_is_left_alone(rossi):
+    _, x, _, time = rossi
+    layer = _layer(x.shape[1], 1)
+    before = layer.weight.detach().clone()
+    assert not fit_linear_start(layer, x, torch.zeros(len(time), dtype=torch.bool), time, "cox")
+    assert torch.equal(layer.weight, before)
+
+
+def test_large_inputs_are_fitted_on_a_seeded_subset(rossi):
+    _, x, event, time = rossi
+    a, b = _layer(x.shape[1], 1), _layer(x.shape[1], 1)
+    fit_linear_start(a, x, event, time, "cox", max_rows=300, seed=3)
+    fit_linear_start(b, x, event, time, "cox", max_rows=300, seed=3)
+    full = _layer(x.shape[1], 1)
+    fit_linear_start(full, x, event, time, "cox")
+    assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, full.weight)
+
+
+# ------------------------------------------------------------------------------------------------ trainer
+
+
+def _trainer(rossi, **options) -> Trainer:
+    _, x, event, time = rossi
+    x32 = x.float()
+    train = Tensors(x32[:340], event[:340], time[:340])
+    val = Tensors(x32[340:], event[340:], time[340:])
+    config = TrainConfig(**{"batch": 32, "epochs": 3, "hidden": [16], "threads": 1, **options})
+    return Trainer(config, x.shape[1], train, val, torch.device("cpu"))
+
+
+def _fit(trainer: Trainer) -> None:
+    class Quiet:
+        def start_epoch(self, *args): ...
+        def step(self, *args): ...
+        def end_epoch(self, *args): ...
+
+    trainer.fit(trainer.config.epochs, Quiet(), lambda state: None)
+
+
+def test_trainer_starts_from_the_fit_and_keeps_a_frozen_linear_path(rossi):
+    trainer = _trainer(rossi)
+    start = trainer.momentum.online.linear.weight.detach().clone()
+    reference = _layer(7, 1).float()
+    fit_linear_start(reference, trainer.train_data.x, trainer.train_data.event, trainer.train_data.time, "cox",
+                     penalty=trainer.config.linear_penalty)
+    torch.testing.assert_close(start, reference.weight.detach())
+    _fit(trainer)
+    assert torch.equal(trainer.momentum.online.linear.weight, start)
+    assert torch.equal(trainer.momentum.target.linear.weight, start)
+    assert trainer.momentum.online.mlp[0].weight.grad is not None  # the MLP did train
+
+
+def test_unfrozen_linear_path_trains(rossi):
+    trainer = _trainer(rossi, linear_frozen=False)
+    start = trainer.momentum.online.linear.weight.detach().clone()
+    _fit(trainer)
+    assert not torch.equal(trainer.momentum.online.linear.weight, start)
+
+
+def test_the_start_is_validated_as_epoch_zero_and_can_be_kept(rossi):
+    # a learning rate this large wrecks the MLP at once, so the linear start must win the validation
+    trainer = _trainer(rossi, lr=5.0, patience=2, epochs=5)
+    start_c = trainer.validation_cindex()
+    _fit(trainer)
+    assert trainer.best_epoch == 0 and trainer.best_metric == pytest.approx(start_c)
+    assert all(record["val_cindex"] < start_c for record in trainer.history)
+    best_linear = trainer.final_target_state()["linear.weight"]
+    torch.testing.assert_close(best_linear, trainer.momentum.target.linear.weight.detach())
+
+
+def test_a_random_start_is_not_a_candidate(rossi):
+    trainer = _trainer(rossi, linear_init=False)
+    assert not trainer.fitted_start
+    _fit(trainer)
+    assert trainer.best_epoch >= 1
+
+
+def test_old_checkpoint_configs_train_as_before():
+    config = TrainConfig.from_checkpoint({"loss": "cox"})
+    assert (config.linear_init, config.linear_frozen) == (False, False)
+    assert TrainConfig.from_checkpoint({"linear_init": True, "linear_frozen": True}).linear_frozen
