@@ -15,8 +15,9 @@ features)::
     weibull: -l(log_scale = x @ w + b_scale, log_shape = b_shape) / n + penalty / 2 * ||w||^2
 
 The Weibull fit, like lifelines' ``WeibullAFTFitter`` without ancillary covariates, lets only the scale depend
-on the covariates; the shape stays one constant. Solved in float64 with L-BFGS (strong Wolfe line search) on at
-most ``max_rows`` rows (a seeded random subset beyond that: a starting point needs no more precision).
+on the covariates; the shape stays one constant. Solved in float64 with L-BFGS
+(:func:`survmom.optim.lbfgs_minimize`) on at most ``max_rows`` rows (a seeded random subset beyond that; 100,000
+rows pin down a linear model's few coefficients, and the MLP, trained on every row, corrects what is left).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from survmom.losses import cox_loss, descending_time_key, weibull_loss
+from survmom.optim import lbfgs_minimize
 
 PENALTY = 0.1
 MAX_ROWS = 100_000
@@ -64,30 +66,24 @@ def fit_linear_start(
     keys, order = torch.sort(descending_time_key(time64))  # sorted once: each Cox evaluation skips the sort
     x64, event64, time64 = x64[order], event64[order], time64[order]
     presorted = (keys, torch.arange(n))
-    weights = torch.zeros(p, dtype=torch.float64, requires_grad=True)
-    bias = linear.bias.detach().double().cpu().clone().requires_grad_(loss == "weibull")
-    params = [weights, bias] if loss == "weibull" else [weights]
-    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=100, tolerance_grad=1e-9, tolerance_change=1e-12,
-                                  history_size=20, line_search_fn="strong_wolfe")
+    start = torch.zeros(p + 2 if loss == "weibull" else p, dtype=torch.float64)
+    if loss == "weibull":
+        start[p:] = linear.bias.detach().double().cpu()
 
-    def objective() -> Tensor:
+    def objective(params: Tensor) -> Tensor:
+        weights = params[:p]
         if loss == "cox":
             nll = cox_loss(x64 @ weights, event64, time64, ties=ties, reduction="sum", presorted=presorted) / n
         else:
-            log_params = torch.stack([x64 @ weights + bias[0], bias[1].expand(n)], dim=1)
+            log_params = torch.stack([x64 @ weights + params[p], params[p + 1].expand(n)], dim=1)
             nll = weibull_loss(log_params, event64, time64, reduction="sum") / n
         return nll + 0.5 * penalty * weights.square().sum()
 
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        value = objective()
-        value.backward()
-        return value
-
-    optimizer.step(closure)
+    solution = lbfgs_minimize(objective, start)
+    weights, bias = solution[:p], solution[p:]
     with torch.no_grad():
-        value = objective().item()
-        if not (math.isfinite(value) and bool(torch.isfinite(weights).all()) and bool(torch.isfinite(bias).all())):
+        value = objective(solution).item()
+        if not (math.isfinite(value) and bool(torch.isfinite(solution).all())):
             return False
         linear.weight.zero_()
         linear.weight[0].copy_(weights.to(linear.weight.dtype))

@@ -27,6 +27,7 @@ from survmom.losses import breslow_baseline, weibull_loss
 from survmom.metrics import concordance_index
 from survmom.model import LinearSkip, build_backbone, set_output_bias
 from survmom.momentum import Momentum
+from survmom.optim import AdamW, lbfgs_minimize
 
 
 class Reporter(Protocol):
@@ -77,18 +78,10 @@ def backbone_from_config(config: TrainConfig, in_features: int) -> torch.nn.Modu
 
 def fit_constant_weibull(event: torch.Tensor, time: torch.Tensor) -> tuple[float, float]:
     """Maximum-likelihood (log scale, log shape) of a Weibull without covariates, time in internal units."""
-    params = torch.zeros(1, 2, dtype=torch.float64, requires_grad=True)
     event64, time64 = event.double().cpu(), time.double().cpu()
-    optimizer = torch.optim.LBFGS([params], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = weibull_loss(params.expand(len(time64), 2), event64, time64)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    log_scale, log_shape = params.detach()[0].tolist()
+    params = lbfgs_minimize(lambda p: weibull_loss(p.expand(len(time64), 2), event64, time64),
+                            torch.zeros(1, 2, dtype=torch.float64), grad_tol=1e-10)
+    log_scale, log_shape = params[0].tolist()
     if not (math.isfinite(log_scale) and math.isfinite(log_shape)):
         return 0.0, 0.0
     return log_scale, max(min(log_shape, 3.0), -3.0)
@@ -122,8 +115,7 @@ class Trainer:
             rate_schedule=config.rate_schedule, total_steps=config.epochs * self.steps_per_epoch,
             warmup=config.rate_warmup, ties=config.ties,
         ).to(device)
-        self.optimizer = torch.optim.AdamW(self.momentum.online.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = AdamW(self.momentum.online.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.epoch = 0  # completed epochs
         self.batch_index = 0  # next batch inside the current epoch
         self.step = 0  # optimizer steps so far
