@@ -2,7 +2,9 @@
 
 A model is trained for one epoch on 50,000 generated rows, then `survmom predict` runs through the CLI on
 N and N/10 rows. Rows/s counts the whole command (process start, torch import, read, predict, write);
-peak RSS is the child's maximum resident set. Memory must not grow with the number of rows.
+"marginal rows/s" is (N - N/10) / (wall at N - wall at N/10): the rate once the fixed start-up (about 2 s:
+Python, torch import, checkpoint load) is paid, i.e. what each extra row costs. Peak RSS is the child's
+maximum resident set. Memory must not grow with the number of rows.
 
     python benchmarks/bench_predict.py            # 1,000,000 and 100,000 rows
     python benchmarks/bench_predict.py --quick    # 200,000 and 20,000 rows
@@ -57,11 +59,15 @@ def main() -> None:
     print(markdown_table(["input → output", "rows", "wall s", "rows/s", "peak RSS MB"],
                          [[r["kind"], f"{r['rows']:,}", f"{r['wall_s']:.2f}", f"{r['rows_per_s']:,.0f}",
                            f"{r['peak_rss_mb']:.0f}"] for r in rows_out]))
+    summary = {}
     for kind in ("Parquet → Parquet", "CSV → CSV"):
         small, big = (r for r in rows_out if r["kind"] == kind)
-        print(f"\n{kind}: peak RSS at {big['rows']:,} rows / at {small['rows']:,} rows = "
-              f"{big['peak_rss_mb'] / small['peak_rss_mb']:.2f}")
-    write_json(args.json, {"rows": rows_out})
+        marginal = (big["rows"] - small["rows"]) / max(big["wall_s"] - small["wall_s"], 1e-9)
+        growth = big["peak_rss_mb"] / small["peak_rss_mb"]
+        summary[kind] = {"marginal_rows_per_s": marginal, "rss_growth": growth}
+        print(f"\n{kind}: marginal {marginal:,.0f} rows/s; peak RSS at {big['rows']:,} rows / at "
+              f"{small['rows']:,} rows = {growth:.2f}")
+    write_json(args.json, {"rows": rows_out, "summary": summary})
 
 
 if __name__ == "__main__":

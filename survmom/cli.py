@@ -174,7 +174,9 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
                    f"{result.checkpoint} (continue with: survmom resume {result.checkpoint})", err=True)
         raise typer.Exit(130)
     stop = " (early stopping)" if result.stopped_early else ""
-    typer.echo(f"done: {result.epochs_done} epoch(s){stop}; best epoch {result.best_epoch}, validation C-index "
+    best = f"{result.best_epoch} (the linear start: no trained epoch beat it)" if result.best_epoch == 0 else (
+        str(result.best_epoch))
+    typer.echo(f"done: {result.epochs_done} epoch(s){stop}; best epoch {best}, validation C-index "
                f"{metric}; checkpoint {result.checkpoint}", err=True)
 
 

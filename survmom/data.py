@@ -445,10 +445,14 @@ def _iter_csv(
 # --------------------------------------------------------------------------------------------- Parquet
 
 
-def _open_parquet(path: Path) -> tuple[pq.ParquetFile, list[str], list[str]]:
-    """The file, its raw column names and their stripped names (pandas index columns left out)."""
+def _open_parquet(path: Path, streaming: bool = False) -> tuple[pq.ParquetFile, list[str], list[str]]:
+    """The file, its raw column names and their stripped names (pandas index columns left out).
+
+    ``streaming`` reads column chunks through a 1 MiB buffer instead of pre-buffering whole row groups, so
+    iterating over a file written as one huge row group does not hold that row group in memory.
+    """
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20) if streaming else pq.ParquetFile(path)
     except (pa.ArrowException, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({_reason(exc)})") from None
     raw = [n for n in pf.schema_arrow.names if not _INDEX_COLUMN.match(n)]
@@ -471,7 +475,7 @@ def _iter_parquet(
     path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
 ) -> Iterator[pd.DataFrame]:
     """Open the file and check the columns now; return a generator of the batches."""
-    pf, raw, names = _open_parquet(path)
+    pf, raw, names = _open_parquet(path, streaming=True)
     selected = _select(names, columns, path)
     raw_of = dict(zip(names, raw, strict=True))
     if pf.metadata.num_rows == 0:

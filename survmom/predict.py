@@ -105,7 +105,7 @@ def load_model(path: Path) -> LoadedModel:
 
 
 def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[float] | None = None,
-                 chunk_rows: int = 262_144) -> int:
+                 chunk_rows: int = 65_536) -> int:
     """Write predictions for every row of ``data`` to ``out`` (CSV/Parquet) or CSV on stdout; returns rows."""
     times = times or []
     if any(not math.isfinite(t) or t < 0 for t in times):

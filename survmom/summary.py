@@ -60,17 +60,19 @@ def render_summary(summary: dict[str, Any]) -> None:
     overview.add_column("item", style="bold")
     overview.add_column("value")
     config, progress, validation = summary["config"], summary["progress"], summary["validation"]
+    start = ": the linear start" if validation["best_epoch"] == 0 else ""
     best = validation["best_cindex"]
     rows = [
         ("loss", f"{config['loss']}" + (f" ({config['ties']} ties)" if config["loss"] == "cox" else "")),
         ("network", f"hidden {config['hidden']}, {config['activation']}, dropout {config['dropout']}, "
                     f"batchnorm {config['batchnorm']}"),
+        ("linear path", _linear_path(config)),
         ("training data", f"{summary['data'].get('path', '?')} ({summary['data'].get('rows', '?')} rows)"),
         ("features", f"{summary['schema']['features']} from {len(summary['schema']['input_columns'])} columns"),
         ("epochs done", f"{progress['epochs_done']} of {config['epochs']}"
                         + (" (early stopping)" if progress["stopped_early"] else "")),
         ("steps", str(progress["steps"])),
-        ("best validation C-index", "n/a" if best is None else f"{best:.4f} (epoch {validation['best_epoch']})"),
+        ("best validation C-index", "n/a" if best is None else f"{best:.4f} (epoch {validation['best_epoch']}{start})"),
         ("bank", f"{summary['bank']['filled']}/{summary['bank']['capacity']} ({summary['bank']['fill']:.0%})"),
         ("EMA", f"{summary['ema']['schedule']} rate {summary['ema']['rate']}, warm-up {summary['ema']['warmup']}, "
                 f"{summary['ema']['num_updates']} updates, current rate {summary['ema']['current_rate']:.6f}"),
@@ -85,3 +87,13 @@ def render_summary(summary: dict[str, Any]) -> None:
     for name in summary["schema"]["input_columns"]:
         columns.add_row(str(name), str(summary["schema"]["column_types"].get(name, "?")))
     console.print(columns)
+
+
+def _linear_path(config: dict) -> str:
+    """How the checkpoint's linear path was set up (older checkpoints lack the linear-start options)."""
+    if not config.get("linear_skip") or not config.get("hidden"):
+        return "none (plain MLP)"
+    if not config.get("linear_init", False):
+        return "random start, trained with the MLP"
+    frozen = "kept fixed" if config.get("linear_frozen", False) else "then trained with the MLP"
+    return f"ridge-penalised linear fit (penalty {config.get('linear_penalty')}), {frozen}"
