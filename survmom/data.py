@@ -411,29 +411,42 @@ def _read_csv(path: Path, columns: list[str] | None, column_types: dict[str, str
     return table.rename_columns(selected)
 
 
+_CSV_STREAM_BLOCK = 1 << 20  # bytes per parse block of the streaming CSV reader
+
+
 def _iter_csv(
     path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
 ) -> Iterator[pd.DataFrame]:
     """Check the header now; return a generator of the batches."""
-    raw, bytes_per_line = _csv_header(path)
+    raw, _ = _csv_header(path)
     names = _clean_names(raw, path)
     selected = _select(names, columns, path)
     raw_of = dict(zip(names, raw, strict=True))
-    block = int(min(max(batch_rows * bytes_per_line * 1.05, 1 << 16), 1 << 29))
+    # Small parse blocks, regrouped into batches of batch_rows: pyarrow's streaming reader holds several
+    # blocks in flight, so blocks sized to a whole batch (tens of MB) made memory grow with the file.
     read, convert = _csv_options(
-        [raw_of[c] for c in selected], _arrow_types(raw_of, selected, column_types, True), block
+        [raw_of[c] for c in selected], _arrow_types(raw_of, selected, column_types, True), _CSV_STREAM_BLOCK
     )
     numeric = [c for c in selected if column_types.get(c) == "numeric"]
 
     def batches() -> Iterator[pd.DataFrame]:
-        start = 0
+        start, pending, pending_rows = 0, [], 0
         try:
-            for batch in pa_csv.open_csv(path, read_options=read, convert_options=convert):
-                batch = batch.rename_columns(selected)
-                for lo in range(0, batch.num_rows, batch_rows):
-                    part = batch.slice(lo, batch_rows)
-                    yield _to_pandas(part, path, column_types, start)
-                    start += part.num_rows
+            for block in pa_csv.open_csv(path, read_options=read, convert_options=convert):
+                pending.append(block.rename_columns(selected))
+                pending_rows += block.num_rows
+                if pending_rows < batch_rows:
+                    continue
+                table = pa.Table.from_batches(pending)
+                whole = table.num_rows - table.num_rows % batch_rows
+                for lo in range(0, whole, batch_rows):
+                    yield _to_pandas(table.slice(lo, batch_rows), path, column_types, start)
+                    start += batch_rows
+                rest = table.slice(whole)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+            if pending_rows:
+                yield _to_pandas(pa.Table.from_batches(pending), path, column_types, start)
+                start += pending_rows
         except (pa.ArrowException, OSError, EOFError) as exc:
             raise _csv_read_error(exc, path, raw, names, numeric) from None
         if start == 0:

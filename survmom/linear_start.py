@@ -16,8 +16,9 @@ features)::
 
 The Weibull fit, like lifelines' ``WeibullAFTFitter`` without ancillary covariates, lets only the scale depend
 on the covariates; the shape stays one constant. Solved in float64 with L-BFGS
-(:func:`survmom.optim.lbfgs_minimize`) on at most ``max_rows`` rows (a seeded random subset beyond that; 100,000
-rows pin down a linear model's few coefficients, and the MLP, trained on every row, corrects what is left).
+(:func:`survmom.optim.lbfgs_minimize`) on at most ``max_rows`` rows, fewer for wide data so the float64 copy
+stays under ``MAX_ENTRIES`` numbers (a seeded random subset beyond that; 100,000 rows pin down a linear model's
+few coefficients, and the MLP, trained on every row, corrects what is left).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from survmom.optim import lbfgs_minimize
 
 PENALTY = 0.1
 MAX_ROWS = 100_000
+MAX_ENTRIES = 20_000_000  # rows x features of the float64 design copy (160 MB): wide one-hot data use fewer rows
 
 
 def fit_linear_start(
@@ -57,6 +59,7 @@ def fit_linear_start(
     """
     if not bool(event.any()) or len(time) < 2:
         return False
+    max_rows = min(max_rows, max(2_000, MAX_ENTRIES // max(x.shape[1], 1)))
     if len(time) > max_rows:
         generator = torch.Generator().manual_seed(seed)
         rows = torch.randperm(len(time), generator=generator)[:max_rows].to(x.device)

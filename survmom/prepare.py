@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,11 @@ def prepare_training_data(
     config: TrainConfig, data_path: Path, preprocessor: Preprocessor | None = None
 ) -> PreparedData:
     """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one)."""
-    table = read_table(data_path)
+    # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        data_fingerprint = pool.submit(fingerprint, data_path)
+        table = read_table(data_path)
+        data_fingerprint = data_fingerprint.result()
     columns = list(table.columns)
     feature_cols = (
         preprocessor.input_columns
@@ -76,7 +81,7 @@ def prepare_training_data(
     warnings = list(preprocessor.warnings)
     _require_events(train, data_path, config.loss)
     val: Outcomes | None = None
-    info = {"path": str(Path(data_path).resolve()), "fingerprint": fingerprint(data_path),
+    info = {"path": str(Path(data_path).resolve()), "fingerprint": data_fingerprint,
             "rows": len(time), "train_rows": len(train), "columns": columns}
     if config.val is not None:
         val_path = Path(config.val)

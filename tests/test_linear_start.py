@@ -172,3 +172,25 @@ def test_old_checkpoint_configs_train_as_before():
     config = TrainConfig.from_checkpoint({"loss": "cox"})
     assert (config.linear_init, config.linear_frozen) == (False, False)
     assert TrainConfig.from_checkpoint({"linear_init": True, "linear_frozen": True}).linear_frozen
+
+
+def test_wide_inputs_use_fewer_rows_so_memory_stays_bounded(monkeypatch):
+    import survmom.linear_start as module
+
+    seen = []
+    original = module.lbfgs_minimize
+
+    def spy(objective, start, **kwargs):
+        seen.append(start.numel())
+        return original(objective, start, **kwargs)
+
+    monkeypatch.setattr(module, "MAX_ENTRIES", 50_000)
+    monkeypatch.setattr(module, "lbfgs_minimize", spy)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5_000, 20, generator=g)
+    event, time = torch.rand(5_000, generator=g) < 0.5, torch.rand(5_000, generator=g)
+    rows_used = []
+    monkeypatch.setattr(module, "cox_loss", lambda log_hz, *a, **k: (rows_used.append(len(log_hz)),
+                                                                       cox_loss(log_hz, *a, **k))[1])
+    assert fit_linear_start(nn.Linear(20, 1), x, event, time, "cox")
+    assert seen == [20] and set(rows_used) == {2_500}  # 50,000 entries / 20 features
