@@ -121,3 +121,14 @@ def test_training_never_imports_torch_dynamo():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False"
+
+
+def test_the_core_library_imports_nothing_of_the_cli_or_data_stack():
+    core = ["losses", "ema", "bank", "momentum", "metrics", "model", "linear_start", "optim"]
+    code = (
+        "import sys\n"
+        + "".join(f"import survmom.{name}\n" for name in core)
+        + "print(sorted(m for m in ('typer', 'rich', 'pandas', 'pyarrow', 'yaml') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
