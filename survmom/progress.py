@@ -44,6 +44,9 @@ class QuietReporter:
     def end_epoch(self, record: dict[str, Any]) -> None:
         pass
 
+    def start_validated(self, cindex: float) -> None:
+        """The untrained network (the linear start) scored ``cindex`` on the validation rows."""
+
     def close(self) -> None:
         pass
 
@@ -66,6 +69,9 @@ class PlainReporter(QuietReporter):
             f"{'n/a' if speed is None else f'{speed:,.0f}'} samples/s  {record['seconds']:.1f}s"
         )
         print(line, file=sys.stderr, flush=True)
+
+    def start_validated(self, cindex: float) -> None:
+        print(f"epoch 0 (linear start)  val C-index {_format_metric(cindex)} *", file=sys.stderr, flush=True)
 
 
 class RichReporter(PlainReporter):
@@ -117,6 +123,10 @@ class RichReporter(PlainReporter):
         self.val = record["val_cindex"]
         self.progress.update(self.task, advance=self.pending, val=_format_metric(self.val))
         self.pending = 0
+
+    def start_validated(self, cindex: float) -> None:
+        self.val = cindex
+        self.progress.console.print(f"epoch 0 (linear start)  val C-index {_format_metric(cindex)}", highlight=False)
 
     def warn(self, message: str) -> None:
         self.progress.console.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True)

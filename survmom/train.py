@@ -36,6 +36,7 @@ class Reporter(Protocol):
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
     def step(self, samples: int, loss: float) -> None: ...
     def end_epoch(self, record: dict[str, Any]) -> None: ...
+    def start_validated(self, cindex: float) -> None: ...
 
 
 class Interrupted(Exception):
@@ -150,6 +151,8 @@ class Trainer:
         bounds = self.batch_bounds()
         if self.step == 0 and self.best_metric is None and self.fitted_start:
             self.validate_start()
+            if self.best_metric is not None:
+                reporter.start_validated(self.best_metric)
         with _stop_requests() as stop_requested:
             while self.epoch < epochs and not self.stopped_early:
                 order = self.epoch_permutation(self.epoch)

@@ -244,3 +244,12 @@ def test_evaluate_needs_time_and_event_columns(trained):
     result = survmom("evaluate", trained["cox"], SAMPLE / "new_patients.csv", check=False)
     assert result.returncode == 2 and "new_patients.csv" in result.stderr and "time" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_progress_reports_the_linear_start_as_epoch_zero(tmp_path):
+    result = survmom("train", SAMPLE / "cohort.csv", "--id-col", "id", "--epochs", "1", "--out", tmp_path / "m.pt")
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("epoch 0 (linear start)  val C-index 0.") and lines[1].startswith("epoch 1/1")
+    plain = survmom("train", SAMPLE / "cohort.csv", "--id-col", "id", "--epochs", "1", "--no-linear-init",
+                    "--out", tmp_path / "p.pt")
+    assert "linear start" not in plain.stderr

@@ -115,6 +115,7 @@ def test_training_never_imports_torch_dynamo():
         "        def start_epoch(self, *a): pass\n"
         "        def step(self, *a): pass\n"
         "        def end_epoch(self, *a): pass\n"
+        "        def start_validated(self, *a): pass\n"
         "    trainer.fit(2, Quiet(), lambda state: None)\n"
         "    trainer.optimizer.load_state_dict(trainer.state_dict()['optimizer'])\n"
         "print('torch._dynamo' in sys.modules)\n"
