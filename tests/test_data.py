@@ -809,3 +809,25 @@ def test_sample_cohort_csv_and_parquet_agree_and_predict_rows_encode():
     sites = [i for i, name in enumerate(pre.feature_names) if name.startswith("site=")]
     unseen = (new["site"] == "harbour").to_numpy()
     assert unseen.sum() == 1 and not x_new[unseen][:, sites].any()
+
+
+def test_csv_types_come_from_the_whole_file_not_its_first_block(tmp_path):
+    # ~5 MB: an id that is numeric for 400,000 rows and text in the last, a float column that looks integer
+    # at first, and a column empty at first; streaming infers from the first block, so read_table must fall
+    # back to whole-file inference when a later block does not fit
+    lines = [f"{i},{i},," for i in range(400_000)] + ["X1,0.5,a,2.5"]
+    path = write(tmp_path, "late.csv", "id,x,t,y\n" + "\n".join(lines) + "\n")
+    frame = read_table(path)
+    assert len(frame) == 400_001 and frame["id"].astype(str).iloc[-1] == "X1"
+    assert frame["x"].dtype == np.float64 and frame["x"].iloc[-1] == 0.5
+    assert frame["y"].dtype == np.float64 and frame["y"].isna().sum() == 400_000
+    assert frame["t"].astype(str).iloc[-1] == "a"
+
+
+def test_multi_block_csv_reads_the_same_as_one_block(tmp_path):
+    lines = "\n".join(f"{i},{i % 7 - 3.25},{'abc'[i % 3]}" for i in range(150_000))
+    path = write(tmp_path, "many.csv", "a,b,c\n" + lines + "\n")
+    frame = read_table(path)
+    assert len(frame) == 150_000 and frame["b"].dtype == np.float64
+    np.testing.assert_array_equal(frame["a"].to_numpy(), np.arange(150_000))
+    assert list(frame["c"].astype(str).iloc[:4]) == ["a", "b", "c", "a"]
