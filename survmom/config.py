@@ -16,6 +16,7 @@ RATE_SCHEDULES = ("constant", "cosine")
 DEFAULT_BANK_SIZE = 2048
 SMALL_DATA_BATCH = 32
 STEPS_PER_EPOCH_LARGE_DATA = 500
+ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
 
 
 def auto_batch(train_rows: int) -> int:
@@ -25,11 +26,12 @@ def auto_batch(train_rows: int) -> int:
     plenty of events, and ~500 steps per epoch keeps an epoch (and early stopping) on a sensible time scale.
     """
     return max(SMALL_DATA_BATCH, -(-train_rows // STEPS_PER_EPOCH_LARGE_DATA))
-ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
 
 
 # Options added after checkpoint format 1 was fixed, with the values that reproduce how older checkpoints trained.
-OPTIONS_ADDED_LATER: dict[str, Any] = {"linear_init": False, "linear_penalty": 0.1, "linear_frozen": False}
+OPTIONS_ADDED_LATER: dict[str, Any] = {
+    "linear_skip": False, "linear_init": False, "linear_penalty": 0.1, "linear_frozen": False, "threads": None,
+}
 
 
 @dataclass

@@ -413,13 +413,11 @@ def _read_csv(path: Path, columns: list[str] | None, column_types: dict[str, str
         reader = pa_csv.open_csv(path, read_options=read, convert_options=convert)
         table = pa.Table.from_batches(list(reader), schema=reader.schema)
     except (pa.ArrowException, OSError, EOFError):
-        table = None
-    try:
-        if table is None:
+        try:
             table = pa_csv.read_csv(path, read_options=read, convert_options=convert)
-    except (pa.ArrowException, OSError, EOFError) as exc:
-        numeric = [c for c in selected if column_types.get(c) == "numeric"]
-        raise _csv_read_error(exc, path, raw, names, numeric) from None
+        except (pa.ArrowException, OSError, EOFError) as exc:
+            numeric = [c for c in selected if column_types.get(c) == "numeric"]
+            raise _csv_read_error(exc, path, raw, names, numeric) from None
     return table.rename_columns(selected)
 
 

@@ -60,14 +60,15 @@ def fit_linear_start(
     if not bool(event.any()) or len(time) < 2:
         return False
     max_rows = min(max_rows, max(2_000, MAX_ENTRIES // max(x.shape[1], 1)))
+    rows = torch.arange(len(time))
     if len(time) > max_rows:
-        generator = torch.Generator().manual_seed(seed)
-        rows = torch.randperm(len(time), generator=generator)[:max_rows].to(x.device)
-        x, event, time = x[rows], event[rows], time[rows]
-    x64, event64, time64 = x.detach().double().cpu(), event.cpu(), time.detach().double().cpu()
+        rows = torch.randperm(len(time), generator=torch.Generator().manual_seed(seed))[:max_rows]
+    # Rows sorted once by descending time, so each Cox evaluation skips the sort; one gather of x.
+    time64 = time.detach()[rows.to(time.device)].cpu().double()
+    keys, order = torch.sort(descending_time_key(time64))
+    rows, time64 = rows[order].to(x.device), time64[order]
+    x64, event64 = x.detach()[rows].cpu().double(), event[rows].cpu()
     n, p = x64.shape
-    keys, order = torch.sort(descending_time_key(time64))  # sorted once: each Cox evaluation skips the sort
-    x64, event64, time64 = x64[order], event64[order], time64[order]
     presorted = (keys, torch.arange(n))
     start = torch.zeros(p + 2 if loss == "weibull" else p, dtype=torch.float64)
     if loss == "weibull":

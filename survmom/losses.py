@@ -121,7 +121,7 @@ class _TieGroups(NamedTuple):
     n_groups: int  # G, the number of distinct times
 
 
-def _descending_time_key(time: Tensor) -> Tensor:
+def descending_time_key(time: Tensor) -> Tensor:
     """int64 key (n,) whose ascending order is descending ``time``; equal keys iff equal times.
 
     Integers sort faster than floats, and int64 lets torch use its radix sort (see :func:`_sort_keys`).
@@ -155,11 +155,6 @@ def _sort_keys(key: Tensor) -> tuple[Tensor, Tensor]:
     return sorted_key[:n], order[:n]
 
 
-def descending_time_key(time: Tensor) -> Tensor:
-    """int64 key (n,) whose ascending order is descending ``time`` (equal keys iff equal times)."""
-    return _descending_time_key(time)
-
-
 def merge_sorted(key_a: Tensor, index_a: Tensor, key_b: Tensor, index_b: Tensor) -> tuple[Tensor, Tensor]:
     """Merge two key-sorted runs: (keys, indices) of a (n,) and b (m,) → merged keys and indices (n + m,).
 
@@ -178,7 +173,7 @@ def merge_sorted(key_a: Tensor, index_a: Tensor, key_b: Tensor, index_b: Tensor)
 
 def _tie_groups(event: Tensor, time: Tensor, presorted: tuple[Tensor, Tensor] | None = None) -> _TieGroups:
     """Sort once by descending time (or take ``presorted`` (keys, order)); tie groups are runs of equal keys."""
-    key, order = presorted if presorted is not None else _sort_keys(_descending_time_key(time))
+    key, order = presorted if presorted is not None else _sort_keys(descending_time_key(time))
     _, position_group, group_size = torch.unique_consecutive(key, return_inverse=True, return_counts=True)
     event_pos = event.index_select(0, order).nonzero().view(-1)
     group = position_group.index_select(0, event_pos)

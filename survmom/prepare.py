@@ -50,9 +50,9 @@ def prepare_training_data(
     """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one)."""
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        data_fingerprint = pool.submit(fingerprint, data_path)
+        hashing = pool.submit(fingerprint, data_path)
         table = read_table(data_path)
-        data_fingerprint = data_fingerprint.result()
+        data_fingerprint = hashing.result()
     columns = list(table.columns)
     feature_cols = (
         preprocessor.input_columns

@@ -71,7 +71,7 @@ class PlainReporter(QuietReporter):
         print(line, file=sys.stderr, flush=True)
 
     def start_validated(self, cindex: float) -> None:
-        print(f"epoch 0 (linear start)  val C-index {_format_metric(cindex)} *", file=sys.stderr, flush=True)
+        print(_start_line(cindex), file=sys.stderr, flush=True)
 
 
 class RichReporter(PlainReporter):
@@ -126,10 +126,15 @@ class RichReporter(PlainReporter):
 
     def start_validated(self, cindex: float) -> None:
         self.val = cindex
-        self.progress.console.print(f"epoch 0 (linear start)  val C-index {_format_metric(cindex)}", highlight=False)
+        self.progress.console.print(_start_line(cindex), highlight=False)
 
     def warn(self, message: str) -> None:
         self.progress.console.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def _start_line(cindex: float) -> str:
+    """The epoch-0 line: the untrained network (the linear start) is the best so far by construction."""
+    return f"epoch 0 (linear start)  val C-index {_format_metric(cindex)} *"

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from survmom.checkpoint import load_checkpoint
+from survmom.config import OPTIONS_ADDED_LATER
 from survmom.errors import CheckpointError
 
 
@@ -27,7 +28,7 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
             "checkpoint": str(path),
             "format_version": state["format_version"],
             "versions": state.get("versions", {}),
-            "config": state["config"],
+            "config": {**OPTIONS_ADDED_LATER, **state["config"]},
             "data": {k: v for k, v in state.get("data", {}).items() if k != "columns"},
             "schema": {
                 "input_columns": list(preprocessor.input_columns),
@@ -39,6 +40,7 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
                 "steps": progress["step"],
                 "batch_in_epoch": progress["batch_index"],
                 "stopped_early": progress["stopped_early"],
+                "linear_start_fitted": progress.get("fitted_start", False),
             },
             "validation": {"best_cindex": state["best"]["metric"], "best_epoch": state["best"]["epoch"]},
             "bank": {"capacity": bank["capacity"], "filled": bank["count"],
@@ -66,7 +68,7 @@ def render_summary(summary: dict[str, Any]) -> None:
         ("loss", f"{config['loss']}" + (f" ({config['ties']} ties)" if config["loss"] == "cox" else "")),
         ("network", f"hidden {config['hidden']}, {config['activation']}, dropout {config['dropout']}, "
                     f"batchnorm {config['batchnorm']}"),
-        ("linear path", _linear_path(config)),
+        ("linear path", _linear_path(config, progress["linear_start_fitted"])),
         ("training data", f"{summary['data'].get('path', '?')} ({summary['data'].get('rows', '?')} rows)"),
         ("features", f"{summary['schema']['features']} from {len(summary['schema']['input_columns'])} columns"),
         ("epochs done", f"{progress['epochs_done']} of {config['epochs']}"
@@ -89,11 +91,11 @@ def render_summary(summary: dict[str, Any]) -> None:
     console.print(columns)
 
 
-def _linear_path(config: dict) -> str:
-    """How the checkpoint's linear path was set up (older checkpoints lack the linear-start options)."""
-    if not config.get("linear_skip") or not config.get("hidden"):
+def _linear_path(config: dict, fitted: bool) -> str:
+    """How the checkpoint's linear path was set up."""
+    if not config["linear_skip"] or not config["hidden"]:
         return "none (plain MLP)"
-    if not config.get("linear_init", False):
+    if not fitted:
         return "random start, trained with the MLP"
-    frozen = "kept fixed" if config.get("linear_frozen", False) else "then trained with the MLP"
-    return f"ridge-penalised linear fit (penalty {config.get('linear_penalty')}), {frozen}"
+    frozen = "kept fixed" if config["linear_frozen"] else "then trained with the MLP"
+    return f"ridge-penalised linear fit (penalty {config['linear_penalty']}), {frozen}"

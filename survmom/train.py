@@ -92,7 +92,9 @@ class Trainer:
     """Holds the network, Momentum wrapper, optimizer, RNG and progress; one object per training run."""
 
     def __init__(self, config: TrainConfig, in_features: int, train: Tensors, val: Tensors | None,
-                 device: torch.device, time_scale: float = 1.0) -> None:
+                 device: torch.device, time_scale: float = 1.0, fit_start: bool = True) -> None:
+        """``fit_start=False`` skips the starting fits (constant Weibull, linear start): a caller about to
+        :meth:`load_state_dict` a checkpoint would overwrite them."""
         self.config = config
         self.device = device
         self.train_data = train
@@ -100,16 +102,15 @@ class Trainer:
         self.time_scale = time_scale
         torch.manual_seed(config.seed)
         backbone = backbone_from_config(config, in_features)
-        if config.loss == "weibull":
+        if fit_start and config.loss == "weibull":
             set_output_bias(backbone, fit_constant_weibull(train.event, train.time))
         self.fitted_start = False  # True when the network starts as a fitted linear model (worth validating)
-        if config.linear_skip and config.linear_init and isinstance(backbone, LinearSkip):
+        if fit_start and config.linear_skip and config.linear_init and isinstance(backbone, LinearSkip):
             self.fitted_start = fit_linear_start(
                 backbone.linear, train.x, train.event, train.time, config.loss, ties=config.ties,
                 penalty=config.linear_penalty, seed=config.seed,
             )
-            if self.fitted_start and config.linear_frozen:
-                backbone.linear.requires_grad_(False)
+        _freeze_linear_path(backbone, self.fitted_start and config.linear_frozen)
         self.steps_per_epoch = len(self.batch_bounds())
         self.momentum = Momentum(
             backbone, config.loss, bank_size=config.bank_capacity(), rate=config.rate,
@@ -272,7 +273,7 @@ class Trainer:
                 "steps_per_epoch": self.steps_per_epoch, "epoch_loss_sum": self.epoch_loss_sum,
                 "epoch_samples": self.epoch_samples, "epoch_seconds": self.epoch_seconds,
                 "epochs_without_improvement": self.epochs_without_improvement,
-                "stopped_early": self.stopped_early,
+                "stopped_early": self.stopped_early, "fitted_start": self.fitted_start,
             },
             "best": {"metric": self.best_metric, "epoch": self.best_epoch,
                      "target": None if self.best_target is None else _to_cpu(self.best_target)},
@@ -303,6 +304,8 @@ class Trainer:
         self.epoch_seconds = progress["epoch_seconds"]
         self.epochs_without_improvement = progress["epochs_without_improvement"]
         self.stopped_early = progress["stopped_early"]
+        self.fitted_start = progress.get("fitted_start", False)  # absent before the linear start existed
+        _freeze_linear_path(self.momentum.online, self.fitted_start and self.config.linear_frozen)
         best = state["best"]
         self.best_metric, self.best_epoch = best["metric"], best["epoch"]
         self.best_target = None if best["target"] is None else {
@@ -310,6 +313,12 @@ class Trainer:
         }
         self.history = [dict(record) for record in state["history"]]
         self.time_scale = state["time_scale"]
+
+
+def _freeze_linear_path(backbone: torch.nn.Module, frozen: bool) -> None:
+    """Keep a :class:`LinearSkip`'s fitted linear path out of training (no gradient, so AdamW skips it)."""
+    if isinstance(backbone, LinearSkip):
+        backbone.linear.requires_grad_(not frozen)
 
 
 def _to_cpu(value: Any) -> Any:

@@ -88,7 +88,8 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
     _set_threads(config)
     time_scale = float(state["time_scale"])
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
-                      _tensors(prepared.val, device, time_scale, config.loss), device, time_scale)
+                      _tensors(prepared.val, device, time_scale, config.loss), device, time_scale,
+                      fit_start=False)
     try:
         trainer.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

@@ -158,8 +158,32 @@ def test_the_start_is_validated_as_epoch_zero_and_can_be_kept(rossi):
     _fit(trainer)
     assert trainer.best_epoch == 0 and trainer.best_metric == pytest.approx(start_c)
     assert all(record["val_cindex"] < start_c for record in trainer.history)
-    best_linear = trainer.final_target_state()["linear.weight"]
-    torch.testing.assert_close(best_linear, trainer.momentum.target.linear.weight.detach())
+    # the kept weights are the untrained network: its MLP output layer is still exactly zero, the trained one not
+    output = f"mlp.{len(trainer.momentum.target.mlp) - 1}.weight"
+    assert torch.count_nonzero(trainer.final_target_state()[output]) == 0
+    assert torch.count_nonzero(trainer.momentum.target.state_dict()[output]) > 0
+
+
+def test_resume_skips_the_starting_fit_and_keeps_the_path_frozen(rossi, monkeypatch):
+    import survmom.train as train_module
+
+    trainer = _trainer(rossi, epochs=1)
+    start = trainer.momentum.online.linear.weight.detach().clone()
+    _fit(trainer)
+    state = trainer.state_dict()
+    assert state["progress"]["fitted_start"]
+    calls = []
+    monkeypatch.setattr(train_module, "fit_linear_start", lambda *a, **k: calls.append(1) or True)
+    _, x, event, time = rossi
+    x32 = x.float()
+    resumed = Trainer(trainer.config, x.shape[1], Tensors(x32[:340], event[:340], time[:340]),
+                      Tensors(x32[340:], event[340:], time[340:]), torch.device("cpu"), fit_start=False)
+    resumed.load_state_dict(state)
+    assert calls == [] and resumed.fitted_start
+    assert not resumed.momentum.online.linear.weight.requires_grad
+    resumed.config.epochs = 2
+    _fit(resumed)
+    assert torch.equal(resumed.momentum.online.linear.weight, start)
 
 
 def test_a_random_start_is_not_a_candidate(rossi):
