@@ -1,9 +1,10 @@
 """Milliseconds per training step (forward, backward, Adam): plain batch Cox vs survmom and torchsurv Momentum.
 
 MLP 32→64→64→1, Cox (Efron) loss. Banks are pre-filled to capacity with random rows so every timed step
-pools a full bank. torchsurv pools ``batchsize × steps`` rows including the current batch, so a bank of C
-past rows is ``steps = C / batch + 1`` there. Prints a markdown table with the ratios of the same run and
-writes JSON.
+pools a full bank. Plain and survmom blocks alternate; survmom / plain is the median of the ratios of
+adjacent blocks (steadier on a shared machine than a ratio of medians). torchsurv pools ``batchsize × steps``
+rows including the current batch, so a bank of C past rows is ``steps = C / batch + 1`` there. Prints a
+markdown table with the ratios of the same run and writes JSON.
 
     python benchmarks/bench_momentum_step.py            # full grid, banks up to 65,536
     python benchmarks/bench_momentum_step.py --quick    # smaller grid, fewer repeats
@@ -47,6 +48,20 @@ def time_steps(step, batches, repeats: int) -> float:
             step(*b)
         blocks.append((time.perf_counter() - start) / len(batches) * 1e3)
     return statistics.median(blocks)
+
+
+def paired_times(reference, step, batches, repeats: int) -> tuple[float, float, float]:
+    """Alternate timed blocks of ``reference`` and ``step``: (median ms of each, median of per-pair ratios).
+
+    On a shared machine the load drifts within a run; a ratio of adjacent blocks sees (nearly) the same load,
+    so the median of those ratios is steadier than a ratio of two medians taken minutes apart.
+    """
+    ref_ms, step_ms = [], []
+    for _ in range(repeats):
+        ref_ms.append(time_steps(reference, batches, 1))
+        step_ms.append(time_steps(step, batches, 1))
+    ratios = [s / r for s, r in zip(step_ms, ref_ms, strict=True)]
+    return statistics.median(ref_ms), statistics.median(step_ms), statistics.median(ratios)
 
 
 def plain_stepper(ties: str):
@@ -119,20 +134,22 @@ def main() -> None:
     rows = []
     for batch in batches:
         data = [batch_data(batch, gen) for _ in range(20)]
-        plain = time_steps(plain_stepper(args.ties), data, repeats)
+        plain_step = plain_stepper(args.ties)
         for bank in banks:
-            ours = time_steps(survmom_stepper(batch, bank, args.ties), data, repeats)
+            ours_step = survmom_stepper(batch, bank, args.ties)
+            plain, ours, ratio = paired_times(plain_step, ours_step, data, 2 * repeats + 1)
             theirs = None
             if not args.no_torchsurv:
                 few = data[: 3 if bank >= 65536 else 10]
                 theirs = time_steps(torchsurv_stepper(batch, bank, args.ties), few, max(1, repeats - 2))
             rows.append({"batch": batch, "bank": bank, "plain_ms": plain, "survmom_ms": ours,
-                         "torchsurv_ms": theirs, "survmom_over_plain": ours / plain,
+                         "torchsurv_ms": theirs, "survmom_over_plain": ratio,
                          "torchsurv_over_survmom": None if theirs is None else theirs / ours})
             print(f"batch {batch} bank {bank}: plain {plain:.3f} ms, survmom {ours:.3f} ms, "
                   f"torchsurv {'-' if theirs is None else f'{theirs:.2f}'} ms", flush=True)
     print()
-    print(f"ms per step (median of {repeats} blocks), MLP 32-64-64-1, Cox {args.ties}, "
+    print(f"ms per step (medians of {2 * repeats + 1} alternating plain / survmom blocks of 20 steps; "
+          f"survmom / plain: median ratio of adjacent blocks), MLP 32-64-64-1, Cox {args.ties}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     print()
     print("| batch | bank | plain ms | survmom ms | torchsurv ms | survmom / plain | torchsurv / survmom |")

@@ -59,9 +59,24 @@ class MemoryBank(nn.Module):
         """Fraction of the capacity in use, in [0, 1] (1 for a zero-capacity bank)."""
         return self.count / self.capacity if self.capacity else 1.0
 
+    def incoming_positions(self, rows: int) -> torch.Tensor:
+        """Ring positions (rows,) the next push of ``rows`` <= capacity rows will write, plus ``capacity``.
+
+        These are the ``source`` entries of the pushed rows in :meth:`push`'s ``merged`` argument.
+        """
+        index = self._offsets[:rows] + self.position
+        return torch.where(index >= self.capacity, index, index + self.capacity)
+
     @torch.no_grad()
-    def push(self, estimates: torch.Tensor, events: torch.Tensor, times: torch.Tensor) -> None:
-        """Store a batch: estimates (B, dim) or (B,), events (B,), times (B,); detached, newest C rows kept."""
+    def push(self, estimates: torch.Tensor, events: torch.Tensor, times: torch.Tensor,
+             merged: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Store a batch: estimates (B, dim) or (B,), events (B,), times (B,); detached, newest C rows kept.
+
+        ``merged`` (optional, for B <= capacity): the bank's filled rows and these B rows already merged by
+        descending time, as (keys (len + B,), source (len + B,)) with ``source`` the ring position of a bank
+        row or, for a pushed row, its entry of :meth:`incoming_positions`. A caller that merged them anyway
+        (the pooled Cox loss) saves the bank its own merge.
+        """
         if self.capacity == 0:
             return
         estimates = estimates.detach().reshape(estimates.shape[0], -1)
@@ -74,9 +89,29 @@ class MemoryBank(nn.Module):
         self.events.index_copy_(0, index, events[-n:].to(device=self.events.device, dtype=torch.bool))
         new_times = times[-n:].to(self.times)
         self.times.index_copy_(0, index, new_times)
-        self._merge_into_sorted(index, new_times)
+        if merged is not None and n == estimates.shape[0]:
+            self._drop_overwritten(*merged, n)
+        else:
+            self._merge_into_sorted(index, new_times)
         self.position = (self.position + n) % self.capacity
         self.count = min(self.count + n, self.capacity)
+
+    def _drop_overwritten(self, keys: torch.Tensor, source: torch.Tensor, n: int) -> None:
+        """Take a merged run of bank + pushed rows as the new sorted run, minus the bank rows overwritten."""
+        if keys.shape[0] != self.count + n:
+            raise StateError(f"merged run has {keys.shape[0]} rows, expected {self.count} bank + {n} pushed")
+        # Bank rows at ring positions [position, position + n) modulo C are overwritten by this push; pushed
+        # rows have source >= C, outside that window. (Comparisons: integer remainder is slow on CPU.)
+        start, stop = self.position, self.position + n
+        if stop <= self.capacity:
+            kept = (source < start) | (source >= stop)
+        else:
+            kept = ((source < start) & (source >= stop - self.capacity)) | (source >= self.capacity)
+        keep = kept.nonzero().view(-1)
+        size = keep.shape[0]
+        self.sorted_keys[:size] = keys.index_select(0, keep)
+        kept_source = source.index_select(0, keep)
+        self.sorted_index[:size] = torch.where(kept_source >= self.capacity, kept_source - self.capacity, kept_source)
 
     def _merge_into_sorted(self, index: torch.Tensor, new_times: torch.Tensor) -> None:
         """Drop the overwritten positions from the time-sorted run and merge the new rows in."""

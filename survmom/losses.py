@@ -41,6 +41,7 @@ from survmom.errors import SurvmomError
 __all__ = [
     "breslow_baseline",
     "cox_loss",
+    "cox_loss_sorted",
     "cox_median",
     "cox_survival",
     "weibull_loss",
@@ -114,7 +115,7 @@ class _TieGroups(NamedTuple):
     Sorted positions ``0..end[k]`` are exactly the risk set of event ``k``; events keep their sorted order.
     """
 
-    order: Tensor  # (n,) sample index at each sorted position
+    order: Tensor | None  # (n,) sample index at each sorted position; None: the samples are in sorted order
     event_pos: Tensor  # (E,) sorted positions of the events, ascending
     group: Tensor  # (E,) id of event k's time among the G distinct times (descending), non-decreasing
     end: Tensor  # (E,) last sorted position whose time equals event k's time
@@ -155,15 +156,39 @@ def _sort_keys(key: Tensor) -> tuple[Tensor, Tensor]:
     return sorted_key[:n], order[:n]
 
 
+def merge_positions(key_a: Tensor, key_b: Tensor) -> tuple[Tensor, Tensor]:
+    """Where each element of two ascending runs a (n,) and b (m,) lands in their merge: (pos_a (n,), pos_b (m,)).
+
+    Ties keep a's elements first. Only the shorter run is binary-searched into the longer one; the longer
+    run's positions come from a prefix count, so merging a small batch into a large bank costs m searches
+    and a few O(n) passes instead of n searches.
+    """
+    n, m = key_a.shape[0], key_b.shape[0]
+    device = key_a.device
+    if m <= n:
+        inserted = torch.searchsorted(key_a, key_b, right=True)  # (m,) elements of a at or before b_j
+        pos_b = inserted + torch.arange(m, device=device)
+        pos_a = _shift_by_count(inserted, n)
+        return pos_a, pos_b
+    inserted = torch.searchsorted(key_b, key_a, right=False)  # (n,) elements of b strictly before a_i
+    return inserted + torch.arange(n, device=device), _shift_by_count(inserted, m)
+
+
+def _shift_by_count(inserted: Tensor, n: int) -> Tensor:
+    """``i + #{j: inserted_j <= i}`` for i in 0..n-1: the merged positions of the run searched into."""
+    # Start every count at 1 (the element itself) so that one cumulative sum gives i + 1 + shift.
+    counts = torch.ones(n + 1, dtype=torch.int64, device=inserted.device)
+    counts.index_add_(0, inserted, torch.ones_like(inserted))
+    return torch.cumsum(counts[:n], 0).sub_(1)
+
+
 def merge_sorted(key_a: Tensor, index_a: Tensor, key_b: Tensor, index_b: Tensor) -> tuple[Tensor, Tensor]:
     """Merge two key-sorted runs: (keys, indices) of a (n,) and b (m,) → merged keys and indices (n + m,).
 
-    Two ``searchsorted`` calls place each element; O((n + m) log) work and no full sort. Ties keep a's
-    elements first.
+    See :func:`merge_positions`: no full sort, ties keep a's elements first.
     """
+    pos_a, pos_b = merge_positions(key_a, key_b)
     n, m = key_a.shape[0], key_b.shape[0]
-    pos_a = torch.arange(n, device=key_a.device) + torch.searchsorted(key_b, key_a, right=False)
-    pos_b = torch.arange(m, device=key_b.device) + torch.searchsorted(key_a, key_b, right=True)
     keys = torch.empty(n + m, dtype=key_a.dtype, device=key_a.device)
     index = torch.empty(n + m, dtype=index_a.dtype, device=index_a.device)
     keys.index_copy_(0, pos_a, key_a).index_copy_(0, pos_b, key_b)
@@ -174,8 +199,13 @@ def merge_sorted(key_a: Tensor, index_a: Tensor, key_b: Tensor, index_b: Tensor)
 def _tie_groups(event: Tensor, time: Tensor, presorted: tuple[Tensor, Tensor] | None = None) -> _TieGroups:
     """Sort once by descending time (or take ``presorted`` (keys, order)); tie groups are runs of equal keys."""
     key, order = presorted if presorted is not None else _sort_keys(descending_time_key(time))
+    return _sorted_tie_groups(key, event.index_select(0, order), order)
+
+
+def _sorted_tie_groups(key: Tensor, sorted_event: Tensor, order: Tensor | None) -> _TieGroups:
+    """Tie groups of rows already sorted by ``key`` (n,) ascending, with their events (n,) in that order."""
     _, position_group, group_size = torch.unique_consecutive(key, return_inverse=True, return_counts=True)
-    event_pos = event.index_select(0, order).nonzero().view(-1)
+    event_pos = sorted_event.nonzero().view(-1)
     group = position_group.index_select(0, event_pos)
     end = (torch.cumsum(group_size, 0) - 1).index_select(0, group)
     return _TieGroups(order, event_pos, group, end, group_size.shape[0])
@@ -198,6 +228,19 @@ def _efron_fractions(groups: _TieGroups) -> Tensor | None:
 # --------------------------------------------------------------------------------------------------- Cox
 
 
+def _log(values: Tensor) -> Tensor:
+    """``log`` on the calling thread: ``torch.log`` with one torch thread, else ``xlogy(1, values)``.
+
+    With several threads torch runs ``log`` on OpenMP from 2048 elements (a contended pool can stall for
+    milliseconds); ``xlogy`` stays on the calling thread below 32768 but is ~1.7x slower than ``log`` there.
+    """
+    return torch.log(values) if torch.get_num_threads() == 1 else torch.special.xlogy(1.0, values)
+
+
+def _in_sorted_order(values: Tensor, groups: _TieGroups) -> Tensor:
+    return values if groups.order is None else values.index_select(0, groups.order)
+
+
 class _FastParts(NamedTuple):
     """Forward results of the shifted path that its closed-form gradient reuses."""
 
@@ -213,11 +256,11 @@ def _cox_fast(log_hz: Tensor, groups: _TieGroups, efron: bool) -> _FastParts | N
     With ``m = max_j x_j`` and ``e_p = exp(x_p - m)``: ``log R_k = m + log(cumsum(e)[end_k])``. One element is
     checked: risk sums grow along the sorted order, so ``R[0]`` is the smallest.
     """
-    x = log_hz.detach().reshape(-1).to(torch.float64).index_select(0, groups.order)
+    x = _in_sorted_order(log_hz.detach().reshape(-1).to(torch.float64), groups)
     shift = x.max()
-    # exp2/xlogy instead of exp/log: torch runs exp and log on OpenMP threads from 2048 elements, which can
-    # stall for milliseconds on a busy machine; exp2 (SLEEF) and xlogy stay on the calling thread below 32768.
-    # exp2(y log2 e) differs from exp(y) by < |y| * 2.2e-16 relative, i.e. < 1.5e-13 here.
+    # exp2 instead of exp: torch runs exp on OpenMP threads from 2048 elements, which can stall for
+    # milliseconds on a busy machine; exp2 (SLEEF) stays on the calling thread below 32768 (and is faster).
+    # exp2(y log2 e) differs from exp(y) by < |y| * 2.2e-16 relative, i.e. < 1.5e-13 here. See _log for log.
     e = torch.exp2((x - shift).mul_(_LOG2_E))
     den = torch.cumsum(e, 0).index_select(0, groups.end)  # R_k
     if not bool(den[0] >= _MIN_RISK_SUM):  # also catches NaN, which the stable path propagates
@@ -228,7 +271,7 @@ def _cox_fast(log_hz: Tensor, groups: _TieGroups, efron: bool) -> _FastParts | N
         tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
         tied.index_add_(0, groups.group, e.index_select(0, groups.event_pos))
         den = den - frac * tied.index_select(0, groups.group)  # R_k - f_k D_k
-    value = torch.special.xlogy(1.0, den).sum() - x_event.sum() + shift * x_event.shape[0]
+    value = _log(den).sum() - x_event.sum() + shift * x_event.shape[0]
     return _FastParts(value, e, torch.reciprocal(den), frac)
 
 
@@ -250,6 +293,8 @@ def _cox_fast_grad(parts: _FastParts, groups: _TieGroups, dtype: torch.dtype, sc
         event_term = e.index_select(0, groups.event_pos) * tied.index_select(0, groups.group) + scale
         grad.index_add_(0, groups.event_pos, event_term, alpha=-1)
     grad = grad.to(dtype)
+    if groups.order is None:
+        return grad
     return torch.empty_like(grad).scatter_(0, groups.order, grad)
 
 
@@ -276,7 +321,7 @@ def _cox_stable(log_hz: Tensor, groups: _TieGroups, efron: bool) -> Tensor:
 
     Efron terms use ``log(R - f D) = log R + log1p(-f D/R)``, ``D/R = sum_{i tied} exp(x_i - log R) <= 1``.
     """
-    x = log_hz.reshape(-1).to(torch.float64).index_select(0, groups.order)
+    x = _in_sorted_order(log_hz.reshape(-1).to(torch.float64), groups)
     log_risk = torch.logcumsumexp(x, 0).index_select(0, groups.end)
     x_event = x.index_select(0, groups.event_pos)
     log_den = log_risk
@@ -345,6 +390,105 @@ def cox_loss(
     if parts is not None:
         return _CoxFastNLL.apply(log_hz, parts, groups, scale)
     return (_cox_stable(log_hz, groups, efron) * scale).to(log_hz.dtype)
+
+
+class _PooledParts(NamedTuple):
+    """What the batch-only backward of :func:`cox_loss_sorted` needs besides the forward parts."""
+
+    position: Tensor  # (B,) sorted positions of the rows with gradient
+    is_event: Tensor  # (B,) their event flags, float64
+
+
+def _cox_fast_grad_at(parts: _FastParts, groups: _TieGroups, pooled: _PooledParts, scale: float) -> Tensor:
+    """:func:`_cox_fast_grad` at the sorted positions ``pooled.position`` only, (B,) float64.
+
+    The suffix sum of ``w`` over events whose risk set holds position p starts at the first event k with
+    ``end_k >= p`` (ends are non-decreasing): B binary searches and one reversed cumulative sum over the E
+    events, instead of passes over all n rows.
+    """
+    e = parts.exp_shifted.index_select(0, pooled.position)
+    w = parts.inv_den * scale
+    n_events = w.shape[0]
+    from_last = torch.cumsum(w.flip(0), 0)  # from_last[i] = sum of the last i + 1 weights
+    first = torch.searchsorted(groups.end, pooled.position)
+    suffix = from_last.index_select(0, (n_events - 1 - first).clamp_min(0))
+    grad = e * torch.where(first < n_events, suffix, 0.0)
+    event_term = torch.full_like(e, scale)
+    if parts.efron_frac is not None:
+        tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
+        tied.index_add_(0, groups.group, parts.efron_frac * w)
+        # For a row that is an event, its index among the events is the count of events before it.
+        own = torch.searchsorted(groups.event_pos, pooled.position).clamp_max(n_events - 1)
+        event_term = event_term + e * tied.index_select(0, groups.group.index_select(0, own))
+    return grad - pooled.is_event * event_term
+
+
+class _CoxPooledNLL(torch.autograd.Function):
+    """The fast path of :func:`cox_loss_sorted`: the gradient reaches only the B rows that carry one."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, log_hz: Tensor, parts: _FastParts, groups: _TieGroups, pooled: _PooledParts, scale: float
+    ) -> Tensor:
+        ctx.parts, ctx.groups, ctx.pooled, ctx.scale, ctx.shape = parts, groups, pooled, scale, log_hz.shape
+        return (parts.value * scale).to(log_hz.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:  # type: ignore[override]
+        grad = _cox_fast_grad_at(ctx.parts, ctx.groups, ctx.pooled, ctx.scale * float(grad_out))
+        return grad.to(grad_out.dtype).view(ctx.shape), None, None, None, None
+
+
+def cox_loss_sorted(
+    log_hz: Tensor,
+    position: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    event: Tensor,
+    ties: str = "efron",
+    reduction: str = "mean",
+) -> Tensor:
+    """:func:`cox_loss` over n rows already sorted by descending time, of which only B carry a gradient.
+
+    This is the pooled loss of a memory bank: n = bank + batch rows, merged by time, where the bank rows
+    are constants. The value equals ``cox_loss`` of all n rows; the gradient flows into ``log_hz`` only,
+    and costs B binary searches plus passes over the E events rather than over all n rows.
+
+    Args:
+        log_hz: (B,) or (B, 1) log hazards of the rows with gradient.
+        position: (B,) int64, the sorted position of each ``log_hz`` row (distinct).
+        keys: (n,) :func:`descending_time_key` of the sorted rows' times, ascending.
+        values: (n,) float64 log hazards of the sorted rows; the entries at ``position`` are overwritten
+            with ``log_hz`` (detached), the others are the constants.
+        event: (n,) bool event flags of the sorted rows.
+        ties, reduction: as in :func:`cox_loss`.
+
+    Returns:
+        A 0-d tensor of ``log_hz``'s dtype.
+    """
+    efron = _choice("ties", ties, _TIES) == "efron"
+    mean = _choice("reduction", reduction, _REDUCTIONS) == "mean"
+    _check_float(log_hz, "log_hz")
+    flat = _flat(log_hz, "log_hz")
+    n = keys.shape[0]
+    if values.shape != (n,) or event.shape != (n,) or position.shape != flat.shape:
+        raise SurvmomError(
+            f"cox_loss_sorted needs keys, values and event of shape ({n},) and one position per log_hz row, "
+            f"got {tuple(values.shape)}, {tuple(event.shape)}, {tuple(position.shape)} for {tuple(flat.shape)}"
+        )
+    groups = _sorted_tie_groups(keys, event, None)
+    n_events = groups.event_pos.shape[0]
+    if n_events == 0:
+        return flat[:0].sum()
+    scale = 1.0 / n_events if mean else 1.0
+    values.index_copy_(0, position, flat.detach().to(values.dtype))
+    parts = _cox_fast(values, groups, efron)
+    if parts is not None:
+        pooled = _PooledParts(position, event.index_select(0, position).to(torch.float64))
+        return _CoxPooledNLL.apply(flat, parts, groups, pooled, scale)
+    x = values.index_copy(0, position, flat.to(values.dtype))  # differentiable in flat only
+    return (_cox_stable(x, groups, efron) * scale).to(log_hz.dtype)
 
 
 def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor) -> tuple[Tensor, Tensor]:

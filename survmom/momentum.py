@@ -46,7 +46,7 @@ from torch import nn
 from survmom.bank import MemoryBank
 from survmom.ema import EMA
 from survmom.errors import ConfigError, StateError
-from survmom.losses import cox_loss, descending_time_key, merge_sorted, weibull_loss
+from survmom.losses import cox_loss, cox_loss_sorted, descending_time_key, merge_positions, weibull_loss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 BUILTIN_LOSSES = ("cox", "weibull")
@@ -100,6 +100,7 @@ class Momentum(nn.Module):
         self.ema = EMA(rate, rate_schedule, total_steps, warmup)
         dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), None)
         self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype)
+        self._merged: tuple[torch.Tensor, torch.Tensor] | None = None  # this step's bank + batch run, for push
 
     def train(self, mode: bool = True) -> Momentum:
         """Set the online network's mode; the target always stays in eval mode."""
@@ -110,32 +111,50 @@ class Momentum(nn.Module):
     def forward(self, inputs: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         """Loss of the batch pooled with the bank; then EMA update and push. inputs (B, ...), event/time (B,)."""
         online_estimates = self.online(inputs)
+        self._merged = None
         loss = self.pooled_loss(online_estimates, event, time)
         with torch.no_grad():
             self.ema.update(self.online, self.target)
-            self.bank.push(self.target(inputs), event, time)
+            self.bank.push(self.target(inputs), event, time, merged=self._merged)
+        self._merged = None
         return loss
 
     def pooled_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         """Loss over bank rows (constants) + batch rows (with gradient); see the module notes for Weibull."""
         if self.loss_name == "weibull":
             return self.loss_fn(estimates, event, time)
+        if self.loss_name == "cox":
+            return self._pooled_cox_loss(estimates, event, time)
         bank_estimates, bank_events, bank_times = self.bank.contents()
         estimates = estimates.reshape(estimates.shape[0], -1)
-        if self.loss_name == "cox":
-            estimates = estimates[:, 0]
-            bank_estimates = bank_estimates[:, 0]
         pooled = torch.cat([bank_estimates.to(estimates), estimates])
         pooled_events = torch.cat([bank_events, event.to(device=bank_events.device, dtype=torch.bool)])
-        batch_times = time.to(bank_times)
-        pooled_times = torch.cat([bank_times, batch_times])
-        if self.loss_name != "cox":
-            return self.loss_fn(pooled, pooled_events, pooled_times)
-        # The bank is kept sorted by time: merge the sorted batch into it instead of sorting everything.
-        bank_keys, bank_order = self.bank.sorted_by_time()
-        batch_keys, batch_order = torch.sort(descending_time_key(batch_times))
-        presorted = merge_sorted(bank_keys, bank_order, batch_keys, batch_order + bank_keys.shape[0])
-        return self.loss_fn(pooled, pooled_events, pooled_times, presorted=presorted)
+        pooled_times = torch.cat([bank_times, time.to(bank_times)])
+        return self.loss_fn(pooled, pooled_events, pooled_times)
+
+    def _pooled_cox_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """Cox loss over bank + batch merged by time (the bank is kept sorted); gradient to the batch only.
+
+        The merged run is kept for this step's push, which then needs no merge of its own.
+        """
+        log_hz = estimates.reshape(estimates.shape[0], -1)[:, 0]
+        bank = self.bank
+        bank_keys, bank_index = bank.sorted_by_time()
+        batch_keys, batch_order = torch.sort(descending_time_key(time.to(bank.times)))
+        bank_pos, sorted_batch_pos = merge_positions(bank_keys, batch_keys)
+        position = torch.empty_like(sorted_batch_pos).index_copy_(0, batch_order, sorted_batch_pos)
+        size = bank_keys.shape[0] + log_hz.shape[0]
+        keys = bank_keys.new_empty(size).index_copy_(0, bank_pos, bank_keys)
+        keys.index_copy_(0, sorted_batch_pos, batch_keys)
+        values = torch.empty(size, dtype=torch.float64, device=bank_keys.device)
+        values.index_copy_(0, bank_pos, bank.estimates[:, 0].index_select(0, bank_index).to(torch.float64))
+        events = torch.empty(size, dtype=torch.bool, device=bank_keys.device)
+        events.index_copy_(0, bank_pos, bank.events.index_select(0, bank_index))
+        events.index_copy_(0, position, event.to(device=events.device, dtype=torch.bool))
+        if 0 < log_hz.shape[0] <= bank.capacity:
+            source = bank_index.new_empty(size).index_copy_(0, bank_pos, bank_index)
+            self._merged = (keys, source.index_copy_(0, position, bank.incoming_positions(log_hz.shape[0])))
+        return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
 
     @torch.no_grad()
     def infer(self, inputs: torch.Tensor) -> torch.Tensor:

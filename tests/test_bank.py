@@ -115,3 +115,40 @@ def test_sorted_by_time_always_orders_exactly_the_filled_rows_by_descending_time
         sorted_times = bank.times[positions]
         assert bool((sorted_times[1:] <= sorted_times[:-1]).all())
         assert torch.equal(keys, descending_time_key(sorted_times))
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(1, 40), sizes=st.lists(st.integers(1, 60), min_size=1, max_size=12),
+       seed=st.integers(0, 1000))
+def test_push_with_a_merged_run_keeps_the_same_sorted_run_as_its_own_merge(capacity, sizes, seed):
+    """The pooled Cox loss hands push its bank + batch merge; the result must equal push's own merge."""
+    from survmom.losses import descending_time_key, merge_positions
+
+    gen = torch.Generator().manual_seed(seed)
+    hinted, plain = MemoryBank(capacity=capacity), MemoryBank(capacity=capacity)
+    for size in sizes:
+        times = torch.randint(0, 8, (size,), generator=gen).double()  # many ties
+        estimates, events = torch.randn(size, 1, generator=gen), torch.rand(size, generator=gen) < 0.5
+        merged = None
+        if size <= capacity:
+            bank_keys, bank_index = hinted.sorted_by_time()
+            batch_keys, batch_order = torch.sort(descending_time_key(times))
+            bank_pos, batch_pos = merge_positions(bank_keys, batch_keys)
+            keys = torch.empty(len(hinted) + size, dtype=torch.int64).index_copy_(0, bank_pos, bank_keys)
+            keys.index_copy_(0, batch_pos, batch_keys)
+            source = torch.empty_like(keys).index_copy_(0, bank_pos, bank_index)
+            source.index_copy_(0, batch_pos, hinted.incoming_positions(size).index_select(0, batch_order))
+            merged = (keys, source)
+        hinted.push(estimates, events, times, merged=merged)
+        plain.push(estimates, events, times)
+        assert torch.equal(hinted.sorted_by_time()[0], plain.sorted_by_time()[0])
+        assert torch.equal(hinted.sorted_by_time()[1], plain.sorted_by_time()[1])
+        assert hinted.position == plain.position and len(hinted) == len(plain)
+
+
+def test_push_refuses_a_merged_run_of_the_wrong_length():
+    bank = MemoryBank(capacity=8)
+    bank.push(torch.zeros(3, 1), torch.ones(3, dtype=torch.bool), torch.arange(3.0))
+    with pytest.raises(StateError, match="merged run has 4 rows"):
+        bank.push(torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), torch.arange(2.0),
+                  merged=(torch.zeros(4, dtype=torch.int64), torch.zeros(4, dtype=torch.int64)))

@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 from lifelines import CoxPHFitter, WeibullAFTFitter
 from lifelines.datasets import load_rossi
@@ -498,3 +500,76 @@ def test_presorted_order_from_a_merge_gives_the_same_loss_as_sorting() -> None:
         (grad_merged,) = torch.autograd.grad(merged, log_hz)
         (grad_plain,) = torch.autograd.grad(plain, log_hz)
         torch.testing.assert_close(grad_merged, grad_plain, rtol=1e-12, atol=1e-12)
+
+
+def _pooled_case(seed: int, n_const: int, n_batch: int, spread: float = 1.0, event_rate: float = 0.6):
+    """Constant rows + batch rows (with ties), merged by descending time as Momentum merges a bank and a batch."""
+    from survmom.losses import descending_time_key, merge_positions
+
+    gen = torch.Generator().manual_seed(seed)
+    n = n_const + n_batch
+    time = torch.randint(0, 25, (n,), generator=gen).double()
+    event = torch.rand(n, generator=gen) < event_rate
+    log_hz = torch.randn(n, generator=gen, dtype=torch.float64) * spread
+    const_keys, const_order = torch.sort(descending_time_key(time[:n_const]), stable=True)
+    batch_keys, batch_order = torch.sort(descending_time_key(time[n_const:]), stable=True)
+    const_pos, sorted_batch_pos = merge_positions(const_keys, batch_keys)
+    position = torch.empty_like(sorted_batch_pos).index_copy_(0, batch_order, sorted_batch_pos)
+    keys = torch.empty(n, dtype=torch.int64).index_copy_(0, const_pos, const_keys)
+    keys.index_copy_(0, sorted_batch_pos, batch_keys)
+    values = torch.full((n,), math.nan, dtype=torch.float64).index_copy_(0, const_pos, log_hz[:n_const][const_order])
+    events = torch.empty(n, dtype=torch.bool).index_copy_(0, const_pos, event[:n_const][const_order])
+    events.index_copy_(0, position, event[n_const:])
+    return log_hz, event, time, position, keys, values, events
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize(("n_const", "n_batch", "spread"), [(400, 32, 1.0), (0, 20, 1.0), (50, 200, 1.0),
+                                                             (300, 16, 400.0)])
+def test_cox_loss_sorted_equals_cox_loss_of_all_rows_with_gradient_for_the_batch_only(
+    ties, reduction, n_const, n_batch, spread
+) -> None:
+    """Value = cox_loss over constants + batch (ties across both); gradient = autograd's for the batch rows.
+
+    spread 400: log hazards over ~2000 nats, so the shifted sums underflow and the logcumsumexp path runs.
+    """
+    from survmom.losses import cox_loss_sorted
+
+    log_hz, event, time, position, keys, values, events = _pooled_case(3, n_const, n_batch, spread)
+    batch = log_hz[n_const:].clone().requires_grad_(True)
+    loss = cox_loss_sorted(batch, position, keys, values, events, ties=ties, reduction=reduction)
+    reference_input = torch.cat([log_hz[:n_const], batch])
+    expected = cox_loss(reference_input, event, time, ties=ties, reduction=reduction)
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-12)
+    (grad,) = torch.autograd.grad(loss, batch)
+    (expected_grad,) = torch.autograd.grad(expected, batch)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_cox_loss_sorted_without_events_is_an_attached_zero_and_checks_shapes() -> None:
+    from survmom.losses import cox_loss_sorted
+
+    log_hz, event, time, position, keys, values, events = _pooled_case(4, 30, 10, event_rate=0.0)
+    batch = log_hz[30:].clone().requires_grad_(True)
+    loss = cox_loss_sorted(batch, position, keys, values, events)
+    assert loss.item() == 0.0 and loss.requires_grad
+    with pytest.raises(SurvmomError, match="one position per log_hz row"):
+        cox_loss_sorted(batch, position[:-1], keys, values, events)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(0, 60), m=st.integers(0, 60), seed=st.integers(0, 10_000))
+def test_merge_positions_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m, seed) -> None:
+    from survmom.losses import merge_positions
+
+    gen = torch.Generator().manual_seed(seed)
+    key_a = torch.sort(torch.randint(0, 10, (n,), generator=gen)).values
+    key_b = torch.sort(torch.randint(0, 10, (m,), generator=gen)).values
+    pos_a, pos_b = merge_positions(key_a, key_b)
+    # A stable sort of a then b puts equal keys of a before those of b: the merge must agree exactly.
+    expected = torch.sort(torch.cat([key_a, key_b]), stable=True).indices
+    merged_source = torch.empty(n + m, dtype=torch.int64)
+    merged_source[pos_a] = torch.arange(n)
+    merged_source[pos_b] = torch.arange(n, n + m)
+    assert torch.equal(merged_source, expected)
