@@ -852,19 +852,24 @@ def _kind(values: pd.Series, *, path: Path, column: str) -> str:
     return "category"
 
 
-def _entirely_missing(values: pd.Series, path: Path, column: str) -> DataError:
+def _entirely_missing(n_rows: int, path: Path, column: str) -> DataError:
     return DataError(
-        f"{path}: feature column '{column}' is missing in all {len(values)} training rows; "
+        f"{path}: feature column '{column}' is missing in all {n_rows} training rows; "
         f"nothing can be learnt from it, --exclude it"
     )
 
 
-def _fit_numeric(values: pd.Series, path: Path, column: str, warnings: list[str]) -> NumericColumn:
+def _fit_numeric(
+    values: pd.Series, rows: np.ndarray | None, path: Path, column: str, warnings: list[str]
+) -> NumericColumn:
     x = _as_float(values, path=path, column=column)
+    inf = np.isinf(x)
+    _report(values, inf if rows is None else inf & rows, path=path, column=column, what="infinite value{s}",
+            shown=x)
+    x = x if rows is None else x[rows]
     observed = x[~np.isnan(x)]
     if not len(observed):
-        raise _entirely_missing(values, path, column)
-    _report(values, np.isinf(x), path=path, column=column, what="infinite value{s}", shown=x)
+        raise _entirely_missing(len(x), path, column)
     mean = float(observed.mean())
     std = float(observed.std())
     if not std > 0 or not math.isfinite(std):
@@ -876,15 +881,16 @@ def _fit_numeric(values: pd.Series, path: Path, column: str, warnings: list[str]
 
 
 def _fit_categorical(
-    values: pd.Series, path: Path, column: str, boolean: bool, warnings: list[str]
+    values: pd.Series, rows: np.ndarray | None, path: Path, column: str, boolean: bool, warnings: list[str]
 ) -> CategoricalColumn:
     codes, uniques = _text_view(values)
+    codes = codes if rows is None else codes[rows]
     labels = [_label(u, boolean) for u in uniques]
     present = np.zeros(len(uniques), dtype=bool)
     present[np.unique(codes[codes >= 0])] = True
     categories = tuple(sorted({lab for lab, p in zip(labels, present, strict=True) if p and lab is not None}))
     if not categories:
-        raise _entirely_missing(values, path, column)
+        raise _entirely_missing(len(codes), path, column)
     label_present = np.array([lab is not None for lab in labels] + [False])
     n_observed = int(np.count_nonzero(label_present[codes]))  # codes of -1 pick the trailing False
     if len(categories) == 1:
@@ -931,24 +937,35 @@ class Preprocessor:
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, df: pd.DataFrame, feature_cols: list[str], *, path: Path) -> Preprocessor:
-        """Learn the encoding of ``feature_cols`` from the training frame ``df`` (n rows, n >= 1)."""
+    def fit(
+        cls, df: pd.DataFrame, feature_cols: list[str], *, path: Path, rows: np.ndarray | None = None
+    ) -> Preprocessor:
+        """Learn the encoding of ``feature_cols`` from the training rows of ``df``.
+
+        ``rows``: optional (n,) bool mask of the training rows (default: all); the same as fitting on
+        ``df[rows]`` without copying the frame. At least one training row is needed.
+        """
         feature_cols = list(dict.fromkeys(feature_cols))
         missing = [c for c in feature_cols if c not in df.columns]
         if missing:
             raise DataError(
                 f"{path}: missing feature {_plural(len(missing), 'column')} {_quote_list(missing)}"
             )
-        if len(df) == 0:
+        if rows is not None and rows.shape != (len(df),):
+            raise ValueError(f"rows must be a bool mask of shape ({len(df)},), got shape {rows.shape}")
+        if len(df) == 0 or (rows is not None and not rows.any()):
             raise DataError(f"{path}: no training rows")
         warnings: list[str] = []
         specs: list[NumericColumn | CategoricalColumn] = []
         for name in feature_cols:
-            kind = _kind(df[name], path=path, column=name)
+            values = df[name]
+            # Types of text columns are inferred from their values: look only at the training rows.
+            kind_of = values if rows is None or values.dtype != object else values[rows]
+            kind = _kind(kind_of, path=path, column=name)
             if kind == "numeric":
-                specs.append(_fit_numeric(df[name], path, name, warnings))
+                specs.append(_fit_numeric(values, rows, path, name, warnings))
             else:
-                specs.append(_fit_categorical(df[name], path, name, kind == "bool", warnings))
+                specs.append(_fit_categorical(values, rows, path, name, kind == "bool", warnings))
         return cls(specs, warnings)
 
     @property
@@ -973,48 +990,69 @@ class Preprocessor:
 
     def transform(self, df: pd.DataFrame, *, path: Path) -> np.ndarray:
         """Encode ``df`` (n rows; extra columns ignored) into an (n, p) float32 C-contiguous matrix."""
+        return self.transform_parts(df, path=path, parts=[None])[0]
+
+    def transform_parts(
+        self, df: pd.DataFrame, *, path: Path, parts: Sequence[np.ndarray | None], chunk: int = 32_768
+    ) -> list[np.ndarray]:
+        """Encode the rows of ``df`` picked by each of ``parts`` ((n,) bool masks; None = all rows).
+
+        Returns one (rows in part, p) float32 C-contiguous matrix per part, rows in file order: the same
+        as ``transform(df)[mask]`` for each mask. Every column is checked and decoded once; the matrices are
+        then filled ``chunk`` rows at a time, so each block of output is written while it is in cache and
+        no full-size intermediate matrix is made (fresh memory is slow to touch on some machines).
+        """
         missing = [c for c in self.input_columns if c not in df.columns]
         if missing:
             raise DataError(
                 f"{path}: missing {_plural(len(missing), 'column')} the model was trained on: "
                 f"{_quote_list(missing)}"
             )
-        n = len(df)
-        # Rows of the transposed matrix are contiguous, so each feature is written in one pass.
-        out_t = np.zeros((len(self.feature_names), n), dtype=np.float32)
-        buffer = np.empty(n, dtype=np.float64)
-        row = 0
-        for spec in self.columns:
-            values = df[spec.name]
-            if isinstance(spec, NumericColumn):
-                row = self._numeric_into(out_t, row, buffer, spec, values, path)
-            else:
-                codes = _category_codes(values, spec.categories, spec.boolean)
-                hit = np.flatnonzero(codes >= 0)
-                out_t[row + codes[hit], hit] = 1.0
-                row += len(spec.categories)
-        return np.ascontiguousarray(out_t.T)
+        decoded = [self._decode(spec, df[spec.name], path) for spec in self.columns]
+        outs = []
+        for part in parts:
+            rows = None if part is None else np.flatnonzero(part)
+            size = len(df) if rows is None else len(rows)
+            out = np.empty((size, len(self.feature_names)), dtype=np.float32)
+            for start in range(0, size, chunk):
+                pick = slice(start, start + chunk) if rows is None else rows[start : start + chunk]
+                self._encode_rows(out[start : start + chunk], decoded, pick)
+            outs.append(out)
+        return outs
 
     @staticmethod
-    def _numeric_into(
-        out_t: np.ndarray, row: int, buffer: np.ndarray, spec: NumericColumn, values: pd.Series, path: Path
-    ) -> int:
+    def _decode(spec: NumericColumn | CategoricalColumn, values: pd.Series, path: Path) -> np.ndarray:
+        """A column as (n,) float64 (numeric; NaN where missing) or int64 category codes (-1 missing/unseen).
+
+        Raises DataError for non-numeric text in a numeric column and for infinite values.
+        """
+        if isinstance(spec, CategoricalColumn):
+            return _category_codes(values, spec.categories, spec.boolean)
         x = _as_float(values, path=path, column=spec.name, context="was numeric in training but")
-        finite = np.isfinite(x)
-        gaps = None
-        if not finite.all():
-            _report(values, np.isinf(x), path=path, column=spec.name, what="infinite value{s}", shown=x)
-            gaps = ~finite
-        np.subtract(x, spec.mean, out=buffer)
-        np.divide(buffer, spec.scale, out=buffer)
-        if gaps is not None:
-            buffer[gaps] = (spec.median - spec.mean) / spec.scale
-        out_t[row] = buffer
-        if spec.missing_indicator:
-            if gaps is not None:
-                out_t[row + 1] = gaps
-            return row + 2
-        return row + 1
+        _report(values, np.isinf(x), path=path, column=spec.name, what="infinite value{s}", shown=x)
+        return x
+
+    def _encode_rows(self, out: np.ndarray, decoded: list[np.ndarray], pick: slice | np.ndarray) -> None:
+        """Write the features of the rows ``pick`` of every decoded column into ``out`` (rows, p)."""
+        column = 0
+        for spec, values in zip(self.columns, decoded, strict=True):
+            block = values[pick]
+            if isinstance(spec, NumericColumn):
+                gaps = np.isnan(block)
+                standard = (block - spec.mean) / spec.scale
+                if gaps.any():
+                    standard[gaps] = (spec.median - spec.mean) / spec.scale
+                out[:, column] = standard
+                if spec.missing_indicator:
+                    out[:, column + 1] = gaps
+                    column += 1
+                column += 1
+            else:
+                width = len(spec.categories)
+                out[:, column : column + width] = 0.0
+                hit = np.flatnonzero(block >= 0)
+                out[hit, column + block[hit]] = 1.0
+                column += width
 
     def to_state(self) -> dict:
         """Plain data (str, int, float, bool, list, dict), loadable by ``torch.load(weights_only=True)``."""

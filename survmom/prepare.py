@@ -73,11 +73,15 @@ def prepare_training_data(
     else:
         train_idx, val_idx = np.arange(len(time)), np.arange(0)
     split = len(val_idx) > 0
+    # Row masks of the splits: train_idx and val_idx are sorted, so masks keep their row order.
+    in_val = np.zeros(len(time), dtype=bool)
+    in_val[val_idx] = True
+    parts = [~in_val, in_val] if split else [None]
     if preprocessor is None:  # fitted on the training rows only
-        preprocessor = Preprocessor.fit(table.iloc[train_idx] if split else table, feature_cols, path=data_path)
-    # One vectorised transform of the whole table, then row selection: cheaper than transforming each split.
-    x_all = preprocessor.transform(table, path=data_path)
-    train = Outcomes(x_all[train_idx] if split else x_all, event[train_idx], time[train_idx])
+        preprocessor = Preprocessor.fit(table, feature_cols, path=data_path, rows=parts[0])
+    # One pass over the columns writes every split: no full-size matrix, no row gather.
+    x_parts = preprocessor.transform_parts(table, path=data_path, parts=parts)
+    train = Outcomes(x_parts[0], event[train_idx], time[train_idx])
     warnings = list(preprocessor.warnings)
     _require_events(train, data_path, config.loss)
     val: Outcomes | None = None
@@ -88,7 +92,7 @@ def prepare_training_data(
         val = read_outcomes(val_path, config, preprocessor)
         info.update(val_path=str(val_path.resolve()), val_fingerprint=fingerprint(val_path))
     elif split:
-        val = Outcomes(x_all[val_idx], event[val_idx], time[val_idx])
+        val = Outcomes(x_parts[1], event[val_idx], time[val_idx])
     info["val_rows"] = 0 if val is None else len(val)
     if val is not None and not val.event.any():
         warnings.append("the validation rows have no events: C-index cannot be computed, no early stopping")

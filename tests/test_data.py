@@ -831,3 +831,52 @@ def test_multi_block_csv_reads_the_same_as_one_block(tmp_path):
     assert len(frame) == 150_000 and frame["b"].dtype == np.float64
     np.testing.assert_array_equal(frame["a"].to_numpy(), np.arange(150_000))
     assert list(frame["c"].astype(str).iloc[:4]) == ["a", "b", "c", "a"]
+
+
+def _split_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Numeric with gaps, numbers stored as text, categorical and boolean columns, as read from a file."""
+    rng = np.random.default_rng(seed)
+    bmi = rng.normal(25, 4, n)
+    bmi[rng.random(n) < 0.1] = np.nan
+    stage = pd.Series(rng.choice(["I", "II", "III", None], n)).astype("category")
+    return pd.DataFrame({
+        "age": rng.integers(30, 90, n).astype(float), "bmi": bmi, "stage": stage,
+        "smoker": rng.random(n) < 0.3, "dose": pd.Series(rng.choice(["1.5", "2", "", "3.25"], n), dtype=object),
+    })
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fitting_on_a_row_mask_equals_fitting_on_those_rows(seed):
+    df = _split_frame(seed=seed)
+    rows = np.random.default_rng(seed + 10).random(len(df)) < 0.8
+    features = ["age", "bmi", "stage", "smoker", "dose"]
+    masked = Preprocessor.fit(df, features, path=Path("d.csv"), rows=rows)
+    copied = Preprocessor.fit(df[rows], features, path=Path("d.csv"))
+    assert masked.to_state() == copied.to_state()
+    assert masked.warnings == copied.warnings
+
+
+def test_fitting_on_a_row_mask_reports_only_bad_training_rows():
+    df = pd.DataFrame({"x": [1.0, np.inf, 3.0, 4.0], "y": [np.nan, np.nan, 2.0, 2.5]})
+    in_train = np.array([True, False, True, True])
+    pre = Preprocessor.fit(df, ["x"], path=Path("d.csv"), rows=in_train)  # the inf is in a validation row
+    assert pre.columns[0].mean == pytest.approx(8 / 3)
+    raises_one_line(DataError, lambda: Preprocessor.fit(df, ["x"], path=Path("d.csv"), rows=~in_train),
+                    "'x'", "row 2", "inf")
+    first_two = np.array([True, True, False, False])
+    raises_one_line(DataError, lambda: Preprocessor.fit(df, ["y"], path=Path("d.csv"), rows=first_two),
+                    "'y'", "missing in all 2 training rows")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_transform_parts_equal_masked_rows_of_the_whole_transform(seed):
+    df = _split_frame(seed=seed)
+    features = ["age", "bmi", "stage", "smoker", "dose"]
+    pre = Preprocessor.fit(df, features, path=Path("d.csv"))
+    in_val = np.random.default_rng(seed).random(len(df)) < 0.25
+    whole = pre.transform(df, path=Path("d.csv"))
+    train, val, everything = pre.transform_parts(df, path=Path("d.csv"), parts=[~in_val, in_val, None])
+    for part, expected in ((train, whole[~in_val]), (val, whole[in_val]), (everything, whole)):
+        assert part.dtype == np.float32 and part.flags.c_contiguous
+        np.testing.assert_array_equal(part, expected)
+    assert whole[:, pre.feature_names.index("bmi__missing")].sum() == np.isnan(df["bmi"]).sum()
