@@ -150,10 +150,20 @@ class Trainer:
     def fit(self, epochs: int, reporter: Reporter, save: Callable[[dict[str, Any]], None]) -> None:
         """Train until ``epochs`` epochs are complete or early stopping; ``save`` gets each checkpoint."""
         bounds = self.batch_bounds()
+        # The untrained network (the linear start) is a candidate for early stopping. It is scored after the
+        # first epoch's steps (or at an interruption) from a copy, so that training starts without waiting.
+        start_weights = None
         if self.step == 0 and self.best_metric is None and self.fitted_start:
-            self.validate_start()
-            if self.best_metric is not None:
-                reporter.start_validated(self.best_metric)
+            start_weights = {k: v.detach().clone() for k, v in self.momentum.target.state_dict().items()}
+
+        def score_start() -> None:
+            nonlocal start_weights
+            if start_weights is not None:
+                self.validate_start(start_weights)
+                start_weights = None
+                if self.best_metric is not None:
+                    reporter.start_validated(self.best_metric)
+
         with _stop_requests() as stop_requested:
             while self.epoch < epochs and not self.stopped_early:
                 order = self.epoch_permutation(self.epoch)
@@ -169,13 +179,16 @@ class Trainer:
                     if stop_requested():
                         self.epoch_seconds += clock.perf_counter() - started
                         self._check_finite_weights()  # the caller saves this state: never a NaN checkpoint
+                        score_start()
                         raise Interrupted
                 self.epoch_seconds += clock.perf_counter() - started
+                score_start()
                 record = self.finish_epoch()
                 reporter.end_epoch(record)
                 save(self.state_dict())
                 if stop_requested():
                     raise Interrupted
+            score_start()  # no epoch left to run
 
     def train_step(self, rows: torch.Tensor) -> float:
         """One optimizer step on the rows ``rows`` (B,); returns the loss; raises on NaN/inf."""
@@ -225,12 +238,18 @@ class Trainer:
         self.batch_index, self.epoch_loss_sum, self.epoch_samples, self.epoch_seconds = 0, 0.0, 0, 0.0
         return record
 
-    def validate_start(self) -> None:
-        """Score the untrained target (epoch 0: the linear start, if any) so early stopping can keep it."""
-        metric = self.validation_cindex()
-        if metric is not None:
+    def validate_start(self, start_weights: dict[str, torch.Tensor] | None = None) -> None:
+        """Score the untrained target (epoch 0: the linear start, if any) so early stopping can keep it.
+
+        ``start_weights``: the target's state before the first step (default: the target as it is now).
+        """
+        if start_weights is None:
+            start_weights = {k: v.detach().clone() for k, v in self.momentum.target.state_dict().items()}
+        with _weights(self.momentum.target, start_weights):
+            metric = self.validation_cindex()
+        if metric is not None and (self.best_metric is None or metric > self.best_metric):
             self.best_metric, self.best_epoch = metric, 0
-            self.best_target = {k: v.detach().clone() for k, v in self.momentum.target.state_dict().items()}
+            self.best_target = start_weights
 
     def validation_cindex(self) -> float | None:
         """Harrell's C of the target network on the validation rows (None without usable validation)."""

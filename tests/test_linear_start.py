@@ -164,6 +164,39 @@ def test_the_start_is_validated_as_epoch_zero_and_can_be_kept(rossi):
     assert torch.count_nonzero(trainer.momentum.target.state_dict()[output]) > 0
 
 
+def test_the_start_is_scored_after_the_first_steps_and_before_an_interruption_is_saved(rossi):
+    """Training starts without waiting for the epoch-0 validation; an interruption still saves it as best."""
+    import os
+    import signal
+
+    from survmom.train import Interrupted
+
+    trainer = _trainer(rossi, epochs=2)
+    start_c = trainer.validation_cindex()
+    start_state = {k: v.clone() for k, v in trainer.momentum.target.state_dict().items()}
+    events: list[str] = []
+
+    class InterruptAtThirdStep:
+        def start_epoch(self, *args): ...
+        def end_epoch(self, *args): ...
+
+        def step(self, *args):
+            events.append("step")
+            if events.count("step") == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # the loop stops after this step, as on Ctrl-C
+
+        def start_validated(self, cindex):
+            events.append(f"start {cindex:.6f}")
+
+    with pytest.raises(Interrupted):
+        trainer.fit(2, InterruptAtThirdStep(), lambda state: None)
+    assert events == ["step", "step", "step", f"start {start_c:.6f}"]
+    assert trainer.best_epoch == 0 and trainer.best_metric == pytest.approx(start_c)
+    for name, value in start_state.items():
+        assert torch.equal(trainer.best_target[name], value)
+    assert not torch.equal(trainer.momentum.target.state_dict()["mlp.0.weight"], start_state["mlp.0.weight"])
+
+
 def test_resume_skips_the_starting_fit_and_keeps_the_path_frozen(rossi, monkeypatch):
     import survmom.train as train_module
 

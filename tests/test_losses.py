@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import torch
 from lifelines import CoxPHFitter, WeibullAFTFitter
 from lifelines.datasets import load_rossi
 from sksurv.datasets import load_gbsg2, load_whas500
@@ -550,7 +550,7 @@ def test_cox_loss_sorted_equals_cox_loss_of_all_rows_with_gradient_for_the_batch
 def test_cox_loss_sorted_without_events_is_an_attached_zero_and_checks_shapes() -> None:
     from survmom.losses import cox_loss_sorted
 
-    log_hz, event, time, position, keys, values, events = _pooled_case(4, 30, 10, event_rate=0.0)
+    log_hz, _, _, position, keys, values, events = _pooled_case(4, 30, 10, event_rate=0.0)
     batch = log_hz[30:].clone().requires_grad_(True)
     loss = cox_loss_sorted(batch, position, keys, values, events)
     assert loss.item() == 0.0 and loss.requires_grad
