@@ -60,22 +60,20 @@ class MemoryBank(nn.Module):
         return self.count / self.capacity if self.capacity else 1.0
 
     def incoming_positions(self, rows: int) -> torch.Tensor:
-        """Ring positions (rows,) the next push of ``rows`` <= capacity rows will write, plus ``capacity``.
-
-        These are the ``source`` entries of the pushed rows in :meth:`push`'s ``merged`` argument.
-        """
+        """Ring positions (rows,) that the next push of ``rows`` <= capacity rows will write, in row order."""
         index = self._offsets[:rows] + self.position
-        return torch.where(index >= self.capacity, index, index + self.capacity)
+        return torch.where(index >= self.capacity, index - self.capacity, index)
 
     @torch.no_grad()
     def push(self, estimates: torch.Tensor, events: torch.Tensor, times: torch.Tensor,
-             merged: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+             merged: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
         """Store a batch: estimates (B, dim) or (B,), events (B,), times (B,); detached, newest C rows kept.
 
         ``merged`` (optional, for B <= capacity): the bank's filled rows and these B rows already merged by
-        descending time, as (keys (len + B,), source (len + B,)) with ``source`` the ring position of a bank
-        row or, for a pushed row, its entry of :meth:`incoming_positions`. A caller that merged them anyway
-        (the pooled Cox loss) saves the bank its own merge.
+        descending time, as (keys (len + B,), ring (len + B,), pushed_at (B,)): ``ring`` is the ring position
+        of each row (for a pushed row, its entry of :meth:`incoming_positions`) and ``pushed_at`` the merged
+        positions of the pushed rows. A caller that merged them anyway (the pooled Cox loss) saves the bank
+        its own merge.
         """
         if self.capacity == 0:
             return
@@ -96,22 +94,22 @@ class MemoryBank(nn.Module):
         self.position = (self.position + n) % self.capacity
         self.count = min(self.count + n, self.capacity)
 
-    def _drop_overwritten(self, keys: torch.Tensor, source: torch.Tensor, n: int) -> None:
+    def _drop_overwritten(self, keys: torch.Tensor, ring: torch.Tensor, pushed_at: torch.Tensor, n: int) -> None:
         """Take a merged run of bank + pushed rows as the new sorted run, minus the bank rows overwritten."""
-        if keys.shape[0] != self.count + n:
-            raise StateError(f"merged run has {keys.shape[0]} rows, expected {self.count} bank + {n} pushed")
-        # Bank rows at ring positions [position, position + n) modulo C are overwritten by this push; pushed
-        # rows have source >= C, outside that window. (Comparisons: integer remainder is slow on CPU.)
+        if keys.shape[0] != self.count + n or pushed_at.shape[0] != n:
+            raise StateError(f"merged run has {keys.shape[0]} rows and {pushed_at.shape[0]} pushed, expected "
+                             f"{self.count} bank + {n} pushed")
+        # Rows at ring positions [position, position + n) modulo C are overwritten by this push: the pushed rows
+        # themselves sit there too, so they are put back by position. (Comparisons: integer remainder is slow.)
         start, stop = self.position, self.position + n
         if stop <= self.capacity:
-            kept = (source < start) | (source >= stop)
+            kept = (ring < start) | (ring >= stop)
         else:
-            kept = ((source < start) & (source >= stop - self.capacity)) | (source >= self.capacity)
-        keep = kept.nonzero().view(-1)
+            kept = (ring < start) & (ring >= stop - self.capacity)
+        keep = kept.index_fill_(0, pushed_at, True).nonzero().view(-1)
         size = keep.shape[0]
-        self.sorted_keys[:size] = keys.index_select(0, keep)
-        kept_source = source.index_select(0, keep)
-        self.sorted_index[:size] = torch.where(kept_source >= self.capacity, kept_source - self.capacity, kept_source)
+        torch.index_select(keys, 0, keep, out=self.sorted_keys[:size])
+        torch.index_select(ring, 0, keep, out=self.sorted_index[:size])
 
     def _merge_into_sorted(self, index: torch.Tensor, new_times: torch.Tensor) -> None:
         """Drop the overwritten positions from the time-sorted run and merge the new rows in."""

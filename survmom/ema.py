@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -58,23 +58,35 @@ def floating_parameters(module: nn.Module) -> list[torch.Tensor]:
     return [p for p in module.parameters() if p.is_floating_point()]
 
 
-@torch.no_grad()
-def copy_buffers(source: nn.Module, destination: nn.Module) -> None:
-    """Copy every buffer of ``source`` into the same-named buffer of ``destination`` (same architecture)."""
-    for dst, src in zip(destination.buffers(), source.buffers(), strict=True):
-        dst.copy_(src)
+class PairedTensors(NamedTuple):
+    """The tensors one EMA update touches, listed once: floating parameters and buffers of both networks."""
+
+    target_params: list[torch.Tensor]
+    online_params: list[torch.Tensor]
+    target_buffers: list[torch.Tensor]
+    online_buffers: list[torch.Tensor]
 
 
-@torch.no_grad()
-def update_momentum(online: nn.Module, target: nn.Module, rate: float) -> None:
-    """θ_target ← rate·θ_target + (1 − rate)·θ_online for all floating parameters (fused), buffers copied."""
-    target_params = floating_parameters(target)
-    online_params = floating_parameters(online)
-    if len(target_params) != len(online_params):
+def paired_tensors(online: nn.Module, target: nn.Module) -> PairedTensors:
+    """List what :func:`update_momentum` updates; a caller that updates every step may keep the lists."""
+    target_params, online_params = floating_parameters(target), floating_parameters(online)
+    target_buffers, online_buffers = list(target.buffers()), list(online.buffers())
+    if len(target_params) != len(online_params) or len(target_buffers) != len(online_buffers):
         raise StateError("online and target networks have different parameter lists")
-    if target_params:
-        torch._foreach_lerp_(target_params, online_params, 1.0 - rate)
-    copy_buffers(online, target)
+    return PairedTensors(target_params, online_params, target_buffers, online_buffers)
+
+
+@torch.no_grad()
+def update_momentum(online: nn.Module, target: nn.Module, rate: float, tensors: PairedTensors | None = None) -> None:
+    """θ_target ← rate·θ_target + (1 − rate)·θ_online for all floating parameters (fused), buffers copied.
+
+    ``tensors``: :func:`paired_tensors` of these networks, if the caller keeps them (saves listing them).
+    """
+    tensors = tensors or paired_tensors(online, target)
+    if tensors.target_params:
+        torch._foreach_lerp_(tensors.target_params, tensors.online_params, 1.0 - rate)
+    for dst, src in zip(tensors.target_buffers, tensors.online_buffers, strict=True):
+        dst.copy_(src)
 
 
 class EMA:
@@ -107,10 +119,13 @@ class EMA:
         )
         return warmup_rate(scheduled, self.num_updates) if self.warmup else scheduled
 
-    def update(self, online: nn.Module, target: nn.Module) -> float:
-        """Move ``target`` towards ``online`` at the current rate, count the update; returns 1 − m."""
+    def update(self, online: nn.Module, target: nn.Module, tensors: PairedTensors | None = None) -> float:
+        """Move ``target`` towards ``online`` at the current rate, count the update; returns 1 − m.
+
+        ``tensors``: optional :func:`paired_tensors` of the two networks (see :func:`update_momentum`).
+        """
         rate = self.current_rate()
-        update_momentum(online, target, rate)
+        update_momentum(online, target, rate, tensors)
         self.num_updates += 1
         return 1.0 - rate
 

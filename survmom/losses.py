@@ -176,10 +176,11 @@ def merge_positions(key_a: Tensor, key_b: Tensor) -> tuple[Tensor, Tensor]:
 
 def _shift_by_count(inserted: Tensor, n: int) -> Tensor:
     """``i + #{j: inserted_j <= i}`` for i in 0..n-1: the merged positions of the run searched into."""
-    # Start every count at 1 (the element itself) so that one cumulative sum gives i + 1 + shift.
+    # Every element counts itself (1), except the first (0): one cumulative sum then gives i + shift.
     counts = torch.ones(n + 1, dtype=torch.int64, device=inserted.device)
+    counts[0] = 0
     counts.index_add_(0, inserted, torch.ones_like(inserted))
-    return torch.cumsum(counts[:n], 0).sub_(1)
+    return torch.cumsum(counts[:n], 0)
 
 
 def merge_sorted(key_a: Tensor, index_a: Tensor, key_b: Tensor, index_b: Tensor) -> tuple[Tensor, Tensor]:
@@ -409,18 +410,18 @@ def _cox_fast_grad_at(parts: _FastParts, groups: _TieGroups, pooled: _PooledPart
     e = parts.exp_shifted.index_select(0, pooled.position)
     w = parts.inv_den * scale
     n_events = w.shape[0]
-    from_last = torch.cumsum(w.flip(0), 0)  # from_last[i] = sum of the last i + 1 weights
+    # from_last[i] = sum of the last i weights (from_last[0] = 0: no event at or after the position).
+    from_last = torch.cat((w.new_zeros(1), torch.cumsum(w.flip(0), 0)))
     first = torch.searchsorted(groups.end, pooled.position)
-    suffix = from_last.index_select(0, (n_events - 1 - first).clamp_min(0))
-    grad = e * torch.where(first < n_events, suffix, 0.0)
-    event_term = torch.full_like(e, scale)
-    if parts.efron_frac is not None:
-        tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
-        tied.index_add_(0, groups.group, parts.efron_frac * w)
-        # For a row that is an event, its index among the events is the count of events before it.
-        own = torch.searchsorted(groups.event_pos, pooled.position).clamp_max(n_events - 1)
-        event_term = event_term + e * tied.index_select(0, groups.group.index_select(0, own))
-    return grad - pooled.is_event * event_term
+    grad = e * from_last.index_select(0, n_events - first)
+    if parts.efron_frac is None:
+        return grad.sub_(pooled.is_event, alpha=scale)
+    tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
+    tied.index_add_(0, groups.group, parts.efron_frac * w)
+    # For a row that is an event, its index among the events is the count of events before it.
+    own = torch.searchsorted(groups.event_pos, pooled.position).clamp_max_(n_events - 1)
+    event_term = e.mul_(tied.index_select(0, groups.group.index_select(0, own))).add_(scale)
+    return grad.sub_(pooled.is_event * event_term)
 
 
 class _CoxPooledNLL(torch.autograd.Function):

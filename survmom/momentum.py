@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from survmom.bank import MemoryBank
-from survmom.ema import EMA
+from survmom.ema import EMA, PairedTensors, paired_tensors
 from survmom.errors import ConfigError, StateError
 from survmom.losses import cox_loss, cox_loss_sorted, descending_time_key, merge_positions, weibull_loss
 
@@ -100,7 +100,13 @@ class Momentum(nn.Module):
         self.ema = EMA(rate, rate_schedule, total_steps, warmup)
         dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), None)
         self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype)
-        self._merged: tuple[torch.Tensor, torch.Tensor] | None = None  # this step's bank + batch run, for push
+        self._merged: tuple[torch.Tensor, ...] | None = None  # this step's bank + batch run, for the push
+        self._ema_tensors: PairedTensors | None = None
+        self._ema_tensors_of: tuple[int, int] = (0, 0)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Momentum:
+        self._ema_tensors = None  # .to(), .double(), ... may replace tensors
+        return super()._apply(fn, recurse)
 
     def train(self, mode: bool = True) -> Momentum:
         """Set the online network's mode; the target always stays in eval mode."""
@@ -114,7 +120,7 @@ class Momentum(nn.Module):
         self._merged = None
         loss = self.pooled_loss(online_estimates, event, time)
         with torch.no_grad():
-            self.ema.update(self.online, self.target)
+            self.ema.update(self.online, self.target, self._paired_tensors())
             self.bank.push(self.target(inputs), event, time, merged=self._merged)
         self._merged = None
         return loss
@@ -152,9 +158,22 @@ class Momentum(nn.Module):
         events.index_copy_(0, bank_pos, bank.events.index_select(0, bank_index))
         events.index_copy_(0, position, event.to(device=events.device, dtype=torch.bool))
         if 0 < log_hz.shape[0] <= bank.capacity:
-            source = bank_index.new_empty(size).index_copy_(0, bank_pos, bank_index)
-            self._merged = (keys, source.index_copy_(0, position, bank.incoming_positions(log_hz.shape[0])))
+            ring = bank_index.new_empty(size).index_copy_(0, bank_pos, bank_index)
+            self._merged = (keys, ring.index_copy_(0, position, bank.incoming_positions(log_hz.shape[0])), position)
         return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
+
+    def _paired_tensors(self) -> PairedTensors:
+        """The EMA's tensor lists, kept between steps; listed again when the networks' tensors were replaced
+        (``.to()`` replaces buffers, ``load_state_dict(assign=True)`` parameters)."""
+        cached = self._ema_tensors
+        online_first = next(self.online.parameters(), None)
+        buffers_first = next(self.online.buffers(), None)
+        if (cached is None or (cached.online_params or [None])[0] is not online_first
+                or (cached.online_buffers or [None])[0] is not buffers_first
+                or self._ema_tensors_of != (id(self.online), id(self.target))):
+            cached = self._ema_tensors = paired_tensors(self.online, self.target)
+            self._ema_tensors_of = (id(self.online), id(self.target))
+        return cached
 
     @torch.no_grad()
     def infer(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -182,6 +201,7 @@ class Momentum(nn.Module):
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         """``nn.Module.load_state_dict`` that reports mismatched keys or shapes as :class:`StateError`."""
+        self._ema_tensors = None
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         except RuntimeError as error:

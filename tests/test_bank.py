@@ -138,7 +138,7 @@ def test_push_with_a_merged_run_keeps_the_same_sorted_run_as_its_own_merge(capac
             keys.index_copy_(0, batch_pos, batch_keys)
             source = torch.empty_like(keys).index_copy_(0, bank_pos, bank_index)
             source.index_copy_(0, batch_pos, hinted.incoming_positions(size).index_select(0, batch_order))
-            merged = (keys, source)
+            merged = (keys, source, batch_pos)
         hinted.push(estimates, events, times, merged=merged)
         plain.push(estimates, events, times)
         assert torch.equal(hinted.sorted_by_time()[0], plain.sorted_by_time()[0])
@@ -151,4 +151,5 @@ def test_push_refuses_a_merged_run_of_the_wrong_length():
     bank.push(torch.zeros(3, 1), torch.ones(3, dtype=torch.bool), torch.arange(3.0))
     with pytest.raises(StateError, match="merged run has 4 rows"):
         bank.push(torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), torch.arange(2.0),
-                  merged=(torch.zeros(4, dtype=torch.int64), torch.zeros(4, dtype=torch.int64)))
+                  merged=(torch.zeros(4, dtype=torch.int64), torch.zeros(4, dtype=torch.int64),
+                          torch.arange(2)))

@@ -171,3 +171,26 @@ def test_bank_size_overrides_batchsize_times_steps_and_unknown_loss_is_refused()
     assert Momentum(mlp(), "cox", 8, 3, bank_size=100).bank.capacity == 100
     with pytest.raises(ConfigError):
         Momentum(mlp(), "poisson")
+
+
+@pytest.mark.parametrize("change", ["double", "assign"])
+def test_ema_follows_tensors_replaced_by_to_or_assign_loading(change):
+    """The EMA keeps its tensor lists between steps; .to() and load_state_dict(assign=True) replace tensors."""
+    model = Momentum(mlp(batchnorm=True), "cox", 8, 2, rate=0.5)
+    batches = list(survival_batches(3, 8))
+    model(*batches[0])
+    if change == "double":
+        model.double()
+    else:
+        state = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
+        model.load_state_dict(state, assign=True)
+    x, e, t = batches[1]
+    target_before = [p.detach().clone() for p in model.target.parameters()]
+    with torch.no_grad():
+        for p in model.online.parameters():
+            p.add_(1.0)  # move the online network so the update is visible
+    model(x.to(next(model.online.parameters()).dtype), e, t)
+    for before, online, target in zip(target_before, model.online.parameters(), model.target.parameters()):
+        torch.testing.assert_close(target, 0.5 * before + 0.5 * online.detach())
+    for online, target in zip(model.online.buffers(), model.target.buffers()):
+        assert torch.equal(online, target)  # BatchNorm statistics copied from the online network
