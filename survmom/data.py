@@ -396,6 +396,7 @@ def _locate_ragged_row(path: Path, n_columns: int) -> str:
 
 
 _CSV_STREAM_BLOCK = 1 << 20  # bytes per parse block of the streaming CSV reader
+_CSV_PARALLEL_MIN = 32 << 20  # CSV files from this size are parsed as two halves in two threads
 
 
 def _read_csv(path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pa.Table:
@@ -410,8 +411,7 @@ def _read_csv(path: Path, columns: list[str] | None, column_types: dict[str, str
         # Streaming holds a few 1 MiB blocks at a time; read_csv buffers the whole file (a 407 MB file peaked
         # at +900 MB). The streaming reader fixes the types from its first block, read_csv from all of them:
         # if a later block does not fit (or anything else goes wrong), read_csv decides, errors included.
-        reader = pa_csv.open_csv(path, read_options=read, convert_options=convert)
-        table = pa.Table.from_batches(list(reader), schema=reader.schema)
+        table = _stream_csv(path, raw, read, convert)
     except (pa.ArrowException, OSError, EOFError):
         try:
             table = pa_csv.read_csv(path, read_options=read, convert_options=convert)
@@ -419,6 +419,80 @@ def _read_csv(path: Path, columns: list[str] | None, column_types: dict[str, str
             numeric = [c for c in selected if column_types.get(c) == "numeric"]
             raise _csv_read_error(exc, path, raw, names, numeric) from None
     return table.rename_columns(selected)
+
+
+class _ByteRange(io.RawIOBase):
+    """The bytes [start, stop) of a file as a readable stream."""
+
+    def __init__(self, path: Path, start: int, stop: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 (closed in close())
+        self._file.seek(start)
+        self._left = stop - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), self._left)
+        if size <= 0:
+            return 0
+        got = self._file.readinto(memoryview(buffer)[:size]) or 0
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _line_start_after(path: Path, offset: int) -> int | None:
+    """Byte offset of the first line that starts after ``offset`` (None if there is none)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        while chunk := fh.read(1 << 16):
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                return offset + newline + 1
+            offset += len(chunk)
+    return None
+
+
+def _stream_csv(path: Path, raw: list[str], read: pa_csv.ReadOptions, convert: pa_csv.ConvertOptions) -> pa.Table:
+    """Stream-parse a CSV file; from ``_CSV_PARALLEL_MIN`` bytes, its two halves in two threads.
+
+    The second half is parsed with the column types the first half's reader inferred from its first block,
+    exactly as one streaming reader would; if its rows do not fit them, the ArrowInvalid goes to the caller
+    (which falls back to ``read_csv``). Rows keep their file order.
+    """
+    size = path.stat().st_size
+    middle = _line_start_after(path, size // 2) if size >= _CSV_PARALLEL_MIN and path.suffix.lower() == ".csv" \
+        else None
+    if middle is None or middle >= size:
+        reader = pa_csv.open_csv(path, read_options=read, convert_options=convert)
+        return pa.Table.from_batches(list(reader), schema=reader.schema)
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = pa_csv.open_csv(io.BufferedReader(_ByteRange(path, 0, middle), _CSV_STREAM_BLOCK),
+                            read_options=read, convert_options=convert)
+    second_read = pa_csv.ReadOptions(use_threads=read.use_threads, block_size=read.block_size, column_names=raw)
+    second_convert = pa_csv.ConvertOptions(
+        include_columns=convert.include_columns, column_types=dict(zip(first.schema.names, first.schema.types)),
+        null_values=convert.null_values, strings_can_be_null=convert.strings_can_be_null,
+        quoted_strings_can_be_null=convert.quoted_strings_can_be_null, true_values=convert.true_values,
+        false_values=convert.false_values,
+    )
+
+    def second_half() -> list[pa.RecordBatch]:
+        with io.BufferedReader(_ByteRange(path, middle, size), _CSV_STREAM_BLOCK) as stream:
+            reader = pa_csv.open_csv(stream, read_options=second_read, convert_options=second_convert)
+            return list(reader)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        later = pool.submit(second_half)
+        batches = list(first)
+        batches += later.result()
+    return pa.Table.from_batches(batches, schema=first.schema)
 
 
 def _iter_csv(

@@ -880,3 +880,33 @@ def test_transform_parts_equal_masked_rows_of_the_whole_transform(seed):
         assert part.dtype == np.float32 and part.flags.c_contiguous
         np.testing.assert_array_equal(part, expected)
     assert whole[:, pre.feature_names.index("bmi__missing")].sum() == np.isnan(df["bmi"]).sum()
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_large_csv_read_as_two_halves_equals_one_streaming_read(tmp_path, monkeypatch, newline):
+    """Large CSV files are parsed as two halves in two threads: same frame as one reader, rows in order."""
+    import survmom.data as data_module
+
+    rng = np.random.default_rng(0)
+    rows = [f'{i},{rng.normal():.6f},"{"abc"[i % 3]}, x",{"" if i % 11 == 0 else i % 5},{"true" if i % 2 else "false"}'
+            for i in range(60_000)]
+    path = write(tmp_path, "halves.csv", ("id,x,label,k,flag" + newline + newline.join(rows) + newline).encode())
+    monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", 1 << 40)
+    whole = read_table(path, column_types={"label": "category"})
+    monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", 0)
+    halves = read_table(path, column_types={"label": "category"})
+    pd.testing.assert_frame_equal(halves, whole)
+    assert halves["id"].tolist() == list(range(60_000)) and halves["k"].isna().sum() == 60_000 // 11 + 1
+
+
+def test_csv_halves_fall_back_to_whole_file_types_when_the_second_half_does_not_fit(tmp_path, monkeypatch):
+    import survmom.data as data_module
+
+    monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", 0)
+    lines = [f"{i},{i}" for i in range(100_000)] + ["X1,0.5"]
+    path = write(tmp_path, "late.csv", "id,x\n" + "\n".join(lines) + "\n")
+    frame = read_table(path)
+    assert len(frame) == 100_001 and frame["id"].astype(str).iloc[-1] == "X1"
+    assert frame["x"].dtype == np.float64 and frame["x"].iloc[-1] == 0.5
+    one_line = write(tmp_path, "one.csv", "a,b\n1,2")  # no line after the middle: one reader
+    assert read_table(one_line)["b"].tolist() == [2]
