@@ -96,6 +96,27 @@ class AdamW:
             }
 
 
+@torch.no_grad()
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> Tensor:
+    """Scale the gradients of ``params`` so that their joint L2 norm is at most ``max_norm``; returns the norm.
+
+    ``torch.nn.utils.clip_grad_norm_``'s arithmetic in its order (bit-identical results; tested), without its
+    per-call grouping by device and dtype, which cost ~0.1 ms per training step: tensors of one device and
+    dtype go through one ``_foreach_norm`` and one ``_foreach_mul_``; anything else is handed to torch.
+    """
+    params = list(params)
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    first = grads[0]
+    if any(g.device != first.device or g.dtype != first.dtype or g.is_sparse for g in grads):
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    clip_coef = max_norm / (total_norm + 1e-6)
+    torch._foreach_mul_(grads, torch.clamp(clip_coef, max=1.0))
+    return total_norm
+
+
 def lbfgs_minimize(
     objective: Callable[[Tensor], Tensor],
     start: Tensor,

@@ -27,7 +27,7 @@ from survmom.losses import breslow_baseline, weibull_loss
 from survmom.metrics import concordance_index
 from survmom.model import LinearSkip, build_backbone, set_output_bias
 from survmom.momentum import Momentum
-from survmom.optim import AdamW, lbfgs_minimize
+from survmom.optim import AdamW, clip_grad_norm, lbfgs_minimize
 
 
 class Reporter(Protocol):
@@ -202,7 +202,7 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.momentum.online.parameters(), self.config.grad_clip)
+        clip_grad_norm(self.momentum.online.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.step += 1
         self.batch_index += 1

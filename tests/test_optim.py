@@ -133,3 +133,22 @@ def test_the_core_library_imports_nothing_of_the_cli_or_data_stack():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("max_norm", [0.01, 1.0, 1e6])
+def test_clip_grad_norm_is_bit_identical_to_torch(max_norm):
+    from survmom.optim import clip_grad_norm
+
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(64, 26), (64,), (64, 64), (64,), (1, 64), (1,)]
+    ours = [torch.zeros(s, requires_grad=True) for s in shapes]
+    theirs = [torch.zeros(s, requires_grad=True) for s in shapes]
+    for a, b in zip(ours, theirs):
+        a.grad = torch.randn(a.shape, generator=gen) * 3
+        b.grad = a.grad.clone()
+    ours[2].grad = theirs[2].grad = None  # a parameter without a gradient (frozen) is skipped
+    norm = clip_grad_norm(ours, max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+    assert torch.equal(norm, expected)
+    for a, b in zip(ours, theirs):
+        assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad)
