@@ -299,9 +299,12 @@ def _csv_header(path: Path) -> tuple[list[str], float]:
 
 
 def _csv_options(
-    raw_selected: list[str], arrow_types: dict[str, pa.DataType], block_size: int | None
+    raw_selected: list[str], arrow_types: dict[str, pa.DataType], block_size: int | None,
+    column_names: list[str] | None = None,
 ) -> tuple[pa_csv.ReadOptions, pa_csv.ConvertOptions]:
-    read = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}))
+    """Read and convert options; ``column_names`` for a stream that starts after the header row."""
+    read = pa_csv.ReadOptions(use_threads=True, column_names=column_names,
+                              **({"block_size": block_size} if block_size else {}))
     convert = pa_csv.ConvertOptions(
         include_columns=raw_selected,
         column_types=arrow_types,
@@ -458,7 +461,8 @@ def _line_start_after(path: Path, offset: int) -> int | None:
     return None
 
 
-def _stream_csv(path: Path, raw: list[str], read: pa_csv.ReadOptions, convert: pa_csv.ConvertOptions) -> pa.Table:
+def _stream_csv(path: Path, raw: list[str], read: pa_csv.ReadOptions, convert: pa_csv.ConvertOptions
+                ) -> pa.Table:
     """Stream-parse a CSV file; from ``_CSV_PARALLEL_MIN`` bytes, its two halves in two threads.
 
     The second half is parsed with the column types the first half's reader inferred from its first block,
@@ -475,12 +479,9 @@ def _stream_csv(path: Path, raw: list[str], read: pa_csv.ReadOptions, convert: p
 
     first = pa_csv.open_csv(io.BufferedReader(_ByteRange(path, 0, middle), _CSV_STREAM_BLOCK),
                             read_options=read, convert_options=convert)
-    second_read = pa_csv.ReadOptions(use_threads=read.use_threads, block_size=read.block_size, column_names=raw)
-    second_convert = pa_csv.ConvertOptions(
-        include_columns=convert.include_columns, column_types=dict(zip(first.schema.names, first.schema.types)),
-        null_values=convert.null_values, strings_can_be_null=convert.strings_can_be_null,
-        quoted_strings_can_be_null=convert.quoted_strings_can_be_null, true_values=convert.true_values,
-        false_values=convert.false_values,
+    second_read, second_convert = _csv_options(
+        list(convert.include_columns), dict(zip(first.schema.names, first.schema.types, strict=True)),
+        read.block_size, column_names=raw,
     )
 
     def second_half() -> list[pa.RecordBatch]:
