@@ -461,17 +461,37 @@ def _line_start_after(path: Path, offset: int) -> int | None:
     return None
 
 
+def _has_byte_before(path: Path, byte: bytes, stop: int) -> bool:
+    """Whether ``byte`` occurs in the first ``stop`` bytes of the file (read through one reused 1 MiB buffer)."""
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh:
+        while stop > 0:
+            got = fh.readinto(view[: min(len(buffer), stop)])
+            if not got:
+                return False
+            if buffer.find(byte, 0, got) >= 0:
+                return True
+            stop -= got
+    return False
+
+
 def _stream_csv(path: Path, raw: list[str], read: pa_csv.ReadOptions, convert: pa_csv.ConvertOptions
                 ) -> pa.Table:
     """Stream-parse a CSV file; from ``_CSV_PARALLEL_MIN`` bytes, its two halves in two threads.
 
-    The second half is parsed with the column types the first half's reader inferred from its first block,
-    exactly as one streaming reader would; if its rows do not fit them, the ArrowInvalid goes to the caller
-    (which falls back to ``read_csv``). Rows keep their file order.
+    The halves meet at the first line start after the middle, and only when no quote character comes
+    before it: a quoted field may hold newlines, and pyarrow silently accepts a quote left open at the end
+    of a range, so a split inside quotes could cut a row in two. The second half is parsed with the column
+    types the first half's reader inferred from its first block, exactly as one streaming reader would; if
+    its rows do not fit them, the ArrowInvalid goes to the caller (which falls back to ``read_csv``). Rows
+    keep their file order.
     """
     size = path.stat().st_size
     middle = _line_start_after(path, size // 2) if size >= _CSV_PARALLEL_MIN and path.suffix.lower() == ".csv" \
         else None
+    if middle is not None and _has_byte_before(path, b'"', middle):
+        middle = None
     if middle is None or middle >= size:
         reader = pa_csv.open_csv(path, read_options=read, convert_options=convert)
         return pa.Table.from_batches(list(reader), schema=reader.schema)

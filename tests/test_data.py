@@ -910,3 +910,25 @@ def test_csv_halves_fall_back_to_whole_file_types_when_the_second_half_does_not_
     assert frame["x"].dtype == np.float64 and frame["x"].iloc[-1] == 0.5
     one_line = write(tmp_path, "one.csv", "a,b\n1,2")  # no line after the middle: one reader
     assert read_table(one_line)["b"].tolist() == [2]
+
+
+def test_csv_with_quoted_newlines_is_never_split_inside_a_quoted_field(tmp_path, monkeypatch):
+    """pyarrow accepts a quote left open at the end of a range: a split inside quotes would cut a row in two.
+
+    Every note spans two lines and its second line reads as a valid row ("5,0,z\""), so a split at the
+    newline inside a note parses without error: the file is padded until the middle falls inside one.
+    """
+    import survmom.data as data_module
+
+    monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", 0)
+    rows = [f'{i},{i % 2},"first\n5,{i % 2},z"' for i in range(20_000)]
+    for pad in range(60):
+        data = ("id,event,note\n" + f'0,0,"{"p" * pad}"\n' + "\n".join(rows) + "\n").encode()
+        middle = data.index(b"\n", len(data) // 2) + 1
+        if data[:middle].count(b'"') % 2 == 1:  # the middle newline is inside a quoted note
+            break
+    path = write(tmp_path, "notes.csv", data)
+    frame = read_table(path)
+    assert len(frame) == 20_001 and frame["id"].tolist() == [0, *range(20_000)]
+    assert set(frame["note"].astype(str).iloc[1:]) == {"first\n5,0,z", "first\n5,1,z"}
+    assert not data_module._has_byte_before(write(tmp_path, "plain.csv", "a,b\n1,2\n"), b'"', 8)
