@@ -497,22 +497,22 @@ def _stream_csv(path: Path, raw: list[str], read: pa_csv.ReadOptions, convert: p
         return pa.Table.from_batches(list(reader), schema=reader.schema)
     from concurrent.futures import ThreadPoolExecutor
 
-    first = pa_csv.open_csv(io.BufferedReader(_ByteRange(path, 0, middle), _CSV_STREAM_BLOCK),
-                            read_options=read, convert_options=convert)
-    second_read, second_convert = _csv_options(
-        list(convert.include_columns), dict(zip(first.schema.names, first.schema.types, strict=True)),
-        read.block_size, column_names=raw,
-    )
+    with io.BufferedReader(_ByteRange(path, 0, middle), _CSV_STREAM_BLOCK) as first_stream:
+        first = pa_csv.open_csv(first_stream, read_options=read, convert_options=convert)
+        second_read, second_convert = _csv_options(
+            list(convert.include_columns), dict(zip(first.schema.names, first.schema.types, strict=True)),
+            read.block_size, column_names=raw,
+        )
 
-    def second_half() -> list[pa.RecordBatch]:
-        with io.BufferedReader(_ByteRange(path, middle, size), _CSV_STREAM_BLOCK) as stream:
-            reader = pa_csv.open_csv(stream, read_options=second_read, convert_options=second_convert)
-            return list(reader)
+        def second_half() -> list[pa.RecordBatch]:
+            with io.BufferedReader(_ByteRange(path, middle, size), _CSV_STREAM_BLOCK) as stream:
+                reader = pa_csv.open_csv(stream, read_options=second_read, convert_options=second_convert)
+                return list(reader)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        later = pool.submit(second_half)
-        batches = list(first)
-        batches += later.result()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            later = pool.submit(second_half)
+            batches = list(first)
+            batches += later.result()
     return pa.Table.from_batches(batches, schema=first.schema)
 
 
