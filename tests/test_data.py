@@ -932,3 +932,20 @@ def test_csv_with_quoted_newlines_is_never_split_inside_a_quoted_field(tmp_path,
     assert len(frame) == 20_001 and frame["id"].tolist() == [0, *range(20_000)]
     assert set(frame["note"].astype(str).iloc[1:]) == {"first\n5,0,z", "first\n5,1,z"}
     assert not data_module._has_byte_before(write(tmp_path, "plain.csv", "a,b\n1,2\n"), b'"', 8)
+
+
+@pytest.mark.parametrize("bad_line", [b"40000,1.0,Troms\xf8", b"40000,1.0", b"40000,1.0,north,extra"],
+                         ids=["not utf-8", "missing field", "extra field"])
+def test_csv_halves_report_a_bad_second_half_row_exactly_as_one_reader(tmp_path, monkeypatch, bad_line):
+    import survmom.data as data_module
+
+    lines = [b"id,x,site"] + [f"{i},{i * 0.5},north".encode() for i in range(50_000)]
+    lines[40_000] = bad_line  # file line 40,001: in the second half
+    path = write(tmp_path, "bad.csv", b"\n".join(lines) + b"\n")
+    messages = []
+    for threshold in (1 << 40, 0):
+        monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", threshold)
+        with pytest.raises(DataError) as info:
+            read_table(path)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "line 40001" in messages[0]
