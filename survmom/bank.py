@@ -6,7 +6,8 @@ its newest C rows. The write position and fill count are plain ints kept in ``st
 so a checkpoint restores the bank exactly. Rows are stored in write order modulo C; the loss functions
 are permutation invariant, so :meth:`contents` returns the filled rows without reordering. The bank also
 keeps its rows' order by descending time (:meth:`sorted_by_time`), updated at each push by merging the new
-rows into the surviving ones, so a rank-based loss over bank + batch never has to sort the whole bank.
+rows into the surviving ones (or by taking the merge a caller already made, see :meth:`push`), so a
+rank-based loss over bank + batch never has to sort the whole bank.
 
 Example:
     >>> import torch
