@@ -30,6 +30,7 @@ import io
 import math
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -495,8 +496,6 @@ def _stream_csv(path: Path, raw: list[str], read: pa_csv.ReadOptions, convert: p
     if middle is None or middle >= size:
         reader = pa_csv.open_csv(path, read_options=read, convert_options=convert)
         return pa.Table.from_batches(list(reader), schema=reader.schema)
-    from concurrent.futures import ThreadPoolExecutor
-
     with io.BufferedReader(_ByteRange(path, 0, middle), _CSV_STREAM_BLOCK) as first_stream:
         first = pa_csv.open_csv(first_stream, read_options=read, convert_options=convert)
         second_read, second_convert = _csv_options(

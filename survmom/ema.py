@@ -82,7 +82,8 @@ def update_momentum(online: nn.Module, target: nn.Module, rate: float, tensors: 
 
     ``tensors``: :func:`paired_tensors` of these networks, if the caller keeps them (saves listing them).
     """
-    tensors = tensors or paired_tensors(online, target)
+    if tensors is None:
+        tensors = paired_tensors(online, target)
     if tensors.target_params:
         torch._foreach_lerp_(tensors.target_params, tensors.online_params, 1.0 - rate)
     for dst, src in zip(tensors.target_buffers, tensors.online_buffers, strict=True):

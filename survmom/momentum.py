@@ -101,8 +101,7 @@ class Momentum(nn.Module):
         dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), None)
         self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype)
         self._merged: tuple[torch.Tensor, ...] | None = None  # this step's bank + batch run, for the push
-        self._ema_tensors: PairedTensors | None = None
-        self._ema_tensors_of: tuple[int, int] = (0, 0)
+        self._ema_tensors: PairedTensors | None = None  # the EMA's tensor lists, see _paired_tensors
 
     def _apply(self, fn: Any, recurse: bool = True) -> Momentum:
         self._ema_tensors = None  # .to(), .double(), ... may replace tensors
@@ -163,16 +162,14 @@ class Momentum(nn.Module):
         return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
 
     def _paired_tensors(self) -> PairedTensors:
-        """The EMA's tensor lists, kept between steps; listed again when the networks' tensors were replaced
-        (``.to()`` replaces buffers, ``load_state_dict(assign=True)`` parameters)."""
+        """The EMA's tensor lists, kept between steps. Listed again after ``.to()`` / ``load_state_dict`` on
+        this module (hooks below), or when the online network's first parameter or buffer is another tensor
+        than listed (the same done to ``online`` directly, or a swapped network)."""
         cached = self._ema_tensors
-        online_first = next(self.online.parameters(), None)
-        buffers_first = next(self.online.buffers(), None)
-        if (cached is None or (cached.online_params or [None])[0] is not online_first
-                or (cached.online_buffers or [None])[0] is not buffers_first
-                or self._ema_tensors_of != (id(self.online), id(self.target))):
+        if (cached is None
+                or (cached.online_params or [None])[0] is not next(self.online.parameters(), None)
+                or (cached.online_buffers or [None])[0] is not next(self.online.buffers(), None)):
             cached = self._ema_tensors = paired_tensors(self.online, self.target)
-            self._ema_tensors_of = (id(self.online), id(self.target))
         return cached
 
     @torch.no_grad()

@@ -34,11 +34,16 @@ def _layer(p: int, out: int) -> nn.Linear:
     return nn.Linear(p, out).double()
 
 
-def test_unpenalised_cox_start_is_lifelines_coxph(rossi):
-    covariates, x, event, time = rossi
+def _lifelines_fit(fitter, covariates, event, time):
+    """A lifelines fitter fitted on the covariates with T = time, E = event (convergence warnings muted)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cph = CoxPHFitter().fit(covariates.assign(T=time.numpy(), E=event.numpy()), "T", "E")
+        return fitter.fit(covariates.assign(T=time.numpy(), E=event.numpy()), "T", "E")
+
+
+def test_unpenalised_cox_start_is_lifelines_coxph(rossi):
+    covariates, x, event, time = rossi
+    cph = _lifelines_fit(CoxPHFitter(), covariates, event, time)
     layer = _layer(x.shape[1], 1)
     assert fit_linear_start(layer, x, event, time, "cox", penalty=0.0)
     expected = cph.params_[covariates.columns].to_numpy()
@@ -48,9 +53,7 @@ def test_unpenalised_cox_start_is_lifelines_coxph(rossi):
 
 def test_unpenalised_weibull_start_is_lifelines_weibull_aft(rossi):
     covariates, x, event, time = rossi
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        aft = WeibullAFTFitter().fit(covariates.assign(T=time.numpy(), E=event.numpy()), "T", "E")
+    aft = _lifelines_fit(WeibullAFTFitter(), covariates, event, time)
     layer = _layer(x.shape[1], 2)
     with torch.no_grad():
         layer.bias.copy_(torch.tensor(fit_constant_weibull(event, time), dtype=torch.float64))
