@@ -1,11 +1,12 @@
 """A fixed-capacity ring buffer of past target estimates with their event flags and times.
 
 The bank is preallocated: estimates (C, d), events (C,) bool, times (C,) float64. A push writes a batch at
-the write position with one ``index_copy_`` per tensor, wrapping past the end; a batch larger than C keeps
-its newest C rows. The write position and fill count are plain ints kept in ``state_dict`` (as extra state)
-so a checkpoint restores the bank exactly. Rows are stored in write order modulo C; the loss functions
-are permutation invariant, so :meth:`contents` returns the filled rows without reordering. The bank also
-keeps its rows' order by descending time (:meth:`sorted_by_time`), updated at each push by merging the new
+the write position with one or two slice copies per tensor, wrapping past the end; a batch larger than C
+keeps its newest C rows. The write position, fill count and number of rows ever pushed are plain ints kept
+in ``state_dict`` (as extra state) so a checkpoint restores the bank exactly. Rows are stored in write order
+modulo C; the loss functions are permutation invariant, so :meth:`contents` returns the filled rows without
+reordering. The bank also keeps its rows sorted by descending time (:meth:`by_time`: key −time, estimate
+column 0 as float64, event and push sequence number of each row), updated at each push by merging the new
 rows into the surviving ones (or by taking the merge a caller already made, see :meth:`push`), so a
 rank-based loss over bank + batch never has to sort the whole bank.
 
@@ -19,13 +20,29 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from survmom.errors import StateError
-from survmom.losses import descending_time_key, merge_sorted
+from survmom.losses import merge_order, merge_runs
+
+
+class SortedRows(NamedTuple):
+    """Bank rows (or bank + batch rows) in order of descending time; every field has shape (n,)."""
+
+    keys: torch.Tensor  # −time, ascending (float64)
+    values: torch.Tensor  # estimate column 0 (float64)
+    events: torch.Tensor  # event flags (bool)
+    seq: torch.Tensor  # push sequence number (int64): the row's ring position is seq % capacity
+
+
+class MergedRows(NamedTuple):
+    """The bank's sorted rows merged with a batch about to be pushed (see :meth:`MemoryBank.push`)."""
+
+    rows: SortedRows  # len(bank) + B rows; the batch rows' ``seq`` are :meth:`MemoryBank.incoming_seq`
+    pushed_at: torch.Tensor  # (B,) merged position of each batch row, in batch row order
 
 
 class MemoryBank(nn.Module):
@@ -41,11 +58,14 @@ class MemoryBank(nn.Module):
         self.register_buffer("events", torch.zeros(capacity, dtype=torch.bool))
         self.register_buffer("times", torch.zeros(capacity, dtype=torch.float64))
         self.register_buffer("_offsets", torch.arange(capacity), persistent=False)
-        # Row positions sorted by descending time, and their sort keys (first ``count`` entries valid).
-        self.register_buffer("sorted_index", torch.zeros(capacity, dtype=torch.int64))
-        self.register_buffer("sorted_keys", torch.zeros(capacity, dtype=torch.int64))
-        self.position = 0
+        # The rows sorted by descending time (first ``count`` entries valid), see by_time.
+        self.register_buffer("order_keys", torch.zeros(capacity, dtype=torch.float64))
+        self.register_buffer("order_values", torch.zeros(capacity, dtype=torch.float64))
+        self.register_buffer("order_events", torch.zeros(capacity, dtype=torch.bool))
+        self.register_buffer("order_seq", torch.zeros(capacity, dtype=torch.int64))
+        self.position = 0  # ring position of the next row, = pushed % capacity
         self.count = 0
+        self.pushed = 0  # rows pushed so far (those beyond capacity counted as kept ones only)
 
     def __len__(self) -> int:
         return self.count
@@ -65,72 +85,97 @@ class MemoryBank(nn.Module):
         index = self._offsets[:rows] + self.position
         return torch.where(index >= self.capacity, index - self.capacity, index)
 
+    def incoming_seq(self, rows: int) -> torch.Tensor:
+        """Sequence numbers (rows,) that the next push of ``rows`` <= capacity rows will give, in row order."""
+        return torch.arange(self.pushed, self.pushed + rows, device=self.order_seq.device)
+
     @torch.no_grad()
     def push(self, estimates: torch.Tensor, events: torch.Tensor, times: torch.Tensor,
-             merged: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+             merged: MergedRows | None = None) -> None:
         """Store a batch: estimates (B, dim) or (B,), events (B,), times (B,); detached, newest C rows kept.
 
-        ``merged`` (optional, for B <= capacity): the bank's filled rows and these B rows already merged by
-        descending time, as (keys (len + B,), ring (len + B,), pushed_at (B,)): ``ring`` is the ring position
-        of each row (for a pushed row, its entry of :meth:`incoming_positions`) and ``pushed_at`` the merged
-        positions of the pushed rows. A caller that merged them anyway (the pooled Cox loss) saves the bank
-        its own merge.
+        ``merged`` (optional, for 0 < B <= capacity): :meth:`by_time` and these B rows already merged by
+        descending time. Its keys, events and sequence numbers are taken; its values at ``pushed_at`` are
+        replaced by column 0 of ``estimates`` (in place). A caller that merged them anyway (the pooled Cox
+        loss) saves the bank its own merge.
         """
         if self.capacity == 0:
             return
-        estimates = estimates.detach().reshape(estimates.shape[0], -1)
+        if estimates.requires_grad or estimates.dim() != 2:
+            estimates = estimates.detach().reshape(estimates.shape[0], -1)
         if estimates.shape[1] != self.dim:
             raise StateError(f"bank holds estimates of width {self.dim}, got width {estimates.shape[1]}")
         n = min(estimates.shape[0], self.capacity)
-        index = self._offsets[:n] + self.position
-        index = torch.where(index >= self.capacity, index - self.capacity, index)
-        self.estimates.index_copy_(0, index, estimates[-n:].to(self.estimates))
-        self.events.index_copy_(0, index, events[-n:].to(device=self.events.device, dtype=torch.bool))
-        new_times = times[-n:].to(self.times)
-        self.times.index_copy_(0, index, new_times)
+        new_estimates, new_events, new_times = (
+            (estimates, events, times) if n == estimates.shape[0] else (estimates[-n:], events[-n:], times[-n:]))
+        # Write at [position, position + n), wrapping past the end: slices, copy_ converts dtype and device.
+        first = min(n, self.capacity - self.position)
+        for store, new in ((self.estimates, new_estimates), (self.events, new_events), (self.times, new_times)):
+            if first == n:
+                store[self.position : self.position + n] = new
+            else:
+                store[self.position :] = new[:first]
+                store[: n - first] = new[first:]
+        new_values = new_estimates[:, 0]
+        if new_values.dtype != self.estimates.dtype:  # rounded as stored
+            new_values = new_values.to(self.estimates.dtype)
+        new_values = new_values.to(self.order_values)
         if merged is not None and n == estimates.shape[0]:
-            self._drop_overwritten(*merged, n)
+            self._drop_overwritten(merged, new_values)
         else:
-            self._merge_into_sorted(index, new_times)
+            self._merge_into_sorted(SortedRows(torch.neg(new_times.to(self.order_keys)), new_values,
+                                               new_events.to(device=self.events.device, dtype=torch.bool),
+                                               self.incoming_seq(n)))
         self.position = (self.position + n) % self.capacity
         self.count = min(self.count + n, self.capacity)
+        self.pushed += n
 
-    def _drop_overwritten(self, keys: torch.Tensor, ring: torch.Tensor, pushed_at: torch.Tensor, n: int) -> None:
+    def _oldest_kept(self, n: int) -> int:
+        """The smallest sequence number still in the bank after pushing n more rows."""
+        return self.pushed + n - self.capacity
+
+    def _drop_overwritten(self, merged: MergedRows, new_values: torch.Tensor) -> None:
         """Take a merged run of bank + pushed rows as the new sorted run, minus the bank rows overwritten."""
-        if keys.shape[0] != self.count + n or pushed_at.shape[0] != n:
-            raise StateError(f"merged run has {keys.shape[0]} rows and {pushed_at.shape[0]} pushed, expected "
-                             f"{self.count} bank + {n} pushed")
-        # Rows at ring positions [position, position + n) modulo C are overwritten by this push: the pushed rows
-        # themselves sit there too, so they are put back by position. (Comparisons: integer remainder is slow.)
-        start, stop = self.position, self.position + n
-        if stop <= self.capacity:
-            kept = (ring < start) | (ring >= stop)
-        else:
-            kept = (ring < start) & (ring >= stop - self.capacity)
-        keep = kept.index_fill_(0, pushed_at, True).nonzero().view(-1)
-        size = keep.shape[0]
-        torch.index_select(keys, 0, keep, out=self.sorted_keys[:size])
-        torch.index_select(ring, 0, keep, out=self.sorted_index[:size])
+        rows, pushed_at = merged
+        n = new_values.shape[0]
+        if rows.keys.shape[0] != self.count + n or pushed_at.shape[0] != n:
+            raise StateError(f"merged run has {rows.keys.shape[0]} rows and {pushed_at.shape[0]} pushed, "
+                             f"expected {self.count} bank + {n} pushed")
+        rows.values.index_copy_(0, pushed_at, new_values)
+        if self.count + n <= self.capacity:  # nothing is overwritten
+            for source, target in zip(rows, self._order_fields(), strict=True):
+                target[: source.shape[0]] = source
+            return
+        keep = (rows.seq >= self._oldest_kept(n)).nonzero().view(-1)  # exactly capacity rows
+        for source, target in zip(rows, self._order_fields(), strict=True):
+            torch.index_select(source, 0, keep, out=target)
 
-    def _merge_into_sorted(self, index: torch.Tensor, new_times: torch.Tensor) -> None:
-        """Drop the overwritten positions from the time-sorted run and merge the new rows in."""
-        valid_index, valid_keys = self.sorted_index[: self.count], self.sorted_keys[: self.count]
-        # Positions overwritten by this push are the window [position, position + n) modulo C.
-        n = index.shape[0]
-        keep = (torch.remainder(valid_index - self.position, self.capacity) >= n).nonzero().view(-1)
-        new_keys, order = torch.sort(descending_time_key(new_times))
-        keys, merged = merge_sorted(valid_keys.index_select(0, keep), valid_index.index_select(0, keep),
-                                    new_keys, index.index_select(0, order))
-        size = keys.shape[0]
-        self.sorted_keys[:size] = keys
-        self.sorted_index[:size] = merged
+    def _merge_into_sorted(self, new: SortedRows) -> None:
+        """Drop the overwritten rows from the time-sorted run and merge the new rows (n,) in."""
+        old = self.by_time()
+        keep = (old.seq >= self._oldest_kept(new.keys.shape[0])).nonzero().view(-1)
+        new_keys, order = torch.sort(new.keys, stable=True)
+        gather, pushed_at = merge_order(old.keys.index_select(0, keep), new_keys)
+        size = gather.shape[0]
+        for old_field, new_field, target in zip(old, new, self._order_fields(), strict=True):
+            merged = merge_runs(old_field.index_select(0, keep), new_field.index_select(0, order), gather, pushed_at)
+            target[:size] = merged
 
-    def sorted_by_time(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(keys (n,), positions (n,)) of the filled rows sorted by descending time, n = len(self).
+    def _order_fields(self) -> SortedRows:
+        return SortedRows(self.order_keys, self.order_values, self.order_events, self.order_seq)
 
-        Keys are :func:`survmom.losses.descending_time_key` of the stored float64 times.
+    def by_time(self) -> SortedRows:
+        """The filled rows sorted by descending time, as views (n,) with n = len(self); ties: older rows first.
+
+        Keys are −time (float64, so ascending keys are descending times); values are estimate column 0 as
+        float64; ``seq % capacity`` is each row's position in :attr:`estimates`, :attr:`events` and
+        :attr:`times`.
         """
-        return self.sorted_keys[: self.count], self.sorted_index[: self.count]
+        count = self.count
+        if count == self.capacity:  # the whole buffers (no slicing: this runs at every step)
+            return self._order_fields()
+        return SortedRows(self.order_keys[:count], self.order_values[:count], self.order_events[:count],
+                          self.order_seq[:count])
 
     def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The filled rows as views: estimates (n, dim), events (n,), times (n,) with n = len(self)."""
@@ -143,19 +188,56 @@ class MemoryBank(nn.Module):
         """Forget every stored row (storage is kept)."""
         self.position = 0
         self.count = 0
+        self.pushed = 0
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Also load a bank saved before the sorted rows were kept (ring positions + integer keys only)."""
+        _upgrade_sorted_index(state_dict, prefix, self.capacity)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "dim": self.dim, "position": self.position, "count": self.count}
+        return {"capacity": self.capacity, "dim": self.dim, "position": self.position, "count": self.count,
+                "pushed": self.pushed}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, dict) or set(state) != {"capacity", "dim", "position", "count"}:
-            raise StateError(f"bank state must hold capacity, dim, position and count, got {state!r}")
+        keys = {"capacity", "dim", "position", "count", "pushed"}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise StateError(f"bank state must hold {', '.join(sorted(keys))}, got {state!r}")
         if (state["capacity"], state["dim"]) != (self.capacity, self.dim):
             raise StateError(
                 f"bank state is for capacity {state['capacity']} × dim {state['dim']}, "
                 f"this bank is {self.capacity} × {self.dim}"
             )
-        if not (0 <= state["position"] < max(self.capacity, 1) and 0 <= state["count"] <= self.capacity):
-            raise StateError(f"bank state has an invalid position/count: {state!r}")
-        self.position = int(state["position"])
-        self.count = int(state["count"])
+        position, count, pushed = state["position"], state["count"], state["pushed"]
+        if not (0 <= position < max(self.capacity, 1) and 0 <= count <= self.capacity and pushed >= count
+                and (self.capacity == 0 or pushed % self.capacity == position)):
+            raise StateError(f"bank state has an invalid position/count/pushed: {state!r}")
+        self.position = int(position)
+        self.count = int(count)
+        self.pushed = int(pushed)
+
+
+def _upgrade_sorted_index(state_dict: dict[str, Any], prefix: str, capacity: int) -> None:
+    """Rewrite, in place, a bank state saved before sorted rows and ``pushed`` were kept (it held the sorted
+    ring positions ``sorted_index`` and integer keys ``sorted_keys``) into the current layout."""
+    index = state_dict.pop(prefix + "sorted_index", None)
+    state_dict.pop(prefix + "sorted_keys", None)
+    extra = state_dict.get(prefix + "_extra_state")
+    ring = [state_dict.get(prefix + name) for name in ("estimates", "events", "times")]
+    if not (isinstance(index, torch.Tensor) and index.shape == (capacity,) and not index.is_floating_point()
+            and isinstance(extra, dict) and "pushed" not in extra
+            and all(isinstance(t, torch.Tensor) and t.shape[:1] == (capacity,) for t in ring)
+            and bool(((index >= 0) & (index < max(capacity, 1))).all())):
+        return  # not the old layout (or damaged): the usual key and shape checks report it
+    position, count = extra.get("position"), extra.get("count")
+    if not (isinstance(position, int) and isinstance(count, int)):
+        return
+    # Until full, row r was the r-th pushed; once full, the oldest row sits at ``position``.
+    pushed = count if count < capacity else capacity + position
+    seq = index if count < capacity else pushed - capacity + torch.remainder(index - position, max(capacity, 1))
+    estimates, events, times = (t.index_select(0, index) for t in ring)
+    state_dict[prefix + "order_keys"] = torch.neg(times.to(torch.float64))
+    state_dict[prefix + "order_values"] = estimates.reshape(capacity, -1)[:, 0].to(torch.float64)
+    state_dict[prefix + "order_events"] = events.to(torch.bool)
+    state_dict[prefix + "order_seq"] = seq.to(torch.int64)
+    state_dict[prefix + "_extra_state"] = {**extra, "pushed": pushed}

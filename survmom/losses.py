@@ -156,45 +156,29 @@ def _sort_keys(key: Tensor) -> tuple[Tensor, Tensor]:
     return sorted_key[:n], order[:n]
 
 
-def merge_positions(key_a: Tensor, key_b: Tensor) -> tuple[Tensor, Tensor]:
-    """Where each element of two ascending runs a (n,) and b (m,) lands in their merge: (pos_a (n,), pos_b (m,)).
+def merge_order(key_a: Tensor, key_b: Tensor) -> tuple[Tensor, Tensor]:
+    """Where the elements of two ascending runs a (n,) and b (m,) go in their merge (ties keep a's first).
 
-    Ties keep a's elements first. Only the shorter run is binary-searched into the longer one; the longer
-    run's positions come from a prefix count, so merging a small batch into a large bank costs m searches
-    and a few O(n) passes instead of n searches.
+    Returns (gather (n + m,), pos_b (m,)): :func:`merge_runs` with them merges the keys, and any columns that
+    ride along with them. ``gather`` takes a's element for each merged position (an arbitrary one of a at
+    b's positions); ``pos_b[j]`` is where ``b_j`` lands. Only b's m keys are binary-searched into a; the rest
+    is a few passes over n + m. Meant for a short b (a batch merged into a large sorted bank): on CPU,
+    gathering a's elements and then writing b's m is several times faster than scattering a's n.
     """
     n, m = key_a.shape[0], key_b.shape[0]
     device = key_a.device
-    if m <= n:
-        inserted = torch.searchsorted(key_a, key_b, right=True)  # (m,) elements of a at or before b_j
-        pos_b = inserted + torch.arange(m, device=device)
-        pos_a = _shift_by_count(inserted, n)
-        return pos_a, pos_b
-    inserted = torch.searchsorted(key_b, key_a, right=False)  # (n,) elements of b strictly before a_i
-    return inserted + torch.arange(n, device=device), _shift_by_count(inserted, m)
+    pos_b = torch.searchsorted(key_a, key_b, right=True).add_(torch.arange(m, device=device))
+    from_b = torch.zeros(n + m, dtype=torch.bool, device=device).index_fill_(0, pos_b, True)
+    # An element of a at merged position i is a's element number i - (elements of b at or before i).
+    gather = torch.arange(n + m, device=device).sub_(torch.cumsum(from_b, 0))
+    return gather.clamp_(min=0), pos_b  # at b's positions the count can reach -1: clamp to a valid index
 
 
-def _shift_by_count(inserted: Tensor, n: int) -> Tensor:
-    """``i + #{j: inserted_j <= i}`` for i in 0..n-1: the merged positions of the run searched into."""
-    # Every element counts itself (1), except the first (0): one cumulative sum then gives i + shift.
-    counts = torch.ones(n + 1, dtype=torch.int64, device=inserted.device)
-    counts[0] = 0
-    counts.index_add_(0, inserted, torch.ones_like(inserted))
-    return torch.cumsum(counts[:n], 0)
-
-
-def merge_sorted(key_a: Tensor, index_a: Tensor, key_b: Tensor, index_b: Tensor) -> tuple[Tensor, Tensor]:
-    """Merge two key-sorted runs: (keys, indices) of a (n,) and b (m,) → merged keys and indices (n + m,).
-
-    See :func:`merge_positions`: no full sort, ties keep a's elements first.
-    """
-    pos_a, pos_b = merge_positions(key_a, key_b)
-    n, m = key_a.shape[0], key_b.shape[0]
-    keys = torch.empty(n + m, dtype=key_a.dtype, device=key_a.device)
-    index = torch.empty(n + m, dtype=index_a.dtype, device=index_a.device)
-    keys.index_copy_(0, pos_a, key_a).index_copy_(0, pos_b, key_b)
-    index.index_copy_(0, pos_a, index_a).index_copy_(0, pos_b, index_b)
-    return keys, index
+def merge_runs(a: Tensor, b: Tensor, gather: Tensor, pos_b: Tensor) -> Tensor:
+    """Merge a (n,) and b (m,) of one dtype, ordered as the keys given to :func:`merge_order`: (n + m,)."""
+    if a.shape[0] == 0:
+        return b.clone()
+    return a.index_select(0, gather).index_copy_(0, pos_b, b)
 
 
 def _tie_groups(event: Tensor, time: Tensor, presorted: tuple[Tensor, Tensor] | None = None) -> _TieGroups:
@@ -207,9 +191,12 @@ def _sorted_tie_groups(key: Tensor, sorted_event: Tensor, order: Tensor | None) 
     """Tie groups of rows already sorted by ``key`` (n,) ascending, with their events (n,) in that order."""
     _, position_group, group_size = torch.unique_consecutive(key, return_inverse=True, return_counts=True)
     event_pos = sorted_event.nonzero().view(-1)
+    n_groups = group_size.shape[0]
+    if n_groups == key.shape[0]:  # no tied times: every row is its own group
+        return _TieGroups(order, event_pos, event_pos, event_pos, n_groups)
     group = position_group.index_select(0, event_pos)
     end = (torch.cumsum(group_size, 0) - 1).index_select(0, group)
-    return _TieGroups(order, event_pos, group, end, group_size.shape[0])
+    return _TieGroups(order, event_pos, group, end, n_groups)
 
 
 def _efron_fractions(groups: _TieGroups) -> Tensor | None:
@@ -218,9 +205,9 @@ def _efron_fractions(groups: _TieGroups) -> Tensor | None:
     None when no two events share a time: then every ``l_k = 0`` and Efron equals Breslow.
     """
     group = groups.group
-    deaths = torch.bincount(group, minlength=groups.n_groups)
-    if bool(deaths.max() <= 1):
+    if group is groups.event_pos or not bool((group[1:] == group[:-1]).any()):  # no two events share a time
         return None
+    deaths = torch.bincount(group, minlength=groups.n_groups)
     ahead = torch.cumsum(deaths, 0) - deaths  # events at later times, i.e. earlier in the sorted order
     rank = torch.arange(group.shape[0], device=group.device) - ahead.index_select(0, group)
     return rank.to(torch.float64) / deaths.index_select(0, group)  # int / int would give float32
@@ -257,14 +244,17 @@ def _cox_fast(log_hz: Tensor, groups: _TieGroups, efron: bool) -> _FastParts | N
     With ``m = max_j x_j`` and ``e_p = exp(x_p - m)``: ``log R_k = m + log(cumsum(e)[end_k])``. One element is
     checked: risk sums grow along the sorted order, so ``R[0]`` is the smallest.
     """
-    x = _in_sorted_order(log_hz.detach().reshape(-1).to(torch.float64), groups)
+    x = log_hz
+    if x.requires_grad or x.dim() != 1 or x.dtype != torch.float64:
+        x = x.detach().reshape(-1).to(torch.float64)
+    x = _in_sorted_order(x, groups)
     shift = x.max()
     # exp2 instead of exp: torch runs exp on OpenMP threads from 2048 elements, which can stall for
     # milliseconds on a busy machine; exp2 (SLEEF) stays on the calling thread below 32768 (and is faster).
     # exp2(y log2 e) differs from exp(y) by < |y| * 2.2e-16 relative, i.e. < 1.5e-13 here. See _log for log.
     e = torch.exp2((x - shift).mul_(_LOG2_E))
     den = torch.cumsum(e, 0).index_select(0, groups.end)  # R_k
-    if not bool(den[0] >= _MIN_RISK_SUM):  # also catches NaN, which the stable path propagates
+    if not den[0].item() >= _MIN_RISK_SUM:  # also catches NaN, which the stable path propagates
         return None
     x_event = x.index_select(0, groups.event_pos)
     frac = _efron_fractions(groups) if efron else None
@@ -272,7 +262,7 @@ def _cox_fast(log_hz: Tensor, groups: _TieGroups, efron: bool) -> _FastParts | N
         tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
         tied.index_add_(0, groups.group, e.index_select(0, groups.event_pos))
         den = den - frac * tied.index_select(0, groups.group)  # R_k - f_k D_k
-    value = _log(den).sum() - x_event.sum() + shift * x_event.shape[0]
+    value = torch.add((_log(den) - x_event).sum(), shift, alpha=x_event.shape[0])
     return _FastParts(value, e, torch.reciprocal(den), frac)
 
 
@@ -449,6 +439,7 @@ def cox_loss_sorted(
     event: Tensor,
     ties: str = "efron",
     reduction: str = "mean",
+    batch_event: Tensor | None = None,
 ) -> Tensor:
     """:func:`cox_loss` over n rows already sorted by descending time, of which only B carry a gradient.
 
@@ -459,11 +450,13 @@ def cox_loss_sorted(
     Args:
         log_hz: (B,) or (B, 1) log hazards of the rows with gradient.
         position: (B,) int64, the sorted position of each ``log_hz`` row (distinct).
-        keys: (n,) :func:`descending_time_key` of the sorted rows' times, ascending.
-        values: (n,) float64 log hazards of the sorted rows; the entries at ``position`` are overwritten
-            with ``log_hz`` (detached), the others are the constants.
+        keys: (n,) ascending keys of the sorted rows, equal exactly for tied times: −time (as the Momentum
+            bank keeps them) or :func:`descending_time_key`.
+        values: (n,) float64 log hazards of the sorted rows: the constants, and ``log_hz`` (detached) at
+            ``position`` (the caller writes them; this is not checked).
         event: (n,) bool event flags of the sorted rows.
         ties, reduction: as in :func:`cox_loss`.
+        batch_event: optional (B,) event flags of the ``log_hz`` rows (default: ``event[position]``).
 
     Returns:
         A 0-d tensor of ``log_hz``'s dtype.
@@ -483,11 +476,10 @@ def cox_loss_sorted(
     if n_events == 0:
         return flat[:0].sum()
     scale = 1.0 / n_events if mean else 1.0
-    values.index_copy_(0, position, flat.detach().to(values.dtype))
     parts = _cox_fast(values, groups, efron)
     if parts is not None:
-        pooled = _PooledParts(position, event.index_select(0, position).to(torch.float64))
-        return _CoxPooledNLL.apply(flat, parts, groups, pooled, scale)
+        is_event = (event.index_select(0, position) if batch_event is None else batch_event).to(torch.float64)
+        return _CoxPooledNLL.apply(flat, parts, groups, _PooledParts(position, is_event), scale)
     x = values.index_copy(0, position, flat.to(values.dtype))  # differentiable in flat only
     return (_cox_stable(x, groups, efron) * scale).to(log_hz.dtype)
 

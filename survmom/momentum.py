@@ -43,10 +43,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from survmom.bank import MemoryBank
+from survmom.bank import MemoryBank, MergedRows, SortedRows
 from survmom.ema import EMA, PairedTensors, paired_tensors
 from survmom.errors import ConfigError, StateError
-from survmom.losses import cox_loss, cox_loss_sorted, descending_time_key, merge_positions, weibull_loss
+from survmom.losses import cox_loss, cox_loss_sorted, merge_order, merge_runs, weibull_loss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 BUILTIN_LOSSES = ("cox", "weibull")
@@ -100,8 +100,10 @@ class Momentum(nn.Module):
         self.ema = EMA(rate, rate_schedule, total_steps, warmup)
         dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), None)
         self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype)
-        self._merged: tuple[torch.Tensor, ...] | None = None  # this step's bank + batch run, for the push
+        self._merged: MergedRows | None = None  # this step's bank + batch run, for the push
         self._ema_tensors: PairedTensors | None = None  # the EMA's tensor lists, see _paired_tensors
+        self._ema_networks: tuple[nn.Module, nn.Module] | None = None  # which networks it lists
+        self._ema_witnesses: list[tuple[nn.Module, str, torch.Tensor, bool]] = []
 
     def _apply(self, fn: Any, recurse: bool = True) -> Momentum:
         self._ema_tensors = None  # .to(), .double(), ... may replace tensors
@@ -142,34 +144,38 @@ class Momentum(nn.Module):
 
         The merged run is kept for this step's push, which then needs no merge of its own.
         """
-        log_hz = estimates.reshape(estimates.shape[0], -1)[:, 0]
+        log_hz = estimates.view(-1) if estimates.shape[1:] == (1,) else estimates.reshape(estimates.shape[0], -1)[:, 0]
         bank = self.bank
-        bank_keys, bank_index = bank.sorted_by_time()
-        batch_keys, batch_order = torch.sort(descending_time_key(time.to(bank.times)))
-        bank_pos, sorted_batch_pos = merge_positions(bank_keys, batch_keys)
-        position = torch.empty_like(sorted_batch_pos).index_copy_(0, batch_order, sorted_batch_pos)
-        size = bank_keys.shape[0] + log_hz.shape[0]
-        keys = bank_keys.new_empty(size).index_copy_(0, bank_pos, bank_keys)
-        keys.index_copy_(0, sorted_batch_pos, batch_keys)
-        values = torch.empty(size, dtype=torch.float64, device=bank_keys.device)
-        values.index_copy_(0, bank_pos, bank.estimates[:, 0].index_select(0, bank_index).to(torch.float64))
-        events = torch.empty(size, dtype=torch.bool, device=bank_keys.device)
-        events.index_copy_(0, bank_pos, bank.events.index_select(0, bank_index))
-        events.index_copy_(0, position, event.to(device=events.device, dtype=torch.bool))
+        rows = bank.by_time()
+        batch_keys, order = torch.sort(torch.neg(time.to(rows.keys)), stable=True)
+        gather, sorted_position = merge_order(rows.keys, batch_keys)
+        position = torch.empty_like(sorted_position).index_copy_(0, order, sorted_position)
+
+        def merged(bank_field: torch.Tensor, batch_field: torch.Tensor) -> torch.Tensor:
+            """A bank field (n,) and a batch field (B,) in batch row order, merged by time: (n + B,)."""
+            return merge_runs(bank_field, batch_field.index_select(0, order), gather, sorted_position)
+
+        keys = merge_runs(rows.keys, batch_keys, gather, sorted_position)
+        values = merged(rows.values, log_hz.detach().to(rows.values))
+        if event.dtype != torch.bool or event.device != rows.events.device:
+            event = event.to(device=rows.events.device, dtype=torch.bool)
+        events = merged(rows.events, event)
         if 0 < log_hz.shape[0] <= bank.capacity:
-            ring = bank_index.new_empty(size).index_copy_(0, bank_pos, bank_index)
-            self._merged = (keys, ring.index_copy_(0, position, bank.incoming_positions(log_hz.shape[0])), position)
-        return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
+            seq = merged(rows.seq, bank.incoming_seq(log_hz.shape[0]))
+            self._merged = MergedRows(SortedRows(keys, values, events, seq), position)
+        return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties, batch_event=event)
 
     def _paired_tensors(self) -> PairedTensors:
         """The EMA's tensor lists, kept between steps. Listed again after ``.to()`` / ``load_state_dict`` on
-        this module (hooks below), or when the online network's first parameter or buffer is another tensor
+        this module (hooks above), or when the online network's first parameter or buffer is another tensor
         than listed (the same done to ``online`` directly, or a swapped network)."""
         cached = self._ema_tensors
-        if (cached is None
-                or (cached.online_params or [None])[0] is not next(self.online.parameters(), None)
-                or (cached.online_buffers or [None])[0] is not next(self.online.buffers(), None)):
+        if cached is None or self._ema_networks != (self.online, self.target) or not all(
+                owner._parameters.get(name) is tensor if is_param else owner._buffers.get(name) is tensor
+                for owner, name, tensor, is_param in self._ema_witnesses):
             cached = self._ema_tensors = paired_tensors(self.online, self.target)
+            self._ema_networks = (self.online, self.target)
+            self._ema_witnesses = _first_tensors(self.online)
         return cached
 
     @torch.no_grad()
@@ -215,6 +221,20 @@ def _resolve_loss(loss: str | LossFn, ties: str) -> LossFn:
     if loss == "weibull":
         return weibull_loss
     raise ConfigError(f"loss must be one of {', '.join(BUILTIN_LOSSES)} or a callable, got {loss!r}")
+
+
+def _first_tensors(module: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor, bool]]:
+    """(owner, name, tensor, is_parameter) of the first parameter and the first buffer of ``module``, if any:
+    cheap to look up again, and replaced when the module's tensors are (``.to()``, ``assign=True`` loads)."""
+    found = []
+    for is_param in (True, False):
+        for owner in module.modules():
+            held = owner._parameters if is_param else owner._buffers
+            name = next((key for key, value in held.items() if value is not None), None)
+            if name is not None:
+                found.append((owner, name, held[name], is_param))
+                break
+    return found
 
 
 def _output_width(backbone: nn.Module) -> int:

@@ -1,14 +1,17 @@
 """MemoryBank: ring-buffer semantics, capacity, state round trips and devices."""
 
 import io
+import math
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from survmom.bank import MemoryBank
+from survmom.bank import MemoryBank, MergedRows, SortedRows
 from survmom.errors import StateError
+from survmom.losses import merge_order, merge_runs
 
 
 def batch(start: int, size: int, dim: int = 1):
@@ -76,7 +79,9 @@ def test_state_dict_round_trip_weights_only():
     buffer.seek(0)
     fresh = MemoryBank(capacity=6, dim=2)
     fresh.load_state_dict(torch.load(buffer, weights_only=True))
-    assert (fresh.position, fresh.count) == (bank.position, bank.count)
+    assert (fresh.position, fresh.count, fresh.pushed) == (bank.position, bank.count, bank.pushed)
+    for a, b in zip(fresh.by_time(), bank.by_time(), strict=True):
+        assert torch.equal(a, b)
     for a, b in zip(fresh.contents(), bank.contents()):
         assert torch.equal(a, b)
     fresh.push(*batch(50, 1, dim=2))
@@ -89,7 +94,11 @@ def test_loading_a_state_of_another_shape_is_a_clear_error():
     with pytest.raises((StateError, RuntimeError)):
         MemoryBank(capacity=8, dim=2).load_state_dict(state)
     with pytest.raises(StateError):
-        MemoryBank(capacity=6, dim=2).set_extra_state({"capacity": 6, "dim": 2, "position": 9, "count": 0})
+        MemoryBank(capacity=6, dim=2).set_extra_state({"capacity": 6, "dim": 2, "position": 9, "count": 0,
+                                                       "pushed": 9})
+    with pytest.raises(StateError, match="position/count/pushed"):
+        MemoryBank(capacity=6, dim=2).set_extra_state({"capacity": 6, "dim": 2, "position": 1, "count": 6,
+                                                       "pushed": 8})
 
 
 def test_moves_with_to():
@@ -102,19 +111,35 @@ def test_moves_with_to():
 @settings(max_examples=60, deadline=None)
 @given(capacity=st.integers(1, 40), sizes=st.lists(st.integers(1, 60), min_size=1, max_size=12),
        seed=st.integers(0, 1000))
-def test_sorted_by_time_always_orders_exactly_the_filled_rows_by_descending_time(capacity, sizes, seed):
-    from survmom.losses import descending_time_key
-
+def test_by_time_always_holds_exactly_the_filled_rows_by_descending_time_older_first_on_ties(capacity, sizes, seed):
     gen = torch.Generator().manual_seed(seed)
     bank = MemoryBank(capacity=capacity)
     for size in sizes:
         times = torch.randint(0, 8, (size,), generator=gen).double()  # many ties
-        bank.push(torch.randn(size, 1, generator=gen), torch.ones(size, dtype=torch.bool), times)
-        keys, positions = bank.sorted_by_time()
+        bank.push(torch.randn(size, 1, generator=gen), torch.rand(size, generator=gen) < 0.5, times)
+        rows = bank.by_time()
+        positions = torch.remainder(rows.seq, capacity)
         assert sorted(positions.tolist()) == list(range(len(bank)))
+        assert sorted(rows.seq.tolist()) == list(range(bank.pushed - len(bank), bank.pushed))
         sorted_times = bank.times[positions]
-        assert bool((sorted_times[1:] <= sorted_times[:-1]).all())
-        assert torch.equal(keys, descending_time_key(sorted_times))
+        assert torch.equal(rows.keys, -sorted_times)
+        assert torch.equal(rows.values, bank.estimates[positions, 0].double())
+        assert torch.equal(rows.events, bank.events[positions])
+        # Descending time; among equal times, older rows (smaller sequence numbers) first.
+        order = sorted(range(len(bank)), key=lambda i: (-sorted_times[i].item(), rows.seq[i].item()))
+        assert order == list(range(len(bank)))
+
+
+def _merged_with(bank: MemoryBank, estimates, events, times) -> MergedRows:
+    """What the pooled Cox loss hands push: the bank's sorted rows merged with a batch by time."""
+    rows = bank.by_time()
+    batch_keys, order = torch.sort(-times, stable=True)
+    gather, sorted_position = merge_order(rows.keys, batch_keys)
+    position = torch.empty_like(sorted_position).index_copy_(0, order, sorted_position)
+    batch = SortedRows(-times, torch.full((len(times),), math.nan, dtype=torch.float64), events,
+                       bank.incoming_seq(len(times)))
+    return MergedRows(SortedRows(*(merge_runs(a, b.index_select(0, order), gather, sorted_position)
+                                   for a, b in zip(rows, batch, strict=True))), position)
 
 
 @settings(max_examples=60, deadline=None)
@@ -122,28 +147,17 @@ def test_sorted_by_time_always_orders_exactly_the_filled_rows_by_descending_time
        seed=st.integers(0, 1000))
 def test_push_with_a_merged_run_keeps_the_same_sorted_run_as_its_own_merge(capacity, sizes, seed):
     """The pooled Cox loss hands push its bank + batch merge; the result must equal push's own merge."""
-    from survmom.losses import descending_time_key, merge_positions
-
     gen = torch.Generator().manual_seed(seed)
     hinted, plain = MemoryBank(capacity=capacity), MemoryBank(capacity=capacity)
     for size in sizes:
         times = torch.randint(0, 8, (size,), generator=gen).double()  # many ties
         estimates, events = torch.randn(size, 1, generator=gen), torch.rand(size, generator=gen) < 0.5
-        merged = None
-        if size <= capacity:
-            bank_keys, bank_index = hinted.sorted_by_time()
-            batch_keys, batch_order = torch.sort(descending_time_key(times))
-            bank_pos, batch_pos = merge_positions(bank_keys, batch_keys)
-            keys = torch.empty(len(hinted) + size, dtype=torch.int64).index_copy_(0, bank_pos, bank_keys)
-            keys.index_copy_(0, batch_pos, batch_keys)
-            source = torch.empty_like(keys).index_copy_(0, bank_pos, bank_index)
-            source.index_copy_(0, batch_pos, hinted.incoming_positions(size).index_select(0, batch_order))
-            merged = (keys, source, batch_pos)
+        merged = _merged_with(hinted, estimates, events, times) if size <= capacity else None
         hinted.push(estimates, events, times, merged=merged)
         plain.push(estimates, events, times)
-        assert torch.equal(hinted.sorted_by_time()[0], plain.sorted_by_time()[0])
-        assert torch.equal(hinted.sorted_by_time()[1], plain.sorted_by_time()[1])
-        assert hinted.position == plain.position and len(hinted) == len(plain)
+        for a, b in zip(hinted.by_time(), plain.by_time(), strict=True):
+            assert torch.equal(a, b)
+        assert (hinted.position, hinted.count, hinted.pushed) == (plain.position, plain.count, plain.pushed)
 
 
 def test_push_refuses_a_merged_run_of_the_wrong_length():
@@ -151,5 +165,33 @@ def test_push_refuses_a_merged_run_of_the_wrong_length():
     bank.push(torch.zeros(3, 1), torch.ones(3, dtype=torch.bool), torch.arange(3.0))
     with pytest.raises(StateError, match="merged run has 4 rows"):
         bank.push(torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), torch.arange(2.0),
-                  merged=(torch.zeros(4, dtype=torch.int64), torch.zeros(4, dtype=torch.int64),
-                          torch.arange(2)))
+                  merged=MergedRows(SortedRows(*(torch.zeros(4),) * 4), torch.arange(2)))
+
+
+@pytest.mark.parametrize(("name", "capacity"), [("full", 7), ("partial", 40)])
+def test_a_bank_saved_by_survmom_b82f370_loads_and_continues_as_if_never_saved(name, capacity):
+    """tests/data/bank_state_b82f370.pt: banks saved by commit b82f370 (sorted ring positions and integer keys,
+    no ``pushed`` count), after pushes of 3, 5, 4 and 6 rows with tied times (seed 7), capacity 7 and 40."""
+    state = torch.load(Path(__file__).parent / "data" / "bank_state_b82f370.pt", weights_only=True)[name]
+    assert "sorted_index" in state and "pushed" not in state["_extra_state"]
+    loaded, replayed = MemoryBank(capacity=capacity, dim=2), MemoryBank(capacity=capacity, dim=2)
+    loaded.load_state_dict(state)
+    gen = torch.Generator().manual_seed(7)
+    for size in [3, 5, 4, 6]:
+        replayed.push(torch.randn(size, 2, generator=gen), torch.rand(size, generator=gen) < 0.5,
+                      torch.randint(0, 5, (size,), generator=gen).double())
+    # The old state did not count the rows pushed; sequence numbers are rebuilt relative to the write position.
+    assert (loaded.position, loaded.count) == (replayed.position, replayed.count)
+    for _ in range(2):
+        for a, b in zip(loaded.contents(), replayed.contents(), strict=True):
+            assert torch.equal(a, b)
+        ours, theirs = loaded.by_time(), replayed.by_time()
+        assert torch.equal(ours.keys, theirs.keys)
+        assert sorted((ours.seq - loaded.pushed).tolist()) == sorted((theirs.seq - replayed.pushed).tolist())
+        positions = torch.remainder(ours.seq, capacity)
+        assert torch.equal(ours.values, loaded.estimates[positions, 0].double())
+        assert torch.equal(ours.events, loaded.events[positions])
+        more = (torch.randn(5, 2, generator=gen), torch.rand(5, generator=gen) < 0.5,
+                torch.randint(0, 5, (5,), generator=gen).double())
+        loaded.push(*more)
+        replayed.push(*more)

@@ -483,7 +483,7 @@ def test_weibull_of_empty_input_is_zero() -> None:
 
 
 def test_presorted_order_from_a_merge_gives_the_same_loss_as_sorting() -> None:
-    from survmom.losses import descending_time_key, merge_sorted
+    from survmom.losses import descending_time_key, merge_order, merge_runs
 
     gen = torch.Generator().manual_seed(5)
     time = torch.randint(0, 30, (300,), generator=gen).double()
@@ -491,7 +491,8 @@ def test_presorted_order_from_a_merge_gives_the_same_loss_as_sorting() -> None:
     log_hz = torch.randn(300, generator=gen, dtype=torch.float64, requires_grad=True)
     key_a, order_a = torch.sort(descending_time_key(time[:250]))
     key_b, order_b = torch.sort(descending_time_key(time[250:]))
-    keys, order = merge_sorted(key_a, order_a, key_b, order_b + 250)
+    gather, pos_b = merge_order(key_a, key_b)
+    keys, order = merge_runs(key_a, key_b, gather, pos_b), merge_runs(order_a, order_b + 250, gather, pos_b)
     assert torch.equal(keys, torch.sort(descending_time_key(time)).values)
     for ties in ("efron", "breslow"):
         merged = cox_loss(log_hz, event, time, ties=ties, presorted=(keys, order))
@@ -504,22 +505,24 @@ def test_presorted_order_from_a_merge_gives_the_same_loss_as_sorting() -> None:
 
 def _pooled_case(seed: int, n_const: int, n_batch: int, spread: float = 1.0, event_rate: float = 0.6):
     """Constant rows + batch rows (with ties), merged by descending time as Momentum merges a bank and a batch."""
-    from survmom.losses import descending_time_key, merge_positions
+    from survmom.losses import merge_order, merge_runs
 
     gen = torch.Generator().manual_seed(seed)
     n = n_const + n_batch
     time = torch.randint(0, 25, (n,), generator=gen).double()
     event = torch.rand(n, generator=gen) < event_rate
     log_hz = torch.randn(n, generator=gen, dtype=torch.float64) * spread
-    const_keys, const_order = torch.sort(descending_time_key(time[:n_const]), stable=True)
-    batch_keys, batch_order = torch.sort(descending_time_key(time[n_const:]), stable=True)
-    const_pos, sorted_batch_pos = merge_positions(const_keys, batch_keys)
+    const_keys, const_order = torch.sort(-time[:n_const], stable=True)
+    batch_keys, batch_order = torch.sort(-time[n_const:], stable=True)
+    gather, sorted_batch_pos = merge_order(const_keys, batch_keys)
     position = torch.empty_like(sorted_batch_pos).index_copy_(0, batch_order, sorted_batch_pos)
-    keys = torch.empty(n, dtype=torch.int64).index_copy_(0, const_pos, const_keys)
-    keys.index_copy_(0, sorted_batch_pos, batch_keys)
-    values = torch.full((n,), math.nan, dtype=torch.float64).index_copy_(0, const_pos, log_hz[:n_const][const_order])
-    events = torch.empty(n, dtype=torch.bool).index_copy_(0, const_pos, event[:n_const][const_order])
-    events.index_copy_(0, position, event[n_const:])
+
+    def merged(const: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        return merge_runs(const[const_order], batch[batch_order], gather, sorted_batch_pos)
+
+    keys = merge_runs(const_keys, batch_keys, gather, sorted_batch_pos)
+    values = merged(log_hz[:n_const], log_hz[n_const:])
+    events = merged(event[:n_const], event[n_const:])
     return log_hz, event, time, position, keys, values, events
 
 
@@ -560,16 +563,16 @@ def test_cox_loss_sorted_without_events_is_an_attached_zero_and_checks_shapes() 
 
 @settings(max_examples=80, deadline=None)
 @given(n=st.integers(0, 60), m=st.integers(0, 60), seed=st.integers(0, 10_000))
-def test_merge_positions_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m, seed) -> None:
-    from survmom.losses import merge_positions
+def test_merge_order_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m, seed) -> None:
+    from survmom.losses import merge_order, merge_runs
 
     gen = torch.Generator().manual_seed(seed)
     key_a = torch.sort(torch.randint(0, 10, (n,), generator=gen)).values
     key_b = torch.sort(torch.randint(0, 10, (m,), generator=gen)).values
-    pos_a, pos_b = merge_positions(key_a, key_b)
+    gather, pos_b = merge_order(key_a, key_b)
     # A stable sort of a then b puts equal keys of a before those of b: the merge must agree exactly.
     expected = torch.sort(torch.cat([key_a, key_b]), stable=True).indices
-    merged_source = torch.empty(n + m, dtype=torch.int64)
-    merged_source[pos_a] = torch.arange(n)
-    merged_source[pos_b] = torch.arange(n, n + m)
+    merged_source = merge_runs(torch.arange(n), torch.arange(n, n + m), gather, pos_b)
     assert torch.equal(merged_source, expected)
+    assert torch.equal(merge_runs(key_a, key_b, gather, pos_b), torch.cat([key_a, key_b])[expected])
+    assert torch.equal(merged_source[pos_b], torch.arange(n, n + m))
