@@ -63,6 +63,7 @@ class MemoryBank(nn.Module):
         self.register_buffer("order_values", torch.zeros(capacity, dtype=torch.float64))
         self.register_buffer("order_events", torch.zeros(capacity, dtype=torch.bool))
         self.register_buffer("order_seq", torch.zeros(capacity, dtype=torch.int64))
+        self._uncompacted: tuple[SortedRows, torch.Tensor] | None = None  # see _drop_overwritten
         self.position = 0  # ring position of the next row, = pushed % capacity
         self.count = 0
         self.pushed = 0  # rows pushed so far (those beyond capacity counted as kept ones only)
@@ -138,6 +139,7 @@ class MemoryBank(nn.Module):
         """Take a merged run of bank + pushed rows as the new sorted run, minus the bank rows overwritten."""
         rows, pushed_at = merged
         n = new_values.shape[0]
+        self._uncompacted = None  # the merge includes what was kept
         if rows.keys.shape[0] != self.count + n or pushed_at.shape[0] != n:
             raise StateError(f"merged run has {rows.keys.shape[0]} rows and {pushed_at.shape[0]} pushed, "
                              f"expected {self.count} bank + {n} pushed")
@@ -146,9 +148,24 @@ class MemoryBank(nn.Module):
             for source, target in zip(rows, self._order_fields(), strict=True):
                 target[: source.shape[0]] = source
             return
-        keep = (rows.seq >= self._oldest_kept(n)).nonzero().view(-1)  # exactly capacity rows
-        for source, target in zip(rows, self._order_fields(), strict=True):
-            torch.index_select(source, 0, keep, out=target)
+        # Exactly capacity rows are kept. They are copied out only when needed (see _compact): the next step's
+        # merge reads them through ``keep``, which saves copying every field twice per step.
+        self._uncompacted = (rows, (rows.seq >= self._oldest_kept(n)).nonzero().view(-1))
+
+    def _compact(self) -> None:
+        """Copy the kept rows of the last merged push into the sorted buffers, if not done yet."""
+        if self._uncompacted is not None:
+            rows, keep = self._uncompacted
+            for source, target in zip(rows, self._order_fields(), strict=True):
+                torch.index_select(source, 0, keep, out=target)
+            self._uncompacted = None
+
+    def sorted_source(self) -> tuple[SortedRows, torch.Tensor | None]:
+        """:meth:`by_time` without copying: (rows, keep), the sorted rows being ``rows`` at the ascending indices
+        ``keep`` (None: all of ``rows``); see :func:`survmom.losses.merge_order`'s ``keep``."""
+        if self._uncompacted is not None:
+            return self._uncompacted
+        return self.by_time(), None
 
     def _merge_into_sorted(self, new: SortedRows) -> None:
         """Drop the overwritten rows from the time-sorted run and merge the new rows (n,) in."""
@@ -171,8 +188,9 @@ class MemoryBank(nn.Module):
         float64; ``seq % capacity`` is each row's position in :attr:`estimates`, :attr:`events` and
         :attr:`times`.
         """
+        self._compact()
         count = self.count
-        if count == self.capacity:  # the whole buffers (no slicing: this runs at every step)
+        if count == self.capacity:  # the whole buffers (no slicing)
             return self._order_fields()
         return SortedRows(self.order_keys[:count], self.order_values[:count], self.order_events[:count],
                           self.order_seq[:count])
@@ -186,6 +204,7 @@ class MemoryBank(nn.Module):
 
     def clear(self) -> None:
         """Forget every stored row (storage is kept)."""
+        self._uncompacted = None
         self.position = 0
         self.count = 0
         self.pushed = 0
@@ -193,7 +212,16 @@ class MemoryBank(nn.Module):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         """Also load a bank saved before the sorted rows were kept (ring positions + integer keys only)."""
         _upgrade_sorted_index(state_dict, prefix, self.capacity)
+        self._uncompacted = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        self._compact()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> MemoryBank:
+        self._compact()  # .to(), .double(), ... then apply to the sorted buffers too
+        return super()._apply(fn, recurse)
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"capacity": self.capacity, "dim": self.dim, "position": self.position, "count": self.count,

@@ -156,7 +156,7 @@ def _sort_keys(key: Tensor) -> tuple[Tensor, Tensor]:
     return sorted_key[:n], order[:n]
 
 
-def merge_order(key_a: Tensor, key_b: Tensor) -> tuple[Tensor, Tensor]:
+def merge_order(key_a: Tensor, key_b: Tensor, keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Where the elements of two ascending runs a (n,) and b (m,) go in their merge (ties keep a's first).
 
     Returns (gather (n + m,), pos_b (m,)): :func:`merge_runs` with them merges the keys, and any columns that
@@ -164,19 +164,27 @@ def merge_order(key_a: Tensor, key_b: Tensor) -> tuple[Tensor, Tensor]:
     b's positions); ``pos_b[j]`` is where ``b_j`` lands. Only b's m keys are binary-searched into a; the rest
     is a few passes over n + m. Meant for a short b (a batch merged into a large sorted bank): on CPU,
     gathering a's elements and then writing b's m is several times faster than scattering a's n.
+
+    ``keep`` (optional, ascending int64 indices into ``key_a``): merge only ``key_a[keep]`` (n = len(keep));
+    ``gather`` still indexes the whole of a, so the kept elements are never copied out on their own.
     """
-    n, m = key_a.shape[0], key_b.shape[0]
+    m = key_b.shape[0]
     device = key_a.device
-    pos_b = torch.searchsorted(key_a, key_b, right=True).add_(torch.arange(m, device=device))
+    inserted = torch.searchsorted(key_a, key_b, right=True)  # elements of a at or before b_j
+    if keep is not None:
+        inserted = torch.searchsorted(keep, inserted)  # ... of them kept: kept indices below that count
+    n = key_a.shape[0] if keep is None else keep.shape[0]
+    pos_b = inserted.add_(torch.arange(m, device=device))
     from_b = torch.zeros(n + m, dtype=torch.bool, device=device).index_fill_(0, pos_b, True)
     # An element of a at merged position i is a's element number i - (elements of b at or before i).
     gather = torch.arange(n + m, device=device).sub_(torch.cumsum(from_b, 0))
-    return gather.clamp_(min=0), pos_b  # at b's positions the count can reach -1: clamp to a valid index
+    gather.clamp_(min=0)  # at b's positions the count can reach -1: any valid index will do
+    return (gather if keep is None or n == 0 else keep.index_select(0, gather)), pos_b
 
 
 def merge_runs(a: Tensor, b: Tensor, gather: Tensor, pos_b: Tensor) -> Tensor:
     """Merge a (n,) and b (m,) of one dtype, ordered as the keys given to :func:`merge_order`: (n + m,)."""
-    if a.shape[0] == 0:
+    if gather.shape[0] == pos_b.shape[0]:  # nothing of a to merge
         return b.clone()
     return a.index_select(0, gather).index_copy_(0, pos_b, b)
 
@@ -204,13 +212,90 @@ def _efron_fractions(groups: _TieGroups) -> Tensor | None:
 
     None when no two events share a time: then every ``l_k = 0`` and Efron equals Breslow.
     """
+    return _dense_fractions(groups) if _later_tied_events(groups) else None
+
+
+def _later_tied_events(groups: _TieGroups, few: int = 0) -> Tensor | bool:
+    """Whether some events share a time; with at most ``few`` such events after the first of their time,
+    their indices k (T,) (rank l_k >= 1) instead of True. False when no two events share a time."""
     group = groups.group
-    if group is groups.event_pos or not bool((group[1:] == group[:-1]).any()):  # no two events share a time
-        return None
+    if group is groups.event_pos:  # no tied times at all
+        return False
+    same = group[1:] == group[:-1]
+    count = int(torch.count_nonzero(same))
+    if count == 0 or count > few:
+        return count > 0
+    return same.nonzero().view(-1).add_(1)
+
+
+def _dense_fractions(groups: _TieGroups) -> Tensor:
+    """:func:`_efron_fractions` without the check for ties."""
+    group = groups.group
     deaths = torch.bincount(group, minlength=groups.n_groups)
     ahead = torch.cumsum(deaths, 0) - deaths  # events at later times, i.e. earlier in the sorted order
     rank = torch.arange(group.shape[0], device=group.device) - ahead.index_select(0, group)
     return rank.to(torch.float64) / deaths.index_select(0, group)  # int / int would give float32
+
+
+class _FewTies(NamedTuple):
+    """Efron's terms when only a few events share a time with another event, kept as Python numbers.
+
+    A run is a set of d >= 2 events at one time, in sorted order; its l-th event (l = 0..d-1) has
+    ``f = l/d`` and its denominator is ``R - f D`` with D the sum of e over the run.
+    """
+
+    corrected: Tensor  # (T,) int64 indices of the events with l >= 1 (f > 0)
+    fraction: list[float]  # f of each corrected event
+    run: list[int]  # the run of each corrected event
+    member_run: dict[int, int]  # sorted position of each event in a run -> its run
+    member_e: dict[int, float]  # sorted position of each event in a run -> e there
+    n_runs: int
+
+
+def _few_ties(groups: _TieGroups, e: Tensor, later: Tensor) -> tuple[_FewTies, list[float]]:
+    """The runs of tied events, and the correction ``f_k D`` of each corrected event, from
+    :func:`_later_tied_events`; a few scalar reads instead of ~25 tensor operations over all events."""
+    runs: list[list[int]] = []
+    for k in later.tolist():
+        if runs and runs[-1][-1] == k - 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k - 1, k])
+    members = torch.tensor([k for run in runs for k in run], dtype=torch.int64, device=e.device)
+    positions = groups.event_pos.index_select(0, members)
+    position_list, e_list = positions.tolist(), e.index_select(0, positions).tolist()
+    member_run: dict[int, int] = {}
+    member_e: dict[int, float] = {}
+    fraction: list[float] = []
+    run_of: list[int] = []
+    correction: list[float] = []
+    first = 0
+    for r, run in enumerate(runs):
+        d = len(run)
+        total = 0.0
+        for i in range(first, first + d):
+            total += e_list[i]
+            member_run[position_list[i]] = r
+            member_e[position_list[i]] = e_list[i]
+        for rank in range(1, d):
+            fraction.append(rank / d)
+            run_of.append(r)
+            correction.append(rank / d * total)
+        first += d
+    return _FewTies(later, fraction, run_of, member_run, member_e, len(runs)), correction
+
+
+def _tied_sums(few: _FewTies, inv_den: Tensor, scale: float) -> list[float]:
+    """Per run: the sum of ``f_k w_k`` over its corrected events, ``w_k = scale / (R_k - f_k D)``."""
+    sums = [0.0] * few.n_runs
+    for f, r, inv in zip(few.fraction, few.run, inv_den.index_select(0, few.corrected).tolist(), strict=True):
+        sums[r] += f * (inv * scale)
+    return sums
+
+
+# Up to this many later tied events (T), Efron's terms are computed on Python numbers (_FewTies): cheaper than
+# the dense tensor path for a handful, as with continuous times that collide now and then.
+_FEW_TIES = 32
 
 
 # --------------------------------------------------------------------------------------------------- Cox
@@ -235,7 +320,7 @@ class _FastParts(NamedTuple):
     value: Tensor  # () negative partial log-likelihood (sum), float64
     exp_shifted: Tensor  # (n,) exp(x - max x) in sorted order
     inv_den: Tensor  # (E,) 1 / (R_k - f_k D_k), shifted units
-    efron_frac: Tensor | None  # (E,) f_k = l_k / d_k (Efron only)
+    efron: Tensor | _FewTies | None  # Efron with tied events: (E,) f_k = l_k / d_k, or the few ties
 
 
 def _cox_fast(log_hz: Tensor, groups: _TieGroups, efron: bool) -> _FastParts | None:
@@ -257,13 +342,18 @@ def _cox_fast(log_hz: Tensor, groups: _TieGroups, efron: bool) -> _FastParts | N
     if not den[0].item() >= _MIN_RISK_SUM:  # also catches NaN, which the stable path propagates
         return None
     x_event = x.index_select(0, groups.event_pos)
-    frac = _efron_fractions(groups) if efron else None
-    if frac is not None:
+    later = _later_tied_events(groups, _FEW_TIES) if efron else False
+    terms: Tensor | _FewTies | None = None
+    if isinstance(later, Tensor):
+        terms, correction = _few_ties(groups, e, later)
+        den.index_add_(0, later, torch.tensor(correction, dtype=den.dtype, device=den.device), alpha=-1)
+    elif later:
+        terms = _dense_fractions(groups)
         tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
         tied.index_add_(0, groups.group, e.index_select(0, groups.event_pos))
-        den = den - frac * tied.index_select(0, groups.group)  # R_k - f_k D_k
+        den = den - terms * tied.index_select(0, groups.group)  # R_k - f_k D_k
     value = torch.add((_log(den) - x_event).sum(), shift, alpha=x_event.shape[0])
-    return _FastParts(value, e, torch.reciprocal(den), frac)
+    return _FastParts(value, e, torch.reciprocal(den), terms)
 
 
 def _cox_fast_grad(parts: _FastParts, groups: _TieGroups, dtype: torch.dtype, scale: float) -> Tensor:
@@ -276,13 +366,20 @@ def _cox_fast_grad(parts: _FastParts, groups: _TieGroups, dtype: torch.dtype, sc
     # Sum of w_k over events whose risk set holds position p = suffix sum over group ends >= p.
     at_end = torch.zeros_like(e).index_add_(0, groups.end, w)
     grad = e * torch.cumsum(at_end.flip(0), 0).flip(0)
-    if parts.efron_frac is None:
-        grad.index_add_(0, groups.event_pos, torch.full_like(w, scale), alpha=-1)
-    else:
+    if isinstance(parts.efron, Tensor):
         tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
-        tied.index_add_(0, groups.group, parts.efron_frac * w)
+        tied.index_add_(0, groups.group, parts.efron * w)
         event_term = e.index_select(0, groups.event_pos) * tied.index_select(0, groups.group) + scale
         grad.index_add_(0, groups.event_pos, event_term, alpha=-1)
+    else:
+        grad.index_add_(0, groups.event_pos, torch.full_like(w, scale), alpha=-1)
+    if isinstance(parts.efron, _FewTies):
+        few = parts.efron
+        sums = _tied_sums(few, parts.inv_den, scale)
+        positions = list(few.member_run)
+        terms = [few.member_e[p] * sums[few.member_run[p]] for p in positions]
+        grad.index_add_(0, torch.tensor(positions, device=e.device), torch.tensor(terms, dtype=e.dtype,
+                                                                                   device=e.device), alpha=-1)
     grad = grad.to(dtype)
     if groups.order is None:
         return grad
@@ -404,14 +501,32 @@ def _cox_fast_grad_at(parts: _FastParts, groups: _TieGroups, pooled: _PooledPart
     from_last = torch.cat((w.new_zeros(1), torch.cumsum(w.flip(0), 0)))
     first = torch.searchsorted(groups.end, pooled.position)
     grad = e * from_last.index_select(0, n_events - first)
-    if parts.efron_frac is None:
-        return grad.sub_(pooled.is_event, alpha=scale)
+    if not isinstance(parts.efron, Tensor):
+        grad.sub_(pooled.is_event, alpha=scale)
+        if parts.efron is not None:
+            _few_ties_grad_at(grad, parts.efron, parts.inv_den, pooled.position, scale)
+        return grad
     tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
-    tied.index_add_(0, groups.group, parts.efron_frac * w)
+    tied.index_add_(0, groups.group, parts.efron * w)
     # For a row that is an event, its index among the events is the count of events before it.
     own = torch.searchsorted(groups.event_pos, pooled.position).clamp_max_(n_events - 1)
     event_term = e.mul_(tied.index_select(0, groups.group.index_select(0, own))).add_(scale)
     return grad.sub_(pooled.is_event * event_term)
+
+
+def _few_ties_grad_at(grad: Tensor, few: _FewTies, inv_den: Tensor, position: Tensor, scale: float) -> None:
+    """Subtract, in place, Efron's ``e_j sum_{k tied with j} f_k w_k`` from ``grad`` (B,) of the rows at the
+    sorted positions ``position`` (B,) that are events in a run of tied events."""
+    sums = _tied_sums(few, inv_den, scale)
+    rows, terms = [], []
+    for row, p in enumerate(position.tolist()):
+        run = few.member_run.get(p)
+        if run is not None:
+            rows.append(row)
+            terms.append(few.member_e[p] * sums[run])
+    if rows:
+        grad.index_add_(0, torch.tensor(rows, device=grad.device),
+                        torch.tensor(terms, dtype=grad.dtype, device=grad.device), alpha=-1)
 
 
 class _CoxPooledNLL(torch.autograd.Function):

@@ -146,9 +146,9 @@ class Momentum(nn.Module):
         """
         log_hz = estimates.view(-1) if estimates.shape[1:] == (1,) else estimates.reshape(estimates.shape[0], -1)[:, 0]
         bank = self.bank
-        rows = bank.by_time()
+        rows, keep = bank.sorted_source()
         batch_keys, order = torch.sort(torch.neg(time.to(rows.keys)), stable=True)
-        gather, sorted_position = merge_order(rows.keys, batch_keys)
+        gather, sorted_position = merge_order(rows.keys, batch_keys, keep)
         position = torch.empty_like(sorted_position).index_copy_(0, order, sorted_position)
 
         def merged(bank_field: torch.Tensor, batch_field: torch.Tensor) -> torch.Tensor:

@@ -195,3 +195,37 @@ def test_a_bank_saved_by_survmom_b82f370_loads_and_continues_as_if_never_saved(n
                 torch.randint(0, 5, (5,), generator=gen).double())
         loaded.push(*more)
         replayed.push(*more)
+
+
+def test_a_merged_push_keeps_its_rows_uncopied_until_read_and_state_dict_and_to_see_them():
+    """After a merged push that overwrites rows, the kept rows stay in the merged run (read through an index)
+    until by_time, state_dict or .to() needs them: each sees exactly what a bank that merged itself holds."""
+    gen = torch.Generator().manual_seed(3)
+    hinted, plain = MemoryBank(capacity=10), MemoryBank(capacity=10)
+    for size in (6, 6, 6):
+        estimates, events = torch.randn(size, 1, generator=gen), torch.rand(size, generator=gen) < 0.5
+        times = torch.randint(0, 4, (size,), generator=gen).double()
+        hinted.push(estimates, events, times, merged=_merged_with(hinted, estimates, events, times))
+        plain.push(estimates, events, times)
+    rows, keep = hinted.sorted_source()
+    assert keep is not None and keep.shape == (10,) and rows.keys.shape == (16,)  # 10 kept of 10 + 6 merged
+    expected = plain.by_time()
+    for field, want in zip(rows, expected, strict=True):
+        assert torch.equal(field[keep], want)
+    # A batch merged through ``keep`` lands exactly where it lands in the copied-out rows.
+    batch_keys = torch.sort(-torch.tensor([0.0, 2.0, 2.0, 3.5], dtype=torch.float64)).values
+    through_keep, positions = merge_order(rows.keys, batch_keys, keep)
+    copied, positions_copied = merge_order(expected.keys, batch_keys)
+    assert torch.equal(positions, positions_copied)
+    assert torch.equal(merge_runs(rows.keys, batch_keys, through_keep, positions),
+                       merge_runs(expected.keys, batch_keys, copied, positions_copied))
+    state, plain_state = hinted.state_dict(), plain.state_dict()
+    assert state.keys() == plain_state.keys()
+    for key in state:
+        if key != "_extra_state":
+            assert torch.equal(state[key], plain_state[key]), key
+    hinted.push(*(torch.randn(6, 1, generator=gen), torch.ones(6, dtype=torch.bool), torch.ones(6).double()),
+                merged=_merged_with(hinted, torch.zeros(6, 1), torch.ones(6, dtype=torch.bool), torch.ones(6).double()))
+    assert hinted.sorted_source()[1] is not None
+    doubled = hinted.double()
+    assert doubled.sorted_source()[1] is None and doubled.order_values.dtype == torch.float64

@@ -530,18 +530,23 @@ def _pooled_case(seed: int, n_const: int, n_batch: int, spread: float = 1.0, eve
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize(("n_const", "n_batch", "spread"), [(400, 32, 1.0), (0, 20, 1.0), (50, 200, 1.0),
                                                              (300, 16, 400.0)])
+@pytest.mark.parametrize("few", [0, 10**6])
 def test_cox_loss_sorted_equals_cox_loss_of_all_rows_with_gradient_for_the_batch_only(
-    ties, reduction, n_const, n_batch, spread
+    ties, reduction, n_const, n_batch, spread, few, monkeypatch
 ) -> None:
     """Value = cox_loss over constants + batch (ties across both); gradient = autograd's for the batch rows.
 
     spread 400: log hazards over ~2000 nats, so the shifted sums underflow and the logcumsumexp path runs.
+    few: Efron's terms for tied events on tensors (0) or on Python numbers (10**6), see losses._FEW_TIES.
     """
+    from survmom import losses
     from survmom.losses import cox_loss_sorted
 
     log_hz, event, time, position, keys, values, events = _pooled_case(3, n_const, n_batch, spread)
     batch = log_hz[n_const:].clone().requires_grad_(True)
+    monkeypatch.setattr(losses, "_FEW_TIES", few)
     loss = cox_loss_sorted(batch, position, keys, values, events, ties=ties, reduction=reduction)
+    monkeypatch.undo()
     reference_input = torch.cat([log_hz[:n_const], batch])
     expected = cox_loss(reference_input, event, time, ties=ties, reduction=reduction)
     torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-12)

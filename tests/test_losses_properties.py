@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from random import Random
+from unittest import mock
 
 import pytest
 import torch
@@ -85,6 +86,20 @@ def test_cox_loss_and_gradient_are_finite(
 def test_cox_loss_equals_the_loop_reference(data: tuple[torch.Tensor, ...], ties: str) -> None:
     log_hz, event, time = data
     value, grad = _value_and_grad(lambda x: cox_loss(x, event, time, ties, "sum"), log_hz)
+    expected, expected_grad = _value_and_grad(lambda x: reference_cox_nll(x, event, time, ties), log_hz)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-9, abs=1e-9)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-9)
+
+
+@SETTINGS
+@given(data=survival_data(EXTREME), ties=TIES, few=st.sampled_from([0, 10**6]))
+def test_efron_terms_on_python_numbers_and_on_tensors_both_equal_the_loop_reference(
+    data: tuple[torch.Tensor, ...], ties: str, few: int
+) -> None:
+    """Up to _FEW_TIES tied events take the scalar path, more the dense tensor path: force each in turn."""
+    log_hz, event, time = data
+    with mock.patch.object(losses, "_FEW_TIES", few):
+        value, grad = _value_and_grad(lambda x: cox_loss(x, event, time, ties, "sum"), log_hz)
     expected, expected_grad = _value_and_grad(lambda x: reference_cox_nll(x, event, time, ties), log_hz)
     assert value.item() == pytest.approx(expected.item(), rel=1e-9, abs=1e-9)
     torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-9)
