@@ -1,10 +1,13 @@
 """Milliseconds per training step (forward, backward, Adam): plain batch Cox vs survmom and torchsurv Momentum.
 
 MLP 32→64→64→1, Cox (Efron) loss. Banks are pre-filled to capacity with random rows so every timed step
-pools a full bank. Plain and survmom blocks alternate; survmom / plain is the median of the ratios of
-adjacent blocks (steadier on a shared machine than a ratio of medians). torchsurv pools ``batchsize × steps``
-rows including the current batch, so a bank of C past rows is ``steps = C / batch + 1`` there. Prints a
-markdown table with the ratios of the same run and writes JSON.
+pools a full bank. Plain and survmom blocks of 20 steps alternate; survmom / plain is the median of the
+ratios of adjacent blocks (steadier on a shared machine than a ratio of medians). Every block feeds new
+rows, as training on a cohort larger than the bank does: the bank never holds a row twice. A second table
+repeats batch 64, bank 8,192 with the same 20 batches cycled (every row ~6 times in the bank, so many tied
+times: Efron's dense path), for Efron and Breslow. torchsurv pools ``batchsize × steps`` rows including the
+current batch, so a bank of C past rows is ``steps = C / batch + 1`` there. Prints markdown tables with the
+ratios of the same run and writes JSON.
 
     python benchmarks/bench_momentum_step.py            # full grid, banks up to 65,536
     python benchmarks/bench_momentum_step.py --quick    # smaller grid, fewer repeats
@@ -50,12 +53,29 @@ def time_steps(step, batches, repeats: int) -> float:
     return statistics.median(blocks)
 
 
-def paired_times(reference, step, batches, repeats: int) -> tuple[float, float, float]:
+def paired_times(reference, step, blocks) -> tuple[float, float, float]:
     """Alternate timed blocks of ``reference`` and ``step``: (median ms of each, median of per-pair ratios).
 
-    On a shared machine the load drifts within a run; a ratio of adjacent blocks sees (nearly) the same load,
-    so the median of those ratios is steadier than a ratio of two medians taken minutes apart.
+    ``blocks``: lists of batches; the first warms both up, each later one is timed once for each. On a shared
+    machine the load drifts within a run; a ratio of adjacent blocks sees (nearly) the same load, so the
+    median of those ratios is steadier than a ratio of two medians taken minutes apart.
     """
+    for batch in blocks[0]:
+        reference(*batch)
+        step(*batch)
+    ref_ms, step_ms = [], []
+    for block in blocks[1:]:
+        for run, times in ((reference, ref_ms), (step, step_ms)):
+            start = time.perf_counter()
+            for batch in block:
+                run(*batch)
+            times.append((time.perf_counter() - start) / len(block) * 1e3)
+    ratios = [s / r for s, r in zip(step_ms, ref_ms, strict=True)]
+    return statistics.median(ref_ms), statistics.median(step_ms), statistics.median(ratios)
+
+
+def cycled_times(reference, step, batches, repeats: int) -> tuple[float, float, float]:
+    """:func:`paired_times` over the same ``batches`` every block (each block also run once untimed first)."""
     ref_ms, step_ms = [], []
     for _ in range(repeats):
         ref_ms.append(time_steps(reference, batches, 1))
@@ -133,23 +153,30 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     rows = []
     for batch in batches:
-        data = [batch_data(batch, gen) for _ in range(20)]
         plain_step = plain_stepper(args.ties)
         for bank in banks:
+            blocks = [[batch_data(batch, gen) for _ in range(20)] for _ in range(2 * repeats + 2)]
             ours_step = survmom_stepper(batch, bank, args.ties)
-            plain, ours, ratio = paired_times(plain_step, ours_step, data, 2 * repeats + 1)
+            plain, ours, ratio = paired_times(plain_step, ours_step, blocks)
             theirs = None
             if not args.no_torchsurv:
-                few = data[: 3 if bank >= 65536 else 10]
+                few = blocks[0][: 3 if bank >= 65536 else 10]
                 theirs = time_steps(torchsurv_stepper(batch, bank, args.ties), few, max(1, repeats - 2))
             rows.append({"batch": batch, "bank": bank, "plain_ms": plain, "survmom_ms": ours,
                          "torchsurv_ms": theirs, "survmom_over_plain": ratio,
                          "torchsurv_over_survmom": None if theirs is None else theirs / ours})
             print(f"batch {batch} bank {bank}: plain {plain:.3f} ms, survmom {ours:.3f} ms, "
                   f"torchsurv {'-' if theirs is None else f'{theirs:.2f}'} ms", flush=True)
+    cycled = []
+    data = [batch_data(64, gen) for _ in range(20)]
+    for ties in ("efron", "breslow"):
+        plain, ours, ratio = cycled_times(plain_stepper(ties), survmom_stepper(64, 8192, ties), data,
+                                          2 * repeats + 1)
+        cycled.append({"ties": ties, "plain_ms": plain, "survmom_ms": ours, "survmom_over_plain": ratio})
+        print(f"cycled, {ties}: plain {plain:.3f} ms, survmom {ours:.3f} ms", flush=True)
     print()
-    print(f"ms per step (medians of {2 * repeats + 1} alternating plain / survmom blocks of 20 steps; "
-          f"survmom / plain: median ratio of adjacent blocks), MLP 32-64-64-1, Cox {args.ties}, "
+    print(f"ms per step (medians of {2 * repeats + 1} alternating plain / survmom blocks of 20 steps, new rows in "
+          f"every block; survmom / plain: median ratio of adjacent blocks), MLP 32-64-64-1, Cox {args.ties}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     print()
     print("| batch | bank | plain ms | survmom ms | torchsurv ms | survmom / plain | torchsurv / survmom |")
@@ -159,9 +186,17 @@ def main() -> None:
         ratio = "-" if r["torchsurv_over_survmom"] is None else f"{r['torchsurv_over_survmom']:.1f}"
         print(f"| {r['batch']} | {r['bank']:,} | {r['plain_ms']:.3f} | {r['survmom_ms']:.3f} | {ts} | "
               f"{r['survmom_over_plain']:.2f} | {ratio} |")
+    print()
+    print("Batch 64, bank 8,192, the same 20 batches in every block (each row ~6 times in the bank: many ties)")
+    print()
+    print("| ties | plain ms | survmom ms | survmom / plain |")
+    print("|---|---:|---:|---:|")
+    for r in cycled:
+        print(f"| {r['ties']} | {r['plain_ms']:.3f} | {r['survmom_ms']:.3f} | {r['survmom_over_plain']:.2f} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"ties": args.ties, "torch": torch.__version__,
-                                     "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+                                     "threads": torch.get_num_threads(), "rows": rows, "cycled": cycled},
+                                    indent=2))
 
 
 if __name__ == "__main__":

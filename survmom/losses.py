@@ -120,6 +120,7 @@ class _TieGroups(NamedTuple):
     group: Tensor  # (E,) id of event k's time among the G distinct times (descending), non-decreasing
     end: Tensor  # (E,) last sorted position whose time equals event k's time
     n_groups: int  # G, the number of distinct times
+    row_group: Tensor | None = None  # (n,) group of every sorted position; None: no ties (position = group)
 
 
 def descending_time_key(time: Tensor) -> Tensor:
@@ -204,7 +205,7 @@ def _sorted_tie_groups(key: Tensor, sorted_event: Tensor, order: Tensor | None) 
         return _TieGroups(order, event_pos, event_pos, event_pos, n_groups)
     group = position_group.index_select(0, event_pos)
     end = (torch.cumsum(group_size, 0) - 1).index_select(0, group)
-    return _TieGroups(order, event_pos, group, end, n_groups)
+    return _TieGroups(order, event_pos, group, end, n_groups, position_group)
 
 
 def _efron_fractions(groups: _TieGroups) -> Tensor | None:
@@ -351,7 +352,7 @@ def _cox_fast(log_hz: Tensor, groups: _TieGroups, efron: bool) -> _FastParts | N
         terms = _dense_fractions(groups)
         tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
         tied.index_add_(0, groups.group, e.index_select(0, groups.event_pos))
-        den = den - terms * tied.index_select(0, groups.group)  # R_k - f_k D_k
+        den.addcmul_(terms, tied.index_select(0, groups.group), value=-1)  # R_k - f_k D_k
     value = torch.add((_log(den) - x_event).sum(), shift, alpha=x_event.shape[0])
     return _FastParts(value, e, torch.reciprocal(den), terms)
 
@@ -508,10 +509,9 @@ def _cox_fast_grad_at(parts: _FastParts, groups: _TieGroups, pooled: _PooledPart
         return grad
     tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
     tied.index_add_(0, groups.group, parts.efron * w)
-    # For a row that is an event, its index among the events is the count of events before it.
-    own = torch.searchsorted(groups.event_pos, pooled.position).clamp_max_(n_events - 1)
-    event_term = e.mul_(tied.index_select(0, groups.group.index_select(0, own))).add_(scale)
-    return grad.sub_(pooled.is_event * event_term)
+    row_group = pooled.position if groups.row_group is None else groups.row_group.index_select(0, pooled.position)
+    event_term = e.mul_(tied.index_select(0, row_group)).add_(scale)  # used for the rows that are events
+    return grad.addcmul_(pooled.is_event, event_term, value=-1)
 
 
 def _few_ties_grad_at(grad: Tensor, few: _FewTies, inv_den: Tensor, position: Tensor, scale: float) -> None:
@@ -543,7 +543,8 @@ class _CoxPooledNLL(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:  # type: ignore[override]
         grad = _cox_fast_grad_at(ctx.parts, ctx.groups, ctx.pooled, ctx.scale * float(grad_out))
-        return grad.to(grad_out.dtype).view(ctx.shape), None, None, None, None
+        grad = grad.to(grad_out.dtype)
+        return (grad if grad.shape == ctx.shape else grad.view(ctx.shape)), None, None, None, None
 
 
 def cox_loss_sorted(

@@ -147,7 +147,9 @@ class Momentum(nn.Module):
         log_hz = estimates.view(-1) if estimates.shape[1:] == (1,) else estimates.reshape(estimates.shape[0], -1)[:, 0]
         bank = self.bank
         rows, keep = bank.sorted_source()
-        batch_keys, order = torch.sort(torch.neg(time.to(rows.keys)), stable=True)
+        if time.dtype != rows.keys.dtype or time.device != rows.keys.device:
+            time = time.to(rows.keys)
+        batch_keys, order = torch.sort(torch.neg(time), stable=True)
         gather, sorted_position = merge_order(rows.keys, batch_keys, keep)
         position = torch.empty_like(sorted_position).index_copy_(0, order, sorted_position)
 
@@ -161,7 +163,8 @@ class Momentum(nn.Module):
             event = event.to(device=rows.events.device, dtype=torch.bool)
         events = merged(rows.events, event)
         if 0 < log_hz.shape[0] <= bank.capacity:
-            seq = merged(rows.seq, bank.incoming_seq(log_hz.shape[0]))
+            # The batch rows' sequence numbers are bank.incoming_seq(B); in sorted order: pushed + order.
+            seq = merge_runs(rows.seq, order + bank.pushed, gather, sorted_position)
             self._merged = MergedRows(SortedRows(keys, values, events, seq), position)
         return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties, batch_event=event)
 
