@@ -90,7 +90,6 @@ class MemoryBank(nn.Module):
         """Sequence numbers (rows,) that the next push of ``rows`` <= capacity rows will give, in row order."""
         return torch.arange(self.pushed, self.pushed + rows, device=self.order_seq.device)
 
-    @torch.no_grad()
     def push(self, estimates: torch.Tensor, events: torch.Tensor, times: torch.Tensor,
              merged: MergedRows | None = None) -> None:
         """Store a batch: estimates (B, dim) or (B,), events (B,), times (B,); detached, newest C rows kept.
@@ -102,6 +101,9 @@ class MemoryBank(nn.Module):
         """
         if self.capacity == 0:
             return
+        if torch.is_grad_enabled():  # Momentum pushes under no_grad already; entering it costs a few µs
+            with torch.no_grad():
+                return self.push(estimates, events, times, merged)
         if estimates.requires_grad or estimates.dim() != 2:
             estimates = estimates.detach().reshape(estimates.shape[0], -1)
         if estimates.shape[1] != self.dim:

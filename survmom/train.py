@@ -193,7 +193,8 @@ class Trainer:
     def train_step(self, rows: torch.Tensor) -> float:
         """One optimizer step on the rows ``rows`` (B,); returns the loss; raises on NaN/inf."""
         data = self.train_data
-        loss = self.momentum(data.x[rows], data.event[rows], data.time[rows])
+        loss = self.momentum(data.x.index_select(0, rows), data.event.index_select(0, rows),
+                             data.time.index_select(0, rows))
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(
@@ -202,7 +203,7 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip_grad_norm(self.momentum.online.parameters(), self.config.grad_clip)
+        clip_grad_norm(self.optimizer.params, self.config.grad_clip)
         self.optimizer.step()
         self.step += 1
         self.batch_index += 1

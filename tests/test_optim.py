@@ -25,12 +25,16 @@ def _grads(net: nn.Module, step: int) -> None:
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_adamw_updates_are_bit_identical_to_torch(weight_decay):
+@pytest.mark.parametrize("fused", [None, True, False])
+def test_adamw_updates_are_bit_identical_to_torch(weight_decay, fused):
+    """Default (None) and True: torch's fused kernel, as torch.optim.AdamW(fused=True); False: the foreach
+    arithmetic of torch.optim.AdamW's default."""
     ours_net, torch_net = _net(0), _net(0)
     ours_net[0].bias.requires_grad_(False)  # a frozen parameter: no gradient, no update, no state
     torch_net[0].bias.requires_grad_(False)
-    ours = AdamW(ours_net.parameters(), lr=3e-3, weight_decay=weight_decay)
-    reference = torch.optim.AdamW(torch_net.parameters(), lr=3e-3, weight_decay=weight_decay)
+    ours = AdamW(ours_net.parameters(), lr=3e-3, weight_decay=weight_decay, fused=fused)
+    reference = torch.optim.AdamW(torch_net.parameters(), lr=3e-3, weight_decay=weight_decay,
+                                  **({"foreach": True} if fused is False else {"fused": True}))
     for step in range(30):
         _grads(ours_net, step)
         _grads(torch_net, step)
@@ -39,11 +43,35 @@ def test_adamw_updates_are_bit_identical_to_torch(weight_decay):
     for a, b in zip(ours_net.parameters(), torch_net.parameters()):
         assert torch.equal(a, b)
     assert 1 not in ours.state  # the frozen bias
+    assert ours.fused is fused  # the kernel ran (None stays None: no fallback was needed)
+
+
+def test_adamw_falls_back_to_the_foreach_arithmetic_where_torch_has_no_fused_kernel(monkeypatch):
+    def no_kernel(*args, **kwargs):
+        raise NotImplementedError("no fused AdamW for this device")
+
+    monkeypatch.setattr(torch, "_fused_adamw_", no_kernel)
+    ours_net, torch_net = _net(2), _net(2)
+    ours = AdamW(ours_net.parameters(), lr=3e-3)
+    reference = torch.optim.AdamW(torch_net.parameters(), lr=3e-3, foreach=True)
+    for step in range(5):
+        _grads(ours_net, step)
+        _grads(torch_net, step)
+        ours.step()
+        reference.step()
+    assert ours.fused is False
+    assert all(torch.equal(a, b) for a, b in zip(ours_net.parameters(), torch_net.parameters()))
+    with pytest.raises(RuntimeError, match="no fused AdamW kernel"):
+        forced = AdamW(_net(2).parameters(), fused=True)
+        _grads(_net(2), 0)
+        for param in forced.params:
+            param.grad = torch.ones_like(param)
+        forced.step()
 
 
 def test_adamw_resumes_from_a_torch_state_dict_and_back():
     torch_net, ours_net = _net(1), _net(1)
-    reference = torch.optim.AdamW(torch_net.parameters(), lr=1e-2, weight_decay=1e-4)
+    reference = torch.optim.AdamW(torch_net.parameters(), lr=1e-2, weight_decay=1e-4, fused=True)
     for step in range(5):
         _grads(torch_net, step)
         reference.step()
