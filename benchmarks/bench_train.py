@@ -3,7 +3,9 @@
 In one run, on generated data (N rows × 20 numeric + 2 categorical columns, Parquet and CSV):
 - `survmom train` through the CLI for a fixed number of epochs (batch 256, default bank): samples/s of the
   training loop (from the checkpoint's history), time from command start to the first step (file read +
-  preprocessing, from the checkpoint's timings), wall time and peak RSS of the process;
+  preprocessing, from the checkpoint's timings), wall time and peak RSS of the process; with the default
+  network, and once more (Parquet) with pycox's network: MLP 64,64 without dropout and without the linear
+  path (`--dropout 0 --no-linear-skip`), default bank;
 - pycox CoxPH (if installed) on the same preprocessed matrix, MLP and batch, for one epoch;
 - a plain PyTorch loop (randperm index batches, Cox loss, no momentum) on the same matrix: a reference;
 - lifelines CoxPHFitter on 200,000 rows, and a full default `survmom train` on the same 200,000 rows.
@@ -128,6 +130,13 @@ def main() -> None:
             results[f"survmom_{name}"] = survmom_run(path, args.epochs, args.batch, folder,
                                                      ["--device", args.device])
             print(f"survmom {name}: {results[f'survmom_{name}']}", file=sys.stderr, flush=True)
+        same_mlp = ["--device", args.device, "--dropout", "0", "--no-linear-skip"]
+        results["survmom_pycox_mlp"] = survmom_run(parquet, args.epochs, args.batch, folder, same_mlp)
+        print(f"survmom, pycox's MLP: {results['survmom_pycox_mlp']}", file=sys.stderr, flush=True)
+        # pycox's loss leaves tied times in sort order (no Efron correction): Breslow is the closest survmom loss.
+        results["survmom_pycox_mlp_breslow"] = survmom_run(parquet, args.epochs, args.batch, folder,
+                                                           [*same_mlp, "--ties", "breslow"])
+        print(f"survmom, pycox's MLP, Breslow: {results['survmom_pycox_mlp_breslow']}", file=sys.stderr, flush=True)
         x, event, time_ = preprocessed(pd.read_parquet(parquet), parquet)
         results["plain_loop_samples_per_s"] = statistics.median(plain_loop(x, event, time_, args.batch)
                                                                 for _ in range(2))
@@ -139,21 +148,29 @@ def main() -> None:
             raise SystemExit(f"default survmom train failed: {default.stderr}")
         results["survmom_default_full_training_s"] = default.wall_s
         results["survmom_default_epochs"] = len(torch.load(folder / "default.pt", weights_only=True)["history"])
-    sp, sc = results["survmom_parquet"], results["survmom_csv"]
+    sp, sc, same = results["survmom_parquet"], results["survmom_csv"], results["survmom_pycox_mlp"]
+    breslow = results["survmom_pycox_mlp_breslow"]
     pycox = results["pycox_samples_per_s"]
     table = [
         ["survmom train (Parquet)", f"{sp['samples_per_s']:,.0f}", f"{sp['time_to_first_step_s']:.2f}",
          f"{sp['peak_rss_mb']:,.0f}", f"{sp['wall_s']:.1f}"],
         ["survmom train (CSV)", f"{sc['samples_per_s']:,.0f}", f"{sc['time_to_first_step_s']:.2f}",
          f"{sc['peak_rss_mb']:,.0f}", f"{sc['wall_s']:.1f}"],
+        ["survmom train (Parquet), pycox's MLP", f"{same['samples_per_s']:,.0f}",
+         f"{same['time_to_first_step_s']:.2f}", f"{same['peak_rss_mb']:,.0f}", f"{same['wall_s']:.1f}"],
+        ["survmom train (Parquet), pycox's MLP, Breslow ties", f"{breslow['samples_per_s']:,.0f}",
+         f"{breslow['time_to_first_step_s']:.2f}", f"{breslow['peak_rss_mb']:,.0f}", f"{breslow['wall_s']:.1f}"],
         ["plain loop, no momentum", f"{results['plain_loop_samples_per_s']:,.0f}", "-", "-", "-"],
         ["pycox CoxPH", "-" if pycox is None else f"{pycox:,.0f}", "-", "-", "-"],
     ]
     print(f"\n{rows:,} rows × 22 columns, batch {args.batch}, MLP 64,64, {args.epochs} epoch(s), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(markdown_table(["run", "samples/s", "time to first step s", "peak RSS MB", "wall s"], table))
-    ratio = "-" if pycox is None else f"{sp['samples_per_s'] / pycox:.2f}"
-    print(f"\nsurvmom / pycox samples/s: {ratio}")
+    if pycox is not None:
+        print(f"\nsurvmom / pycox samples/s, same MLP (64,64, no dropout, no linear path), default bank: "
+              f"{same['samples_per_s'] / pycox:.2f} (Efron, survmom's default), "
+              f"{breslow['samples_per_s'] / pycox:.2f} (Breslow); survmom's default network (dropout 0.1, "
+              f"linear path): {sp['samples_per_s'] / pycox:.2f}")
     print(f"\n{compare_rows:,} rows: lifelines CoxPHFitter fit {results['lifelines_fit_s']:.1f} s; full default "
           f"`survmom train` {results['survmom_default_full_training_s']:.1f} s wall "
           f"({results['survmom_default_epochs']} epochs); ratio "
