@@ -213,29 +213,38 @@ def _efron_fractions(groups: _TieGroups) -> Tensor | None:
 
     None when no two events share a time: then every ``l_k = 0`` and Efron equals Breslow.
     """
-    return _dense_fractions(groups) if _later_tied_events(groups) else None
+    runs = _event_runs(groups)
+    return None if runs is None else _dense_fractions(runs)
 
 
-def _later_tied_events(groups: _TieGroups, few: int = 0) -> Tensor | bool:
-    """Whether some events share a time; with at most ``few`` such events after the first of their time,
-    their indices k (T,) (rank l_k >= 1) instead of True. False when no two events share a time."""
+class _EventRuns(NamedTuple):
+    """Events grouped by time: runs of consecutive events (in sorted order) that share one time."""
+
+    run: Tensor  # (E,) run of each event, non-decreasing
+    size: Tensor  # (U,) events per run, U < E (some run has two or more)
+
+
+def _event_runs(groups: _TieGroups) -> _EventRuns | None:
+    """The runs of tied events, or None when no two events share a time."""
     group = groups.group
     if group is groups.event_pos:  # no tied times at all
-        return False
-    same = group[1:] == group[:-1]
-    count = int(torch.count_nonzero(same))
-    if count == 0 or count > few:
-        return count > 0
-    return same.nonzero().view(-1).add_(1)
+        return None
+    _, run, size = torch.unique_consecutive(group, return_inverse=True, return_counts=True)
+    return None if size.shape[0] == group.shape[0] else _EventRuns(run, size)
 
 
-def _dense_fractions(groups: _TieGroups) -> Tensor:
-    """:func:`_efron_fractions` without the check for ties."""
-    group = groups.group
-    deaths = torch.bincount(group, minlength=groups.n_groups)
-    ahead = torch.cumsum(deaths, 0) - deaths  # events at later times, i.e. earlier in the sorted order
-    rank = torch.arange(group.shape[0], device=group.device) - ahead.index_select(0, group)
-    return rank.to(torch.float64) / deaths.index_select(0, group)  # int / int would give float32
+def _later_tied_events(runs: _EventRuns) -> Tensor:
+    """Indices k (T,) of the events whose time equals the previous event's (rank l_k >= 1)."""
+    run = runs.run
+    return (run[1:] == run[:-1]).nonzero().view(-1).add_(1)
+
+
+def _dense_fractions(runs: _EventRuns) -> Tensor:
+    """:func:`_efron_fractions` of events with ties."""
+    run, size = runs
+    first = torch.cumsum(size, 0).sub_(size)  # index of each run's first event
+    rank = torch.arange(run.shape[0], device=run.device).sub_(first.index_select(0, run))
+    return rank.to(torch.float64).div_(size.index_select(0, run))  # int / int would give float32
 
 
 class _FewTies(NamedTuple):
@@ -255,7 +264,7 @@ class _FewTies(NamedTuple):
 
 def _few_ties(groups: _TieGroups, e: Tensor, later: Tensor) -> tuple[_FewTies, list[float]]:
     """The runs of tied events, and the correction ``f_k D`` of each corrected event, from
-    :func:`_later_tied_events`; a few scalar reads instead of ~25 tensor operations over all events."""
+    :func:`_later_tied_events`; a few scalar reads instead of ~20 tensor operations over all events."""
     runs: list[list[int]] = []
     for k in later.tolist():
         if runs and runs[-1][-1] == k - 1:
@@ -294,8 +303,8 @@ def _tied_sums(few: _FewTies, inv_den: Tensor, scale: float) -> list[float]:
     return sums
 
 
-# Up to this many later tied events (T), Efron's terms are computed on Python numbers (_FewTies): cheaper than
-# the dense tensor path for a handful, as with continuous times that collide now and then.
+# Up to this many later tied events (T = E - U), Efron's terms are computed on Python numbers (_FewTies):
+# cheaper than the dense tensor path for a handful, as with continuous times that collide now and then.
 _FEW_TIES = 32
 
 
@@ -343,16 +352,17 @@ def _cox_fast(log_hz: Tensor, groups: _TieGroups, efron: bool) -> _FastParts | N
     if not den[0].item() >= _MIN_RISK_SUM:  # also catches NaN, which the stable path propagates
         return None
     x_event = x.index_select(0, groups.event_pos)
-    later = _later_tied_events(groups, _FEW_TIES) if efron else False
+    runs = _event_runs(groups) if efron else None
     terms: Tensor | _FewTies | None = None
-    if isinstance(later, Tensor):
+    if runs is not None and runs.run.shape[0] - runs.size.shape[0] <= _FEW_TIES:
+        later = _later_tied_events(runs)
         terms, correction = _few_ties(groups, e, later)
         den.index_add_(0, later, torch.tensor(correction, dtype=den.dtype, device=den.device), alpha=-1)
-    elif later:
-        terms = _dense_fractions(groups)
-        tied = torch.zeros(groups.n_groups, dtype=e.dtype, device=e.device)
-        tied.index_add_(0, groups.group, e.index_select(0, groups.event_pos))
-        den.addcmul_(terms, tied.index_select(0, groups.group), value=-1)  # R_k - f_k D_k
+    elif runs is not None:
+        terms = _dense_fractions(runs)
+        tied = torch.zeros(runs.size.shape[0], dtype=e.dtype, device=e.device)
+        tied.index_add_(0, runs.run, e.index_select(0, groups.event_pos))  # D of each run
+        den.addcmul_(terms, tied.index_select(0, runs.run), value=-1)  # R_k - f_k D_k
     value = torch.add((_log(den) - x_event).sum(), shift, alpha=x_event.shape[0])
     return _FastParts(value, e, torch.reciprocal(den), terms)
 
