@@ -33,7 +33,9 @@ class AdamW:
         self.params = list(params)
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self.fused = fused
-        self.state: dict[int, dict[str, Tensor]] = {}  # param index → step (0-d float32), exp_avg, exp_avg_sq
+        self.state: dict[int, dict[str, Tensor]] = {}  # param index → exp_avg, exp_avg_sq
+        self.steps: dict[int, float] = {}  # param index → steps taken (torch keeps a 0-d float32 tensor)
+        self._step_tensor: Tensor | None = None  # the fused kernel reads step counts from tensors
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for param in self.params:
@@ -52,23 +54,22 @@ class AdamW:
         for i in active:
             if i not in self.state:
                 param = self.params[i]
-                self.state[i] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(param),
-                                 "exp_avg_sq": torch.zeros_like(param)}
+                self.state[i] = {"exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
+                self.steps[i] = 0.0
+            self.steps[i] += 1.0  # a float32 count in torch: exact far beyond any training's step count
         params = [self.params[i] for i in active]
         grads = [p.grad for p in params]
         states = [self.state[i] for i in active]
         exp_avgs = [s["exp_avg"] for s in states]
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
-        steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1)
-        if self.fused is not False and self._fused_step(params, grads, exp_avgs, exp_avg_sqs, steps):
+        counts = [self.steps[i] for i in active]
+        if self.fused is not False and self._fused_step(params, grads, exp_avgs, exp_avg_sqs, counts):
             return
         if self.weight_decay != 0:
             torch._foreach_mul_(params, 1 - self.lr * self.weight_decay)
         torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-        counts = [step.item() for step in steps]
         step_sizes = [(self.lr / (1 - beta1**step)) * -1 for step in counts]
         denominators = torch._foreach_sqrt(exp_avg_sqs)
         torch._foreach_div_(denominators, [(1 - beta2**step) ** 0.5 for step in counts])
@@ -76,7 +77,7 @@ class AdamW:
         torch._foreach_addcdiv_(params, exp_avgs, denominators, step_sizes)
 
     def _fused_step(self, params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
-                    exp_avg_sqs: list[Tensor], steps: list[Tensor]) -> bool:
+                    exp_avg_sqs: list[Tensor], counts: list[float]) -> bool:
         """torch's fused AdamW kernel over all parameters (steps already counted); False if it cannot run
         (no kernel for this device in this torch, mixed devices or dtypes): the caller does the foreach step."""
         first = params[0]
@@ -84,6 +85,13 @@ class AdamW:
         if kernel is None or any(t.device != first.device or t.dtype != first.dtype
                                  for group in (params, grads) for t in group):
             return self._no_fused_kernel()
+        # The kernel only reads the counts: one shared tensor serves parameters that took as many steps.
+        if all(count == counts[0] for count in counts):
+            if self._step_tensor is None or self._step_tensor.device != first.device:
+                self._step_tensor = torch.zeros((), dtype=torch.float32, device=first.device)
+            steps = [self._step_tensor.fill_(counts[0])] * len(counts)
+        else:
+            steps = [torch.tensor(count, dtype=torch.float32, device=first.device) for count in counts]
         beta1, beta2 = self.betas
         try:
             kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=self.lr, beta1=beta1, beta2=beta2,
@@ -104,7 +112,8 @@ class AdamW:
                  "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
                  "differentiable": False, "fused": None, "decoupled_weight_decay": True,
                  "params": list(range(len(self.params)))}
-        return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": [group]}
+        state = {i: {"step": torch.tensor(self.steps[i], dtype=torch.float32), **s} for i, s in self.state.items()}
+        return {"state": state, "param_groups": [group]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state written by :meth:`state_dict` or by ``torch.optim.AdamW`` over the same parameters."""
@@ -115,14 +124,14 @@ class AdamW:
         group = groups[0]
         self.lr, self.weight_decay, self.eps = group["lr"], group["weight_decay"], group["eps"]
         self.betas = tuple(group["betas"])
-        self.state = {}
+        self.state, self.steps = {}, {}
         for position, key in enumerate(group["params"]):
             saved = state_dict["state"].get(key)
             if saved is None:
                 continue
             param = self.params[position]
+            self.steps[position] = float(torch.as_tensor(saved["step"], dtype=torch.float32))
             self.state[position] = {
-                "step": torch.as_tensor(saved["step"], dtype=torch.float32).clone(),
                 "exp_avg": saved["exp_avg"].to(param.device, param.dtype).clone(),
                 "exp_avg_sq": saved["exp_avg_sq"].to(param.device, param.dtype).clone(),
             }

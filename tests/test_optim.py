@@ -46,6 +46,26 @@ def test_adamw_updates_are_bit_identical_to_torch(weight_decay, fused):
     assert ours.fused is fused  # the kernel ran (None stays None: no fallback was needed)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_adamw_matches_torch_when_parameters_took_different_numbers_of_steps(fused):
+    """A parameter without a gradient at a step is skipped, so step counts differ between parameters."""
+    ours_net, torch_net = _net(3), _net(3)
+    ours = AdamW(ours_net.parameters(), lr=3e-3, fused=fused)
+    reference = torch.optim.AdamW(torch_net.parameters(), lr=3e-3,
+                                  **({"fused": True} if fused else {"foreach": True}))
+    for step in range(12):
+        for net, optimizer in ((ours_net, ours), (torch_net, reference)):
+            _grads(net, step)
+            if step % 3 == 1:
+                net[2].bias.grad = None
+            optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours_net.parameters(), torch_net.parameters()))
+    ours_state, torch_state = ours.state_dict()["state"], reference.state_dict()["state"]
+    assert [float(ours_state[i]["step"]) for i in sorted(ours_state)] == [12.0, 12.0, 12.0, 8.0]
+    assert [float(ours_state[i]["step"]) for i in sorted(ours_state)] == [float(torch_state[i]["step"])
+                                                                          for i in sorted(torch_state)]
+
+
 def test_adamw_falls_back_to_the_foreach_arithmetic_where_torch_has_no_fused_kernel(monkeypatch):
     def no_kernel(*args, **kwargs):
         raise NotImplementedError("no fused AdamW for this device")
