@@ -144,7 +144,10 @@ class Momentum(nn.Module):
 
         The merged run is kept for this step's push, which then needs no merge of its own.
         """
-        log_hz = estimates.view(-1) if estimates.shape[1:] == (1,) else estimates.reshape(estimates.shape[0], -1)[:, 0]
+        if estimates.dim() == 2 and estimates.shape[1] == 1:
+            log_hz = estimates.reshape(-1)  # (B,): one view, one backward node
+        else:
+            log_hz = estimates.reshape(estimates.shape[0], -1)[:, 0]
         bank = self.bank
         rows, keep = bank.sorted_source()
         if time.dtype != rows.keys.dtype or time.device != rows.keys.device:
