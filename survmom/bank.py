@@ -109,6 +109,10 @@ class MemoryBank(nn.Module):
         if estimates.shape[1] != self.dim:
             raise StateError(f"bank holds estimates of width {self.dim}, got width {estimates.shape[1]}")
         n = min(estimates.shape[0], self.capacity)
+        use_merged = merged is not None and n == estimates.shape[0]
+        if use_merged and (merged.rows.keys.shape[0] != self.count + n or merged.pushed_at.shape[0] != n):
+            raise StateError(f"merged run has {merged.rows.keys.shape[0]} rows and {merged.pushed_at.shape[0]} "
+                             f"pushed, expected {self.count} bank + {n} pushed")  # checked before any write
         new_estimates, new_events, new_times = (
             (estimates, events, times) if n == estimates.shape[0] else (estimates[-n:], events[-n:], times[-n:]))
         # Write at [position, position + n), wrapping past the end: slices, copy_ converts dtype and device.
@@ -123,7 +127,7 @@ class MemoryBank(nn.Module):
         if new_values.dtype != self.estimates.dtype:  # rounded as stored
             new_values = new_values.to(self.estimates.dtype)
         new_values = new_values.to(self.order_values)
-        if merged is not None and n == estimates.shape[0]:
+        if use_merged:
             self._drop_overwritten(merged, new_values)
         else:
             self._merge_into_sorted(SortedRows(torch.neg(new_times.to(self.order_keys)), new_values,
@@ -142,9 +146,6 @@ class MemoryBank(nn.Module):
         rows, pushed_at = merged
         n = new_values.shape[0]
         self._uncompacted = None  # the merge includes what was kept
-        if rows.keys.shape[0] != self.count + n or pushed_at.shape[0] != n:
-            raise StateError(f"merged run has {rows.keys.shape[0]} rows and {pushed_at.shape[0]} pushed, "
-                             f"expected {self.count} bank + {n} pushed")
         rows.values.index_copy_(0, pushed_at, new_values)
         if self.count + n <= self.capacity:  # nothing is overwritten
             for source, target in zip(rows, self._order_fields(), strict=True):

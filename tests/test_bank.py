@@ -160,12 +160,18 @@ def test_push_with_a_merged_run_keeps_the_same_sorted_run_as_its_own_merge(capac
         assert (hinted.position, hinted.count, hinted.pushed) == (plain.position, plain.count, plain.pushed)
 
 
-def test_push_refuses_a_merged_run_of_the_wrong_length():
+def test_push_refuses_a_merged_run_of_the_wrong_length_and_changes_nothing():
     bank = MemoryBank(capacity=8)
     bank.push(torch.zeros(3, 1), torch.ones(3, dtype=torch.bool), torch.arange(3.0))
+    before = {key: value.clone() if isinstance(value, torch.Tensor) else value
+              for key, value in bank.state_dict().items()}
     with pytest.raises(StateError, match="merged run has 4 rows"):
         bank.push(torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), torch.arange(2.0),
                   merged=MergedRows(SortedRows(*(torch.zeros(4),) * 4), torch.arange(2)))
+    after = bank.state_dict()
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        assert torch.equal(after[key], value) if isinstance(value, torch.Tensor) else after[key] == value
 
 
 @pytest.mark.parametrize(("name", "capacity"), [("full", 7), ("partial", 40)])
