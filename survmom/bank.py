@@ -57,7 +57,6 @@ class MemoryBank(nn.Module):
         self.register_buffer("estimates", torch.zeros(capacity, dim, dtype=dtype))
         self.register_buffer("events", torch.zeros(capacity, dtype=torch.bool))
         self.register_buffer("times", torch.zeros(capacity, dtype=torch.float64))
-        self.register_buffer("_offsets", torch.arange(capacity), persistent=False)
         # The rows sorted by descending time (first ``count`` entries valid), see by_time.
         self.register_buffer("order_keys", torch.zeros(capacity, dtype=torch.float64))
         self.register_buffer("order_values", torch.zeros(capacity, dtype=torch.float64))
@@ -80,11 +79,6 @@ class MemoryBank(nn.Module):
     def fill(self) -> float:
         """Fraction of the capacity in use, in [0, 1] (1 for a zero-capacity bank)."""
         return self.count / self.capacity if self.capacity else 1.0
-
-    def incoming_positions(self, rows: int) -> torch.Tensor:
-        """Ring positions (rows,) that the next push of ``rows`` <= capacity rows will write, in row order."""
-        index = self._offsets[:rows] + self.position
-        return torch.where(index >= self.capacity, index - self.capacity, index)
 
     def incoming_seq(self, rows: int) -> torch.Tensor:
         """Sequence numbers (rows,) that the next push of ``rows`` <= capacity rows will give, in row order."""

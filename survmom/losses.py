@@ -257,8 +257,7 @@ class _FewTies(NamedTuple):
     corrected: Tensor  # (T,) int64 indices of the events with l >= 1 (f > 0)
     fraction: list[float]  # f of each corrected event
     run: list[int]  # the run of each corrected event
-    member_run: dict[int, int]  # sorted position of each event in a run -> its run
-    member_e: dict[int, float]  # sorted position of each event in a run -> e there
+    members: dict[int, tuple[int, float]]  # sorted position of each event in a run -> (its run, e there)
     n_runs: int
 
 
@@ -274,8 +273,7 @@ def _few_ties(groups: _TieGroups, e: Tensor, later: Tensor) -> tuple[_FewTies, l
     members = torch.tensor([k for run in runs for k in run], dtype=torch.int64, device=e.device)
     positions = groups.event_pos.index_select(0, members)
     position_list, e_list = positions.tolist(), e.index_select(0, positions).tolist()
-    member_run: dict[int, int] = {}
-    member_e: dict[int, float] = {}
+    members: dict[int, tuple[int, float]] = {}
     fraction: list[float] = []
     run_of: list[int] = []
     correction: list[float] = []
@@ -285,22 +283,22 @@ def _few_ties(groups: _TieGroups, e: Tensor, later: Tensor) -> tuple[_FewTies, l
         total = 0.0
         for i in range(first, first + d):
             total += e_list[i]
-            member_run[position_list[i]] = r
-            member_e[position_list[i]] = e_list[i]
+            members[position_list[i]] = (r, e_list[i])
         for rank in range(1, d):
             fraction.append(rank / d)
             run_of.append(r)
             correction.append(rank / d * total)
         first += d
-    return _FewTies(later, fraction, run_of, member_run, member_e, len(runs)), correction
+    return _FewTies(later, fraction, run_of, members, len(runs)), correction
 
 
-def _tied_sums(few: _FewTies, inv_den: Tensor, scale: float) -> list[float]:
-    """Per run: the sum of ``f_k w_k`` over its corrected events, ``w_k = scale / (R_k - f_k D)``."""
+def _few_ties_terms(few: _FewTies, inv_den: Tensor, scale: float) -> dict[int, float]:
+    """Efron's gradient term ``e_j sum_{k tied with j} f_k w_k`` (``w_k = scale / (R_k - f_k D)``) of each
+    event j in a run, by its sorted position."""
     sums = [0.0] * few.n_runs
     for f, r, inv in zip(few.fraction, few.run, inv_den.index_select(0, few.corrected).tolist(), strict=True):
         sums[r] += f * (inv * scale)
-    return sums
+    return {p: e * sums[r] for p, (r, e) in few.members.items()}
 
 
 # Up to this many later tied events (T = E - U), Efron's terms are computed on Python numbers (_FewTies):
@@ -385,12 +383,9 @@ def _cox_fast_grad(parts: _FastParts, groups: _TieGroups, dtype: torch.dtype, sc
     else:
         grad.index_add_(0, groups.event_pos, torch.full_like(w, scale), alpha=-1)
     if isinstance(parts.efron, _FewTies):
-        few = parts.efron
-        sums = _tied_sums(few, parts.inv_den, scale)
-        positions = list(few.member_run)
-        terms = [few.member_e[p] * sums[few.member_run[p]] for p in positions]
-        grad.index_add_(0, torch.tensor(positions, device=e.device), torch.tensor(terms, dtype=e.dtype,
-                                                                                   device=e.device), alpha=-1)
+        terms = _few_ties_terms(parts.efron, parts.inv_den, scale)
+        grad.index_add_(0, torch.tensor(list(terms), device=e.device),
+                        torch.tensor(list(terms.values()), dtype=e.dtype, device=e.device), alpha=-1)
     grad = grad.to(dtype)
     if groups.order is None:
         return grad
@@ -527,13 +522,12 @@ def _cox_fast_grad_at(parts: _FastParts, groups: _TieGroups, pooled: _PooledPart
 def _few_ties_grad_at(grad: Tensor, few: _FewTies, inv_den: Tensor, position: Tensor, scale: float) -> None:
     """Subtract, in place, Efron's ``e_j sum_{k tied with j} f_k w_k`` from ``grad`` (B,) of the rows at the
     sorted positions ``position`` (B,) that are events in a run of tied events."""
-    sums = _tied_sums(few, inv_den, scale)
+    by_position = _few_ties_terms(few, inv_den, scale)
     rows, terms = [], []
     for row, p in enumerate(position.tolist()):
-        run = few.member_run.get(p)
-        if run is not None:
+        if p in by_position:
             rows.append(row)
-            terms.append(few.member_e[p] * sums[run])
+            terms.append(by_position[p])
     if rows:
         grad.index_add_(0, torch.tensor(rows, device=grad.device),
                         torch.tensor(terms, dtype=grad.dtype, device=grad.device), alpha=-1)

@@ -154,7 +154,7 @@ class Trainer:
         # first epoch's steps (or at an interruption) from a copy, so that training starts without waiting.
         start_weights = None
         if self.step == 0 and self.best_metric is None and self.fitted_start:
-            start_weights = {k: v.detach().clone() for k, v in self.momentum.target.state_dict().items()}
+            start_weights = _state_copy(self.momentum.target)
 
         def score_start() -> None:
             nonlocal start_weights
@@ -219,7 +219,7 @@ class Trainer:
         improved = metric is not None and (self.best_metric is None or metric > self.best_metric)
         if improved:
             self.best_metric, self.best_epoch = metric, self.epoch
-            self.best_target = {k: v.detach().clone() for k, v in self.momentum.target.state_dict().items()}
+            self.best_target = _state_copy(self.momentum.target)
             self.epochs_without_improvement = 0
         elif metric is not None:
             self.epochs_without_improvement += 1
@@ -245,7 +245,7 @@ class Trainer:
         ``start_weights``: the target's state before the first step (default: the target as it is now).
         """
         if start_weights is None:
-            start_weights = {k: v.detach().clone() for k, v in self.momentum.target.state_dict().items()}
+            start_weights = _state_copy(self.momentum.target)
         with _weights(self.momentum.target, start_weights):
             metric = self.validation_cindex()
         if metric is not None and (self.best_metric is None or metric > self.best_metric):
@@ -341,6 +341,11 @@ def _freeze_linear_path(backbone: torch.nn.Module, frozen: bool) -> None:
         backbone.linear.requires_grad_(not frozen)
 
 
+def _state_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of ``module``'s state dict (its tensors stay on their device)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 def _to_cpu(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
@@ -353,7 +358,7 @@ def _to_cpu(value: Any) -> Any:
 
 @contextmanager
 def _weights(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterator[None]:
-    original = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    original = _state_copy(module)
     module.load_state_dict(state)
     try:
         yield

@@ -105,7 +105,7 @@ def test_moves_with_to():
     bank = MemoryBank(capacity=4).to(torch.float64)
     assert bank.estimates.dtype == torch.float64 and bank.times.dtype == torch.float64
     bank = bank.to("meta")
-    assert bank.estimates.device.type == "meta" and bank._offsets.device.type == "meta"
+    assert bank.estimates.device.type == "meta" and bank.order_seq.device.type == "meta"
 
 
 @settings(max_examples=60, deadline=None)
