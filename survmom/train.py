@@ -131,6 +131,8 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self.first_step_done: float | None = None  # perf_counter() when this process finished its first step
+        # The last prediction state and the best-target weights and time scale it was computed from.
+        self._prediction: tuple[dict[str, torch.Tensor], float, dict[str, Any]] | None = None
 
     # --- batches -------------------------------------------------------------------------------------
     def batch_bounds(self) -> list[tuple[int, int]]:
@@ -303,13 +305,23 @@ class Trainer:
         }
 
     def prediction_state(self) -> dict[str, Any]:
-        """What predict needs beyond the weights: the Cox Breslow baseline on the training rows."""
+        """What predict needs beyond the weights: the Cox Breslow baseline on the training rows.
+
+        It takes a forward pass over every training row, so it is computed again only when the weights it
+        depends on change: every epoch without validation (the current target), else when the best
+        validated target does (a new best dict, never changed in place).
+        """
         if self.config.loss != "cox":
             return {}
+        best, cached = self.best_target, self._prediction
+        if best is not None and cached is not None and cached[0] is best and cached[1] == self.time_scale:
+            return dict(cached[2])
         with _weights(self.momentum.target, self.final_target_state()):
             log_hz = self.infer(self.train_data.x)[:, 0].double().cpu()
         times, cumhaz = breslow_baseline(log_hz, self.train_data.event.cpu(), self.train_data.time.double().cpu())
-        return {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz}
+        state = {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz}
+        self._prediction = None if best is None else (best, self.time_scale, state)
+        return dict(state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore everything :meth:`state_dict` saved (same config and data shape)."""

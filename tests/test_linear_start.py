@@ -267,3 +267,44 @@ def test_wide_inputs_use_fewer_rows_so_memory_stays_bounded(monkeypatch):
                                                                        cox_loss(log_hz, *a, **k))[1])
     assert fit_linear_start(nn.Linear(20, 1), x, event, time, "cox")
     assert seen == [20] and set(rows_used) == {2_500}  # 50,000 entries / 20 features
+
+
+def test_each_checkpoint_holds_the_baseline_of_its_best_target_scored_once_per_best(rossi):
+    """The Breslow baseline (a pass over every training row) is computed again only when the best target
+    changes; every saved one still equals a fresh computation from that checkpoint's best weights."""
+    import copy
+
+    from survmom.losses import breslow_baseline
+
+    trainer = _trainer(rossi, epochs=6, patience=None, linear_init=False)
+    train_rows = trainer.train_data.x.shape[0]
+    scored_train_rows = []
+    infer = trainer.infer
+
+    def counting_infer(x, *args, **kwargs):
+        if x.shape[0] == train_rows:
+            scored_train_rows.append(1)
+        return infer(x, *args, **kwargs)
+
+    trainer.infer = counting_infer
+    saved = []
+
+    class Quiet:
+        def start_epoch(self, *args): ...
+        def step(self, *args): ...
+        def end_epoch(self, *args): ...
+        def start_validated(self, *args): ...
+
+    trainer.fit(6, Quiet(), lambda state: saved.append(copy.deepcopy(state)))
+    best_epochs = [state["best"]["epoch"] for state in saved]
+    assert len(saved) == 6 and 1 < len(set(best_epochs)) < 6  # the best changed, and not at every epoch
+    assert len(scored_train_rows) == len(set(best_epochs))
+    data = trainer.train_data
+    for state in saved:
+        network = copy.deepcopy(trainer.momentum.target)
+        network.load_state_dict(state["best"]["target"])
+        with torch.no_grad():
+            log_hz = network(data.x)[:, 0].double()
+        times, cumhaz = breslow_baseline(log_hz, data.event, data.time.double())
+        torch.testing.assert_close(state["prediction"]["baseline_times"], times * trainer.time_scale)
+        torch.testing.assert_close(state["prediction"]["baseline_cumhaz"], cumhaz)
