@@ -64,8 +64,12 @@ def survmom_command(*args: str | Path) -> list[str]:
     return [*base, *map(str, args)]
 
 
-def generate_cohort(rows: int, seed: int = 0) -> pd.DataFrame:
-    """``rows`` × (20 numeric + 2 categorical) covariates with a Cox-Weibull outcome, ~30% censored."""
+def generate_cohort(rows: int, seed: int = 0, whole_days: bool = True) -> pd.DataFrame:
+    """``rows`` × (20 numeric + 2 categorical) covariates with a Cox-Weibull outcome, ~30% censored.
+
+    Times are rounded up to whole days (many tied times: 4,649 distinct among 200,000 rows), or with
+    ``whole_days=False`` left continuous (no ties; the same covariates and events).
+    """
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, 20)).astype(np.float64)
     frame = pd.DataFrame(x.copy(), columns=[f"x{i:02d}" for i in range(20)])
@@ -75,17 +79,19 @@ def generate_cohort(rows: int, seed: int = 0) -> pd.DataFrame:
     eta = 0.5 * x[:, 0] - 0.4 * x[:, 1] + 0.3 * x[:, 2] * x[:, 3] + 0.3 * (frame["group"] == "b").to_numpy()
     event_time = 1000 * (-np.log(rng.random(rows)) * np.exp(-eta)) ** (1 / 1.3)
     censor_time = rng.exponential(2500, rows)
-    frame["time"] = np.maximum(np.ceil(np.minimum(event_time, censor_time)), 1.0)
+    time = np.minimum(event_time, censor_time)
+    frame["time"] = np.maximum(np.ceil(time), 1.0) if whole_days else time
     frame["event"] = (event_time <= censor_time).astype(np.int8)
     return frame
 
 
-def cohort_files(rows: int) -> tuple[Path, Path]:
+def cohort_files(rows: int, whole_days: bool = True) -> tuple[Path, Path]:
     """Parquet and CSV files of :func:`generate_cohort` (cached under bench_results/data)."""
     DATA.mkdir(parents=True, exist_ok=True)
-    parquet, csv = DATA / f"cohort_{rows}.parquet", DATA / f"cohort_{rows}.csv"
+    name = f"cohort_{rows}" if whole_days else f"cohort_{rows}_continuous"
+    parquet, csv = DATA / f"{name}.parquet", DATA / f"{name}.csv"
     if not (parquet.exists() and csv.exists()):
-        frame = generate_cohort(rows)
+        frame = generate_cohort(rows, whole_days=whole_days)
         frame.to_parquet(parquet, index=False)
         frame.to_csv(csv, index=False)
     return parquet, csv
