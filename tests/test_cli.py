@@ -253,3 +253,51 @@ def test_progress_reports_the_linear_start_as_epoch_zero(tmp_path):
     plain = survmom("train", SAMPLE / "cohort.csv", "--id-col", "id", "--epochs", "1", "--no-linear-init",
                     "--out", tmp_path / "p.pt")
     assert "linear start" not in plain.stderr
+
+
+def test_commands_import_with_the_collector_paused_then_freeze_and_reenable_it(trained):
+    """The heavy imports run with the cyclic collector off; it is on again for the work (a long training
+    must still collect cycles), and at the end the live objects are frozen (the exit collection skips them)."""
+    code = f"""
+import gc, sys
+import survmom.cli as cli
+states = []
+original = cli._collector_paused
+def watched():
+    states.append(("before", gc.isenabled()))
+    with original():
+        states.append(("inside", gc.isenabled()))
+        yield
+    states.append(("after", gc.isenabled(), gc.get_freeze_count() > 0))
+import contextlib
+cli._collector_paused = contextlib.contextmanager(watched)
+sys.argv = ["survmom", "predict", {str(trained["cox"])!r}, {str(SAMPLE / "new_patients.csv")!r}]
+try:
+    cli.main()
+except SystemExit as stop:
+    assert stop.code in (0, None), stop.code
+print(states, gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('"id","log_hazard"')  # the predictions themselves
+    assert result.stderr.strip().splitlines()[-1] == (
+        "[('before', True), ('inside', False), ('after', True, True)] True True")
+
+
+def test_the_collector_pause_restores_its_state_on_errors():
+    import gc
+
+    from survmom.cli import _collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(ImportError), _collector_paused():
+        import survmom_no_such_module  # noqa: F401
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collector_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
