@@ -2,7 +2,7 @@
 
 A model is trained for one epoch on 50,000 generated rows, then `survmom predict` runs through the CLI on
 N and N/10 rows. Rows/s counts the whole command (process start, torch import, read, predict, write);
-"marginal rows/s" is (N - N/10) / (wall at N - wall at N/10): the rate once the fixed start-up (about 2 s:
+"marginal rows/s" is (N - N/10) / (wall at N - wall at N/10): the rate once the fixed start-up (about 1.2 s:
 Python, torch import, checkpoint load) is paid, i.e. what each extra row costs. Peak RSS is the child's
 maximum resident set. Memory must not grow with the number of rows: besides the two sizes, one more run per
 format on N rows records the peak RSS so far after every 65,536-row chunk, printed after 25/50/75/100% of
