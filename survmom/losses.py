@@ -270,8 +270,8 @@ def _few_ties(groups: _TieGroups, e: Tensor, later: Tensor) -> tuple[_FewTies, l
             runs[-1].append(k)
         else:
             runs.append([k - 1, k])
-    members = torch.tensor([k for run in runs for k in run], dtype=torch.int64, device=e.device)
-    positions = groups.event_pos.index_select(0, members)
+    in_runs = torch.tensor([k for run in runs for k in run], dtype=torch.int64, device=e.device)
+    positions = groups.event_pos.index_select(0, in_runs)
     position_list, e_list = positions.tolist(), e.index_select(0, positions).tolist()
     members: dict[int, tuple[int, float]] = {}
     fraction: list[float] = []

@@ -131,8 +131,9 @@ class Trainer:
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
         self.first_step_done: float | None = None  # perf_counter() when this process finished its first step
-        # The last prediction state and the best-target weights and time scale it was computed from.
-        self._prediction: tuple[dict[str, torch.Tensor], float, dict[str, Any]] | None = None
+        # The last prediction state, and the best-target dict it was computed from (a new dict on every new
+        # best and on load_state_dict, never changed in place).
+        self._prediction: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
 
     # --- batches -------------------------------------------------------------------------------------
     def batch_bounds(self) -> list[tuple[int, int]]:
@@ -241,13 +242,11 @@ class Trainer:
         self.batch_index, self.epoch_loss_sum, self.epoch_samples, self.epoch_seconds = 0, 0.0, 0, 0.0
         return record
 
-    def validate_start(self, start_weights: dict[str, torch.Tensor] | None = None) -> None:
+    def validate_start(self, start_weights: dict[str, torch.Tensor]) -> None:
         """Score the untrained target (epoch 0: the linear start, if any) so early stopping can keep it.
 
-        ``start_weights``: the target's state before the first step (default: the target as it is now).
+        ``start_weights``: the target's state before the first step.
         """
-        if start_weights is None:
-            start_weights = _state_copy(self.momentum.target)
         with _weights(self.momentum.target, start_weights):
             metric = self.validation_cindex()
         if metric is not None and (self.best_metric is None or metric > self.best_metric):
@@ -314,13 +313,13 @@ class Trainer:
         if self.config.loss != "cox":
             return {}
         best, cached = self.best_target, self._prediction
-        if best is not None and cached is not None and cached[0] is best and cached[1] == self.time_scale:
-            return dict(cached[2])
+        if best is not None and cached is not None and cached[0] is best:
+            return dict(cached[1])
         with _weights(self.momentum.target, self.final_target_state()):
             log_hz = self.infer(self.train_data.x)[:, 0].double().cpu()
         times, cumhaz = breslow_baseline(log_hz, self.train_data.event.cpu(), self.train_data.time.double().cpu())
         state = {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz}
-        self._prediction = None if best is None else (best, self.time_scale, state)
+        self._prediction = None if best is None else (best, state)
         return dict(state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
