@@ -149,7 +149,8 @@ class Momentum(nn.Module):
     def _pooled_cox_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         """Cox loss over bank + batch merged by time (the bank is kept sorted); gradient to the batch only.
 
-        The merged run is kept for this step's push, which then needs no merge of its own.
+        The merged run is kept for this step's push, which then needs no merge of its own. A batch already in
+        order of descending time (as :class:`~survmom.train.Trainer` hands them) is not sorted again.
         """
         if estimates.dim() == 2 and estimates.shape[1] == 1:
             log_hz = estimates.reshape(-1)  # (B,): one view, one backward node
@@ -159,13 +160,19 @@ class Momentum(nn.Module):
         rows, keep = bank.sorted_source()
         if time.dtype != rows.keys.dtype or time.device != rows.keys.device:
             time = time.to(rows.keys)
-        batch_keys, order = torch.sort(torch.neg(time), stable=True)
+        batch_keys = torch.neg(time)
+        order: torch.Tensor | None = None  # None: the batch rows are already in order of descending time
+        if not _ascending(batch_keys):
+            batch_keys, order = torch.sort(batch_keys, stable=True)
         gather, sorted_position = merge_order(rows.keys, batch_keys, keep)
-        position = torch.empty_like(sorted_position).index_copy_(0, order, sorted_position)
+        position = sorted_position
+        if order is not None:
+            position = torch.empty_like(sorted_position).index_copy_(0, order, sorted_position)
 
         def merged(bank_field: torch.Tensor, batch_field: torch.Tensor) -> torch.Tensor:
             """A bank field (n,) and a batch field (B,) in batch row order, merged by time: (n + B,)."""
-            return merge_runs(bank_field, batch_field.index_select(0, order), gather, sorted_position)
+            in_order = batch_field if order is None else batch_field.index_select(0, order)
+            return merge_runs(bank_field, in_order, gather, sorted_position)
 
         keys = merge_runs(rows.keys, batch_keys, gather, sorted_position)
         values = merged(rows.values, log_hz.detach().to(rows.values))
@@ -173,8 +180,8 @@ class Momentum(nn.Module):
             event = event.to(device=rows.events.device, dtype=torch.bool)
         events = merged(rows.events, event)
         if 0 < log_hz.shape[0] <= bank.capacity:
-            # The batch rows' sequence numbers are bank.incoming_seq(B); in sorted order: pushed + order.
-            seq = merge_runs(rows.seq, order + bank.pushed, gather, sorted_position)
+            # The batch rows' sequence numbers are bank.incoming_seq(B), in batch row order.
+            seq = merged(rows.seq, bank.incoming_seq(log_hz.shape[0]))
             self._merged = MergedRows(SortedRows(keys, values, events, seq), position)
         return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties, batch_event=event)
 
@@ -224,6 +231,11 @@ class Momentum(nn.Module):
             first = str(error).strip().splitlines()
             detail = " ".join(line.strip() for line in first[:3])
             raise StateError(f"Momentum state does not match this model: {detail}") from error
+
+
+def _ascending(keys: torch.Tensor) -> bool:
+    """Whether ``keys`` (B,) never decrease: a batch already sorted by time needs no sort (NaN: False)."""
+    return keys.shape[0] < 2 or bool(torch.all(keys[1:] >= keys[:-1]))
 
 
 def _resolve_loss(loss: str | LossFn, ties: str) -> LossFn:

@@ -23,7 +23,7 @@ from survmom.checkpoint import FORMAT, FORMAT_VERSION
 from survmom.config import TrainConfig
 from survmom.errors import TrainingDiverged
 from survmom.linear_start import fit_linear_start
-from survmom.losses import breslow_baseline, weibull_loss
+from survmom.losses import breslow_baseline, descending_time_key, weibull_loss
 from survmom.metrics import concordance_index
 from survmom.model import LinearSkip, build_backbone, set_output_bias
 from survmom.momentum import Momentum
@@ -134,6 +134,7 @@ class Trainer:
         # The last prediction state, and the best-target dict it was computed from (a new dict on every new
         # best and on load_state_dict, never changed in place).
         self._prediction: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
+        self._batch_sort_key: tuple[torch.Tensor, torch.Tensor] | None = None  # see epoch_permutation
 
     # --- batches -------------------------------------------------------------------------------------
     def batch_bounds(self) -> list[tuple[int, int]]:
@@ -145,9 +146,21 @@ class Trainer:
         return bounds
 
     def epoch_permutation(self, epoch: int) -> torch.Tensor:
-        """The row order of ``epoch``: a permutation seeded by (seed, epoch), so resuming needs no state."""
+        """The row order of ``epoch``: a permutation seeded by (seed, epoch), so resuming needs no state.
+
+        For Cox, the rows of each batch (:meth:`batch_bounds`) are then put in order of descending time, ties
+        in permutation order: the pooled loss needs every batch sorted by time, and one sort per epoch costs
+        less than one per step (the batches hold the same rows either way).
+        """
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.train_data.time), generator=generator).to(self.device)
+        order = torch.randperm(len(self.train_data.time), generator=generator)
+        if self.config.loss == "cox":
+            if self._batch_sort_key is None:
+                self._batch_sort_key = _batch_sort_key(self.train_data.time, self.batch_bounds())
+            batch_base, time_rank = self._batch_sort_key
+            _, by_time = torch.sort(time_rank.index_select(0, order).add_(batch_base), stable=True)
+            order = order.index_select(0, by_time)
+        return order.to(self.device)
 
     # --- the loop ------------------------------------------------------------------------------------
     def fit(self, epochs: int, reporter: Reporter, save: Callable[[dict[str, Any]], None]) -> None:
@@ -344,6 +357,24 @@ class Trainer:
         }
         self.history = [dict(record) for record in state["history"]]
         self.time_scale = state["time_scale"]
+
+
+def _batch_sort_key(time: torch.Tensor, bounds: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch base, time rank), int64 (n,) on the CPU: ``batch_base[i] + time_rank[row]`` for the row at
+    position i of an epoch's order sorts the positions by batch, then by descending time within a batch.
+
+    ``time_rank`` is the dense rank of each row's time in descending order (0 for the latest time; equal times,
+    equal ranks); ``batch_base`` is the batch of each position times the number of distinct times.
+    """
+    key, order = torch.sort(descending_time_key(time.detach().cpu()))
+    distinct = torch.ones_like(key, dtype=torch.bool)
+    torch.ne(key[1:], key[:-1], out=distinct[1:])
+    rank = torch.cumsum(distinct, 0).sub_(1)
+    time_rank = torch.empty_like(rank).index_copy_(0, order, rank)
+    sizes = torch.tensor([stop - start for start, stop in bounds])
+    distinct_times = int(rank[-1]) + 1 if rank.numel() else 1
+    batch_base = torch.repeat_interleave(torch.arange(len(bounds)).mul_(distinct_times), sizes)
+    return batch_base, time_rank
 
 
 def _freeze_linear_path(backbone: torch.nn.Module, frozen: bool) -> None:

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from survmom import momentum as momentum_module
 from survmom.errors import ConfigError, StateError
 from survmom.losses import cox_loss, weibull_loss
-from survmom.momentum import Momentum
+from survmom.momentum import Momentum, _ascending
 
 
 def mlp(out: int = 1, seed: int = 0, batchnorm: bool = False) -> nn.Sequential:
@@ -72,6 +73,38 @@ def test_pooled_cox_loss_is_loss_over_bank_plus_batch_with_gradient_only_on_batc
     for ours, theirs in zip(model.online.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-7)
     assert all(p.grad is None for p in model.target.parameters())
+
+
+def test_a_batch_in_time_order_skips_the_sort_and_takes_exactly_the_step_the_sort_would(monkeypatch):
+    # A capacity of 2.5 batches: part of a batch is overwritten at a time, so the rows' push order matters.
+    skipping, sorting = (Momentum(mlp(), "cox", bank_size=20, rate=0.5).double() for _ in range(2))
+    optimizers = [torch.optim.SGD(m.online.parameters(), lr=0.1) for m in (skipping, sorting)]
+    for x, e, t in survival_batches(7, 8, seed=3):
+        t = torch.floor(t * 0.4)  # ties within the batch and with the bank
+        by_time = torch.sort(-t, stable=True).indices
+        x, e, t = x[by_time].double(), e[by_time], t[by_time]
+        loss_skipping = skipping(x, e, t)
+        with monkeypatch.context() as patch:
+            patch.setattr(momentum_module, "_ascending", lambda keys: False)  # sort anyway
+            loss_sorting = sorting(x, e, t)
+        assert torch.equal(loss_skipping, loss_sorting)
+        for opt, loss in zip(optimizers, (loss_skipping, loss_sorting), strict=True):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        for a, b in zip(skipping.online.parameters(), sorting.online.parameters(), strict=True):
+            assert torch.equal(a, b)
+        banks = [m.bank.by_time() for m in (skipping, sorting)]
+        assert all(torch.equal(a, b) for a, b in zip(*banks, strict=True))  # keys, values, events, seq
+        ring = banks[0].seq % skipping.bank.capacity  # each sorted row is the ring row it names
+        assert torch.equal(skipping.bank.times[ring], -banks[0].keys)
+        assert torch.equal(skipping.bank.estimates[ring, 0], banks[0].values)
+
+
+@pytest.mark.parametrize(("time", "ascending"), [([3.0, 2.0, 2.0, 1.0], True), ([3.0, 1.0, 2.0], False),
+                                                  ([2.0, float("nan")], False), ([5.0], True), ([], True)])
+def test_only_batches_in_descending_time_count_as_sorted(time, ascending):
+    assert _ascending(torch.neg(torch.tensor(time, dtype=torch.float64))) is ascending
 
 
 @pytest.mark.parametrize("sizes", [[16, 16, 5], [3, 40, 1, 16], [1]])

@@ -1,0 +1,50 @@
+"""The trainer's epoch order: seeded batches, each in order of descending time for Cox."""
+
+import pytest
+import torch
+
+from survmom.config import TrainConfig
+from survmom.train import Tensors, Trainer
+
+
+def _trainer(loss: str, n: int = 1000, batch: int = 64, batchnorm: bool = False) -> Trainer:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=gen)
+    event = torch.rand(n, generator=gen) < 0.6
+    time = torch.randint(1, 40, (n,), generator=gen).double()  # heavy ties
+    config = TrainConfig(loss=loss, batch=batch, epochs=2, hidden=[4], threads=1, linear_skip=False,
+                         batchnorm=batchnorm, seed=7)
+    return Trainer(config, 3, Tensors(x, event, time), None, torch.device("cpu"))
+
+
+def _permutation(trainer: Trainer, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(trainer.config.seed * 1_000_003 + epoch)
+    return torch.randperm(len(trainer.train_data.time), generator=generator)
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_cox_batches_hold_the_permutations_rows_by_descending_time_ties_in_permutation_order(batchnorm):
+    # 961 rows in batches of 64: with BatchNorm the last 1-row batch joins the one before (bounds differ).
+    trainer = _trainer("cox", n=961, batchnorm=batchnorm)
+    time = trainer.train_data.time
+    for epoch in (0, 3):
+        order, raw = trainer.epoch_permutation(epoch), _permutation(trainer, epoch)
+        for start, stop in trainer.batch_bounds():
+            rows = raw[start:stop]
+            expected = rows[torch.sort(-time[rows], stable=True).indices]
+            assert torch.equal(order[start:stop], expected)
+    assert trainer.batch_bounds()[-1][1] - trainer.batch_bounds()[-1][0] == (65 if batchnorm else 1)
+
+
+def test_weibull_batches_keep_the_permutation_order():
+    trainer = _trainer("weibull")
+    assert torch.equal(trainer.epoch_permutation(2), _permutation(trainer, 2))
+
+
+def test_a_single_row_and_a_single_time_are_batched():
+    trainer = _trainer("cox", n=1)
+    assert trainer.epoch_permutation(0).tolist() == [0]
+    trainer = _trainer("cox", n=100)
+    trainer.train_data.time.fill_(5.0)
+    trainer._batch_sort_key = None  # ranks were computed from the old times
+    assert torch.equal(trainer.epoch_permutation(1), _permutation(trainer, 1))  # all tied: permutation order
