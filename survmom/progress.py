@@ -33,7 +33,7 @@ class QuietReporter:
         self.console = console
 
     def warn(self, message: str) -> None:
-        self.console.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True)
+        self.console.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True, markup=False)
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
         pass
@@ -126,10 +126,11 @@ class RichReporter(PlainReporter):
 
     def start_validated(self, cindex: float) -> None:
         self.val = cindex
-        self.progress.console.print(_start_line(cindex), highlight=False)
+        self.progress.console.print(_start_line(cindex), highlight=False, markup=False)
 
     def warn(self, message: str) -> None:
-        self.progress.console.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True)
+        self.progress.console.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True,
+                                    markup=False)  # user text (column names, values) is shown as is
 
     def close(self) -> None:
         self.progress.stop()

@@ -55,10 +55,12 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
 def render_summary(summary: dict[str, Any]) -> None:
     """Print the summary as Rich tables on stderr."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(stderr=True)
-    overview = Table(title=f"survmom checkpoint {summary['checkpoint']}", show_header=False)
+    # Paths, column names and types are user text: escaped, so that "[kg]" is shown rather than read as markup.
+    overview = Table(title=f"survmom checkpoint {escape(str(summary['checkpoint']))}", show_header=False)
     overview.add_column("item", style="bold")
     overview.add_column("value")
     config, progress, validation = summary["config"], summary["progress"], summary["validation"]
@@ -81,13 +83,13 @@ def render_summary(summary: dict[str, Any]) -> None:
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
     ]
     for item, value in rows:
-        overview.add_row(item, value)
+        overview.add_row(item, escape(value))
     console.print(overview)
     columns = Table(title="input columns")
     columns.add_column("column")
     columns.add_column("type")
     for name in summary["schema"]["input_columns"]:
-        columns.add_row(str(name), str(summary["schema"]["column_types"].get(name, "?")))
+        columns.add_row(escape(str(name)), escape(str(summary["schema"]["column_types"].get(name, "?"))))
     console.print(columns)
 
 

@@ -301,3 +301,15 @@ def test_the_collector_pause_restores_its_state_on_errors():
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+def test_column_names_and_values_with_rich_markup_are_shown_literally(tmp_path):
+    frame = pd.read_csv(SAMPLE / "cohort.csv").head(300)
+    frame["dose [mg]"] = 1.0  # constant: warned about by name
+    frame["x[/i]"] = frame["age"] if "age" in frame else np.arange(len(frame))  # "[/i]" closes no tag
+    frame.to_csv(tmp_path / "units.csv", index=False)
+    model = tmp_path / "units.pt"
+    trained_run = survmom("train", tmp_path / "units.csv", "--epochs", "1", "--out", model)
+    assert "'dose [mg]'" in trained_run.stderr
+    shown = survmom("inspect", model)
+    assert "dose [mg]" in shown.stderr and "x[/i]" in shown.stderr
