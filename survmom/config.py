@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ DEVICES = ("auto", "cpu", "cuda")
 RATE_SCHEDULES = ("constant", "cosine")
 DEFAULT_BANK_SIZE = 2048
 SMALL_DATA_BATCH = 32
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds fit; the trainer derives per-epoch seeds from it
 STEPS_PER_EPOCH_LARGE_DATA = 500
 ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
 
@@ -127,6 +129,7 @@ class TrainConfig:
             (0 <= self.val_frac < 1, f"--val-frac must be in [0, 1), got {self.val_frac}"),
             (self.patience is None or self.patience >= 1, f"--patience must be at least 1, got {self.patience}"),
             (self.threads is None or self.threads >= 0, f"--threads must be >= 0, got {self.threads}"),
+            (0 <= self.seed <= MAX_SEED, f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}"),
             (self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}"),
             (bool(self.time_col) and bool(self.event_col), "--time-col and --event-col must not be empty"),
             (self.time_col != self.event_col, f"--time-col and --event-col are both {self.time_col!r}"),
@@ -176,6 +179,11 @@ _NUMBER_OPTIONS = {"batch": int, "epochs": int, "lr": float, "weight_decay": flo
                    "val_frac": float, "patience": int, "seed": int, "threads": int}
 
 
+# Options whose value is text: column names, choices and paths.
+_TEXT_OPTIONS = {"time_col", "event_col", "id_col", "loss", "ties", "activation", "rate_schedule", "val", "device",
+                 "out"}
+
+
 def _normalise(key: str, value: Any, source: str) -> Any:
     option = f"--{key.replace('_', '-')}"
     if key in _LIST_OPTIONS:
@@ -190,6 +198,11 @@ def _normalise(key: str, value: Any, source: str) -> Any:
             return kind(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: {option} must be {kind.__name__}, got {value!r}") from None
+    if key in _TEXT_OPTIONS and value is not None and not isinstance(value, str):
+        # YAML reads `time_col: 5` or `event_col: 2020-01-01` as a number or a date: the header text is meant.
+        if isinstance(value, bool) or not isinstance(value, (int, float, datetime.date)):
+            raise ConfigError(f"{source}: {option} must be text, got {value!r}")
+        return value.isoformat() if isinstance(value, datetime.date) else str(value)
     flags = ("batchnorm", "linear_skip", "linear_init", "linear_frozen", "rate_warmup", "quiet")
     if key in flags and not isinstance(value, bool):
         raise ConfigError(f"{source}: {option} must be true or false, got {value!r}")

@@ -24,6 +24,8 @@ def test_bank_capacity_prefers_size_then_steps_then_default():
     ({"batch": 0}, "--batch"), ({"lr": -1.0}, "--lr"), ({"rate": 1.5}, "--rate"), ({"loss": "poisson"}, "--loss"),
     ({"hidden": "64,x"}, "--hidden"), ({"epochs": 2.5}, "--epochs"), ({"batchnorm": "yes"}, "--batchnorm"),
     ({"time_col": "t", "event_col": "t"}, "both"), ({"val_frac": 1.0}, "--val-frac"), ({"batchsize": 8}, "unknown"),
+    ({"seed": -1}, "--seed"), ({"seed": 2**64}, "--seed"), ({"id_col": ["a", "b"]}, "--id-col must be text"),
+    ({"time_col": True}, "--time-col must be text"),
 ])
 def test_invalid_values_name_the_option(values, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -50,3 +52,10 @@ def test_yaml_keys_may_use_dashes_and_bad_yaml_is_a_config_error(tmp_path):
         load_yaml(listing)
     with pytest.raises(ConfigError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_yaml_column_names_read_as_numbers_or_dates_are_the_header_text(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("time_col: 5\nevent_col: 2020-01-01\nid_col: 1.5\nseed: 4294967295\n")
+    config = TrainConfig.from_dict(load_yaml(path))
+    assert (config.time_col, config.event_col, config.id_col, config.seed) == ("5", "2020-01-01", "1.5", 2**32 - 1)
