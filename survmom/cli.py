@@ -236,7 +236,7 @@ def inspect(
 
     summary = checkpoint_summary(checkpoint)
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+        _write_json(summary)
     else:
         render_summary(summary)
 
@@ -260,9 +260,25 @@ def evaluate(
 
     result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"))
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        _write_json(result)
     else:
         render_evaluation(result)
+
+
+def _write_json(value: Any) -> None:
+    """Strict JSON on stdout: NaN and infinities (an undefined metric, e.g. C-index without events) become null,
+    which every JSON parser reads; anything else that is not JSON (paths, numpy scalars) is written as text."""
+    sys.stdout.write(json.dumps(_json_safe(value), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def main() -> None:

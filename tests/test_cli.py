@@ -313,3 +313,15 @@ def test_column_names_and_values_with_rich_markup_are_shown_literally(tmp_path):
     assert "'dose [mg]'" in trained_run.stderr
     shown = survmom("inspect", model)
     assert "dose [mg]" in shown.stderr and "x[/i]" in shown.stderr
+
+
+def test_evaluate_json_is_strict_json_with_null_for_undefined_metrics(trained, tmp_path):
+    censored = pd.read_csv(SAMPLE / "cohort.csv").head(200).assign(event=0)  # no events: C-index undefined
+    censored.to_csv(tmp_path / "censored.csv", index=False)
+    text = survmom("evaluate", trained["cox"], tmp_path / "censored.csv", "--json").stdout
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    result = json.loads(text, parse_constant=refuse)
+    assert result["harrell_c"] is None and all(value is None for value in result["auc"])
