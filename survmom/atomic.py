@@ -8,6 +8,7 @@ interrupted removes its temporary file (a SIGKILL can leave one behind: it is ne
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,3 +56,33 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextmanager
+def restored_on_error(path: Path) -> Iterator[bool]:
+    """Keep the file at ``path`` until the block ends; if the block raises, put it back as it was.
+
+    Yields whether there was a file. The old file is kept under a hidden name in the same folder (a hard link,
+    or a copy where links are not supported) and removed once the block ends without error. Where there was
+    no file, whatever the block wrote to ``path`` stays.
+    """
+    path = Path(path)
+    if not path.is_file():
+        yield False
+        return
+    kept = path.with_name(f".{path.name}.{os.getpid()}.previous")
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(path, kept)
+    except OSError:
+        shutil.copy2(path, kept)
+    try:
+        yield True
+    except BaseException:
+        if path.is_file() and os.path.samefile(kept, path):  # never replaced (and a rename of a link is a no-op)
+            kept.unlink()
+        else:
+            os.replace(kept, path)
+            _fsync_folder(path.parent if str(path.parent) else Path("."))
+        raise
+    kept.unlink(missing_ok=True)

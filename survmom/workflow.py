@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from survmom.atomic import restored_on_error
 from survmom.checkpoint import load_checkpoint, save_checkpoint
 from survmom.config import TrainConfig, auto_batch
 from survmom.data import Preprocessor, fingerprint
-from survmom.errors import CheckpointError, ConfigError, DataError
+from survmom.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from survmom.prepare import Outcomes, PreparedData, prepare_training_data
 from survmom.train import Interrupted, Reporter, Tensors, Trainer, resolve_device
 
@@ -114,10 +115,21 @@ def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], report
         reporter.warn(message)
     interrupted = False
     try:
-        trainer.fit(epochs, reporter, save)
-    except Interrupted:
-        interrupted = True
-        save(trainer.state_dict())
+        # A run that fails (diverges) leaves a checkpoint that was already at ``out`` as it was.
+        with restored_on_error(out) as had_checkpoint:
+            try:
+                trainer.fit(epochs, reporter, save)
+            except Interrupted:
+                interrupted = True
+                save(trainer.state_dict())
+    except TrainingDiverged as error:
+        if had_checkpoint:
+            kept = f"{out} is left as it was before this run"
+        elif out.is_file():
+            kept = f"{out} holds this run up to epoch {trainer.epoch} (the best epoch so far is in it)"
+        else:
+            kept = "no checkpoint was written"
+        raise TrainingDiverged(f"{error}; {kept}") from error
     finally:
         reporter.close()
     return RunResult(out, trainer.epoch, trainer.best_epoch, trainer.best_metric, interrupted,

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from survmom.atomic import atomic_write
+from survmom.atomic import atomic_write, restored_on_error
 
 
 def test_replaces_content_and_uses_umask_permissions_not_0600(tmp_path):
@@ -30,3 +30,39 @@ def test_a_failing_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         raise RuntimeError("disk full")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def _rewrite(path, text):
+    with atomic_write(path) as stream:
+        stream.write(text)
+
+
+@pytest.mark.parametrize("writes", [0, 1, 3])
+def test_a_failing_block_puts_the_old_file_back_and_leaves_nothing_else(tmp_path, writes):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"good")
+    with pytest.raises(RuntimeError), restored_on_error(path) as had_file:
+        assert had_file
+        for i in range(writes):
+            _rewrite(path, f"epoch {i}".encode())
+        raise RuntimeError("diverged")
+    assert path.read_bytes() == b"good"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_block_that_succeeds_keeps_its_writes_and_drops_the_old_file(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"good")
+    with restored_on_error(path):
+        _rewrite(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_without_an_old_file_the_writes_of_a_failing_block_stay(tmp_path):
+    path = tmp_path / "model.pt"
+    with pytest.raises(RuntimeError), restored_on_error(path) as had_file:
+        assert not had_file
+        _rewrite(path, b"epoch 1")
+        raise RuntimeError("diverged")
+    assert path.read_bytes() == b"epoch 1"

@@ -325,3 +325,15 @@ def test_evaluate_json_is_strict_json_with_null_for_undefined_metrics(trained, t
 
     result = json.loads(text, parse_constant=refuse)
     assert result["harrell_c"] is None and all(value is None for value in result["auc"])
+
+
+def test_a_diverging_run_leaves_an_existing_checkpoint_as_it_was(trained, tmp_path):
+    model = tmp_path / "model.pt"
+    model.write_bytes(trained["cox"].read_bytes())
+    before = model.read_bytes()
+    result = survmom("train", SAMPLE / "cohort.csv", "--id-col", "id", "--epochs", "3", "--lr", "3e4",
+                     "--no-linear-frozen", "--out", model, check=False)
+    assert result.returncode == 2 and "loss became" in result.stderr
+    assert f"{model} is left as it was before this run" in result.stderr
+    assert model.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
