@@ -197,6 +197,10 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
                    f"{result.checkpoint} (continue with: survmom resume {result.checkpoint})", err=True)
         raise typer.Exit(130)
     stop = " (early stopping)" if result.stopped_early else ""
+    if result.best_metric is None:  # nothing validated: predictions come from the last epoch's target network
+        typer.echo(f"done: {result.epochs_done} epoch(s){stop}; no validation C-index (no validation rows with "
+                   f"an event), so the last epoch's target network is kept; checkpoint {result.checkpoint}", err=True)
+        return
     best = f"{result.best_epoch} (the linear start: no trained epoch beat it)" if result.best_epoch == 0 else (
         str(result.best_epoch))
     typer.echo(f"done: {result.epochs_done} epoch(s){stop}; best epoch {best}, validation C-index "

@@ -337,3 +337,11 @@ def test_a_diverging_run_leaves_an_existing_checkpoint_as_it_was(trained, tmp_pa
     assert f"{model} is left as it was before this run" in result.stderr
     assert model.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_without_validation_the_summary_says_the_last_epoch_is_kept(tmp_path):
+    result = survmom("train", SAMPLE / "cohort.csv", "--id-col", "id", "--epochs", "2", "--val-frac", "0",
+                     "--out", tmp_path / "m.pt", "--quiet")
+    assert "the last epoch's target network is kept" in result.stderr and "best epoch" not in result.stderr
+    state = load(tmp_path / "m.pt")
+    assert state["best"]["metric"] is None and state["best"]["target"] is None
