@@ -53,6 +53,15 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+OUT_OF_MEMORY = "out of memory; try a smaller --batch, --bank-size or --hidden, or fewer rows"
+
+
+def _is_allocation_failure(error: Exception) -> bool:
+    """torch reports a failed allocation as a RuntimeError (CPU) or its OutOfMemoryError subclass (GPU)."""
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+
+
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn project errors into one line on stderr + exit 2; other errors into exit 1; --debug re-raises."""
 
@@ -76,10 +85,12 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except MemoryError:
             if debug:
                 raise
-            _fail("out of memory; try a smaller --batch or --bank-size, or fewer rows", 1)
+            _fail(OUT_OF_MEMORY, 2)
         except Exception as error:
             if debug:
                 raise
+            if _is_allocation_failure(error):
+                _fail(OUT_OF_MEMORY, 2)
             _fail(f"internal error ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
                   "rerun with --debug for the traceback", 1)
 

@@ -345,3 +345,10 @@ def test_without_validation_the_summary_says_the_last_epoch_is_kept(tmp_path):
     assert "the last epoch's target network is kept" in result.stderr and "best epoch" not in result.stderr
     state = load(tmp_path / "m.pt")
     assert state["best"]["metric"] is None and state["best"]["target"] is None
+
+
+def test_a_bank_too_large_for_memory_is_a_clear_error(tmp_path):
+    result = survmom("train", SAMPLE / "cohort.csv", "--bank-size", "100000000000", "--out", tmp_path / "m.pt",
+                     check=False)
+    assert result.returncode == 2 and "out of memory" in result.stderr and "--bank-size" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "m.pt").exists()
