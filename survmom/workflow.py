@@ -78,6 +78,8 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
     if data_path is None and fingerprint(source) != info["fingerprint"]:
         raise DataError(f"{source}: the training data changed since the checkpoint was written "
                         "(content fingerprint differs); pass --data PATH to train on a file with the same schema")
+    if config.val is not None and "val_fingerprint" in info:
+        config.val = str(_unchanged_validation_file(Path(info.get("val_path", config.val)), info["val_fingerprint"]))
     check_output_path(Path(out), [source])
     preprocessor = Preprocessor.from_state(state["preprocessing"])
     prepared = prepare_training_data(config, source, preprocessor)
@@ -134,6 +136,17 @@ def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], report
         reporter.close()
     return RunResult(out, trainer.epoch, trainer.best_epoch, trainer.best_metric, interrupted,
                      trainer.stopped_early, warnings)
+
+
+def _unchanged_validation_file(path: Path, expected: str) -> Path:
+    """The ``--val`` file a run validated on, if it is still there with the same content: resuming on other
+    validation rows would compare C-indexes of different data when picking the best epoch."""
+    if not path.is_file():
+        raise DataError(f"{path}: validation data (--val) not found; resume needs the file this run was validated on")
+    if fingerprint(path) != expected:
+        raise DataError(f"{path}: the validation data (--val) changed since the checkpoint was written (content "
+                        "fingerprint differs); best epochs would be chosen on different rows")
+    return path
 
 
 def _set_threads(config: TrainConfig) -> None:

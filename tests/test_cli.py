@@ -352,3 +352,19 @@ def test_a_bank_too_large_for_memory_is_a_clear_error(tmp_path):
                      check=False)
     assert result.returncode == 2 and "out of memory" in result.stderr and "--bank-size" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "m.pt").exists()
+
+
+def test_resume_refuses_a_validation_file_that_changed_or_is_gone(tmp_path):
+    cohort = pd.read_csv(SAMPLE / "cohort.csv")
+    cohort.iloc[:1200].to_csv(tmp_path / "train.csv", index=False)
+    cohort.iloc[1200:].to_csv(tmp_path / "val.csv", index=False)
+    model = tmp_path / "m.pt"
+    survmom("train", tmp_path / "train.csv", "--val", tmp_path / "val.csv", "--id-col", "id", "--epochs", "1",
+            "--out", model, "--quiet")
+    cohort.iloc[1300:].to_csv(tmp_path / "val.csv", index=False)
+    changed = survmom("resume", model, "--epochs", "2", check=False)
+    assert changed.returncode == 2 and "val.csv" in changed.stderr and "changed" in changed.stderr
+    (tmp_path / "val.csv").unlink()
+    gone = survmom("resume", model, "--epochs", "2", check=False)
+    assert gone.returncode == 2 and "val.csv" in gone.stderr and "not found" in gone.stderr
+    assert load(model)["progress"]["epoch"] == 1
