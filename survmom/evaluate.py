@@ -5,46 +5,65 @@ evaluation time, cumulative/dynamic AUC(t), Brier(t) and the integrated Brier sc
 [first, last] evaluation time (trapezoid rule on a 50-point grid). IPCW weights use the Kaplan–Meier of the
 censoring distribution of the *training* rows stored in the checkpoint. Default evaluation times: the 25th,
 50th and 75th percentiles of the training event times (stored in the checkpoint).
+
+Every time (data, training rows, evaluation times, IBS grid) is float64: a float32 evaluation time such as
+100.1 rounds below the deaths recorded at exactly 100.1, and times above ~3.4e38 overflow. Evaluation times
+are checked here, before any metric, so that a bad ``--times`` is reported against the option.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from survmom import metrics
-from survmom.errors import ConfigError, SurvmomError
+from survmom.errors import ConfigError, DataError, SurvmomError
 from survmom.predict import load_model
 from survmom.prepare import read_outcomes
 
 IBS_GRID_POINTS = 50
+SHOWN_VALUES = 5
 
 
 def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None) -> dict[str, Any]:
-    """All metrics of the checkpoint's target network on ``data`` (needs time and event columns)."""
+    """All metrics of the checkpoint's target network on ``data`` (needs time and event columns).
+
+    ``times=None`` uses the evaluation times stored in the checkpoint; an empty list is an error.
+    """
+    given = times is not None
+    source, hint = "--times", ""
+    if given:
+        _check_time_values([float(t) for t in times], source, hint)
     model = load_model(checkpoint)
     state = model.state
-    times = sorted(times) if times else list(state.get("event_time_quantiles", []))
-    if not times:
-        raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
-    if len(set(times)) != len(times):
-        raise ConfigError(f"--times must be distinct, got {times}")
+    if not given:
+        source, hint = f"{checkpoint}: default evaluation times", "; pass --times"
+        times = [float(t) for t in state.get("event_time_quantiles", [])]
+        if not times:
+            raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
+        _check_time_values(times, source, hint)
+    times = sorted(float(t) for t in times)
     outcomes = read_outcomes(data, model.config, model.preprocessor)
-    event = torch.from_numpy(outcomes.event)
-    time = torch.from_numpy(outcomes.time)
-    train_event, train_time = state["train_outcomes"]["event"], state["train_outcomes"]["time"]
-    risk = torch.from_numpy(model.outputs(outcomes.x, [])["risk"])
+    event, time = _outcome_tensors(outcomes.event, outcomes.time, data)
+    train_event = torch.as_tensor(state["train_outcomes"]["event"])
+    train_time = torch.as_tensor(state["train_outcomes"]["time"], dtype=torch.float64)
+    _check_follow_up(times, source, hint, data, time)
+    _check_censoring(times, source, hint, checkpoint, train_event, train_time)
+    eval_times = torch.tensor(times, dtype=torch.float64)
+    x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
+    risk = torch.tensor(model.outputs(x, [])["risk"], dtype=torch.float64)
     grid = torch.linspace(times[0], times[-1], IBS_GRID_POINTS, dtype=torch.float64)
     try:
         c, low, high = metrics.concordance_index_ci(risk, event, time)
-        uno = metrics.uno_concordance_index(risk, event, time, train_event, train_time, tau=max(times))
-        auc, mean_auc = metrics.cumulative_dynamic_auc(risk, event, time, train_event, train_time,
-                                                       torch.tensor(times, dtype=torch.float64))
-        est = model.estimates(outcomes.x)
+        uno = metrics.uno_concordance_index(risk, event, time, train_event, train_time, tau=times[-1])
+        auc, mean_auc = metrics.cumulative_dynamic_auc(risk, event, time, train_event, train_time, eval_times)
+        est = model.estimates(x)
         surv = model.survival(est, times)
-        brier = metrics.brier_score(surv, event, time, train_event, train_time, torch.tensor(times))
+        brier = metrics.brier_score(surv, event, time, train_event, train_time, eval_times)
         ibs = None
         if len(times) > 1:
             grid_surv = model.survival(est, grid.tolist())
@@ -59,7 +78,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         "harrell_c": c,
         "harrell_c_ci95": [low, high],
         "uno_c": uno,
-        "uno_tau": max(times),
+        "uno_tau": times[-1],
         "times": times,
         "auc": [float(v) for v in auc],
         "mean_auc": mean_auc,
@@ -68,16 +87,80 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
     }
 
 
+def _outcome_tensors(event: Any, time: Any, data: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copies of the parsed outcomes as (bool, float64) tensors: parsed arrays may be read-only views."""
+    if len(time) == 0:
+        raise DataError(f"{data}: no data rows; evaluate needs labelled rows")
+    return torch.tensor(event, dtype=torch.bool), torch.tensor(time, dtype=torch.float64)
+
+
+def _num(value: float) -> str:
+    """``value`` in short ``g`` format where that is exact, else its shortest exact decimal form."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
+def _show(values: list[float]) -> str:
+    """The first few ``values`` for a message, with a count of the rest."""
+    shown = ", ".join(_num(v) for v in values[:SHOWN_VALUES])
+    return shown + (f" (and {len(values) - SHOWN_VALUES} more)" if len(values) > SHOWN_VALUES else "")
+
+
+def _check_time_values(times: list[float], source: str, hint: str) -> None:
+    """Evaluation times on their own: at least one, finite, >= 0 and distinct."""
+    if not times:
+        raise ConfigError(f"{source}: no evaluation times given; pass comma-separated numbers, e.g. --times 100,200")
+    checks = (
+        ([t for t in times if not math.isfinite(t)], "evaluation times must be finite numbers"),
+        ([t for t in times if t < 0], "evaluation times must be >= 0"),
+        (sorted(t for t, count in Counter(times).items() if count > 1), "evaluation times must be distinct"),
+    )
+    for bad, rule in checks:
+        if bad:
+            raise ConfigError(f"{source}: {rule}, got {_show(bad)}{hint}")
+
+
+def _check_follow_up(times: list[float], source: str, hint: str, data: Path, time: torch.Tensor) -> None:
+    """Sorted ``times`` must lie in the follow-up ``[min, max)`` of the data (as the metrics require)."""
+    lo, hi = float(time.min()), float(time.max())
+    outside = [t for t in times if not lo <= t < hi]
+    if outside:
+        raise ConfigError(
+            f"{source}: {_show(outside)} outside the follow-up of {data} (times {_num(lo)} to {_num(hi)}); "
+            f"evaluation times must be >= {_num(lo)} and < {_num(hi)}{hint}"
+        )
+
+
+def _check_censoring(
+    times: list[float], source: str, hint: str, checkpoint: Path, train_event: torch.Tensor, train_time: torch.Tensor
+) -> None:
+    """The training censoring survival G must be known and > 0 at every time (IPCW weights 1 / G)."""
+    at = torch.tensor(times, dtype=torch.float64)
+    t_max = float(train_time.max())
+    g = metrics.censoring_survival(train_event, train_time, at.clamp(max=t_max))
+    bad = (at > t_max) | (g <= 0)
+    if bool(bad.any()):
+        g_end = float(metrics.censoring_survival(train_event, train_time, train_time.new_tensor([t_max]))[0])
+        limit = f"<= {_num(t_max)}" if g_end > 0 else f"< {_num(t_max)}"
+        raise ConfigError(
+            f"{source}: {_show(at[bad].tolist())} beyond the training rows stored in {checkpoint}: their "
+            f"censoring survival G(t), used for the IPCW weights, is 0 or unknown there (last training follow-up "
+            f"time {_num(t_max)}); evaluation times must be {limit}{hint}"
+        )
+
+
 def render_evaluation(result: dict[str, Any]) -> None:
-    """Print the metrics as a Rich table on stderr."""
+    """Print the metrics as Rich tables on stderr; user-provided text (the file name) is shown literally."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     def fmt(value: float | None) -> str:
         return "n/a" if value is None or value != value else f"{value:.4f}"
 
-    console = Console(stderr=True)
-    summary = Table(title=f"{result['data']}: {result['rows']} rows, {result['events']} events", show_header=False)
+    console = Console(stderr=True, markup=False, emoji=False)
+    title = Text(f"{result['data']}: {result['rows']} rows, {result['events']} events", style="table.title")
+    summary = Table(title=title, show_header=False)
     summary.add_column("metric", style="bold")
     summary.add_column("value")
     low, high = result["harrell_c_ci95"]
