@@ -16,7 +16,9 @@ Reading rules:
 * Quoted values may not contain line breaks (that keeps multithreaded CSV parsing fast); such a file is
   refused with the line whose field count is wrong.
 * Text columns come back as pandas ``Categorical`` (fast to encode, small in memory) unless
-  ``column_types`` marks them ``"string"``.
+  ``column_types`` marks them ``"string"``. Parquet binary columns holding UTF-8 text are read as text; other
+  binary data is refused. Nested columns (lists, structs, maps) are refused where they are used (time,
+  event, features), so a column left out of the model may hold anything.
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ def _sample(rows: np.ndarray, values: Sequence[Any]) -> str:
     shown_values = ", ".join(_show(v) for v in list(values)[:_SAMPLE])
     word = "row" if len(rows) == 1 else "rows"
     return f"{word} {shown_rows}{more}: {shown_values}{more}"
+
+
+def sample_rows(values: pd.Series, positions: np.ndarray) -> str:
+    """``"rows 4, 17: 1e+300, -1e+300"``: the 1-based data row numbers and values of ``values`` at ``positions``."""
+    positions = np.asarray(positions)
+    return _sample(_row_numbers(values.index, positions), values.iloc[positions[:_SAMPLE]].tolist())
 
 
 def _row_numbers(index: pd.Index, positions: np.ndarray) -> np.ndarray:
@@ -175,10 +183,12 @@ def _check_column_types(column_types: dict[str, str] | None) -> dict[str, str]:
 def _to_pandas(
     table: pa.Table | pa.RecordBatch, path: Path, column_types: dict[str, str], start: int = 0
 ) -> pd.DataFrame:
-    """Arrow -> pandas with text as Categorical (except "string" columns) and a RangeIndex from ``start``."""
-    binary = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
-    if binary:
-        raise _binary_column_error(path, table, binary[0], start)
+    """Arrow -> pandas with text as Categorical (except "string" columns) and a RangeIndex from ``start``.
+
+    Binary columns holding UTF-8 text are read as text; other binary columns raise a DataError.
+    """
+    if any(_is_binary(f.type) for f in table.schema):
+        table = _binary_as_text(table, path, start)
     if isinstance(table, pa.Table):
         df = table.to_pandas(strings_to_categorical=True, split_blocks=True, self_destruct=True)
     else:
@@ -233,8 +243,27 @@ def _not_utf8(path: Path, column: str | None = None, detail: str = "") -> DataEr
     )
 
 
+def _is_binary(kind: pa.DataType) -> bool:
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+
+
+def _binary_as_text(table: pa.Table | pa.RecordBatch, path: Path, start: int) -> pa.Table:
+    """``table`` with its binary columns cast to text; DataError for the first one that is not UTF-8."""
+    columns = []
+    for name, values in zip(table.schema.names, table.columns, strict=True):
+        if _is_binary(values.type):
+            text = pa.large_string() if pa.types.is_large_binary(values.type) else pa.string()
+            try:
+                values = values.cast(pa.binary()) if pa.types.is_fixed_size_binary(values.type) else values
+                values = values.cast(text)
+            except pa.ArrowInvalid:
+                raise _binary_column_error(path, table, name, start) from None
+        columns.append(values)
+    return pa.Table.from_arrays(columns, names=table.schema.names)
+
+
 def _binary_column_error(path: Path, table: pa.Table | pa.RecordBatch, column: str, start: int) -> DataError:
-    """A column pyarrow could only read as bytes: the text is not UTF-8; show where."""
+    """A column read as bytes that are not UTF-8: a CSV file in another encoding, or Parquet binary data."""
     values = table.column(column).to_pylist()
     rows: list[int] = []
     samples: list[Any] = []
@@ -248,7 +277,13 @@ def _binary_column_error(path: Path, table: pa.Table | pa.RecordBatch, column: s
             samples.append(v)
             if len(rows) > _SAMPLE:
                 break
-    return _not_utf8(path, column, _sample(np.asarray(rows), samples) if rows else "")
+    sample = _sample(np.asarray(rows), samples) if rows else ""
+    if _file_format(path) == "parquet":
+        return DataError(
+            f"{path}: column '{column}' holds binary data, not UTF-8 text ({sample}); "
+            f"store it as UTF-8 strings, or leave the column out"
+        )
+    return _not_utf8(path, column, sample)
 
 
 def _csv_header(path: Path) -> tuple[list[str], float]:
@@ -658,6 +693,16 @@ def iter_table_batches(
     return _iter_parquet(path, columns, batch_rows, types)
 
 
+def table_columns(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file (stripped), from its header or schema; no rows are read."""
+    path = Path(path)
+    fmt = _file_format(path)
+    _check_file(path)
+    if fmt == "csv":
+        return _clean_names(_csv_header(path)[0], path)
+    return _open_parquet(path)[2]
+
+
 def fingerprint(path: Path) -> str:
     """``"blake2b:<32 hex digits>:<size in bytes>"`` of the file's content, read in 1 MiB chunks."""
     path = Path(path)
@@ -732,12 +777,41 @@ def select_feature_columns(
 # --------------------------------------------------------------------------------------------- time and event
 
 
-def _text_view(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(codes (n,) int64 with -1 for missing, unique values) of any column, without per-row Python."""
+def _text_view(values: pd.Series, *, path: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(codes (n,) int64 with -1 for missing, unique values) of any column, without per-row Python.
+
+    Raises DataError for a column of nested values (lists, structs, maps: unhashable cells).
+    """
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values.cat.codes.to_numpy(dtype=np.int64), np.asarray(values.cat.categories, dtype=object)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:
+        nested = _nested_error(values, path, column)
+        if nested is None:
+            raise
+        raise nested from None
     return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def _nested_error(values: pd.Series, path: Path, column: str) -> DataError | None:
+    """DataError showing the first cells of ``values`` that are nested (unhashable); None if there are none."""
+    positions: list[int] = []
+    for i, value in enumerate(values.array):  # error path only
+        try:
+            hash(value)
+        except TypeError:
+            positions.append(i)
+            if len(positions) > _SAMPLE:
+                break
+    if not positions:
+        return None
+    pos = np.asarray(positions)
+    sample = _sample(_row_numbers(values.index, pos), [values.array[i] for i in positions])
+    return DataError(
+        f"{path}: column '{column}' holds nested values (lists, structs or maps: {sample}); nested/list columns "
+        f"are not supported: flatten it into one column per value, or --exclude it"
+    )
 
 
 def _is_missing_text(value: Any) -> bool:
@@ -755,7 +829,7 @@ def _per_row(per_unique: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndar
 
 def _numbers_from_text(values: pd.Series, *, path: Path, column: str, context: str) -> np.ndarray:
     """(n,) float64 from a text/object/categorical column; DataError listing values that are not numbers."""
-    codes, uniques = _text_view(values)
+    codes, uniques = _text_view(values, path=path, column=column)
     parsed = np.full(len(uniques), np.nan)
     bad = np.zeros(len(uniques), dtype=bool)
     for k, value in enumerate(uniques):  # per distinct value, not per row
@@ -864,7 +938,7 @@ def parse_event(values: pd.Series, *, path: Path, column: str) -> np.ndarray:
         num = values.to_numpy(dtype=np.float64, na_value=np.nan)
         _report(mask=~((num == 0) | (num == 1)), shown=num, hint=_EVENT_HINT, **where)
         return num == 1
-    codes, uniques = _text_view(values)
+    codes, uniques = _text_view(values, path=path, column=column)
     flags = _per_row(_bool_codes(uniques), codes, -1)
     _report(mask=flags < 0, shown=_per_row(uniques, codes, None), hint=_EVENT_HINT, **where)
     return flags == 1
@@ -913,9 +987,11 @@ def _label(value: Any, boolean: bool) -> str | None:
     return text or None
 
 
-def _category_codes(values: pd.Series, categories: Sequence[str], boolean: bool) -> np.ndarray:
+def _category_codes(
+    values: pd.Series, categories: Sequence[str], boolean: bool, *, path: Path, column: str
+) -> np.ndarray:
     """(n,) int64 position of each row's label in ``categories``; -1 for missing or unseen."""
-    codes, uniques = _text_view(values)
+    codes, uniques = _text_view(values, path=path, column=column)
     if not len(uniques):
         return np.full(len(values), -1, dtype=np.int64)
     labels = [_label(u, boolean) for u in uniques]
@@ -964,20 +1040,67 @@ def _fit_numeric(
     observed = x[~np.isnan(x)]
     if not len(observed):
         raise _entirely_missing(len(x), path, column)
-    mean = float(observed.mean())
-    std = float(observed.std())
-    if not std > 0 or not math.isfinite(std):
+    mean, std, median = _scaled_stats(observed)
+    if not (math.isfinite(mean) and math.isfinite(std) and math.isfinite(median)):
+        extreme = np.abs(x) > 0.5 * np.finfo(np.float64).max
+        where = {"path": path, "column": column, "shown": x, "what": "value{s} too large to standardise"}
+        _report(values if rows is None else values[rows], extreme, **where, hint="; rescale the column")
+        raise DataError(f"{path}: column '{column}' cannot be standardised (its mean or spread is not finite)")
+    if not std > 0:
         warnings.append(
-            f"constant feature '{column}' (every value is {observed[0]!r}); kept, it carries no information"
+            f"constant feature '{column}' (every value is {_show(observed[0])}); kept, it carries no information"
         )
         std = 1.0
-    return NumericColumn(column, mean, std, float(np.median(observed)), bool(len(observed) < len(x)))
+    return NumericColumn(column, mean, std, median, bool(len(observed) < len(x)))
+
+
+def _scaled_stats(observed: np.ndarray) -> tuple[float, float, float]:
+    """(mean, population std, median) of finite values, without overflow (e.g. squares of 1e200) or underflow.
+
+    Values beyond 1e±100 are first divided by a power of two near their largest magnitude: that is exact, so
+    the results are bit for bit those of the unscaled arithmetic wherever that does not overflow.
+    """
+    peak = max(-float(np.fmin.reduce(observed)), float(np.fmax.reduce(observed)))
+    power = 1.0 if peak == 0 or 1e-100 < peak < 1e100 else math.ldexp(1.0, math.frexp(peak)[1] - 1)
+    scaled = observed if power == 1.0 else observed / power
+    with np.errstate(over="ignore"):
+        stats = np.array([scaled.mean(), scaled.std(), np.median(scaled)]) * power
+    return float(stats[0]), float(stats[1]), float(stats[2])
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_HUGE_SCALE = 1e250
+
+
+def _standardise(x: np.ndarray, mean: float, scale: float) -> np.ndarray:
+    """``(x - mean) / scale``, or ``x / scale - mean / scale`` for a scale above ``_HUGE_SCALE``.
+
+    ``x - mean`` could overflow there (x = 1e308, mean = -1e308); neither form overflows where the result
+    fits float32.
+    """
+    if scale > _HUGE_SCALE:
+        return x / scale - mean / scale
+    return (x - mean) / scale
+
+
+def _fits_float32(x: np.ndarray, mean: float, scale: float) -> bool:
+    """Whether every standardised value of ``x`` but NaN lies within the float32 range.
+
+    Standardising is monotonic, so only the smallest and largest value are standardised: two passes over
+    ``x``, no temporary array.
+    """
+    if not x.size:
+        return True
+    ends = np.array([np.fmin.reduce(x), np.fmax.reduce(x)])  # NaN only when every value is NaN
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = _standardise(ends, mean, scale)
+    return bool(np.all((np.abs(z) <= _FLOAT32_MAX) | np.isnan(ends)))
 
 
 def _fit_categorical(
     values: pd.Series, rows: np.ndarray | None, path: Path, column: str, boolean: bool, warnings: list[str]
 ) -> CategoricalColumn:
-    codes, uniques = _text_view(values)
+    codes, uniques = _text_view(values, path=path, column=column)
     codes = codes if rows is None else codes[rows]
     labels = [_label(u, boolean) for u in uniques]
     present = np.zeros(len(uniques), dtype=bool)
@@ -1025,6 +1148,8 @@ class Preprocessor:
     one still imputes the median at transform). Categorical: one 0/1 feature ``<name>=<category>`` per
     training category in sorted order; missing and unseen categories give all zeros. Boolean columns are
     categorical with categories "False"/"True" (text spellings like yes/no are understood at transform).
+    Mean and std are computed without overflow for any finite column (e.g. values near 1e300); at transform,
+    values whose standardised value does not fit float32 are refused (DataError with rows and values).
     """
 
     columns: list[NumericColumn | CategoricalColumn]
@@ -1082,6 +1207,16 @@ class Preprocessor:
         """Input column -> "numeric" or "category", for reading new files with fixed types."""
         return {c.name: "numeric" if isinstance(c, NumericColumn) else "category" for c in self.columns}
 
+    def check_columns(self, columns: Sequence[str], *, path: Path) -> None:
+        """DataError naming every input column missing from ``columns`` (the columns of ``path``)."""
+        present = set(columns)
+        missing = [c for c in self.input_columns if c not in present]
+        if missing:
+            raise DataError(
+                f"{path}: missing {_plural(len(missing), 'column')} the model was trained on: "
+                f"{_quote_list(missing)}"
+            )
+
     def transform(self, df: pd.DataFrame, *, path: Path) -> np.ndarray:
         """Encode ``df`` (n rows; extra columns ignored) into an (n, p) float32 C-contiguous matrix."""
         return self.transform_parts(df, path=path, parts=[None])[0]
@@ -1096,12 +1231,7 @@ class Preprocessor:
         then filled ``chunk`` rows at a time, so each block of output is written while it is in cache and
         no full-size intermediate matrix is made (fresh memory is slow to touch on some machines).
         """
-        missing = [c for c in self.input_columns if c not in df.columns]
-        if missing:
-            raise DataError(
-                f"{path}: missing {_plural(len(missing), 'column')} the model was trained on: "
-                f"{_quote_list(missing)}"
-            )
+        self.check_columns(list(df.columns), path=path)
         decoded = [self._decode(spec, df[spec.name], path) for spec in self.columns]
         outs = []
         for part in parts:
@@ -1118,12 +1248,20 @@ class Preprocessor:
     def _decode(spec: NumericColumn | CategoricalColumn, values: pd.Series, path: Path) -> np.ndarray:
         """A column as (n,) float64 (numeric; NaN where missing) or int64 category codes (-1 missing/unseen).
 
-        Raises DataError for non-numeric text in a numeric column and for infinite values.
+        Raises DataError for non-numeric text in a numeric column, for infinite values and for values whose
+        standardised value does not fit float32 (e.g. 1e300 for a column of ages).
         """
         if isinstance(spec, CategoricalColumn):
-            return _category_codes(values, spec.categories, spec.boolean)
+            return _category_codes(values, spec.categories, spec.boolean, path=path, column=spec.name)
         x = _as_float(values, path=path, column=spec.name, context="was numeric in training but")
-        _report(values, np.isinf(x), path=path, column=spec.name, what="infinite value{s}", shown=x)
+        if not _fits_float32(x, spec.mean, spec.scale):  # rare: find the offending rows
+            where = {"path": path, "column": spec.name, "shown": x}
+            _report(values, np.isinf(x), what="infinite value{s}", **where)
+            with np.errstate(over="ignore", invalid="ignore"):
+                extreme = ~(np.abs(_standardise(x, spec.mean, spec.scale)) <= _FLOAT32_MAX) & ~np.isnan(x)
+            _report(values, extreme, what="value{s} too extreme for the model", **where,
+                    hint=f"; standardised with the training mean {spec.mean:.6g} and std {spec.scale:.6g} they "
+                         f"are beyond the float32 range (±{_FLOAT32_MAX:.3g}): check the values and their unit")
         return x
 
     def _encode_rows(self, out: np.ndarray, decoded: list[np.ndarray], pick: slice | np.ndarray) -> None:
@@ -1133,9 +1271,9 @@ class Preprocessor:
             block = values[pick]
             if isinstance(spec, NumericColumn):
                 gaps = np.isnan(block)
-                standard = (block - spec.mean) / spec.scale
+                standard = _standardise(block, spec.mean, spec.scale)
                 if gaps.any():
-                    standard[gaps] = (spec.median - spec.mean) / spec.scale
+                    standard[gaps] = _standardise(np.array([spec.median]), spec.mean, spec.scale)[0]
                 out[:, column] = standard
                 if spec.missing_indicator:
                     out[:, column + 1] = gaps

@@ -3,7 +3,8 @@
 Output columns: the id column (if configured or present); cox → ``log_hazard``; weibull → ``log_scale``,
 ``log_shape`` (log scale in the user's time unit); both → ``risk`` (higher = earlier event),
 ``median_time`` (user's time unit; ``inf`` where the survival curve never reaches 0.5) and ``surv_<t>``
-for each requested time t. Memory does not grow with the number of rows.
+for each requested time t (labelled by :func:`time_label`). Only the columns the model needs (its features
+and the id column) are read; others are ignored. Memory does not grow with the number of rows.
 """
 
 from __future__ import annotations
@@ -21,12 +22,38 @@ import torch
 from survmom.atomic import atomic_write
 from survmom.checkpoint import load_checkpoint
 from survmom.config import TrainConfig
-from survmom.data import Preprocessor, iter_table_batches
-from survmom.errors import CheckpointError, ConfigError
+from survmom.data import CategoricalColumn, Preprocessor, iter_table_batches, sample_rows, table_columns
+from survmom.errors import CheckpointError, ConfigError, DataError
 from survmom.losses import cox_median, cox_survival, weibull_median, weibull_survival
 from survmom.train import backbone_from_config
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def time_label(t: float) -> str:
+    """Exact label of a time for ``surv_<t>``, so distinct times never share a label.
+
+    ``f"{t:g}"`` when it reads back as ``t`` (365, 100.5, 1e+20), else the shortest repr that does, without
+    a trailing ".0" (1234567, 100.0000001).
+    """
+    short = f"{t:g}"
+    if float(short) == t:
+        return short
+    text = repr(float(t))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def check_times(times: list[float], option: str = "--times") -> list[float]:
+    """Non-negative, finite, distinct times as floats (-0.0 as 0.0); ConfigError naming ``option`` otherwise."""
+    if any(not math.isfinite(t) or t < 0 for t in times):
+        raise ConfigError(f"{option} must be non-negative numbers, got {times}")
+    times = [float(t) + 0.0 for t in times]
+    seen: set[float] = set()
+    for t in times:
+        if t in seen:
+            raise ConfigError(f"{option} lists the time {time_label(t)} more than once; give each time once")
+        seen.add(t)
+    return times
 
 
 @dataclass
@@ -78,7 +105,7 @@ class LoadedModel:
         if times:
             surv = self.survival(est, times).numpy()
             for j, t in enumerate(times):
-                columns[f"surv_{t:g}"] = surv[:, j]
+                columns[f"surv_{time_label(t)}"] = surv[:, j]
         return columns
 
 
@@ -107,9 +134,7 @@ def load_model(path: Path) -> LoadedModel:
 def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[float] | None = None,
                  chunk_rows: int = 65_536) -> int:
     """Write predictions for every row of ``data`` to ``out`` (CSV/Parquet) or CSV on stdout; returns rows."""
-    times = times or []
-    if any(not math.isfinite(t) or t < 0 for t in times):
-        raise ConfigError(f"--times must be non-negative numbers, got {times}")
+    times = check_times(times or [])
     if out is not None:
         _check_output(out, data, checkpoint)
     model = load_model(checkpoint)
@@ -124,14 +149,64 @@ def _prediction_chunks(model: LoadedModel, data: Path, id_col: str | None, times
                        chunk_rows: int) -> Iterator[Any]:
     import pyarrow as pa
 
-    for frame in iter_table_batches(data, None, chunk_rows, column_types=model.preprocessor.column_types()):
-        x = model.preprocessor.transform(frame, path=data)
+    pre = model.preprocessor
+    present = table_columns(data)
+    pre.check_columns(present, path=data)
+    # Only the columns the model uses are read and checked: extra columns are ignored, whatever they hold.
+    copy_id = id_col is not None and id_col in present
+    wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else [])))
+    for frame in iter_table_batches(data, wanted, chunk_rows, column_types=pre.column_types()):
+        x = pre.transform(frame, path=data)
         columns = model.outputs(x, times)
+        _check_finite(columns, x, frame, pre, data)
         arrays: dict[str, Any] = {}
-        if id_col is not None and id_col in frame.columns:
-            arrays[id_col] = pa.array(frame[id_col].to_numpy(), from_pandas=True)
+        if copy_id:
+            arrays[id_col] = _id_array(frame[id_col], data, id_col)
         arrays.update({name: pa.array(values) for name, values in columns.items()})
         yield pa.table(arrays)
+
+
+def _id_array(values: Any, data: Path, column: str) -> Any:
+    """The id column as an Arrow array; DataError for nested values (lists, structs), which CSV cannot hold."""
+    import pyarrow as pa
+
+    array = pa.array(values.to_numpy(), from_pandas=True)
+    if pa.types.is_nested(array.type):
+        raise DataError(f"{data}: id column '{column}' holds nested values ({array.type}); "
+                        f"nested/list columns are not supported as ids")
+    return array
+
+
+# Outputs that are infinite only through overflow: median_time (and weibull's risk = -log median) may be inf.
+_FINITE_OUTPUTS = ("log_hazard", "log_scale", "log_shape")
+
+
+def _check_finite(columns: dict[str, np.ndarray], x: np.ndarray, frame: Any, pre: Preprocessor, data: Path) -> None:
+    """DataError if a prediction is NaN or a network output infinite, instead of writing it silently.
+
+    Names the rows and the input column with the most extreme standardised value in them.
+    """
+    bad = np.zeros(len(x), dtype=bool)
+    for name, values in columns.items():
+        bad |= ~np.isfinite(values) if name in _FINITE_OUTPUTS else np.isnan(values)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    column = _input_column(pre, int(np.argmax(np.abs(x[rows]).max(axis=0))))
+    raise DataError(f"{data}: the model's predictions are not finite for {len(rows)} row(s); column '{column}' "
+                    f"has the most extreme values there ({sample_rows(frame[column], rows)}): check the values "
+                    f"and their unit")
+
+
+def _input_column(pre: Preprocessor, feature: int) -> str:
+    """The input column that feature ``feature`` (position in ``pre.feature_names``) comes from."""
+    position = 0
+    for spec in pre.columns:
+        width = len(spec.categories) if isinstance(spec, CategoricalColumn) else 1 + int(spec.missing_indicator)
+        if feature < position + width:
+            return spec.name
+        position += width
+    raise IndexError(feature)
 
 
 def _write_tables(chunks: Iterator[Any], stream, make_writer) -> int:
@@ -176,6 +251,8 @@ def _check_output(out: Path, data: Path, checkpoint: Path) -> None:
         raise ConfigError(f"-o {out}: unknown output type; use one of {', '.join(OUTPUT_SUFFIXES)}")
     if str(out.parent) not in ("", ".") and not out.parent.is_dir():
         raise ConfigError(f"-o {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"-o {out} is a folder; give a file name such as {out / 'predictions.csv'}")
     for source in (data, checkpoint):
         if out.resolve() == Path(source).resolve():
             raise ConfigError(f"-o {out} is the input file {source}; refusing to overwrite it")

@@ -1,0 +1,308 @@
+"""Robustness of reading, preprocessing and prediction against unusual but possible input.
+
+Exact ``surv_<t>`` labels for close times, huge but finite covariates (no NaN/inf predictions, no numpy
+warnings), extra columns ignored at predict time whatever they hold (binary, Latin-1 text, lists), binary
+Parquet columns holding UTF-8 text, nested columns, and ``-o`` naming a folder. Errors must be one line on
+stderr with exit code 2, naming the file, the column and offending values.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from survmom.data import Preprocessor, parse_time, read_table, table_columns
+from survmom.errors import ConfigError, DataError
+from survmom.predict import LoadedModel, check_times, load_model, predict_file, time_label
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def survmom(*args: str | Path) -> subprocess.CompletedProcess:
+    """Run ``python -m survmom`` in a subprocess (one intra-op thread), stdout and stderr captured separately."""
+    return subprocess.run([sys.executable, "-m", "survmom", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+
+
+def cohort(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    """A small cohort: id, two numeric and two text features, time (days) and event."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "id": [f"P{i:03d}" for i in range(n)],
+        "age": rng.integers(30, 90, n).astype(float),
+        "bmi": np.round(rng.normal(27, 4, n), 1),
+        "sex": rng.choice(["F", "M"], n),
+        "stage": rng.choice(["I", "II", "III"], n),
+        "time": rng.integers(1, 1000, n),
+        "event": np.tile([1, 0], n // 2),
+    })
+
+
+def write_parquet(table: pa.Table, path: Path) -> Path:
+    pq.write_table(table, path)
+    return path
+
+
+def one_error_line(result: subprocess.CompletedProcess, *expected: str) -> str:
+    """Assert exit code 2 with a single ``error:`` line on stderr holding every ``expected`` text."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+    for text in expected:
+        assert text in lines[0], f"{text!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def predictions(result: subprocess.CompletedProcess) -> pd.DataFrame:
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    return pd.read_csv(io.StringIO(result.stdout))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """A cox model (2 epochs, id column) trained on :func:`cohort`, and that cohort as CSV."""
+    folder = tmp_path_factory.mktemp("trained")
+    data, model = folder / "cohort.csv", folder / "model.pt"
+    cohort().to_csv(data, index=False)
+    result = survmom("train", data, "--id-col", "id", "--epochs", "2", "--hidden", "8", "-q", "-o", model)
+    assert result.returncode == 0, result.stderr
+    return {"data": data, "model": model, "folder": folder}
+
+
+# --------------------------------------------------------------------------------------------- 1. --times labels
+
+
+@pytest.mark.parametrize(("time", "label"), [
+    (365.0, "365"), (100.5, "100.5"), (0.0, "0"), (1e20, "1e+20"), (1e-07, "1e-07"), (0.1, "0.1"),
+    (1234567.0, "1234567"), (1234568.0, "1234568"), (100.0000001, "100.0000001"),
+    (float(np.nextafter(365.0, 0)), "364.99999999999994"),
+])
+def test_time_labels_are_exact(time, label):
+    assert time_label(time) == label
+    assert float(label) == time
+
+
+def test_time_labels_of_distinct_times_are_distinct():
+    rng = np.random.default_rng(3)
+    times = np.concatenate([rng.uniform(0, 2e6, 500), np.nextafter(365.0, np.inf) + np.arange(5), [365.0]])
+    labels = [time_label(float(t)) for t in times]
+    assert all(float(label) == t for label, t in zip(labels, times, strict=True))
+    assert len(set(labels)) == len(set(times.tolist()))
+
+
+def test_check_times_refuses_a_repeated_time():
+    assert check_times([365, -0.0, 730.5]) == [365.0, 0.0, 730.5]
+    with pytest.raises(ConfigError, match=r"--times lists the time 100 more than once"):
+        check_times([100, 365, 100.0])
+
+
+def test_predict_keeps_one_exact_column_per_time(trained):
+    times = [1234567.0, 1234568.0, 100.0, 100.0000001, 365.0]
+    result = survmom("predict", trained["model"], trained["data"], "--times", ",".join(map(repr, times)))
+    frame = predictions(result)
+    labels = ["surv_1234567", "surv_1234568", "surv_100", "surv_100.0000001", "surv_365"]
+    assert list(frame.columns) == ["id", "log_hazard", "risk", "median_time", *labels]
+    model = load_model(trained["model"])
+    x = model.preprocessor.transform(read_table(trained["data"]), path=trained["data"])
+    expected = model.survival(model.estimates(x), times).numpy()
+    np.testing.assert_allclose(frame[labels].to_numpy(), expected, rtol=1e-12, atol=0)
+
+
+def test_predict_refuses_a_time_listed_twice(trained):
+    out = trained["folder"] / "twice.csv"
+    result = survmom("predict", trained["model"], trained["data"], "--times", "365,730,365.0", "-o", out)
+    one_error_line(result, "--times", "365", "more than once")
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------- 2. huge values
+
+
+def test_predict_refuses_values_too_extreme_for_the_model(trained, tmp_path):
+    frame = cohort()
+    frame.loc[1, "age"], frame.loc[2, "age"] = 1e300, -1e300
+    data, out = tmp_path / "huge.csv", tmp_path / "p.csv"
+    frame.to_csv(data, index=False)
+    result = survmom("predict", trained["model"], data, "-o", out)
+    one_error_line(result, "huge.csv", "column 'age'", "2 values too extreme", "rows 2, 3: 1e+300, -1e+300",
+                   "float32")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.csv"]
+
+
+def test_preprocessor_rejects_values_beyond_float32_once_standardised():
+    pre = Preprocessor.fit(cohort(), ["age"], path=Path("train.csv"))
+    mean, scale = pre.columns[0].mean, pre.columns[0].scale
+    limit = float(np.finfo(np.float32).max)
+    fine = pd.DataFrame({"age": [mean + 0.99 * limit * scale, 1e30, np.nan]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(pre.transform(fine, path=Path("new.csv"))).all()
+        with pytest.raises(DataError, match=r"new\.csv: column 'age' has 1 value too extreme .*row 2: 1e\+41"):
+            pre.transform(pd.DataFrame({"age": [50.0, 1e41]}), path=Path("new.csv"))
+
+
+@pytest.mark.parametrize("factor", [1e-200, 1e200, 1e307])
+def test_fit_standardises_tiny_and_huge_columns_like_ordinary_ones(factor):
+    rng = np.random.default_rng(7)
+    base = rng.normal(0, 1, 64)
+    ordinary = Preprocessor.fit(pd.DataFrame({"a": base}), ["a"], path=Path("d.csv"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaled = Preprocessor.fit(pd.DataFrame({"a": base * factor}), ["a"], path=Path("d.csv"))
+        x = scaled.transform(pd.DataFrame({"a": base * factor}), path=Path("d.csv"))
+    assert scaled.warnings == []
+    column = scaled.columns[0]
+    np.testing.assert_allclose([column.mean, column.scale, column.median],
+                               np.array([ordinary.columns[0].mean, ordinary.columns[0].scale,
+                                         ordinary.columns[0].median]) * factor, rtol=1e-12)
+    np.testing.assert_allclose(x, ordinary.transform(pd.DataFrame({"a": base}), path=Path("d.csv")), atol=1e-6)
+
+
+def test_fit_handles_values_near_the_float64_limit():
+    frame = pd.DataFrame({"a": [1.7e308, 1.7e308, 1.7e308, -1.7e308, np.nan]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pre = Preprocessor.fit(frame, ["a"], path=Path("d.csv"))
+        x = pre.transform(frame, path=Path("d.csv"))
+    expected = np.array([1, 1, 1, -3, 1]) / np.sqrt(3)
+    np.testing.assert_allclose(x[:, 0], expected, rtol=1e-6)
+    assert x[:, 1].tolist() == [0, 0, 0, 0, 1]
+
+
+def test_training_on_a_huge_column_matches_training_on_the_plain_one(tmp_path):
+    plain, huge = cohort(), cohort()
+    huge["age"] = huge["age"] * 1e200
+    outputs = []
+    for name, frame in (("plain", plain), ("huge", huge)):
+        data, model = tmp_path / f"{name}.csv", tmp_path / f"{name}.pt"
+        frame.to_csv(data, index=False)
+        result = survmom("train", data, "--id-col", "id", "--epochs", "2", "--hidden", "8", "-q", "-o", model)
+        assert result.returncode == 0, result.stderr
+        assert "Warning" not in result.stderr and "constant feature" not in result.stderr, result.stderr
+        outputs.append(predictions(survmom("predict", model, data, "--times", "365")))
+    np.testing.assert_allclose(outputs[1].drop(columns="id"), outputs[0].drop(columns="id"), rtol=1e-5)
+
+
+def test_predict_refuses_to_write_nan_predictions(trained, tmp_path, monkeypatch):
+    """The last line of defence: a NaN the checks before did not foresee is an error naming rows, not output."""
+    real = LoadedModel.outputs
+
+    def outputs(self, x, times):
+        columns = real(self, x, times)
+        columns["risk"] = columns["risk"].copy()
+        columns["risk"][[3, 6]] = np.nan
+        return columns
+
+    monkeypatch.setattr(LoadedModel, "outputs", outputs)
+    out = tmp_path / "p.parquet"
+    with pytest.raises(DataError, match=r"cohort\.csv: the model's predictions are not finite for 2 row\(s\); "
+                                        r"column '\w+' .*\(rows 4, 7: "):
+        predict_file(trained["model"], trained["data"], out)
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------- 3. extra columns
+
+
+def test_predict_ignores_unused_columns_whatever_they_hold(trained, tmp_path):
+    frame = cohort()
+    expected = predictions(survmom("predict", trained["model"], trained["data"]))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    n = len(frame)
+    table = table.append_column("blob", pa.array([b"\xc0\xff\x00"] * n, pa.binary()))
+    table = table.append_column("lst", pa.array([[1, 2]] * n))
+    table = table.append_column("meta", pa.array([{"a": 1}] * n))
+    parquet = write_parquet(table, tmp_path / "extra.parquet")
+    pd.testing.assert_frame_equal(predictions(survmom("predict", trained["model"], parquet)), expected)
+
+    lines = frame.to_csv(index=False).encode().splitlines()
+    latin1 = [lines[0] + b",note"] + [line + (b",caf\xe9" if i % 3 else b",x") for i, line in enumerate(lines[1:])]
+    csv = tmp_path / "latin1.csv"
+    csv.write_bytes(b"\n".join(latin1) + b"\n")
+    pd.testing.assert_frame_equal(predictions(survmom("predict", trained["model"], csv)), expected)
+
+
+def test_predict_still_checks_the_columns_it_uses(trained, tmp_path):
+    lines = cohort().to_csv(index=False).encode().replace(b",M,", b",M\xe9,", 1)
+    csv = tmp_path / "bad.csv"
+    csv.write_bytes(lines)
+    one_error_line(survmom("predict", trained["model"], csv), "bad.csv", "column 'sex'", "not valid UTF-8", "0xe9")
+
+
+def test_table_columns_reads_only_the_header(tmp_path):
+    frame = cohort()
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    assert table_columns(tmp_path / "d.csv") == table_columns(tmp_path / "d.parquet") == list(frame.columns)
+
+
+def test_binary_parquet_column_holding_utf8_text_is_read_as_text(tmp_path):
+    frame = cohort()
+    table = pa.Table.from_pandas(frame.drop(columns="sex"), preserve_index=False)
+    table = table.append_column("sex", pa.array([s.encode() for s in frame["sex"]], pa.binary()))
+    table = table.append_column("code", pa.array([b"ab", None] * (len(frame) // 2), pa.binary(2)))
+    path = write_parquet(table, tmp_path / "bin.parquet")
+    read = read_table(path)
+    assert isinstance(read["sex"].dtype, pd.CategoricalDtype)
+    assert read["sex"].astype(str).tolist() == frame["sex"].tolist()
+    assert read["code"].astype(object).where(read["code"].notna(), None).tolist() == ["ab", None] * 20
+    assert survmom("train", path, "--id-col", "id", "--epochs", "1", "-q", "-o", tmp_path / "m.pt").returncode == 0
+
+
+def test_binary_parquet_column_that_is_not_text_is_named_binary(tmp_path):
+    frame = cohort()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.append_column("blob", pa.array([b"ok", b"\xc0\xff"] * (len(frame) // 2), pa.binary()))
+    path = write_parquet(table, tmp_path / "blob.parquet")
+    line = one_error_line(survmom("train", path, "--epochs", "1", "-q", "-o", tmp_path / "m.pt"),
+                          "blob.parquet", "column 'blob' holds binary data, not UTF-8 text", r"rows 2, 4, 6")
+    assert "byte offset" not in line and "iconv" not in line
+    assert not (tmp_path / "m.pt").exists()
+
+
+# --------------------------------------------------------------------------------------------- 4. nested columns
+
+
+@pytest.mark.parametrize(("values", "shown"), [([1, 2], "array([1, 2])"), ({"a": 1}, "{'a': 1}")])
+def test_training_on_a_nested_column_is_a_clear_error(tmp_path, values, shown):
+    frame = cohort()
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column("nest", pa.array([values] * len(frame)))
+    path = write_parquet(table, tmp_path / "nested.parquet")
+    one_error_line(survmom("train", path, "--id-col", "id", "--epochs", "1", "-q", "-o", tmp_path / "m.pt"),
+                   "nested.parquet", "column 'nest'", "nested/list columns are not supported", f"rows 1, 2, 3, 4, 5, "
+                   f"...: {shown}", "--exclude")
+    result = survmom("train", path, "--id-col", "id", "--exclude", "nest", "--epochs", "1", "-q",
+                     "-o", tmp_path / "m.pt")
+    assert result.returncode == 0, result.stderr
+
+
+def test_nested_time_column_is_a_clear_error(tmp_path):
+    frame = cohort().drop(columns="time")
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column("time", pa.array([[5.0]] * len(frame)))
+    path = write_parquet(table, tmp_path / "nested.parquet")
+    with pytest.raises(DataError, match=r"nested\.parquet: column 'time' holds nested values .*rows 1, 2, 3"):
+        parse_time(read_table(path)["time"], path=path, column="time", min_exclusive=False)
+
+
+# --------------------------------------------------------------------------------------------- 5. -o a folder
+
+
+def test_predict_out_is_a_folder(trained, tmp_path):
+    folder = tmp_path / "predictions.csv"
+    folder.mkdir()
+    one_error_line(survmom("predict", trained["model"], trained["data"], "-o", folder),
+                   "predictions.csv", "is a folder", "give a file name")
+    assert list(folder.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
