@@ -165,7 +165,7 @@ def render_evaluation(result: dict[str, Any]) -> None:
     summary.add_column("value")
     low, high = result["harrell_c_ci95"]
     summary.add_row("Harrell's C (95% CI)", f"{fmt(result['harrell_c'])} ({fmt(low)}–{fmt(high)})")
-    summary.add_row(f"Uno's C (tau = {result['uno_tau']:g})", fmt(result["uno_c"]))
+    summary.add_row(f"Uno's C (tau = {_num(result['uno_tau'])})", fmt(result["uno_c"]))
     summary.add_row("mean AUC(t)", fmt(result["mean_auc"]))
     summary.add_row("integrated Brier score", fmt(result["integrated_brier"]))
     console.print(summary)
@@ -173,5 +173,5 @@ def render_evaluation(result: dict[str, Any]) -> None:
     for name in ("time", "AUC(t)", "Brier(t)"):
         per_time.add_column(name, justify="right")
     for t, auc, brier in zip(result["times"], result["auc"], result["brier"]):
-        per_time.add_row(f"{t:g}", fmt(auc), fmt(brier))
+        per_time.add_row(_num(t), fmt(auc), fmt(brier))  # exact: nearby times stay apart
     console.print(per_time)

@@ -17,6 +17,7 @@ from survmom.data import (
     read_table,
     select_feature_columns,
     stratified_split,
+    table_columns,
 )
 from survmom.errors import DataError
 
@@ -49,11 +50,7 @@ def prepare_training_data(
 ) -> PreparedData:
     """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one)."""
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(fingerprint, data_path)
-        table = read_table(data_path)
-        data_fingerprint = hashing.result()
-    columns = list(table.columns)
+    columns = table_columns(data_path)
     feature_cols = (
         preprocessor.input_columns
         if preprocessor is not None
@@ -62,7 +59,12 @@ def prepare_training_data(
             features=config.features, exclude=config.exclude, path=data_path,
         )
     )
-    _require_columns(table.columns, [config.time_col, config.event_col, *feature_cols], data_path)
+    _require_columns(columns, [config.time_col, config.event_col, *feature_cols], data_path)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(fingerprint, data_path)
+        # Only the columns used are read: an excluded column is never parsed, whatever it holds.
+        table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols]))
+        data_fingerprint = hashing.result()
     event = parse_event(table[config.event_col], path=data_path, column=config.event_col)
     time = parse_time(table[config.time_col], path=data_path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
@@ -104,12 +106,20 @@ def prepare_training_data(
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor) -> Outcomes:
     """Read a file with features, time and event, and apply a fitted preprocessor."""
-    table = read_table(path)
-    _require_columns(table.columns, [config.time_col, config.event_col], path)
+    columns = table_columns(path)
+    _require_columns(columns, [config.time_col, config.event_col], path)
+    preprocessor.check_columns(columns, path=path)
+    table = read_table(path, _used(columns, [config.time_col, config.event_col, *preprocessor.input_columns]))
     event = parse_event(table[config.event_col], path=path, column=config.event_col)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
     return Outcomes(preprocessor.transform(table, path=path), event, time)
+
+
+def _used(columns: list[str], used: list[str]) -> list[str]:
+    """The ``used`` columns, each once, in the file's order."""
+    wanted = set(used)
+    return [name for name in columns if name in wanted]
 
 
 def _require_columns(present, needed: list[str], path: Path) -> None:

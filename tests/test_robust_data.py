@@ -9,6 +9,7 @@ stderr with exit code 2, naming the file, the column and offending values.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from survmom.data import Preprocessor, parse_time, read_table, table_columns
 from survmom.errors import ConfigError, DataError
@@ -306,3 +308,19 @@ def test_predict_out_is_a_folder(trained, tmp_path):
                    "predictions.csv", "is a folder", "give a file name")
     assert list(folder.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
+
+
+def test_train_and_evaluate_never_read_columns_they_do_not_use(trained, tmp_path):
+    frame = cohort()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.append_column("blob", pa.array([b"\xc0\xff\x00"] * len(frame), pa.binary()))
+    table = table.append_column("lst", pa.array([[1, 2]] * len(frame)))
+    parquet = write_parquet(table, tmp_path / "extra.parquet")
+    model = tmp_path / "m.pt"
+    result = survmom("train", parquet, "--id-col", "id", "--exclude", "blob,lst", "--epochs", "1", "-q", "-o", model)
+    assert result.returncode == 0, result.stderr
+    names = [column["name"] for column in torch.load(model, weights_only=True)["preprocessing"]["columns"]]
+    assert names == ["age", "bmi", "sex", "stage"]
+    evaluated = survmom("evaluate", trained["model"], parquet, "--json")
+    assert evaluated.returncode == 0 and "Warning" not in evaluated.stderr, evaluated.stderr
+    assert json.loads(evaluated.stdout)["rows"] == len(frame)
