@@ -233,7 +233,8 @@ def predict(
     with _collector_paused():
         from survmom.predict import predict_file
 
-    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"))
+    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"),
+                        warn=lambda message: typer.echo(f"warning: {message}", err=True))
     if out is not None:
         typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
 

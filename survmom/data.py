@@ -987,6 +987,23 @@ def _label(value: Any, boolean: bool) -> str | None:
     return text or None
 
 
+def _count_new_values(counts: NewValues, specs: Sequence[NumericColumn | CategoricalColumn],
+                      decoded: list[np.ndarray], df: pd.DataFrame) -> None:
+    """Add the rows of ``df`` to ``counts``: missing numeric values, and labels outside the categories."""
+    counts.rows += len(df)
+    for spec, values in zip(specs, decoded, strict=True):
+        if isinstance(spec, NumericColumn):
+            counts.missing[spec.name] = counts.missing.get(spec.name, 0) + int(np.isnan(values).sum())
+        elif (values < 0).any():  # missing or unseen: look at the labels of those rows only, per distinct value
+            codes, uniques = pd.factorize(pd.Series(df[spec.name].to_numpy()[values < 0]), use_na_sentinel=True)
+            rows = np.bincount(codes[codes >= 0], minlength=len(uniques))
+            for value, count in zip(uniques, rows.tolist(), strict=True):
+                label = _label(value, spec.boolean)
+                if label is not None:  # text that reads as missing ("", "NA") is a missing value, not a category
+                    seen = counts.unseen.setdefault(spec.name, {})
+                    seen[label] = seen.get(label, 0) + count
+
+
 def _category_codes(
     values: pd.Series, categories: Sequence[str], boolean: bool, *, path: Path, column: str
 ) -> np.ndarray:
@@ -1139,6 +1156,29 @@ def _parses_as_float(text: str) -> bool:
 
 
 @dataclass
+class NewValues:
+    """What a fitted :class:`Preprocessor` met in new rows that training did not prepare it for (counts)."""
+
+    rows: int = 0
+    unseen: dict[str, dict[str, int]] = field(default_factory=dict)  # categorical column -> new label -> rows
+    missing: dict[str, int] = field(default_factory=dict)  # numeric column -> rows without a value
+
+    def warnings(self, path: Path) -> list[str]:
+        """One line per column with categories never seen in training, or with no value in any row."""
+        lines = []
+        for column, labels in self.unseen.items():
+            common = sorted(labels, key=lambda label: (-labels[label], label))
+            shown = ", ".join(repr(label) for label in common[:_SAMPLE])
+            more = f" and {len(common) - _SAMPLE} more" if len(common) > _SAMPLE else ""
+            lines.append(f"{path}: column '{column}': {_plural(sum(labels.values()), 'row')} hold categories not "
+                         f"seen in training ({shown}{more}); encoded as no category, like a missing value")
+        for column, count in self.missing.items():
+            if self.rows and count == self.rows:
+                lines.append(f"{path}: column '{column}' has no value in any row; the training median was used")
+        return lines
+
+
+@dataclass
 class Preprocessor:
     """Fitted feature encoding: numeric inputs standardised, text/boolean inputs one-hot encoded.
 
@@ -1217,12 +1257,16 @@ class Preprocessor:
                 f"{_quote_list(missing)}"
             )
 
-    def transform(self, df: pd.DataFrame, *, path: Path) -> np.ndarray:
-        """Encode ``df`` (n rows; extra columns ignored) into an (n, p) float32 C-contiguous matrix."""
-        return self.transform_parts(df, path=path, parts=[None])[0]
+    def transform(self, df: pd.DataFrame, *, path: Path, new_values: NewValues | None = None) -> np.ndarray:
+        """Encode ``df`` (n rows; extra columns ignored) into an (n, p) float32 C-contiguous matrix.
+
+        ``new_values``: if given, unseen categories and missing values of these rows are added to it.
+        """
+        return self.transform_parts(df, path=path, parts=[None], new_values=new_values)[0]
 
     def transform_parts(
-        self, df: pd.DataFrame, *, path: Path, parts: Sequence[np.ndarray | None], chunk: int = 32_768
+        self, df: pd.DataFrame, *, path: Path, parts: Sequence[np.ndarray | None], chunk: int = 32_768,
+        new_values: NewValues | None = None,
     ) -> list[np.ndarray]:
         """Encode the rows of ``df`` picked by each of ``parts`` ((n,) bool masks; None = all rows).
 
@@ -1233,6 +1277,8 @@ class Preprocessor:
         """
         self.check_columns(list(df.columns), path=path)
         decoded = [self._decode(spec, df[spec.name], path) for spec in self.columns]
+        if new_values is not None:
+            _count_new_values(new_values, self.columns, decoded, df)
         outs = []
         for part in parts:
             rows = None if part is None else np.flatnonzero(part)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,14 @@ import torch
 from survmom.atomic import atomic_write
 from survmom.checkpoint import load_checkpoint
 from survmom.config import TrainConfig
-from survmom.data import CategoricalColumn, Preprocessor, iter_table_batches, sample_rows, table_columns
+from survmom.data import (
+    CategoricalColumn,
+    NewValues,
+    Preprocessor,
+    iter_table_batches,
+    sample_rows,
+    table_columns,
+)
 from survmom.errors import CheckpointError, ConfigError, DataError
 from survmom.losses import cox_median, cox_survival, weibull_median, weibull_survival
 from survmom.train import backbone_from_config
@@ -132,21 +139,27 @@ def load_model(path: Path) -> LoadedModel:
 
 
 def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[float] | None = None,
-                 chunk_rows: int = 65_536) -> int:
-    """Write predictions for every row of ``data`` to ``out`` (CSV/Parquet) or CSV on stdout; returns rows."""
+                 chunk_rows: int = 65_536, warn: Callable[[str], None] | None = None) -> int:
+    """Write predictions for every row of ``data`` to ``out`` (CSV/Parquet) or CSV on stdout; returns rows.
+
+    ``warn`` (optional) is called once per column whose new values training did not prepare the model for
+    (categories never seen, or no value in any row), after the predictions are written.
+    """
     times = check_times(times or [])
     if out is not None:
         _check_output(out, data, checkpoint)
     model = load_model(checkpoint)
     id_col = model.config.id_col
-    chunks = _prediction_chunks(model, data, id_col, times, chunk_rows)
-    if out is None:
-        return _write_csv(chunks, sys.stdout.buffer)
-    return _write_atomically(chunks, out)
+    new_values = NewValues()
+    chunks = _prediction_chunks(model, data, id_col, times, chunk_rows, new_values)
+    rows = _write_csv(chunks, sys.stdout.buffer) if out is None else _write_atomically(chunks, out)
+    for message in new_values.warnings(data) if warn is not None else []:
+        warn(message)
+    return rows
 
 
 def _prediction_chunks(model: LoadedModel, data: Path, id_col: str | None, times: list[float],
-                       chunk_rows: int) -> Iterator[Any]:
+                       chunk_rows: int, new_values: NewValues | None = None) -> Iterator[Any]:
     import pyarrow as pa
 
     pre = model.preprocessor
@@ -156,7 +169,7 @@ def _prediction_chunks(model: LoadedModel, data: Path, id_col: str | None, times
     copy_id = id_col is not None and id_col in present
     wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else [])))
     for frame in iter_table_batches(data, wanted, chunk_rows, column_types=pre.column_types()):
-        x = pre.transform(frame, path=data)
+        x = pre.transform(frame, path=data, new_values=new_values)
         columns = model.outputs(x, times)
         _check_finite(columns, x, frame, pre, data)
         arrays: dict[str, Any] = {}

@@ -324,3 +324,31 @@ def test_train_and_evaluate_never_read_columns_they_do_not_use(trained, tmp_path
     evaluated = survmom("evaluate", trained["model"], parquet, "--json")
     assert evaluated.returncode == 0 and "Warning" not in evaluated.stderr, evaluated.stderr
     assert json.loads(evaluated.stdout)["rows"] == len(frame)
+
+
+def test_predict_warns_about_unseen_categories_and_columns_without_values(trained, tmp_path):
+    frame = cohort()
+    frame.loc[:2, "stage"] = "IV"  # 3 rows
+    frame.loc[3, "stage"] = "0"
+    frame.loc[4:5, "stage"] = None  # missing: not a new category
+    frame["bmi"] = np.nan
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    result = survmom("predict", trained["model"], tmp_path / "new.csv")
+    assert result.returncode == 0 and len(predictions(result)) == len(frame)
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warned == [
+        f"warning: {tmp_path / 'new.csv'}: column 'stage': 4 rows hold categories not seen in training "
+        "('IV', '0'); encoded as no category, like a missing value",
+        f"warning: {tmp_path / 'new.csv'}: column 'bmi' has no value in any row; the training median was used",
+    ]
+    assert "warning" not in survmom("predict", trained["model"], trained["data"]).stderr
+
+
+def test_new_values_are_counted_over_every_chunk(trained, tmp_path):
+    frame = cohort()
+    frame.loc[::4, "sex"] = "X"  # 10 rows, spread over all chunks
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    messages: list[str] = []
+    rows = predict_file(trained["model"], tmp_path / "new.csv", tmp_path / "p.csv", chunk_rows=7,
+                        warn=messages.append)
+    assert rows == len(frame) and len(messages) == 1 and "'sex': 10 rows hold categories" in messages[0]
