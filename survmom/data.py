@@ -1170,8 +1170,10 @@ class NewValues:
             common = sorted(labels, key=lambda label: (-labels[label], label))
             shown = ", ".join(repr(label) for label in common[:_SAMPLE])
             more = f" and {len(common) - _SAMPLE} more" if len(common) > _SAMPLE else ""
-            lines.append(f"{path}: column '{column}': {_plural(sum(labels.values()), 'row')} hold categories not "
-                         f"seen in training ({shown}{more}); encoded as no category, like a missing value")
+            rows = sum(labels.values())
+            verb = "holds" if rows == 1 else "hold"
+            lines.append(f"{path}: column '{column}': {_plural(rows, 'row')} {verb} categories not seen in "
+                         f"training ({shown}{more}); encoded as no category, like a missing value")
         for column, count in self.missing.items():
             if self.rows and count == self.rows:
                 lines.append(f"{path}: column '{column}' has no value in any row; the training median was used")
