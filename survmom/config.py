@@ -133,6 +133,8 @@ class TrainConfig:
             (self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}"),
             (bool(self.time_col) and bool(self.event_col), "--time-col and --event-col must not be empty"),
             (self.time_col != self.event_col, f"--time-col and --event-col are both {self.time_col!r}"),
+            (self.id_col not in (self.time_col, self.event_col),
+             f"--id-col {self.id_col!r} is also the time or event column; an id column only labels predictions"),
         ]
         for ok, message in checks:
             if not ok:

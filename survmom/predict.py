@@ -129,6 +129,10 @@ def load_model(path: Path) -> LoadedModel:
         network.load_state_dict(weights)
         network.eval()
         prediction = state.get("prediction", {})
+        if config.loss == "cox" and not all(isinstance(prediction.get(key), torch.Tensor)
+                                            for key in ("baseline_times", "baseline_cumhaz")):
+            raise CheckpointError(f"{path}: checkpoint has no Cox baseline hazard (its 'prediction' entry is "
+                                  "missing or damaged); it cannot give survival probabilities")
         return LoadedModel(config, preprocessor, network, float(state["time_scale"]),
                            prediction.get("baseline_times"), prediction.get("baseline_cumhaz"), state)
     except CheckpointError:

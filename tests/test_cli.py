@@ -371,3 +371,12 @@ def test_resume_refuses_a_validation_file_that_changed_or_is_gone(tmp_path):
     gone = survmom("resume", model, "--epochs", "2", check=False)
     assert gone.returncode == 2 and "val.csv" in gone.stderr and "not found" in gone.stderr
     assert load(model)["progress"]["epoch"] == 1
+
+
+def test_a_cox_checkpoint_without_its_baseline_is_a_clear_error(trained, tmp_path):
+    state = load(trained["cox"])
+    del state["prediction"]
+    torch.save(state, tmp_path / "edited.pt")
+    result = survmom("predict", tmp_path / "edited.pt", SAMPLE / "new_patients.csv", check=False)
+    assert result.returncode == 2 and "no Cox baseline" in result.stderr and "edited.pt" in result.stderr
+    assert result.stdout == ""

@@ -25,7 +25,7 @@ def test_bank_capacity_prefers_size_then_steps_then_default():
     ({"hidden": "64,x"}, "--hidden"), ({"epochs": 2.5}, "--epochs"), ({"batchnorm": "yes"}, "--batchnorm"),
     ({"time_col": "t", "event_col": "t"}, "both"), ({"val_frac": 1.0}, "--val-frac"), ({"batchsize": 8}, "unknown"),
     ({"seed": -1}, "--seed"), ({"seed": 2**64}, "--seed"), ({"id_col": ["a", "b"]}, "--id-col must be text"),
-    ({"time_col": True}, "--time-col must be text"),
+    ({"time_col": True}, "--time-col must be text"), ({"id_col": "time"}, "--id-col 'time' is also"),
 ])
 def test_invalid_values_name_the_option(values, fragment):
     with pytest.raises(ConfigError, match=fragment):
