@@ -100,6 +100,10 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
             f"{checkpoint_path}: checkpoint does not match its own configuration ({error})"
         ) from error
     trainer.stopped_early = False if epochs is not None else trainer.stopped_early
+    if trainer.epoch >= config.epochs or trainer.stopped_early:
+        why = "early stopping ended it" if trainer.stopped_early else f"{trainer.epoch} of {config.epochs} epochs done"
+        raise ConfigError(f"{checkpoint_path}: nothing to resume ({why}); pass --epochs N with N > {trainer.epoch} "
+                          "to train further")
     return _run(trainer, config.epochs, Path(out), _data_state(prepared), make_reporter(config), prepared.warnings,
                 started)
 

@@ -380,3 +380,12 @@ def test_a_cox_checkpoint_without_its_baseline_is_a_clear_error(trained, tmp_pat
     result = survmom("predict", tmp_path / "edited.pt", SAMPLE / "new_patients.csv", check=False)
     assert result.returncode == 2 and "no Cox baseline" in result.stderr and "edited.pt" in result.stderr
     assert result.stdout == ""
+
+
+def test_resume_with_nothing_left_to_train_says_so(trained):
+    before = trained["cox"].read_bytes()
+    result = survmom("resume", trained["cox"], check=False)
+    assert result.returncode == 2 and "nothing to resume (3 of 3 epochs done)" in result.stderr
+    fewer = survmom("resume", trained["cox"], "--epochs", "2", check=False)
+    assert fewer.returncode == 2 and "pass --epochs N with N > 3" in fewer.stderr
+    assert trained["cox"].read_bytes() == before
