@@ -1147,6 +1147,13 @@ def _fit_categorical(
     return CategoricalColumn(column, categories, boolean)
 
 
+def _numbers_as_text(values: pd.Series, *, path: Path, column: str) -> bool:
+    """Whether every non-missing value of a text or categorical column is the text of a finite number."""
+    _, uniques = _text_view(values, path=path, column=column)
+    labels = [label for label in (_label(u, False) for u in uniques) if label is not None]
+    return bool(labels) and all(_parses_as_float(label) and math.isfinite(float(label)) for label in labels)
+
+
 def _parses_as_float(text: str) -> bool:
     try:
         float(text)
@@ -1223,6 +1230,11 @@ class Preprocessor:
             # Types of text columns are inferred from their values: look only at the training rows.
             kind_of = values if rows is None or values.dtype != object else values[rows]
             kind = _kind(kind_of, path=path, column=name)
+            if kind == "category" and _numbers_as_text(values, path=path, column=name):
+                # As a CSV reader would: text such as "61" or "0.5" in every row is a number (e.g. a Parquet
+                # column written from strings), not a category per value.
+                warnings.append(f"column '{name}' holds numbers stored as text; read as numbers")
+                kind = "numeric"
             if kind == "numeric":
                 specs.append(_fit_numeric(values, rows, path, name, warnings))
             else:

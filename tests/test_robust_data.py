@@ -352,3 +352,25 @@ def test_new_values_are_counted_over_every_chunk(trained, tmp_path):
     rows = predict_file(trained["model"], tmp_path / "new.csv", tmp_path / "p.csv", chunk_rows=7,
                         warn=messages.append)
     assert rows == len(frame) and len(messages) == 1 and "'sex': 10 rows hold categories" in messages[0]
+
+
+@pytest.mark.parametrize("as_category", [False, True])
+def test_numbers_stored_as_text_are_read_as_numbers(tmp_path, as_category):
+    frame = cohort()
+    text = frame.assign(age=frame["age"].map(lambda v: f"{v:g}"))
+    text.loc[3, "age"] = None
+    if as_category:
+        text["age"] = text["age"].astype("category")
+    numeric = frame.assign(age=frame["age"].where(frame.index != 3))
+    fitted = Preprocessor.fit(text, ["age", "sex"], path=tmp_path / "t.parquet")
+    reference = Preprocessor.fit(numeric, ["age", "sex"], path=tmp_path / "n.parquet")
+    assert fitted.feature_names == reference.feature_names
+    assert fitted.warnings == ["column 'age' holds numbers stored as text; read as numbers"]
+    np.testing.assert_array_equal(fitted.transform(text, path=tmp_path / "t.parquet"),
+                                  reference.transform(numeric, path=tmp_path / "n.parquet"))
+
+
+def test_text_that_is_not_all_numbers_stays_categorical(tmp_path):
+    frame = cohort().assign(grade=lambda d: np.where(d.index % 5 == 0, "high", "2"))
+    fitted = Preprocessor.fit(frame, ["grade"], path=tmp_path / "t.csv")
+    assert fitted.feature_names == ["grade=2", "grade=high"] and not fitted.warnings
