@@ -987,6 +987,11 @@ def _label(value: Any, boolean: bool) -> str | None:
     return text or None
 
 
+# Predict warns about values this many training standard deviations from the training mean: far beyond any
+# real tail (a skewed lab value may reach 10), so most likely a unit error (days for years, g for kg) or a typo.
+FAR_FROM_TRAINING = 50.0
+
+
 def _count_new_values(counts: NewValues, specs: Sequence[NumericColumn | CategoricalColumn],
                       decoded: list[np.ndarray], df: pd.DataFrame) -> None:
     """Add the rows of ``df`` to ``counts``: missing numeric values, and labels outside the categories."""
@@ -994,6 +999,15 @@ def _count_new_values(counts: NewValues, specs: Sequence[NumericColumn | Categor
     for spec, values in zip(specs, decoded, strict=True):
         if isinstance(spec, NumericColumn):
             counts.missing[spec.name] = counts.missing.get(spec.name, 0) + int(np.isnan(values).sum())
+            with np.errstate(over="ignore", invalid="ignore"):
+                distance = np.abs(_standardise(values, spec.mean, spec.scale))
+            far = distance > FAR_FROM_TRAINING  # NaN compares False
+            if far.any():
+                worst = int(np.flatnonzero(far)[np.argmax(distance[far])])
+                count, value, furthest = counts.far.get(spec.name, (0, 0.0, 0.0))
+                if distance[worst] > furthest:
+                    value, furthest = float(values[worst]), float(distance[worst])
+                counts.far[spec.name] = (count + int(far.sum()), value, furthest)
         elif (values < 0).any():  # missing or unseen: look at the labels of those rows only, per distinct value
             codes, uniques = pd.factorize(pd.Series(df[spec.name].to_numpy()[values < 0]), use_na_sentinel=True)
             rows = np.bincount(codes[codes >= 0], minlength=len(uniques))
@@ -1169,6 +1183,9 @@ class NewValues:
     rows: int = 0
     unseen: dict[str, dict[str, int]] = field(default_factory=dict)  # categorical column -> new label -> rows
     missing: dict[str, int] = field(default_factory=dict)  # numeric column -> rows without a value
+    # numeric column -> (rows more than FAR_FROM_TRAINING training stds from the training mean, the furthest
+    # value, its distance in stds)
+    far: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     def warnings(self, path: Path) -> list[str]:
         """One line per column with categories never seen in training, or with no value in any row."""
@@ -1184,6 +1201,10 @@ class NewValues:
         for column, count in self.missing.items():
             if self.rows and count == self.rows:
                 lines.append(f"{path}: column '{column}' has no value in any row; the training median was used")
+        for column, (count, extreme, _) in self.far.items():
+            lines.append(f"{path}: column '{column}': {_plural(count, 'row')} more than {FAR_FROM_TRAINING:g} "
+                         f"training standard deviations from the training mean (furthest: {_show(extreme)}); the "
+                         "model extrapolates there: check the values and their unit")
         return lines
 
 

@@ -374,3 +374,16 @@ def test_text_that_is_not_all_numbers_stays_categorical(tmp_path):
     frame = cohort().assign(grade=lambda d: np.where(d.index % 5 == 0, "high", "2"))
     fitted = Preprocessor.fit(frame, ["grade"], path=tmp_path / "t.csv")
     assert fitted.feature_names == ["grade=2", "grade=high"] and not fitted.warnings
+
+
+def test_predict_warns_about_values_far_outside_the_training_data(trained, tmp_path):
+    frame = cohort()
+    frame.loc[0, "age"] = 60.0 * 365  # days for years
+    frame.loc[1, "age"] = -5e4
+    frame.loc[2, "bmi"] = 45.0  # unusual, not absurd: no warning
+    frame.to_csv(tmp_path / "far.csv", index=False)
+    messages: list[str] = []
+    predict_file(trained["model"], tmp_path / "far.csv", tmp_path / "p.csv", chunk_rows=16, warn=messages.append)
+    assert messages == [f"{tmp_path / 'far.csv'}: column 'age': 2 rows more than 50 training standard deviations "
+                        "from the training mean (furthest: -50000.0); the model extrapolates there: check the values "
+                        "and their unit"]
