@@ -92,7 +92,11 @@ def prepare_training_data(
     if config.val is not None:
         val_path = Path(config.val)
         val = read_outcomes(val_path, config, preprocessor)
-        info.update(val_path=str(val_path.resolve()), val_fingerprint=fingerprint(val_path))
+        val_fingerprint = fingerprint(val_path)
+        if val_fingerprint == data_fingerprint:
+            warnings.append(f"--val {val_path} holds the training rows themselves: the validation C-index then "
+                            "measures fit, not prediction, and early stopping cannot see overfitting")
+        info.update(val_path=str(val_path.resolve()), val_fingerprint=val_fingerprint)
     elif split:
         val = Outcomes(x_parts[1], event[val_idx], time[val_idx])
     info["val_rows"] = 0 if val is None else len(val)

@@ -389,3 +389,9 @@ def test_resume_with_nothing_left_to_train_says_so(trained):
     fewer = survmom("resume", trained["cox"], "--epochs", "2", check=False)
     assert fewer.returncode == 2 and "pass --epochs N with N > 3" in fewer.stderr
     assert trained["cox"].read_bytes() == before
+
+
+def test_validating_on_the_training_file_is_warned_about(tmp_path):
+    result = survmom("train", SAMPLE / "cohort.csv", "--val", SAMPLE / "cohort.csv", "--id-col", "id",
+                     "--epochs", "1", "--out", tmp_path / "m.pt", "--quiet")
+    assert "holds the training rows themselves" in result.stderr
