@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,17 +23,13 @@ import pandas as pd
 import pytest
 import torch
 
+from cli_runner import run_survmom
+
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = b"an earlier file that must keep its bytes\n"
 
 
-def survmom(*args: str | Path) -> subprocess.CompletedProcess:
-    """Run ``python -m survmom`` in a subprocess, stdout and stderr captured separately.
-
-    One intra-op thread (OMP_NUM_THREADS=1): several of these processes run at once on a 2-core CI machine.
-    """
-    return subprocess.run([sys.executable, "-m", "survmom", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+survmom = run_survmom  # finished process, stdout and stderr captured; exit code not checked
 
 
 def tiny_frame(n: int = 40, seed: int = 0) -> pd.DataFrame:

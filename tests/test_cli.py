@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +16,15 @@ import torch
 
 from survmom.metrics import concordance_index
 
+from cli_runner import run_survmom
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
 
 
 def survmom(*args: str | Path, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the CLI in a subprocess; stdout and stderr captured separately (wide terminal: help is not wrapped)."""
-    result = subprocess.run([sys.executable, "-m", "survmom", *map(str, args)], capture_output=True, text=True,
-                            cwd=cwd or ROOT, timeout=600, env={**os.environ, "COLUMNS": "300"})
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-    return result
+    """Run the CLI in a subprocess; raises unless it exits 0 (``check=False`` to look at a failure)."""
+    return run_survmom(*args, cwd=cwd, check=check)
 
 
 def load(path: Path) -> dict:

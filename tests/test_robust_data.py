@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -27,13 +25,12 @@ from survmom.data import Preprocessor, parse_time, read_table, table_columns
 from survmom.errors import ConfigError, DataError
 from survmom.predict import LoadedModel, check_times, load_model, predict_file, time_label
 
+from cli_runner import run_survmom
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def survmom(*args: str | Path) -> subprocess.CompletedProcess:
-    """Run ``python -m survmom`` in a subprocess (one intra-op thread), stdout and stderr captured separately."""
-    return subprocess.run([sys.executable, "-m", "survmom", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+survmom = run_survmom  # finished process, stdout and stderr captured; exit code not checked
 
 
 def cohort(n: int = 40, seed: int = 0) -> pd.DataFrame:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,8 @@ from survmom.cli import app
 from survmom.predict import load_model
 from survmom.prepare import read_outcomes
 
+from cli_runner import run_survmom
+
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 300
 LAST_TIME = 1000.0  # the largest time: rows 0-4, all events, so the training censoring survival ends above 0
@@ -26,12 +26,8 @@ TIED_TIME = 100.1  # not representable in float32: float32(100.1) < 100.1
 
 
 def survmom(*args: str | Path, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the CLI in a subprocess; stdout and stderr captured separately (wide terminal)."""
-    result = subprocess.run([sys.executable, "-m", "survmom", *map(str, args)], capture_output=True, text=True,
-                            cwd=cwd or ROOT, timeout=600, env={**os.environ, "COLUMNS": "300"})
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-    return result
+    """Run the CLI in a subprocess; raises unless it exits 0 (``check=False`` to look at a failure)."""
+    return run_survmom(*args, cwd=cwd, check=check)
 
 
 def cohort(seed: int = 0) -> pd.DataFrame:

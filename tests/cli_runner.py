@@ -1,0 +1,23 @@
+"""Run ``python -m survmom`` in a subprocess, as the end-to-end tests do (imported by them, not collected)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# A wide terminal (help and tables are not wrapped) and one intra-op thread: several of these processes run at
+# once on a 2-core CI machine.
+ENV = {**os.environ, "COLUMNS": "300", "OMP_NUM_THREADS": "1"}
+
+
+def run_survmom(*args: str | Path, cwd: Path | None = None, check: bool = False,
+                timeout: float = 600) -> subprocess.CompletedProcess:
+    """The finished process, stdout and stderr captured separately; ``check``: raise unless it exited 0."""
+    result = subprocess.run([sys.executable, "-m", "survmom", *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd or ROOT, env=ENV, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
