@@ -160,7 +160,14 @@ def load_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of option: value, got {type(values).__name__}")
-    return {str(k).replace("-", "_"): v for k, v in values.items()}
+    options: dict[str, Any] = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name in options:
+            raise ConfigError(f"{path}: option {name.replace('_', '-')} is given twice (as {key!r} and another "
+                              "spelling); keep one")
+        options[name] = value
+    return options
 
 
 def parse_list(text: str | list | None, kind: type = str, option: str = "option") -> list | None:
@@ -169,6 +176,10 @@ def parse_list(text: str | list | None, kind: type = str, option: str = "option"
         return None
     items = text if isinstance(text, list) else [part.strip() for part in str(text).split(",")]
     items = [item for item in items if item != ""]
+    # int() would truncate 16.7 and read true as 1: list items are numbers of the right kind, or their text.
+    if kind is int and any(isinstance(item, bool) or (isinstance(item, float) and not item.is_integer())
+                           for item in items):
+        raise ConfigError(f"{option} expects a comma-separated list of int, got {text!r}")
     try:
         return [kind(item) for item in items]
     except (TypeError, ValueError):

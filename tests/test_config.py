@@ -25,7 +25,8 @@ def test_bank_capacity_prefers_size_then_steps_then_default():
     ({"hidden": "64,x"}, "--hidden"), ({"epochs": 2.5}, "--epochs"), ({"batchnorm": "yes"}, "--batchnorm"),
     ({"time_col": "t", "event_col": "t"}, "both"), ({"val_frac": 1.0}, "--val-frac"), ({"batchsize": 8}, "unknown"),
     ({"seed": -1}, "--seed"), ({"seed": 2**64}, "--seed"), ({"id_col": ["a", "b"]}, "--id-col must be text"),
-    ({"time_col": True}, "--time-col must be text"), ({"id_col": "time"}, "--id-col 'time' is also"),
+    ({"time_col": True}, "--time-col must be text"), ({"hidden": [32, 16.7]}, "--hidden"),
+    ({"hidden": [32, True]}, "--hidden"), ({"id_col": "time"}, "--id-col 'time' is also"),
 ])
 def test_invalid_values_name_the_option(values, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -59,3 +60,12 @@ def test_yaml_column_names_read_as_numbers_or_dates_are_the_header_text(tmp_path
     path.write_text("time_col: 5\nevent_col: 2020-01-01\nid_col: 1.5\nseed: 4294967295\n")
     config = TrainConfig.from_dict(load_yaml(path))
     assert (config.time_col, config.event_col, config.id_col, config.seed) == ("5", "2020-01-01", "1.5", 2**32 - 1)
+
+
+def test_an_option_spelled_twice_in_yaml_is_an_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("rate-warmup: false\nrate_warmup: true\nhidden: [32, 16.0]\n")
+    with pytest.raises(ConfigError, match="rate-warmup is given twice"):
+        load_yaml(path)
+    path.write_text("hidden: [32, 16.0]\n")
+    assert TrainConfig.from_dict(load_yaml(path)).hidden == [32, 16]
