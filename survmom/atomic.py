@@ -86,3 +86,13 @@ def restored_on_error(path: Path) -> Iterator[bool]:
             _fsync_folder(path.parent if str(path.parent) else Path("."))
         raise
     kept.unlink(missing_ok=True)
+
+
+def check_writable_folder(path: Path) -> None:
+    """Raise OSError unless a file can be created next to ``path`` (its folder exists and accepts new files).
+
+    Run before long work whose result goes to ``path``: a temporary file is created and removed again.
+    """
+    folder = Path(path).parent if str(Path(path).parent) else Path(".")
+    with tempfile.TemporaryFile(prefix=f".{Path(path).name}.", suffix=".probe", dir=folder):
+        pass

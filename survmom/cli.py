@@ -7,9 +7,11 @@ Exit codes: 0 success, 1 internal error, 2 bad input or options (one line on std
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gc
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,6 +64,19 @@ def _is_allocation_failure(error: Exception) -> bool:
     return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
 
 
+# OS errors that are about the machine, not survmom: no space, no permission, read-only file system, quota.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn project errors into one line on stderr + exit 2; other errors into exit 1; --debug re-raises."""
 
@@ -82,6 +97,10 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             if debug:
                 raise
             _fail("interrupted", 130)
+        except BrokenPipeError:
+            # The reader of stdout went away (`survmom predict ... | head`): stop quietly, as a pipeline expects.
+            _silence_stdout()
+            raise typer.Exit(141) from None
         except MemoryError:
             if debug:
                 raise
@@ -91,6 +110,9 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             if _is_allocation_failure(error):
                 _fail(OUT_OF_MEMORY, 2)
+            if isinstance(error, OSError) and error.errno in _ENVIRONMENT_ERRNOS:
+                where = f"{error.filename}: " if error.filename else ""
+                _fail(f"{where}{error.strerror or error}", 2)
             _fail(f"internal error ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
                   "rerun with --debug for the traceback", 1)
 

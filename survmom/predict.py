@@ -9,6 +9,7 @@ and the id column) are read; others are ignored. Memory does not grow with the n
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from survmom.atomic import atomic_write
+from survmom.atomic import atomic_write, check_writable_folder
 from survmom.checkpoint import load_checkpoint
 from survmom.config import TrainConfig
 from survmom.data import (
@@ -154,6 +155,9 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
         _check_output(out, data, checkpoint)
     model = load_model(checkpoint)
     id_col = model.config.id_col
+    if id_col is not None and warn is not None and id_col not in table_columns(data):
+        warn(f"{data}: no id column '{id_col}' (the model was trained with --id-col {id_col}); the predictions "
+             "are in the file's row order, without ids")
     new_values = NewValues()
     chunks = _prediction_chunks(model, data, id_col, times, chunk_rows, new_values)
     rows = _write_csv(chunks, sys.stdout.buffer) if out is None else _write_atomically(chunks, out)
@@ -229,11 +233,17 @@ def _input_column(pre: Preprocessor, feature: int) -> str:
 def _write_tables(chunks: Iterator[Any], stream, make_writer) -> int:
     """Stream Arrow tables into one writer made from the first table's schema; returns the row count."""
     rows, writer = 0, None
-    for table in chunks:
-        if writer is None:
-            writer = make_writer(stream, table.schema)
-        writer.write_table(table)
-        rows += table.num_rows
+    try:
+        for table in chunks:
+            if writer is None:
+                writer = make_writer(stream, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+    except BaseException:
+        if writer is not None:  # closed now, while its stream is open: not later, by the garbage collector
+            with contextlib.suppress(Exception):
+                writer.close()
+        raise
     if writer is not None:
         writer.close()
     stream.flush()
@@ -273,3 +283,7 @@ def _check_output(out: Path, data: Path, checkpoint: Path) -> None:
     for source in (data, checkpoint):
         if out.resolve() == Path(source).resolve():
             raise ConfigError(f"-o {out} is the input file {source}; refusing to overwrite it")
+    try:
+        check_writable_folder(out)
+    except OSError as error:
+        raise ConfigError(f"-o {out}: cannot write in its folder ({error.strerror or error})") from None

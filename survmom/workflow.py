@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from survmom.atomic import restored_on_error
+from survmom.atomic import check_writable_folder, restored_on_error
 from survmom.checkpoint import load_checkpoint, save_checkpoint
 from survmom.config import TrainConfig, auto_batch
 from survmom.data import Preprocessor, fingerprint
@@ -41,6 +41,10 @@ def check_output_path(out: Path, inputs: list[Path]) -> None:
     for path in inputs:
         if out.resolve() == path.resolve():
             raise ConfigError(f"--out {out} is the input file {path}; refusing to overwrite it")
+    try:
+        check_writable_folder(out)
+    except OSError as error:
+        raise ConfigError(f"--out {out}: cannot write in its folder ({error.strerror or error})") from None
 
 
 def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunResult:

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from survmom.atomic import atomic_write, restored_on_error
+from survmom.atomic import atomic_write, check_writable_folder, restored_on_error
 
 
 def test_replaces_content_and_uses_umask_permissions_not_0600(tmp_path):
@@ -66,3 +66,10 @@ def test_without_an_old_file_the_writes_of_a_failing_block_stay(tmp_path):
         _rewrite(path, b"epoch 1")
         raise RuntimeError("diverged")
     assert path.read_bytes() == b"epoch 1"
+
+
+def test_checking_a_folder_for_writing_leaves_nothing_and_fails_for_a_missing_one(tmp_path):
+    check_writable_folder(tmp_path / "model.pt")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OSError):
+        check_writable_folder(tmp_path / "missing" / "model.pt")

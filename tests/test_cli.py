@@ -392,3 +392,46 @@ def test_validating_on_the_training_file_is_warned_about(tmp_path):
     result = survmom("train", SAMPLE / "cohort.csv", "--val", SAMPLE / "cohort.csv", "--id-col", "id",
                      "--epochs", "1", "--out", tmp_path / "m.pt", "--quiet")
     assert "holds the training rows themselves" in result.stderr
+
+
+def test_predict_says_when_the_id_column_is_missing(trained, tmp_path):
+    pd.read_csv(SAMPLE / "new_patients.csv").drop(columns="id").to_csv(tmp_path / "noid.csv", index=False)
+    result = survmom("predict", trained["cox"], tmp_path / "noid.csv", "-o", tmp_path / "p.csv")
+    assert "no id column 'id'" in result.stderr
+    assert "id" not in pd.read_csv(tmp_path / "p.csv").columns
+
+
+def test_predict_into_a_pipe_that_closes_early_stops_quietly(trained, tmp_path):
+    rows = pd.concat([pd.read_csv(SAMPLE / "new_patients.csv")] * 3000)  # 150,000 rows: several chunks
+    rows.to_csv(tmp_path / "many.csv", index=False)
+    command = (f"{sys.executable} -m survmom predict {trained['cox']} {tmp_path / 'many.csv'} | head -c 100 > "
+               f"/dev/null; echo ${{PIPESTATUS[0]}}")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.stdout.strip() == "141" and "error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_parquet_output_failing_in_a_later_chunk_leaves_no_traceback_and_no_file(trained, tmp_path):
+    rows = pd.concat([pd.read_csv(SAMPLE / "new_patients.csv")] * 3000).astype({"age": object})
+    rows.iloc[-1, rows.columns.get_loc("age")] = "abc"  # in the last chunk
+    rows.to_csv(tmp_path / "late_error.csv", index=False)
+    result = survmom("predict", trained["cox"], tmp_path / "late_error.csv", "-o", tmp_path / "p.parquet",
+                     check=False)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'late_error.csv'}: column 'age' should be numeric but has 1 non-numeric value "
+        "(row 150000: 'abc')"]
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(trained, tmp_path, monkeypatch):
+    from survmom import atomic, predict, workflow
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(atomic, "check_writable_folder", refuse)
+    monkeypatch.setattr(workflow, "check_writable_folder", refuse)
+    monkeypatch.setattr(predict, "check_writable_folder", refuse)
+    with pytest.raises(Exception, match="cannot write in its folder"):
+        workflow.check_output_path(tmp_path / "m.pt", [SAMPLE / "cohort.csv"])
+    with pytest.raises(Exception, match="cannot write in its folder"):
+        predict.predict_file(trained["cox"], SAMPLE / "new_patients.csv", tmp_path / "p.csv")
