@@ -149,7 +149,8 @@ def train(
     linear_skip: bool = typer.Option(True, "--linear-skip/--no-linear-skip",
                                      help="Add a linear path: output = linear(x) + MLP(x), MLP starting at zero."),
     linear_init: bool = typer.Option(True, "--linear-init/--no-linear-init",
-                                     help="Start the linear path at a ridge-penalised linear Cox / Weibull AFT fit."),
+                                     help="Start the linear path (or a network without hidden layers) at a "
+                                          "ridge-penalised linear Cox / Weibull AFT fit."),
     linear_penalty: float = typer.Option(
         0.1, help="Ridge penalty of that fit: mean negative log-likelihood + penalty/2 × ||w||² (standardised x)."
     ),

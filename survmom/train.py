@@ -105,9 +105,13 @@ class Trainer:
         if fit_start and config.loss == "weibull":
             set_output_bias(backbone, fit_constant_weibull(train.event, train.time))
         self.fitted_start = False  # True when the network starts as a fitted linear model (worth validating)
-        if fit_start and config.linear_skip and config.linear_init and isinstance(backbone, LinearSkip):
+        # The linear layer to start at the penalised linear fit: a LinearSkip's linear path, or the whole network
+        # when it is linear (no hidden layers).
+        start_layer = (backbone.linear if isinstance(backbone, LinearSkip) and config.linear_skip
+                       else backbone[-1] if not config.hidden else None)
+        if fit_start and config.linear_init and start_layer is not None:
             self.fitted_start = fit_linear_start(
-                backbone.linear, train.x, train.event, train.time, config.loss, ties=config.ties,
+                start_layer, train.x, train.event, train.time, config.loss, ties=config.ties,
                 penalty=config.linear_penalty, seed=config.seed,
             )
         _freeze_linear_path(backbone, self.fitted_start and config.linear_frozen)

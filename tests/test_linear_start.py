@@ -310,3 +310,17 @@ def test_each_checkpoint_holds_the_baseline_of_its_best_target_scored_once_per_b
         times, cumhaz = breslow_baseline(log_hz, data.event, data.time.double())
         torch.testing.assert_close(state["prediction"]["baseline_times"], times * trainer.time_scale)
         torch.testing.assert_close(state["prediction"]["baseline_cumhaz"], cumhaz)
+
+
+def test_a_linear_network_starts_at_the_penalised_fit_and_trains(rossi):
+    trainer = _trainer(rossi, hidden=[])
+    layer = trainer.momentum.online[-1]
+    start = layer.weight.detach().clone()
+    reference = _layer(7, 1).float()
+    fit_linear_start(reference, trainer.train_data.x, trainer.train_data.event, trainer.train_data.time, "cox",
+                     penalty=trainer.config.linear_penalty)
+    assert trainer.fitted_start
+    torch.testing.assert_close(start, reference.weight.detach())
+    _fit(trainer)
+    assert not torch.equal(layer.weight, start)  # not frozen: it is the whole network
+    assert not _trainer(rossi, hidden=[], linear_init=False).fitted_start
