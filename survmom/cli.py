@@ -248,6 +248,7 @@ def predict(
     data: Path = typer.Argument(..., help="Rows to predict: .csv or .parquet with the training feature columns."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv or .parquet (default: CSV on stdout)."),
     times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings and no summary line; errors only."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predict with the target network: risk, median time and survival probabilities."""
@@ -256,9 +257,11 @@ def predict(
     with _collector_paused():
         from survmom.predict import predict_file
 
-    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"),
-                        warn=lambda message: typer.echo(f"warning: {message}", err=True))
-    if out is not None:
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else warn)
+    if out is not None and not quiet:
         typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
 
 

@@ -123,6 +123,9 @@ def _check_time_values(times: list[float], source: str, hint: str) -> None:
 def _check_follow_up(times: list[float], source: str, hint: str, data: Path, time: torch.Tensor) -> None:
     """Sorted ``times`` must lie in the follow-up ``[min, max)`` of the data (as the metrics require)."""
     lo, hi = float(time.min()), float(time.max())
+    if lo == hi:
+        raise DataError(f"{data}: every row has the time {_num(lo)}; time-dependent metrics need rows followed "
+                        "for different lengths of time")
     outside = [t for t in times if not lo <= t < hi]
     if outside:
         raise ConfigError(

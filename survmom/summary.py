@@ -74,7 +74,9 @@ def render_summary(summary: dict[str, Any]) -> None:
         ("training data", f"{summary['data'].get('path', '?')} ({summary['data'].get('rows', '?')} rows)"),
         ("features", f"{summary['schema']['features']} from {len(summary['schema']['input_columns'])} columns"),
         ("epochs done", f"{progress['epochs_done']} of {config['epochs']}"
-                        + (" (early stopping)" if progress["stopped_early"] else "")),
+                        + (" (early stopping)" if progress["stopped_early"] else "")
+                        + (f"; interrupted in epoch {progress['epochs_done'] + 1} after {progress['batch_in_epoch']} "
+                           f"step(s): survmom resume continues it" if progress["batch_in_epoch"] else "")),
         ("steps", str(progress["steps"])),
         ("best validation C-index", "n/a" if best is None else f"{best:.4f} (epoch {validation['best_epoch']}{start})"),
         ("bank", f"{summary['bank']['filled']}/{summary['bank']['capacity']} ({summary['bank']['fill']:.0%})"),

@@ -18,6 +18,9 @@ from survmom.errors import CheckpointError, ConfigError, DataError, TrainingDive
 from survmom.prepare import Outcomes, PreparedData, prepare_training_data
 from survmom.train import Interrupted, Reporter, Tensors, Trainer, resolve_device
 
+# Suffixes of data files: a checkpoint written under one of these names would be mistaken for data.
+DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".txt", ".json", ".gz")
+
 
 @dataclass
 class RunResult:
@@ -38,6 +41,9 @@ def check_output_path(out: Path, inputs: list[Path]) -> None:
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'model.pt'}")
+    if out.suffix.lower() in DATA_SUFFIXES:
+        raise ConfigError(f"--out {out} names a data file; a checkpoint is a PyTorch file, "
+                          f"e.g. {out.with_suffix('.pt')}")
     for path in inputs:
         if out.resolve() == path.resolve():
             raise ConfigError(f"--out {out} is the input file {path}; refusing to overwrite it")
@@ -187,7 +193,8 @@ def _tensors(split: Outcomes | None, device: torch.device, time_scale: float, lo
 def _data_state(prepared: PreparedData) -> dict[str, Any]:
     train = prepared.train
     event_times = train.time[train.event]
-    quantiles = np.quantile(event_times, [0.25, 0.5, 0.75]).tolist() if len(event_times) else []
+    # Observed event times ("lower"), not interpolations: 68.3 rather than 68.30000000000001 in every report.
+    quantiles = np.quantile(event_times, [0.25, 0.5, 0.75], method="lower").tolist() if len(event_times) else []
     return {
         "preprocessing": prepared.preprocessor.to_state(),
         "data": dict(prepared.data_info),

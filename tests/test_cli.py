@@ -435,3 +435,34 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(trai
         workflow.check_output_path(tmp_path / "m.pt", [SAMPLE / "cohort.csv"])
     with pytest.raises(Exception, match="cannot write in its folder"):
         predict.predict_file(trained["cox"], SAMPLE / "new_patients.csv", tmp_path / "p.csv")
+
+
+def test_train_refuses_a_checkpoint_named_like_a_data_file(tmp_path):
+    result = survmom("train", SAMPLE / "cohort.csv", "--out", tmp_path / "model.parquet", check=False)
+    assert result.returncode == 2 and "names a data file" in result.stderr and "model.pt" in result.stderr
+    assert not (tmp_path / "model.parquet").exists()
+
+
+def test_predict_quiet_prints_no_warnings(trained, tmp_path):
+    result = survmom("predict", trained["cox"], SAMPLE / "new_patients.csv", "-o", tmp_path / "p.csv", "-q")
+    assert result.stderr == "" and len(pd.read_csv(tmp_path / "p.csv")) == 50
+
+
+def test_default_evaluation_times_are_observed_event_times(trained):
+    state = load(trained["cox"])
+    outcomes = state["train_outcomes"]
+    observed = set(outcomes["time"][outcomes["event"]].tolist())
+    assert state["event_time_quantiles"] and set(state["event_time_quantiles"]) <= observed
+
+
+def test_inspect_says_a_checkpoint_was_interrupted_mid_epoch(trained, tmp_path):
+    state = load(trained["cox"])
+    state["progress"]["batch_index"] = 7
+    torch.save(state, tmp_path / "mid.pt")
+    assert "interrupted in epoch 4 after 7 step(s)" in survmom("inspect", tmp_path / "mid.pt").stderr
+
+
+def test_evaluate_on_rows_with_a_single_time_says_so(trained, tmp_path):
+    pd.read_csv(SAMPLE / "cohort.csv").head(1).to_csv(tmp_path / "one.csv", index=False)
+    result = survmom("evaluate", trained["cox"], tmp_path / "one.csv", check=False)
+    assert result.returncode == 2 and "one.csv: every row has the time" in result.stderr
