@@ -7,9 +7,16 @@ their 1-based data row numbers (the header is not counted).
 Reading rules:
 
 * CSV is comma-separated UTF-8 with a header row (``.csv``, or gzip-compressed ``.csv.gz``); Parquet is
-  ``.parquet`` or ``.pq``. Column names are stripped of surrounding whitespace.
+  ``.parquet`` or ``.pq``. Suffixes are matched in any case (``.CSV.GZ`` is decompressed too). Column names
+  are stripped of surrounding whitespace.
 * CSV cells equal to one of :data:`NA_MARKERS` are missing. ``"."`` is *not* missing: a numeric column holding
   one is read as text and the :class:`Preprocessor` treats it as categorical (with a warning).
+* Numbers in text (:func:`_parse_numbers`) are read one way everywhere: training a column whose every value is
+  a number or a missing-value spelling (any case, surrounding spaces: ``" NA"``, ``"null"``, ``"   "``), and
+  every reader given ``column_types`` "numeric" (predict), which converts with pyarrow first and parses only
+  the columns pyarrow refuses as text.
+* Text columns that look like formatted numbers (``"55,000"``, ``"1,5"``, ``"12%"``) stay categorical (``"1,234"``
+  is ambiguous), with a warning; so do categories that differ only in case (``"Male"``, ``"male"``).
 * A file that is not UTF-8 is refused with the (0-based) byte offset of the first bad byte, the column and the
   rows; re-encode it (e.g. ``iconv -f latin1 -t utf-8 in.csv > out.csv``). Guessing an encoding would
   silently change category labels.
@@ -40,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -203,10 +211,24 @@ def _to_pandas(
 # --------------------------------------------------------------------------------------------- CSV
 
 
+def _is_gzip_name(path: Path) -> bool:
+    """Whether the file name ends in ``.gz`` in any case (``.csv.GZ`` too)."""
+    return path.name.lower().endswith(".gz")
+
+
 def _open_bytes(path: Path) -> io.BufferedIOBase:
-    if path.name.lower().endswith(".gz"):
+    if _is_gzip_name(path):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
+
+
+def _csv_input(path: Path) -> pa.NativeFile:
+    """The CSV file as a pyarrow input stream, decompressed when its name ends in ``.gz`` in any case.
+
+    Given a path, pyarrow infers the compression from a lowercase suffix only: ``d.csv.GZ`` was parsed as
+    compressed bytes. Every pyarrow CSV reader here gets this stream instead of the path.
+    """
+    return pa.input_stream(str(path), compression="gzip" if _is_gzip_name(path) else None)
 
 
 def _first_bad_utf8(path: Path) -> tuple[int, int, int] | None:
@@ -388,7 +410,11 @@ def _csv_read_error(
 
 
 def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: list[str]) -> DataError | None:
-    """Re-scan ``numeric`` columns as text (error path only) to report rows holding non-numbers."""
+    """Re-scan ``numeric`` columns as text (error path only) to report rows holding non-numbers.
+
+    A value is a non-number exactly when training would refuse it (:func:`_parse_numbers`): missing-value
+    spellings such as ``" NA"`` and numbers with surrounding spaces are fine.
+    """
     raw_of = dict(zip(names, raw, strict=True))
     read, convert = _csv_options(
         [raw_of[c] for c in numeric], {raw_of[c]: pa.string() for c in numeric}, None
@@ -396,19 +422,20 @@ def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: l
     bad: dict[str, tuple[int, list[int], list[str]]] = {}
     start = 0
     try:
-        reader = pa_csv.open_csv(path, read_options=read, convert_options=convert)
-        for batch in reader:
-            for name in numeric:
-                text = batch.column(raw_of[name]).to_pandas()
-                parsed = pd.to_numeric(text.str.strip(), errors="coerce")
-                pos = np.flatnonzero(text.notna().to_numpy() & parsed.isna().to_numpy())
-                if len(pos):
-                    count, rows, values = bad.get(name, (0, [], []))
-                    rows += [start + int(p) + 1 for p in pos[: _SAMPLE + 1]]
-                    values += [text.iloc[p] for p in pos[: _SAMPLE + 1]]
-                    bad[name] = (count + len(pos), rows, values)
-            start += batch.num_rows
-    except (pa.ArrowException, OSError):
+        with _csv_input(path) as source:
+            for batch in pa_csv.open_csv(source, read_options=read, convert_options=convert):
+                for name in numeric:
+                    text = batch.column(raw_of[name]).to_pandas()
+                    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+                    not_numbers = _parse_numbers(np.asarray(uniques, dtype=object))[1]
+                    pos = np.flatnonzero(_per_row(not_numbers, codes.astype(np.int64), False))
+                    if len(pos):
+                        count, rows, values = bad.get(name, (0, [], []))
+                        rows += [start + int(p) + 1 for p in pos[: _SAMPLE + 1]]
+                        values += [text.iloc[p] for p in pos[: _SAMPLE + 1]]
+                        bad[name] = (count + len(pos), rows, values)
+                start += batch.num_rows
+    except (pa.ArrowException, OSError, EOFError):
         return None
     if not bad:
         return None
@@ -418,6 +445,60 @@ def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: l
         f"{path}: column '{name}' should be numeric but has {_plural(count, 'non-numeric value')} "
         f"({_sample(np.asarray(rows), values)}){others}"
     )
+
+
+def _unconverted(exc: BaseException, names: list[str], numeric: list[str], as_text: set[str]) -> list[str]:
+    """Numeric columns to read as text after pyarrow failed to convert one to float64 (``exc``); [] if none.
+
+    pyarrow names the column by its position in the file; without one, every numeric column not yet read as
+    text is.
+    """
+    reason = _reason(exc)
+    if "conversion error" not in reason:
+        return []
+    match = re.search(r"In CSV column #(\d+): CSV conversion error", reason)
+    if match and int(match.group(1)) < len(names):
+        name = names[int(match.group(1))]
+        return [name] if name in numeric and name not in as_text else []
+    return [c for c in numeric if c not in as_text]
+
+
+_NA_TEXT = pa.array(sorted(_NA_LOWER), pa.string())
+
+
+def _text_to_float(values: pa.Array | pa.ChunkedArray, *, path: Path, column: str, start: int
+                   ) -> pa.Array | pa.ChunkedArray:
+    """A text column of a numeric feature as float64, read exactly as training reads text (:func:`_as_float`).
+
+    Fast path in Arrow: surrounding whitespace trimmed, missing-value spellings (any case, e.g. ``" NA"``,
+    ``"null"``, ``"   "``) made missing, then a strict cast. Where that cast refuses a value (Python's
+    ``float`` accepts a little more, e.g. ``"1_000"``), the column is parsed by :func:`_numbers_from_text`,
+    which raises a DataError naming rows (from ``start``) and values that are not numbers.
+    """
+    text = values.cast(pa.string()) if not pa.types.is_string(values.type) else values
+    trimmed = pc.utf8_trim_whitespace(text)
+    missing = pc.is_in(pc.utf8_lower(trimmed), value_set=_NA_TEXT)
+    try:
+        return pc.cast(pc.if_else(missing, pa.scalar(None, pa.string()), trimmed), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    series = pd.Series(text.to_numpy(zero_copy_only=False), index=pd.RangeIndex(start, start + len(text)),
+                       dtype=object)
+    parsed = _numbers_from_text(series, path=path, column=column, context="should be numeric but")
+    return pa.array(parsed, pa.float64(), from_pandas=True)
+
+
+def _numbers_in_text_columns(table: pa.Table | pa.RecordBatch, columns: set[str], *, path: Path, start: int
+                             ) -> pa.Table | pa.RecordBatch:
+    """``table`` with its text columns among ``columns`` (numeric features read as text) made float64."""
+    if not columns:
+        return table
+    arrays = []
+    for name, values in zip(table.schema.names, table.columns, strict=True):
+        if name in columns and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            values = _text_to_float(values, path=path, column=name, start=start)
+        arrays.append(values)
+    return type(table).from_arrays(arrays, names=table.schema.names)
 
 
 def _locate_ragged_row(path: Path, n_columns: int) -> str:
@@ -439,25 +520,38 @@ _CSV_PARALLEL_MIN = 32 << 20  # CSV files from this size are parsed as two halve
 
 
 def _read_csv(path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pa.Table:
+    """The selected columns; "numeric" columns pyarrow cannot convert are read as text and parsed as training does.
+    """
     raw, _ = _csv_header(path)
     names = _clean_names(raw, path)
     selected = _select(names, columns, path)
     raw_of = dict(zip(names, raw, strict=True))
-    read, convert = _csv_options(
-        [raw_of[c] for c in selected], _arrow_types(raw_of, selected, column_types, False), _CSV_STREAM_BLOCK
-    )
-    try:
-        # Streaming holds a few 1 MiB blocks at a time; read_csv buffers the whole file (a 407 MB file peaked
-        # at +900 MB). The streaming reader fixes the types from its first block, read_csv from all of them:
-        # if a later block does not fit (or anything else goes wrong), read_csv decides, errors included.
-        table = _stream_csv(path, raw, read, convert)
-    except (pa.ArrowException, OSError, EOFError):
+    numeric = [c for c in selected if column_types.get(c) == "numeric"]
+    as_text: set[str] = set()  # numeric columns holding values pyarrow's conversion refuses (" NA", "1_000")
+    while True:
+        types = _arrow_types(raw_of, selected, {**column_types, **dict.fromkeys(as_text, "string")}, False)
+        read, convert = _csv_options([raw_of[c] for c in selected], types, _CSV_STREAM_BLOCK)
         try:
-            table = pa_csv.read_csv(path, read_options=read, convert_options=convert)
-        except (pa.ArrowException, OSError, EOFError) as exc:
-            numeric = [c for c in selected if column_types.get(c) == "numeric"]
-            raise _csv_read_error(exc, path, raw, names, numeric) from None
-    return table.rename_columns(selected)
+            # Streaming holds a few 1 MiB blocks at a time; read_csv buffers the whole file (a 407 MB file peaked
+            # at +900 MB). The streaming reader fixes the types from its first block, read_csv from all of them:
+            # if a later block does not fit (or anything else goes wrong), read_csv decides, errors included.
+            table = _stream_csv(path, raw, read, convert)
+        except (pa.ArrowException, OSError, EOFError):
+            try:
+                with _csv_input(path) as source:
+                    table = pa_csv.read_csv(source, read_options=read, convert_options=convert)
+            except (pa.ArrowException, OSError, EOFError) as exc:
+                failed = _unconverted(exc, names, numeric, as_text)
+                if failed:
+                    as_text.update(failed)
+                    continue
+                raise _csv_read_error(exc, path, raw, names, numeric) from None
+        break
+    table = table.rename_columns(selected)
+    try:
+        return _numbers_in_text_columns(table, as_text, path=path, start=0)
+    except DataError as exc:
+        raise _locate_non_numeric(path, raw, names, numeric) or exc from None
 
 
 class _ByteRange(io.RawIOBase):
@@ -529,8 +623,9 @@ def _stream_csv(path: Path, raw: list[str], read: pa_csv.ReadOptions, convert: p
     if middle is not None and _has_byte_before(path, b'"', middle):
         middle = None
     if middle is None or middle >= size:
-        reader = pa_csv.open_csv(path, read_options=read, convert_options=convert)
-        return pa.Table.from_batches(list(reader), schema=reader.schema)
+        with _csv_input(path) as source:
+            reader = pa_csv.open_csv(source, read_options=read, convert_options=convert)
+            return pa.Table.from_batches(list(reader), schema=reader.schema)
     with io.BufferedReader(_ByteRange(path, 0, middle), _CSV_STREAM_BLOCK) as first_stream:
         first = pa_csv.open_csv(first_stream, read_options=read, convert_options=convert)
         second_read, second_convert = _csv_options(
@@ -557,19 +652,13 @@ def _iter_csv(
     raw, _ = _csv_header(path)
     names = _clean_names(raw, path)
     selected = _select(names, columns, path)
-    raw_of = dict(zip(names, raw, strict=True))
-    # Small parse blocks, regrouped into batches of batch_rows: pyarrow's streaming reader holds several
-    # blocks in flight, so blocks sized to a whole batch (tens of MB) made memory grow with the file.
-    read, convert = _csv_options(
-        [raw_of[c] for c in selected], _arrow_types(raw_of, selected, column_types, True), _CSV_STREAM_BLOCK
-    )
     numeric = [c for c in selected if column_types.get(c) == "numeric"]
 
     def batches() -> Iterator[pd.DataFrame]:
         start, pending, pending_rows = 0, [], 0
         try:
-            for block in pa_csv.open_csv(path, read_options=read, convert_options=convert):
-                pending.append(block.rename_columns(selected))
+            for block in _csv_blocks(path, raw, names, selected, column_types):
+                pending.append(block)
                 pending_rows += block.num_rows
                 if pending_rows < batch_rows:
                     continue
@@ -589,6 +678,47 @@ def _iter_csv(
             raise DataError(f"{path}: has a header but no data rows")
 
     return batches()
+
+
+def _csv_blocks(path: Path, raw: list[str], names: list[str], selected: list[str], column_types: dict[str, str]
+                ) -> Iterator[pa.RecordBatch]:
+    """The parse blocks of a CSV file, columns renamed to ``selected``, "numeric" columns as float64.
+
+    Numeric columns are converted by pyarrow (fast). When it refuses a value that training accepts (a
+    missing-value spelling such as ``" NA"`` or ``"null"``, ``"1_000"``), that column is read as text from
+    then on and parsed as training parses it (:func:`_text_to_float`): the file is opened again and the rows
+    already delivered are skipped. Text that is not a number is a DataError over the whole file.
+    """
+    raw_of = dict(zip(names, raw, strict=True))
+    numeric = [c for c in selected if column_types.get(c) == "numeric"]
+    as_text: set[str] = set()
+    done = 0  # rows delivered
+    # Small parse blocks, regrouped into batches by the caller: pyarrow's streaming reader holds several
+    # blocks in flight, so blocks sized to a whole batch (tens of MB) made memory grow with the file.
+    while True:
+        types = _arrow_types(raw_of, selected, {**column_types, **dict.fromkeys(as_text, "string")}, True)
+        read, convert = _csv_options([raw_of[c] for c in selected], types, _CSV_STREAM_BLOCK)
+        skip = done  # rows a fresh reader must pass over (counting parsed rows: blank lines are not rows)
+        try:
+            with _csv_input(path) as source:
+                for block in pa_csv.open_csv(source, read_options=read, convert_options=convert):
+                    if skip >= block.num_rows:
+                        skip -= block.num_rows
+                        continue
+                    block = block.slice(skip).rename_columns(selected)
+                    skip = 0
+                    try:
+                        block = _numbers_in_text_columns(block, as_text, path=path, start=done)
+                    except DataError as exc:
+                        raise _locate_non_numeric(path, raw, names, numeric) or exc from None
+                    done += block.num_rows
+                    yield block
+            return
+        except pa.ArrowInvalid as exc:
+            failed = _unconverted(exc, names, numeric, as_text)
+            if not failed:
+                raise
+            as_text.update(failed)
 
 
 # --------------------------------------------------------------------------------------------- Parquet
@@ -827,9 +957,13 @@ def _per_row(per_unique: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndar
     return np.append(per_unique, np.array([missing], dtype=per_unique.dtype))[codes]
 
 
-def _numbers_from_text(values: pd.Series, *, path: Path, column: str, context: str) -> np.ndarray:
-    """(n,) float64 from a text/object/categorical column; DataError listing values that are not numbers."""
-    codes, uniques = _text_view(values, path=path, column=column)
+def _parse_numbers(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(numbers, not numbers) per distinct cell value: float64 (NaN for missing) and a bool mask of refusals.
+
+    The one definition of what a numeric column may hold as text, used by training and by every reader:
+    missing-value spellings in any case with any surrounding whitespace (``" NA"``, ``"null"``, ``"   "``)
+    are missing; anything Python's ``float`` reads (surrounding whitespace ignored) is a number.
+    """
     parsed = np.full(len(uniques), np.nan)
     bad = np.zeros(len(uniques), dtype=bool)
     for k, value in enumerate(uniques):  # per distinct value, not per row
@@ -842,6 +976,13 @@ def _numbers_from_text(values: pd.Series, *, path: Path, column: str, context: s
             parsed[k] = float(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
             bad[k] = True
+    return parsed, bad
+
+
+def _numbers_from_text(values: pd.Series, *, path: Path, column: str, context: str) -> np.ndarray:
+    """(n,) float64 from a text/object/categorical column; DataError listing values that are not numbers."""
+    codes, uniques = _text_view(values, path=path, column=column)
+    parsed, bad = _parse_numbers(uniques)
     bad_rows = np.flatnonzero(_per_row(bad, codes, False))
     if len(bad_rows):
         sample = _sample(_row_numbers(values.index, bad_rows), uniques[codes[bad_rows[:_SAMPLE]]])
@@ -1141,16 +1282,21 @@ def _fit_categorical(
         raise _entirely_missing(len(codes), path, column)
     label_present = np.array([lab is not None for lab in labels] + [False])
     n_observed = int(np.count_nonzero(label_present[codes]))  # codes of -1 pick the trailing False
+    formatted = None if boolean else _formatted_numbers(column, categories)
     if len(categories) == 1:
         warnings.append(
             f"constant feature '{column}' (every value is '{categories[0]}'); kept, it carries no information"
         )
-    elif len(categories) > 100 or (len(categories) > 10 and len(categories) > 0.5 * n_observed):
+    elif formatted is None and (
+        len(categories) > 100 or (len(categories) > 10 and len(categories) > 0.5 * n_observed)
+    ):  # numbers written as "55,000" are many categories too, but not an identifier: the warning below says why
         warnings.append(
             f"high-cardinality categorical feature '{column}' ({len(categories)} categories "
             f"in {n_observed} rows) adds {len(categories)} inputs; an identifier? --exclude it"
         )
-    if not boolean and len(categories) >= 3:
+    if formatted is not None:
+        warnings.append(formatted)
+    elif not boolean and len(categories) >= 3:
         numeric = [c for c in categories if _parses_as_float(c)]
         text = [c for c in categories if not _parses_as_float(c)]
         if text and len(numeric) >= 0.9 * len(categories):
@@ -1158,7 +1304,64 @@ def _fit_categorical(
                 f"column '{column}' is mostly numbers but has text values ({_quote_list(text, 5)}); "
                 f"treated as categorical, fix or blank those values to use it as numeric"
             )
+    if not boolean:
+        case = _case_variants(column, categories)
+        if case:
+            warnings.append(case)
     return CategoricalColumn(column, categories, boolean)
+
+
+# Numbers as spreadsheets and reports write them. Not converted: "1,234" may be 1234 or 1.234.
+_GROUPED = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 55,000 or 1,234.5
+_DECIMAL_COMMA = r"\d+,\d+|\d{1,3}(?:\.\d{3})+,\d+"  # 1,5 or 1.234,5 (not matching _GROUPED)
+_FORMATS = (
+    ("percent signs", re.compile(rf"[+-]?(?:{_GROUPED}|{_DECIMAL_COMMA}|\d+(?:\.\d*)?|\.\d+)\s*%")),
+    ("thousands separators", re.compile(rf"[+-]?{_GROUPED}")),
+    ("decimal commas", re.compile(rf"[+-]?(?:{_DECIMAL_COMMA})")),
+)
+_FIXES = {"thousands separators": "no thousands separators", "decimal commas": "'.' as the decimal point",
+          "percent signs": "no '%'"}  # in the order the warning names them
+
+
+def _formatted_numbers(column: str, categories: Sequence[str]) -> str | None:
+    """A warning when a text column looks like numbers written with thousands separators, decimal commas or
+    percent signs (at least one such value, and 90% of the categories numbers either way); else None."""
+    found: dict[str, list[str]] = {}
+    plain = 0
+    for label in categories:
+        kind = next((name for name, pattern in _FORMATS if pattern.fullmatch(label)), None)
+        if kind is not None:
+            found.setdefault(kind, []).append(label)
+        elif _parses_as_float(label):
+            plain += 1
+    written = sum(len(v) for v in found.values())
+    if len(categories) < 2 or not written or written + plain < 0.9 * len(categories):
+        return None
+    kinds = [kind for kind in _FIXES if kind in found]
+    how = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
+    fixes = ", ".join(_FIXES[kind] for kind in kinds)
+    examples = [label for kind in kinds for label in found[kind][:3]][:5]
+    return (
+        f"column '{column}' looks like numbers written with {how} ({_quote_list(examples, 5)}); treated as "
+        f"categorical (one input per value), not as numbers: convert it to plain numbers ({fixes}) to use it "
+        f"as numeric"
+    )
+
+
+def _case_variants(column: str, categories: Sequence[str]) -> str | None:
+    """A warning naming the groups of categories that differ only in case ('Male', 'male'); else None."""
+    groups: dict[str, list[str]] = {}
+    for label in categories:  # sorted: groups in order of their first member, members sorted
+        groups.setdefault(label.casefold(), []).append(label)
+    clashes = [labels for labels in groups.values() if len(labels) > 1]
+    if not clashes:
+        return None
+    shown = "; ".join(", ".join(f"'{label}'" for label in labels) for labels in clashes[:_SAMPLE])
+    more = f"; and {len(clashes) - _SAMPLE} more groups" if len(clashes) > _SAMPLE else ""
+    return (
+        f"column '{column}' has categories that differ only in case ({shown}{more}): kept apart; "
+        f"fix the spelling if they mean the same"
+    )
 
 
 def _numbers_as_text(values: pd.Series, *, path: Path, column: str) -> bool:
@@ -1166,6 +1369,25 @@ def _numbers_as_text(values: pd.Series, *, path: Path, column: str) -> bool:
     _, uniques = _text_view(values, path=path, column=column)
     labels = [label for label in (_label(u, False) for u in uniques) if label is not None]
     return bool(labels) and all(_parses_as_float(label) and math.isfinite(float(label)) for label in labels)
+
+
+def _missing_spellings(values: pd.Series, rows: np.ndarray | None, *, path: Path, column: str) -> str:
+    """``" (3 values such as ' NA' read as missing)"`` for text read as missing in the ``rows``, else ``""``.
+
+    Counts cells whose text is not one of :data:`NA_MARKERS` (which a CSV reader makes missing anyway) but
+    reads as missing, e.g. ``" NA"``, ``"null"``, ``"   "``: reading them as missing is a guess.
+    """
+    codes, uniques = _text_view(values, path=path, column=column)
+    codes = codes if rows is None else codes[rows]
+    spelled = np.array([isinstance(u, str) and u not in NA_MARKERS and _is_missing_text(u) for u in uniques]
+                       + [False])
+    if not spelled[:-1].any():
+        return ""
+    counts = np.bincount(codes[spelled[codes]], minlength=len(uniques))  # codes of -1 pick the trailing False
+    order = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k]]
+    shown = ", ".join(_show(uniques[k]) for k in order[:3])
+    total = int(counts.sum())
+    return f" ({_plural(total, 'value')} such as {shown} read as missing)"
 
 
 def _parses_as_float(text: str) -> bool:
@@ -1254,7 +1476,8 @@ class Preprocessor:
             if kind == "category" and _numbers_as_text(values, path=path, column=name):
                 # As a CSV reader would: text such as "61" or "0.5" in every row is a number (e.g. a Parquet
                 # column written from strings), not a category per value.
-                warnings.append(f"column '{name}' holds numbers stored as text; read as numbers")
+                warnings.append(f"column '{name}' holds numbers stored as text"
+                                f"{_missing_spellings(values, rows, path=path, column=name)}; read as numbers")
                 kind = "numeric"
             if kind == "numeric":
                 specs.append(_fit_numeric(values, rows, path, name, warnings))

@@ -41,12 +41,12 @@ def check_output_path(out: Path, inputs: list[Path]) -> None:
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'model.pt'}")
-    if out.suffix.lower() in DATA_SUFFIXES:
-        raise ConfigError(f"--out {out} names a data file; a checkpoint is a PyTorch file, "
-                          f"e.g. {out.with_suffix('.pt')}")
     for path in inputs:
         if out.resolve() == path.resolve():
             raise ConfigError(f"--out {out} is the input file {path}; refusing to overwrite it")
+    if out.suffix.lower() in DATA_SUFFIXES:
+        raise ConfigError(f"--out {out} names a data file; a checkpoint is a PyTorch file, "
+                          f"e.g. {out.with_suffix('.pt')}")
     try:
         check_writable_folder(out)
     except OSError as error:

@@ -8,6 +8,7 @@ stderr with exit code 2, naming the file, the column and offending values.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import subprocess
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from survmom.data import Preprocessor, parse_time, read_table, table_columns
+from survmom.data import Preprocessor, iter_table_batches, parse_time, read_table, table_columns
 from survmom.errors import ConfigError, DataError
 from survmom.predict import LoadedModel, check_times, load_model, predict_file, time_label
 
@@ -384,3 +385,158 @@ def test_predict_warns_about_values_far_outside_the_training_data(trained, tmp_p
     assert messages == [f"{tmp_path / 'far.csv'}: column 'age': 2 rows more than 50 training standard deviations "
                         "from the training mean (furthest: -50000.0); the model extrapolates there: check the values "
                         "and their unit"]
+
+
+# --------------------------------------------------------------------------------------------- 6. messy numbers
+
+
+def test_predict_reads_missing_spellings_and_padded_numbers_as_training_does(tmp_path):
+    """' NA', 'Null', '   ' in a numeric column: training reads them as missing, so predict and evaluate must."""
+    frame = cohort().astype({"bmi": object})
+    frame.loc[[1, 5, 9], "bmi"] = " NA"
+    frame.loc[[12, 13], "bmi"] = "Null"
+    frame.loc[20, "bmi"] = "   "
+    data, model = tmp_path / "sp_na.csv", tmp_path / "m.pt"
+    frame.to_csv(data, index=False)
+    result = survmom("train", data, "--id-col", "id", "--epochs", "2", "--hidden", "8", "--val-frac", "0", "-q",
+                     "-o", model)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "warning: column 'bmi' holds numbers stored as text (6 values such as ' NA', 'Null', '   ' read as "
+        "missing); read as numbers")
+    assert torch.load(model, weights_only=True)["preprocessing"]["column_types"]["bmi"] == "numeric"
+
+    # The model predicts its own training file as if those cells were empty; so for other spellings of missing
+    # and numbers with spaces around them in a new file. Evaluate reads them the same way.
+    messy = frame.copy()
+    messy.loc[[2, 3, 4], "bmi"] = ["NA ", "na", " null "]
+    messy.loc[[6, 7], "bmi"] = [" 25.5", "31 "]
+    for name, spelled in (("sp_na.csv", frame), ("messy.csv", messy)):
+        spelled.to_csv(tmp_path / name, index=False)
+        numbers = spelled.assign(bmi=pd.to_numeric(spelled["bmi"].str.strip(), errors="coerce")
+                                 .fillna(pd.to_numeric(spelled["bmi"], errors="coerce")))
+        numbers.to_csv(tmp_path / f"blank_{name}", index=False)
+        assert numbers["bmi"].isna().sum() == (6 if name == "sp_na.csv" else 9)
+        expected = predictions(survmom("predict", model, tmp_path / f"blank_{name}", "--times", "365"))
+        got = survmom("predict", model, tmp_path / name, "--times", "365")
+        pd.testing.assert_frame_equal(predictions(got), expected)
+        assert "warning" not in got.stderr and "error" not in got.stderr, got.stderr
+        evaluated = [survmom("evaluate", model, tmp_path / f, "--json") for f in (name, f"blank_{name}")]
+        assert [e.returncode for e in evaluated] == [0, 0], evaluated[0].stderr
+        reports = [{k: v for k, v in json.loads(e.stdout).items() if k != "data"} for e in evaluated]
+        assert reports[0] == reports[1] and reports[0]["rows"] == 40
+
+
+def test_numeric_reads_parse_text_exactly_as_training_in_every_block(tmp_path):
+    """column_types "numeric": pyarrow first, text only where it refuses a value, in any parse block."""
+    n = 200_000  # several 1 MiB parse blocks: the odd values sit in later blocks
+    x = np.arange(n, dtype=float)
+    cells = [f"{v:g}" for v in x]
+    odd = {150_000: " NA", 150_001: "1_000", 150_002: " 7.5 ", 190_000: "NULL", 199_999: "   "}
+    for row, cell in odd.items():
+        cells[row] = cell
+    path = tmp_path / "x.csv"
+    path.write_text("x,y\n" + "\n".join(f"{c},{i % 5}" for i, c in enumerate(cells)) + "\n")
+    expected = x.copy()
+    expected[[150_000, 190_000, 199_999]] = np.nan
+    expected[[150_001, 150_002]] = [1000.0, 7.5]
+    trained = Preprocessor.fit(read_table(path), ["x"], path=path)  # as training reads the file
+    # "NULL" is one of the usual markers (NA_MARKERS): read as missing by any reader, so not counted as a guess.
+    assert trained.warnings == ["column 'x' holds numbers stored as text (2 values such as ' NA', '   ' read as "
+                                "missing); read as numbers"]
+    types = {"x": "numeric", "y": "numeric"}
+    streamed = pd.concat(list(iter_table_batches(path, ["x", "y"], 30_000, column_types=types)))
+    whole = read_table(path, column_types=types)
+    for frame in (streamed, whole):
+        assert frame["x"].dtype == np.float64 and list(frame.index) == list(range(n))
+        np.testing.assert_array_equal(frame["x"].to_numpy(), expected)
+        np.testing.assert_array_equal(frame["y"].to_numpy(), np.arange(n) % 5)
+    np.testing.assert_array_equal(trained.transform(streamed, path=path), trained.transform(read_table(path),
+                                                                                            path=path))
+
+    # Text that is not a number is still refused, counted over the whole file; missing spellings are not.
+    cells[160_000], cells[199_998] = "abc", "12%"
+    path.write_text("x,y\n" + "\n".join(f"{c},{i % 5}" for i, c in enumerate(cells)) + "\n")
+    message = (f"{path}: column 'x' should be numeric but has 2 non-numeric values "
+               f"(rows 160001, 199999: 'abc', '12%')")
+    with pytest.raises(DataError) as streaming:
+        list(iter_table_batches(path, ["x"], 30_000, column_types={"x": "numeric"}))
+    with pytest.raises(DataError) as reading:
+        read_table(path, column_types={"x": "numeric"})
+    assert str(streaming.value) == str(reading.value) == message
+
+
+@pytest.mark.parametrize("name", ["d.csv.GZ", "D.CSV.GZ", "d.csv.Gz"])
+def test_uppercase_gzip_suffix_is_decompressed(trained, tmp_path, name):
+    plain = trained["data"].read_bytes()
+    data = tmp_path / name
+    data.write_bytes(gzip.compress(plain))
+    pd.testing.assert_frame_equal(read_table(data), read_table(trained["data"]))
+    assert table_columns(data) == table_columns(trained["data"])
+    expected = predictions(survmom("predict", trained["model"], trained["data"]))
+    pd.testing.assert_frame_equal(predictions(survmom("predict", trained["model"], data)), expected)
+    evaluated = survmom("evaluate", trained["model"], data, "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["rows"] == 40
+    result = survmom("train", data, "--id-col", "id", "--epochs", "1", "--hidden", "8", "-q", "-o", tmp_path / "m.pt")
+    assert result.returncode == 0, result.stderr
+
+    frame = cohort().astype({"age": object})
+    frame.loc[[2, 7], "age"] = [" NA", "old"]
+    bad = tmp_path / ("bad" + name[1:])
+    bad.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    one_error_line(survmom("predict", trained["model"], bad), bad.name, "column 'age' should be numeric but has "
+                   "1 non-numeric value (row 8: 'old')")
+
+
+def _warnings(result: subprocess.CompletedProcess) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+
+
+def test_numbers_with_separators_decimal_commas_or_percent_signs_are_categorical_with_a_warning(tmp_path):
+    frame = cohort()
+    n = len(frame)
+    frame["income"] = [f"{v:,}" for v in 1000 * np.arange(50, 50 + n)]  # 40 categories in 40 rows
+    frame["income"] = frame["income"].where(frame.index != 3, "900")  # a plain number among them
+    frame["dose"] = [f"{v / 2:.1f}".replace(".", ",") for v in range(n)]
+    frame["pct"] = [f"{v % 13}%" for v in range(n)]
+    data, model = tmp_path / "fmt.csv", tmp_path / "m.pt"
+    frame.to_csv(data, index=False)
+    result = survmom("train", data, "--id-col", "id", "--epochs", "1", "--hidden", "8", "--val-frac", "0", "-q",
+                     "-o", model)
+    fix = "treated as categorical (one input per value), not as numbers: convert it to plain numbers"
+    assert _warnings(result) == [
+        f"warning: column 'income' looks like numbers written with thousands separators ('50,000', '51,000', "
+        f"'52,000'); {fix} (no thousands separators) to use it as numeric",
+        f"warning: column 'dose' looks like numbers written with decimal commas ('0,0', '0,5', '1,0'); {fix} ('.' "
+        f"as the decimal point) to use it as numeric",
+        f"warning: column 'pct' looks like numbers written with percent signs ('0%', '1%', '10%'); {fix} (no '%') "
+        f"to use it as numeric",
+    ]
+    types = torch.load(model, weights_only=True)["preprocessing"]["column_types"]
+    assert [types[c] for c in ("income", "dose", "pct")] == ["category"] * 3
+    assert predictions(survmom("predict", model, data)).shape == (n, 4)
+
+    # Mixed kinds are named together; a column of plain numbers or of words is not mistaken for one.
+    mixed = Preprocessor.fit(pd.DataFrame({"v": ["1,5", "12%", "1,234.5", "2"], "w": ["a", "b,c", "d", "e"]}),
+                             ["v", "w"], path=data)
+    assert mixed.warnings == [
+        "column 'v' looks like numbers written with thousands separators, decimal commas and percent signs "
+        "('1,234.5', '1,5', '12%'); treated as categorical (one input per value), not as numbers: convert it to "
+        "plain numbers (no thousands separators, '.' as the decimal point, no '%') to use it as numeric"]
+
+
+def test_categories_differing_only_in_case_are_kept_apart_with_a_warning(tmp_path):
+    frame = cohort()
+    frame["sex"] = (["Male", "male", "MALE", "Female", "female"] * 8)[: len(frame)]
+    data, model = tmp_path / "case.csv", tmp_path / "m.pt"
+    frame.to_csv(data, index=False)
+    result = survmom("train", data, "--id-col", "id", "--epochs", "1", "--hidden", "8", "-q", "-o", model)
+    assert _warnings(result) == [
+        "warning: column 'sex' has categories that differ only in case ('Female', 'female'; 'MALE', 'Male', "
+        "'male'): kept apart; fix the spelling if they mean the same"]
+    columns = torch.load(model, weights_only=True)["preprocessing"]["columns"]
+    assert next(c for c in columns if c["name"] == "sex")["categories"] == ["Female", "MALE", "Male", "female",
+                                                                            "male"]
+    assert Preprocessor.fit(cohort(), ["sex", "stage"], path=data).warnings == []
