@@ -1223,7 +1223,25 @@ def _fit_numeric(
             f"constant feature '{column}' (every value is {_show(observed[0])}); kept, it carries no information"
         )
         std = 1.0
+    elif _looks_like_row_numbers(observed):
+        warnings.append(
+            f"column '{column}' looks like an identifier (a different whole number in every row, "
+            f"{int(observed.min())} to {int(observed.max())}); it is used as a feature: --exclude it, or name it "
+            "with --id-col to copy it into the predictions"
+        )
     return NumericColumn(column, mean, std, median, bool(len(observed) < len(x)))
+
+
+def _looks_like_row_numbers(observed: np.ndarray) -> bool:
+    """Whole numbers, all different, packed into a range not much wider than their count (row numbers, ids).
+
+    A split keeps a part of the rows, so the range may be up to 1.5 times the count of the values seen.
+    """
+    n = len(observed)
+    if n < 20 or not np.all(observed == np.round(observed)):
+        return False
+    low, high = float(observed.min()), float(observed.max())
+    return high - low + 1 <= 1.5 * n and len(np.unique(observed)) == n
 
 
 def _scaled_stats(observed: np.ndarray) -> tuple[float, float, float]:

@@ -540,3 +540,12 @@ def test_categories_differing_only_in_case_are_kept_apart_with_a_warning(tmp_pat
     assert next(c for c in columns if c["name"] == "sex")["categories"] == ["Female", "MALE", "Male", "female",
                                                                             "male"]
     assert Preprocessor.fit(cohort(), ["sex", "stage"], path=data).warnings == []
+
+
+def test_a_numeric_identifier_used_as_a_feature_is_warned_about(tmp_path):
+    frame = cohort(n=60).assign(patient_no=lambda d: np.arange(1001, 1061), visits=lambda d: d.index % 7)
+    fitted = Preprocessor.fit(frame, ["age", "visits", "patient_no"], path=tmp_path / "t.csv",
+                              rows=np.arange(60) % 5 != 0)  # a validation split keeps 48 of the 60 numbers
+    assert fitted.warnings == ["column 'patient_no' looks like an identifier (a different whole number in every "
+                               "row, 1002 to 1060); it is used as a feature: --exclude it, or name it with "
+                               "--id-col to copy it into the predictions"]
