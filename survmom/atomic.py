@@ -3,6 +3,7 @@
 Readers see either the old complete file or the new complete one, never a partial write; concurrent
 writers to one path each use their own temporary name, and the last rename wins. A write that fails or is
 interrupted removes its temporary file (a SIGKILL can leave one behind: it is never read).
+Also: checking an output path before long work, and putting a file back when the work that replaces it fails.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from survmom.errors import ConfigError
 
 
 def _current_umask() -> int:
@@ -88,11 +91,28 @@ def restored_on_error(path: Path) -> Iterator[bool]:
     kept.unlink(missing_ok=True)
 
 
-def check_writable_folder(path: Path) -> None:
-    """Raise OSError unless a file can be created next to ``path`` (its folder exists and accepts new files).
+def check_output_path(out: Path, inputs: list[Path], *, option: str, example: str) -> None:
+    """ConfigError (naming ``option``) unless ``out`` can take a new file: its folder exists and accepts new files
+    (a temporary file is created and removed), it is not a folder, and it is none of the ``inputs``.
 
-    Run before long work whose result goes to ``path``: a temporary file is created and removed again.
+    Run before long work whose result goes to ``out``. ``example``: a file name to suggest when ``out`` is a folder.
     """
-    folder = Path(path).parent if str(Path(path).parent) else Path(".")
-    with tempfile.TemporaryFile(prefix=f".{Path(path).name}.", suffix=".probe", dir=folder):
+    out = Path(out)
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {out}: folder {folder} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"{option} {out} is a folder; give a file name such as {out / example}")
+    for path in inputs:
+        if out.resolve() == Path(path).resolve():
+            raise ConfigError(f"{option} {out} is the input file {path}; refusing to overwrite it")
+    try:
+        _probe_folder(folder, out.name)
+    except OSError as error:
+        raise ConfigError(f"{option} {out}: cannot write in its folder ({error.strerror or error})") from None
+
+
+def _probe_folder(folder: Path, name: str) -> None:
+    """Create and remove a temporary file in ``folder``; OSError if the folder does not accept new files."""
+    with tempfile.TemporaryFile(prefix=f".{name}.", suffix=".probe", dir=folder):
         pass

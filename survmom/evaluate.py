@@ -13,8 +13,6 @@ are checked here, before any metric, so that a bad ``--times`` is reported again
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +20,10 @@ import torch
 
 from survmom import metrics
 from survmom.errors import ConfigError, DataError, SurvmomError
-from survmom.predict import load_model
+from survmom.predict import check_times, load_model, show_times, time_label
 from survmom.prepare import read_outcomes
 
 IBS_GRID_POINTS = 50
-SHOWN_VALUES = 5
 
 
 def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None) -> dict[str, Any]:
@@ -36,8 +33,10 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
     """
     given = times is not None
     source, hint = "--times", ""
+    if given and not times:
+        raise ConfigError(f"{source}: no evaluation times given; pass comma-separated numbers, e.g. --times 100,200")
     if given:
-        _check_time_values([float(t) for t in times], source, hint)
+        check_times(times, source, hint)
     model = load_model(checkpoint)
     state = model.state
     if not given:
@@ -45,7 +44,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         times = [float(t) for t in state.get("event_time_quantiles", [])]
         if not times:
             raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
-        _check_time_values(times, source, hint)
+        check_times(times, source, hint)
     times = sorted(float(t) for t in times)
     outcomes = read_outcomes(data, model.config, model.preprocessor)
     event, time = _outcome_tensors(outcomes.event, outcomes.time, data)
@@ -94,43 +93,18 @@ def _outcome_tensors(event: Any, time: Any, data: Path) -> tuple[torch.Tensor, t
     return torch.tensor(event, dtype=torch.bool), torch.tensor(time, dtype=torch.float64)
 
 
-def _num(value: float) -> str:
-    """``value`` in short ``g`` format where that is exact, else its shortest exact decimal form."""
-    short = f"{value:g}"
-    return short if float(short) == value else repr(value)
-
-
-def _show(values: list[float]) -> str:
-    """The first few ``values`` for a message, with a count of the rest."""
-    shown = ", ".join(_num(v) for v in values[:SHOWN_VALUES])
-    return shown + (f" (and {len(values) - SHOWN_VALUES} more)" if len(values) > SHOWN_VALUES else "")
-
-
-def _check_time_values(times: list[float], source: str, hint: str) -> None:
-    """Evaluation times on their own: at least one, finite, >= 0 and distinct."""
-    if not times:
-        raise ConfigError(f"{source}: no evaluation times given; pass comma-separated numbers, e.g. --times 100,200")
-    checks = (
-        ([t for t in times if not math.isfinite(t)], "evaluation times must be finite numbers"),
-        ([t for t in times if t < 0], "evaluation times must be >= 0"),
-        (sorted(t for t, count in Counter(times).items() if count > 1), "evaluation times must be distinct"),
-    )
-    for bad, rule in checks:
-        if bad:
-            raise ConfigError(f"{source}: {rule}, got {_show(bad)}{hint}")
-
-
 def _check_follow_up(times: list[float], source: str, hint: str, data: Path, time: torch.Tensor) -> None:
     """Sorted ``times`` must lie in the follow-up ``[min, max)`` of the data (as the metrics require)."""
     lo, hi = float(time.min()), float(time.max())
     if lo == hi:
-        raise DataError(f"{data}: every row has the time {_num(lo)}; time-dependent metrics need rows followed "
+        raise DataError(f"{data}: every row has the time {time_label(lo)}; time-dependent metrics need rows followed "
                         "for different lengths of time")
     outside = [t for t in times if not lo <= t < hi]
     if outside:
         raise ConfigError(
-            f"{source}: {_show(outside)} outside the follow-up of {data} (times {_num(lo)} to {_num(hi)}); "
-            f"evaluation times must be >= {_num(lo)} and < {_num(hi)}{hint}"
+            f"{source}: {show_times(outside)} outside the follow-up of {data} "
+            f"(times {time_label(lo)} to {time_label(hi)}); "
+            f"evaluation times must be >= {time_label(lo)} and < {time_label(hi)}{hint}"
         )
 
 
@@ -144,11 +118,11 @@ def _check_censoring(
     bad = (at > t_max) | (g <= 0)
     if bool(bad.any()):
         g_end = float(metrics.censoring_survival(train_event, train_time, train_time.new_tensor([t_max]))[0])
-        limit = f"<= {_num(t_max)}" if g_end > 0 else f"< {_num(t_max)}"
+        limit = f"<= {time_label(t_max)}" if g_end > 0 else f"< {time_label(t_max)}"
         raise ConfigError(
-            f"{source}: {_show(at[bad].tolist())} beyond the training rows stored in {checkpoint}: their "
+            f"{source}: {show_times(at[bad].tolist())} beyond the training rows stored in {checkpoint}: their "
             f"censoring survival G(t), used for the IPCW weights, is 0 or unknown there (last training follow-up "
-            f"time {_num(t_max)}); evaluation times must be {limit}{hint}"
+            f"time {time_label(t_max)}); evaluation times must be {limit}{hint}"
         )
 
 
@@ -168,7 +142,7 @@ def render_evaluation(result: dict[str, Any]) -> None:
     summary.add_column("value")
     low, high = result["harrell_c_ci95"]
     summary.add_row("Harrell's C (95% CI)", f"{fmt(result['harrell_c'])} ({fmt(low)}–{fmt(high)})")
-    summary.add_row(f"Uno's C (tau = {_num(result['uno_tau'])})", fmt(result["uno_c"]))
+    summary.add_row(f"Uno's C (tau = {time_label(result['uno_tau'])})", fmt(result["uno_c"]))
     summary.add_row("mean AUC(t)", fmt(result["mean_auc"]))
     summary.add_row("integrated Brier score", fmt(result["integrated_brier"]))
     console.print(summary)
@@ -176,5 +150,5 @@ def render_evaluation(result: dict[str, Any]) -> None:
     for name in ("time", "AUC(t)", "Brier(t)"):
         per_time.add_column(name, justify="right")
     for t, auc, brier in zip(result["times"], result["auc"], result["brier"]):
-        per_time.add_row(_num(t), fmt(auc), fmt(brier))  # exact: nearby times stay apart
+        per_time.add_row(time_label(t), fmt(auc), fmt(brier))  # exact: nearby times stay apart
     console.print(per_time)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from survmom.atomic import atomic_write, check_writable_folder
+from survmom.atomic import atomic_write, check_output_path
 from survmom.checkpoint import load_checkpoint
 from survmom.config import TrainConfig
 from survmom.data import (
@@ -36,6 +37,7 @@ from survmom.losses import cox_median, cox_survival, weibull_median, weibull_sur
 from survmom.train import backbone_from_config
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
+SHOWN_TIMES = 5  # times shown in a message
 
 
 def time_label(t: float) -> str:
@@ -51,17 +53,25 @@ def time_label(t: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def check_times(times: list[float], option: str = "--times") -> list[float]:
-    """Non-negative, finite, distinct times as floats (-0.0 as 0.0); ConfigError naming ``option`` otherwise."""
-    if any(not math.isfinite(t) or t < 0 for t in times):
-        raise ConfigError(f"{option} must be non-negative numbers, got {times}")
+def check_times(times: list[float], source: str = "--times", hint: str = "") -> list[float]:
+    """``times`` as floats (-0.0 as 0.0), each finite, >= 0 and given once; else a ConfigError that starts with
+    ``source`` (the option, or where default times came from) and ends with ``hint``."""
     times = [float(t) + 0.0 for t in times]
-    seen: set[float] = set()
-    for t in times:
-        if t in seen:
-            raise ConfigError(f"{option} lists the time {time_label(t)} more than once; give each time once")
-        seen.add(t)
+    checks = (
+        ([t for t in times if not math.isfinite(t)], "times must be finite numbers"),
+        ([t for t in times if t < 0], "times must be >= 0"),
+        (sorted(t for t, count in Counter(times).items() if count > 1), "times must be distinct"),
+    )
+    for bad, rule in checks:
+        if bad:
+            raise ConfigError(f"{source}: {rule}, got {show_times(bad)}{hint}")
     return times
+
+
+def show_times(values: list[float]) -> str:
+    """The first few ``values`` for a message, by :func:`time_label`, with a count of the rest."""
+    shown = ", ".join(time_label(v) for v in values[:SHOWN_TIMES])
+    return shown + (f" (and {len(values) - SHOWN_TIMES} more)" if len(values) > SHOWN_TIMES else "")
 
 
 @dataclass
@@ -276,14 +286,4 @@ def _write_atomically(chunks: Iterator[Any], out: Path) -> int:
 def _check_output(out: Path, data: Path, checkpoint: Path) -> None:
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError(f"-o {out}: unknown output type; use one of {', '.join(OUTPUT_SUFFIXES)}")
-    if str(out.parent) not in ("", ".") and not out.parent.is_dir():
-        raise ConfigError(f"-o {out}: folder {out.parent} does not exist")
-    if out.is_dir():
-        raise ConfigError(f"-o {out} is a folder; give a file name such as {out / 'predictions.csv'}")
-    for source in (data, checkpoint):
-        if out.resolve() == Path(source).resolve():
-            raise ConfigError(f"-o {out} is the input file {source}; refusing to overwrite it")
-    try:
-        check_writable_folder(out)
-    except OSError as error:
-        raise ConfigError(f"-o {out}: cannot write in its folder ({error.strerror or error})") from None
+    check_output_path(out, [data, checkpoint], option="-o", example="predictions.csv")

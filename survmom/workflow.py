@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from survmom.atomic import check_writable_folder, restored_on_error
+from survmom.atomic import check_output_path as check_writable_output
+from survmom.atomic import restored_on_error
 from survmom.checkpoint import load_checkpoint, save_checkpoint
 from survmom.config import TrainConfig, auto_batch
 from survmom.data import Preprocessor, fingerprint
@@ -36,21 +37,12 @@ class RunResult:
 
 
 def check_output_path(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output path in a missing folder or equal to an input file."""
-    if not out.parent.is_dir() and str(out.parent) not in ("", "."):
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'model.pt'}")
-    for path in inputs:
-        if out.resolve() == path.resolve():
-            raise ConfigError(f"--out {out} is the input file {path}; refusing to overwrite it")
-    if out.suffix.lower() in DATA_SUFFIXES:
+    """Refuse a checkpoint path that cannot be written (see :func:`survmom.atomic.check_output_path`), or that
+    is named like a data file."""
+    if out.suffix.lower() in DATA_SUFFIXES and not any(out.resolve() == Path(p).resolve() for p in inputs):
         raise ConfigError(f"--out {out} names a data file; a checkpoint is a PyTorch file, "
                           f"e.g. {out.with_suffix('.pt')}")
-    try:
-        check_writable_folder(out)
-    except OSError as error:
-        raise ConfigError(f"--out {out}: cannot write in its folder ({error.strerror or error})") from None
+    check_writable_output(out, inputs, option="--out", example="model.pt")
 
 
 def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunResult:

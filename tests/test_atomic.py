@@ -5,7 +5,8 @@ import stat
 
 import pytest
 
-from survmom.atomic import atomic_write, check_writable_folder, restored_on_error
+from survmom.atomic import atomic_write, check_output_path, restored_on_error
+from survmom.errors import ConfigError
 
 
 def test_replaces_content_and_uses_umask_permissions_not_0600(tmp_path):
@@ -68,8 +69,11 @@ def test_without_an_old_file_the_writes_of_a_failing_block_stay(tmp_path):
     assert path.read_bytes() == b"epoch 1"
 
 
-def test_checking_a_folder_for_writing_leaves_nothing_and_fails_for_a_missing_one(tmp_path):
-    check_writable_folder(tmp_path / "model.pt")
+def test_an_output_path_is_checked_without_leaving_anything(tmp_path):
+    check_output_path(tmp_path / "model.pt", [], option="--out", example="model.pt")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(OSError):
-        check_writable_folder(tmp_path / "missing" / "model.pt")
+    for out, inputs, message in ((tmp_path / "missing" / "m.pt", [], "folder .* does not exist"),
+                                 (tmp_path, [], "is a folder; give a file name such as .*model.pt"),
+                                 (tmp_path / "d.csv", [tmp_path / "d.csv"], "is the input file")):
+        with pytest.raises(ConfigError, match=f"^--out {out}.*{message}"):
+            check_output_path(out, inputs, option="--out", example="model.pt")

@@ -424,16 +424,15 @@ def test_a_parquet_output_failing_in_a_later_chunk_leaves_no_traceback_and_no_fi
 
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(trained, tmp_path, monkeypatch):
     from survmom import atomic, predict, workflow
+    from survmom.errors import ConfigError
 
-    def refuse(path):
-        raise PermissionError(13, "Permission denied", str(path))
+    def refuse(folder, name):  # as a read-only folder does (root ignores chmod, so it is simulated)
+        raise PermissionError(13, "Permission denied", str(folder))
 
-    monkeypatch.setattr(atomic, "check_writable_folder", refuse)
-    monkeypatch.setattr(workflow, "check_writable_folder", refuse)
-    monkeypatch.setattr(predict, "check_writable_folder", refuse)
-    with pytest.raises(Exception, match="cannot write in its folder"):
+    monkeypatch.setattr(atomic, "_probe_folder", refuse)
+    with pytest.raises(ConfigError, match=r"^--out .*m\.pt: cannot write in its folder \(Permission denied\)$"):
         workflow.check_output_path(tmp_path / "m.pt", [SAMPLE / "cohort.csv"])
-    with pytest.raises(Exception, match="cannot write in its folder"):
+    with pytest.raises(ConfigError, match=r"^-o .*p\.csv: cannot write in its folder"):
         predict.predict_file(trained["cox"], SAMPLE / "new_patients.csv", tmp_path / "p.csv")
 
 

@@ -104,7 +104,7 @@ def test_time_labels_of_distinct_times_are_distinct():
 
 def test_check_times_refuses_a_repeated_time():
     assert check_times([365, -0.0, 730.5]) == [365.0, 0.0, 730.5]
-    with pytest.raises(ConfigError, match=r"--times lists the time 100 more than once"):
+    with pytest.raises(ConfigError, match=r"--times: times must be distinct, got 100$"):
         check_times([100, 365, 100.0])
 
 
@@ -123,7 +123,7 @@ def test_predict_keeps_one_exact_column_per_time(trained):
 def test_predict_refuses_a_time_listed_twice(trained):
     out = trained["folder"] / "twice.csv"
     result = survmom("predict", trained["model"], trained["data"], "--times", "365,730,365.0", "-o", out)
-    one_error_line(result, "--times", "365", "more than once")
+    one_error_line(result, "--times: times must be distinct, got 365")
     assert not out.exists()
 
 

@@ -128,14 +128,14 @@ def test_successful_evaluate_writes_no_warning(files):
 
 # ------------------------------------------------------------------------------------ 3. --times errors
 @pytest.mark.parametrize(("times", "message"), [
-    ("nan", "--times: evaluation times must be finite numbers, got nan"),
-    ("100,inf", "--times: evaluation times must be finite numbers, got inf"),
-    ("-inf,100", "--times: evaluation times must be finite numbers, got -inf"),
-    ("1e400", "--times: evaluation times must be finite numbers, got inf"),
-    ("-5,100,-2.5", "--times: evaluation times must be >= 0, got -5, -2.5"),
+    ("nan", "--times: times must be finite numbers, got nan"),
+    ("100,inf", "--times: times must be finite numbers, got inf"),
+    ("-inf,100", "--times: times must be finite numbers, got -inf"),
+    ("1e400", "--times: times must be finite numbers, got inf"),
+    ("-5,100,-2.5", "--times: times must be >= 0, got -5, -2.5"),
     ("", "--times: no evaluation times given; pass comma-separated numbers, e.g. --times 100,200"),
     (",", "--times: no evaluation times given; pass comma-separated numbers, e.g. --times 100,200"),
-    ("100,200,100", "--times: evaluation times must be distinct, got 100"),
+    ("100,200,100", "--times: times must be distinct, got 100"),
     ("abc", "--times expects a comma-separated list of float, got 'abc'"),
 ])
 def test_bad_times_values_name_the_option(files, times, message):
