@@ -1140,6 +1140,8 @@ def _count_new_values(counts: NewValues, specs: Sequence[NumericColumn | Categor
     for spec, values in zip(specs, decoded, strict=True):
         if isinstance(spec, NumericColumn):
             counts.missing[spec.name] = counts.missing.get(spec.name, 0) + int(np.isnan(values).sum())
+            if _within(values, spec, FAR_FROM_TRAINING):  # the usual case: no per-row work
+                continue
             with np.errstate(over="ignore", invalid="ignore"):
                 distance = np.abs(_standardise(values, spec.mean, spec.scale))
             far = distance > FAR_FROM_TRAINING  # NaN compares False
@@ -1238,10 +1240,9 @@ def _looks_like_row_numbers(observed: np.ndarray) -> bool:
     A split keeps a part of the rows, so the range may be up to 1.5 times the count of the values seen.
     """
     n = len(observed)
-    if n < 20 or not np.all(observed == np.round(observed)):
+    if n < 20 or float(observed.max()) - float(observed.min()) + 1 > 1.5 * n:  # cheap tests first
         return False
-    low, high = float(observed.min()), float(observed.max())
-    return high - low + 1 <= 1.5 * n and len(np.unique(observed)) == n
+    return bool(np.all(observed == np.round(observed))) and len(np.unique(observed)) == n
 
 
 def _scaled_stats(observed: np.ndarray) -> tuple[float, float, float]:
@@ -1273,8 +1274,8 @@ def _standardise(x: np.ndarray, mean: float, scale: float) -> np.ndarray:
     return (x - mean) / scale
 
 
-def _fits_float32(x: np.ndarray, mean: float, scale: float) -> bool:
-    """Whether every standardised value of ``x`` but NaN lies within the float32 range.
+def _within(x: np.ndarray, spec: NumericColumn, limit: float) -> bool:
+    """Whether every standardised value of ``x`` but NaN lies within ±``limit``.
 
     Standardising is monotonic, so only the smallest and largest value are standardised: two passes over
     ``x``, no temporary array.
@@ -1283,8 +1284,8 @@ def _fits_float32(x: np.ndarray, mean: float, scale: float) -> bool:
         return True
     ends = np.array([np.fmin.reduce(x), np.fmax.reduce(x)])  # NaN only when every value is NaN
     with np.errstate(over="ignore", invalid="ignore"):
-        z = _standardise(ends, mean, scale)
-    return bool(np.all((np.abs(z) <= _FLOAT32_MAX) | np.isnan(ends)))
+        z = _standardise(ends, spec.mean, spec.scale)
+    return bool(np.all((np.abs(z) <= limit) | np.isnan(ends)))
 
 
 def _fit_categorical(
@@ -1576,7 +1577,7 @@ class Preprocessor:
         if isinstance(spec, CategoricalColumn):
             return _category_codes(values, spec.categories, spec.boolean, path=path, column=spec.name)
         x = _as_float(values, path=path, column=spec.name, context="was numeric in training but")
-        if not _fits_float32(x, spec.mean, spec.scale):  # rare: find the offending rows
+        if not _within(x, spec, _FLOAT32_MAX):  # rare: find the offending rows
             where = {"path": path, "column": spec.name, "shown": x}
             _report(values, np.isinf(x), what="infinite value{s}", **where)
             with np.errstate(over="ignore", invalid="ignore"):

@@ -165,23 +165,24 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
         _check_output(out, data, checkpoint)
     model = load_model(checkpoint)
     id_col = model.config.id_col
-    if id_col is not None and warn is not None and id_col not in table_columns(data):
+    present = table_columns(data)
+    if id_col is not None and warn is not None and id_col not in present:
         warn(f"{data}: no id column '{id_col}' (the model was trained with --id-col {id_col}); the predictions "
              "are in the file's row order, without ids")
     new_values = NewValues()
-    chunks = _prediction_chunks(model, data, id_col, times, chunk_rows, new_values)
+    chunks = _prediction_chunks(model, data, present, id_col, times, chunk_rows, new_values)
     rows = _write_csv(chunks, sys.stdout.buffer) if out is None else _write_atomically(chunks, out)
     for message in new_values.warnings(data) if warn is not None else []:
         warn(message)
     return rows
 
 
-def _prediction_chunks(model: LoadedModel, data: Path, id_col: str | None, times: list[float],
+def _prediction_chunks(model: LoadedModel, data: Path, present: list[str], id_col: str | None, times: list[float],
                        chunk_rows: int, new_values: NewValues | None = None) -> Iterator[Any]:
+    """Arrow tables of predictions, ``chunk_rows`` rows at a time; ``present``: the columns of ``data``."""
     import pyarrow as pa
 
     pre = model.preprocessor
-    present = table_columns(data)
     pre.check_columns(present, path=data)
     # Only the columns the model uses are read and checked: extra columns are ignored, whatever they hold.
     copy_id = id_col is not None and id_col in present

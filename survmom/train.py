@@ -107,7 +107,7 @@ class Trainer:
         self.fitted_start = False  # True when the network starts as a fitted linear model (worth validating)
         # The linear layer to start at the penalised linear fit: a LinearSkip's linear path, or the whole network
         # when it is linear (no hidden layers).
-        start_layer = (backbone.linear if isinstance(backbone, LinearSkip) and config.linear_skip
+        start_layer = (backbone.linear if isinstance(backbone, LinearSkip)
                        else backbone[-1] if not config.hidden else None)
         if fit_start and config.linear_init and start_layer is not None:
             self.fitted_start = fit_linear_start(
