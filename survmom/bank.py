@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from survmom.errors import StateError
-from survmom.losses import merge_order, merge_runs
+from survmom.losses import merge_order, merge_runs, numpy_path
 
 
 class SortedRows(NamedTuple):
@@ -150,14 +151,21 @@ class MemoryBank(nn.Module):
         rows, pushed_at = merged
         n = new_values.shape[0]
         self._uncompacted = None  # the merge includes what was kept
-        rows.values.index_copy_(0, pushed_at, new_values)
+        on_numpy = numpy_path(rows.values, new_values)
+        if on_numpy:
+            rows.values.numpy()[pushed_at.numpy()] = new_values.numpy()
+        else:
+            rows.values.index_copy_(0, pushed_at, new_values)
         if self.count + n <= self.capacity:  # nothing is overwritten
             for source, target in zip(rows, self._order_fields(), strict=True):
                 target[: source.shape[0]] = source
             return
         # Exactly capacity rows are kept. They are copied out only when needed (see _compact): the next step's
         # merge reads them through ``keep``, which saves copying every field twice per step.
-        self._uncompacted = (rows, (rows.seq >= self._oldest_kept(n)).nonzero().view(-1))
+        oldest = self._oldest_kept(n)
+        keep = (torch.from_numpy(np.flatnonzero(rows.seq.numpy() >= oldest)) if on_numpy
+                else (rows.seq >= oldest).nonzero().view(-1))
+        self._uncompacted = (rows, keep)
 
     def _compact(self) -> None:
         """Copy the kept rows of the last merged push into the sorted buffers, if not done yet."""

@@ -31,12 +31,15 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from survmom.errors import SurvmomError
+from survmom.pooled_cox import pooled_cox, pooled_cox_grad
 
 __all__ = [
     "breslow_baseline",
@@ -63,6 +66,16 @@ _RADIX_MIN = 32_768
 # Below this, a comparison sort of n beats a radix sort of _RADIX_MIN (one thread, AMD EPYC; with more
 # threads the crossover is lower, but a contended OpenMP sort can stall for milliseconds).
 _RADIX_PAD_FROM = 10_000
+# On CPU, merge_order, merge_runs and cox_loss_sorted (survmom.pooled_cox) run on NumPy views of the tensors:
+# a training step calls them on a few thousand rows, where an operation's price is mostly the call, and a
+# NumPy call costs about half of a PyTorch one there. False takes the tensor path that other devices use
+# (tests run both).
+_NUMPY_ON_CPU = True
+
+
+def numpy_path(*tensors: Tensor) -> bool:
+    """Whether the per-step work on these tensors runs on NumPy views of them (all on CPU; see above)."""
+    return _NUMPY_ON_CPU and all(t.device.type == "cpu" for t in tensors)
 _RADIX_SORT_BUILT = (
     "fbgemm" in torch.backends.quantized.supported_engines and torch.backends.openmp.is_available()
 )
@@ -169,6 +182,8 @@ def merge_order(key_a: Tensor, key_b: Tensor, keep: Tensor | None = None) -> tup
     ``keep`` (optional, ascending int64 indices into ``key_a``): merge only ``key_a[keep]`` (n = len(keep));
     ``gather`` still indexes the whole of a, so the kept elements are never copied out on their own.
     """
+    if numpy_path(key_a, key_b):
+        return _merge_order_numpy(key_a.numpy(), key_b.numpy(), None if keep is None else keep.numpy())
     m = key_b.shape[0]
     device = key_a.device
     inserted = torch.searchsorted(key_a, key_b, right=True)  # elements of a at or before b_j
@@ -183,10 +198,31 @@ def merge_order(key_a: Tensor, key_b: Tensor, keep: Tensor | None = None) -> tup
     return (gather if keep is None or n == 0 else keep.index_select(0, gather)), pos_b
 
 
+def _merge_order_numpy(key_a: np.ndarray, key_b: np.ndarray, keep: np.ndarray | None) -> tuple[Tensor, Tensor]:
+    """:func:`merge_order` of CPU tensors, on NumPy views of them (the same steps)."""
+    m = key_b.shape[0]
+    inserted = np.searchsorted(key_a, key_b, side="right")
+    if keep is not None:
+        inserted = np.searchsorted(keep, inserted)
+    n = key_a.shape[0] if keep is None else keep.shape[0]
+    inserted += np.arange(m)
+    from_b = np.zeros(n + m, dtype=bool)
+    from_b[inserted] = True
+    gather = np.arange(n + m) - np.cumsum(from_b)
+    np.maximum(gather, 0, out=gather)
+    if keep is not None and n:
+        gather = keep[gather]
+    return torch.from_numpy(gather), torch.from_numpy(inserted)
+
+
 def merge_runs(a: Tensor, b: Tensor, gather: Tensor, pos_b: Tensor) -> Tensor:
     """Merge a (n,) and b (m,) of one dtype, ordered as the keys given to :func:`merge_order`: (n + m,)."""
     if gather.shape[0] == pos_b.shape[0]:  # nothing of a to merge
         return b.clone()
+    if numpy_path(a, b) and a.dtype == b.dtype:
+        merged = a.numpy()[gather.numpy()]
+        merged[pos_b.numpy()] = b.numpy()
+        return torch.from_numpy(merged)
     return a.index_select(0, gather).index_copy_(0, pos_b, b)
 
 
@@ -534,21 +570,26 @@ def _few_ties_grad_at(grad: Tensor, few: _FewTies, inv_den: Tensor, position: Te
 
 
 class _CoxPooledNLL(torch.autograd.Function):
-    """The fast path of :func:`cox_loss_sorted`: the gradient reaches only the B rows that carry one."""
+    """The fast paths of :func:`cox_loss_sorted`: the gradient reaches only the B rows that carry one.
+
+    ``grad_at(s)`` returns ``s`` times the gradient of ``value`` at those rows, (B,) (a tensor or a NumPy array).
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, log_hz: Tensor, parts: _FastParts, groups: _TieGroups, pooled: _PooledParts, scale: float
+        ctx, log_hz: Tensor, value: Tensor | float, grad_at: Callable[[float], Tensor | np.ndarray], scale: float
     ) -> Tensor:
-        ctx.parts, ctx.groups, ctx.pooled, ctx.scale, ctx.shape = parts, groups, pooled, scale, log_hz.shape
-        return (parts.value * scale).to(log_hz.dtype)
+        ctx.grad_at, ctx.scale, ctx.shape = grad_at, scale, log_hz.shape
+        if isinstance(value, Tensor):
+            return (value * scale).to(log_hz.dtype)
+        return torch.tensor(value * scale, dtype=log_hz.dtype, device=log_hz.device)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:  # type: ignore[override]
-        grad = _cox_fast_grad_at(ctx.parts, ctx.groups, ctx.pooled, ctx.scale * float(grad_out))
-        grad = grad.to(grad_out.dtype)
-        return (grad if grad.shape == ctx.shape else grad.view(ctx.shape)), None, None, None, None
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+        grad = ctx.grad_at(ctx.scale * float(grad_out))
+        grad = (torch.from_numpy(grad) if isinstance(grad, np.ndarray) else grad).to(grad_out.dtype)
+        return (grad if grad.shape == ctx.shape else grad.view(ctx.shape)), None, None, None
 
 
 def cox_loss_sorted(
@@ -564,8 +605,11 @@ def cox_loss_sorted(
     """:func:`cox_loss` over n rows already sorted by descending time, of which only B carry a gradient.
 
     This is the pooled loss of a memory bank: n = bank + batch rows, merged by time, where the bank rows
-    are constants. The value equals ``cox_loss`` of all n rows; the gradient flows into ``log_hz`` only,
-    and costs B binary searches plus passes over the E events rather than over all n rows.
+    are constants. The value equals ``cox_loss`` of all n rows; the gradient flows into ``log_hz`` only.
+    On CPU it runs on NumPy views of the tensors (:mod:`survmom.pooled_cox`: tie groups from one comparison
+    of neighbouring keys, Efron's terms from counts per group); elsewhere on tensors, where the gradient costs
+    B binary searches plus passes over the E events. Both fall back to ``logcumsumexp`` when the log hazards
+    spread so far that the shifted risk sums underflow.
 
     Args:
         log_hz: (B,) or (B, 1) log hazards of the rows with gradient.
@@ -591,6 +635,10 @@ def cox_loss_sorted(
             f"cox_loss_sorted needs keys, values and event of shape ({n},) and one position per log_hz row, "
             f"got {tuple(values.shape)}, {tuple(event.shape)}, {tuple(position.shape)} for {tuple(flat.shape)}"
         )
+    if numpy_path(keys, values):
+        loss = _cox_pooled_numpy(flat, position, keys, values, event, efron, mean)
+        if loss is not None:
+            return loss
     groups = _sorted_tie_groups(keys, event, None)
     n_events = groups.event_pos.shape[0]
     if n_events == 0:
@@ -599,9 +647,28 @@ def cox_loss_sorted(
     parts = _cox_fast(values, groups, efron)
     if parts is not None:
         is_event = (event.index_select(0, position) if batch_event is None else batch_event).to(torch.float64)
-        return _CoxPooledNLL.apply(flat, parts, groups, _PooledParts(position, is_event), scale)
+        pooled = _PooledParts(position, is_event)
+        return _CoxPooledNLL.apply(flat, parts.value, lambda s: _cox_fast_grad_at(parts, groups, pooled, s), scale)
     x = values.index_copy(0, position, flat.to(values.dtype))  # differentiable in flat only
     return (_cox_stable(x, groups, efron) * scale).to(log_hz.dtype)
+
+
+def _cox_pooled_numpy(flat: Tensor, position: Tensor, keys: Tensor, values: Tensor, event: Tensor, efron: bool,
+                      mean: bool) -> Tensor | None:
+    """:func:`cox_loss_sorted` on CPU tensors through :mod:`survmom.pooled_cox`; None when the shifted risk sums
+    underflow (the caller then takes the ``logcumsumexp`` path)."""
+    events = event.numpy() if event.dtype == torch.bool else (event != 0).numpy()
+    n_events = int(np.count_nonzero(events))
+    if n_events == 0:
+        return flat[:0].sum()
+    x = values.detach()
+    parts = pooled_cox(keys.numpy(), (x if x.dtype == torch.float64 else x.to(torch.float64)).numpy(), events,
+                       efron, _MIN_RISK_SUM)
+    if parts is None:
+        return None
+    batch_rows = position.numpy()
+    return _CoxPooledNLL.apply(flat, parts.value, lambda s: pooled_cox_grad(parts, batch_rows, s),
+                               1.0 / n_events if mean else 1.0)
 
 
 def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor) -> tuple[Tensor, Tensor]:

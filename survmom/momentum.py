@@ -46,7 +46,7 @@ from torch import nn
 from survmom.bank import MemoryBank, MergedRows, SortedRows
 from survmom.ema import EMA, PairedTensors, paired_tensors
 from survmom.errors import ConfigError, StateError
-from survmom.losses import cox_loss, cox_loss_sorted, merge_order, merge_runs, weibull_loss
+from survmom.losses import cox_loss, cox_loss_sorted, merge_order, merge_runs, numpy_path, weibull_loss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 BUILTIN_LOSSES = ("cox", "weibull")
@@ -235,7 +235,12 @@ class Momentum(nn.Module):
 
 def _ascending(keys: torch.Tensor) -> bool:
     """Whether ``keys`` (B,) never decrease: a batch already sorted by time needs no sort (NaN: False)."""
-    return keys.shape[0] < 2 or bool(torch.all(keys[1:] >= keys[:-1]))
+    if keys.shape[0] < 2:
+        return True
+    if numpy_path(keys):
+        values = keys.numpy()
+        return bool((values[1:] >= values[:-1]).all())
+    return bool(torch.all(keys[1:] >= keys[:-1]))
 
 
 def _resolve_loss(loss: str | LossFn, ties: str) -> LossFn:

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from survmom.bank import MemoryBank, MergedRows, SortedRows
 from survmom.errors import StateError
 from survmom.losses import merge_order, merge_runs
+
+# Every test runs with the bank's per-step work on NumPy views (CPU default) and on tensors (conftest).
+pytestmark = pytest.mark.usefixtures("cpu_path")
 
 
 def batch(start: int, size: int, dim: int = 1):
@@ -45,7 +48,7 @@ def test_batch_larger_than_capacity_keeps_its_newest_rows():
     assert len(bank) == 3
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(capacity=st.integers(1, 40), sizes=st.lists(st.integers(1, 60), min_size=1, max_size=12))
 def test_bank_never_exceeds_capacity_and_keeps_the_newest_rows(capacity, sizes):
     bank = MemoryBank(capacity=capacity)
@@ -108,7 +111,7 @@ def test_moves_with_to():
     assert bank.estimates.device.type == "meta" and bank.order_seq.device.type == "meta"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(capacity=st.integers(1, 40), sizes=st.lists(st.integers(1, 60), min_size=1, max_size=12),
        seed=st.integers(0, 1000))
 def test_by_time_always_holds_exactly_the_filled_rows_by_descending_time_older_first_on_ties(capacity, sizes, seed):
@@ -142,7 +145,7 @@ def _merged_with(bank: MemoryBank, estimates, events, times) -> MergedRows:
                                    for a, b in zip(rows, batch, strict=True))), position)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(capacity=st.integers(1, 40), sizes=st.lists(st.integers(1, 60), min_size=1, max_size=12),
        seed=st.integers(0, 1000))
 def test_push_with_a_merged_run_keeps_the_same_sorted_run_as_its_own_merge(capacity, sizes, seed):

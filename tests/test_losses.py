@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lifelines import CoxPHFitter, WeibullAFTFitter
 from lifelines.datasets import load_rossi
@@ -532,12 +532,13 @@ def _pooled_case(seed: int, n_const: int, n_batch: int, spread: float = 1.0, eve
                                                              (300, 16, 400.0)])
 @pytest.mark.parametrize("few", [0, 10**6])
 def test_cox_loss_sorted_equals_cox_loss_of_all_rows_with_gradient_for_the_batch_only(
-    ties, reduction, n_const, n_batch, spread, few, monkeypatch
+    ties, reduction, n_const, n_batch, spread, few, cpu_path, monkeypatch
 ) -> None:
     """Value = cox_loss over constants + batch (ties across both); gradient = autograd's for the batch rows.
 
     spread 400: log hazards over ~2000 nats, so the shifted sums underflow and the logcumsumexp path runs.
-    few: Efron's terms for tied events on tensors (0) or on Python numbers (10**6), see losses._FEW_TIES.
+    few: Efron's terms for tied events on tensors (0) or on Python numbers (10**6), see losses._FEW_TIES (the
+    tensor path's choice). cpu_path: NumPy (CPU default) or tensors (conftest).
     """
     from survmom import losses
     from survmom.losses import cox_loss_sorted
@@ -555,7 +556,7 @@ def test_cox_loss_sorted_equals_cox_loss_of_all_rows_with_gradient_for_the_batch
     torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-12)
 
 
-def test_cox_loss_sorted_without_events_is_an_attached_zero_and_checks_shapes() -> None:
+def test_cox_loss_sorted_without_events_is_an_attached_zero_and_checks_shapes(cpu_path) -> None:
     from survmom.losses import cox_loss_sorted
 
     log_hz, _, _, position, keys, values, events = _pooled_case(4, 30, 10, event_rate=0.0)
@@ -566,9 +567,9 @@ def test_cox_loss_sorted_without_events_is_an_attached_zero_and_checks_shapes() 
         cox_loss_sorted(batch, position[:-1], keys, values, events)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(0, 60), m=st.integers(0, 60), seed=st.integers(0, 10_000))
-def test_merge_order_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m, seed) -> None:
+def test_merge_order_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m, seed, cpu_path) -> None:
     from survmom.losses import merge_order, merge_runs
 
     gen = torch.Generator().manual_seed(seed)
@@ -581,3 +582,11 @@ def test_merge_order_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m,
     assert torch.equal(merged_source, expected)
     assert torch.equal(merge_runs(key_a, key_b, gather, pos_b), torch.cat([key_a, key_b])[expected])
     assert torch.equal(merged_source[pos_b], torch.arange(n, n + m))
+    # keep: merge only some of a's elements, read through their indices.
+    keep = (torch.rand(n, generator=gen) < 0.6).nonzero().view(-1)
+    gather, pos_b = merge_order(key_a, key_b, keep)
+    kept = key_a[keep]
+    expected = torch.sort(torch.cat([kept, key_b]), stable=True).indices
+    merged_source = merge_runs(torch.arange(n), torch.arange(n, n + m), gather, pos_b)
+    source_of_kept = torch.cat([keep, torch.arange(n, n + m)])
+    assert torch.equal(merged_source, source_of_kept[expected])

@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from survmom import losses
@@ -164,3 +164,27 @@ def test_weibull_loss_and_gradient_are_finite(
     log_params = torch.tensor(params, dtype=dtype)
     value, grad = _value_and_grad(lambda p: weibull_loss(p, event, time, reduction), log_params)
     assert value.dtype == dtype and math.isfinite(value.item()) and torch.isfinite(grad).all()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=survival_data(EXTREME), ties=TIES, batch_seed=st.integers(0, 2**31 - 1))
+def test_pooled_loss_equals_the_loop_reference_with_gradient_at_the_batch_rows(
+    data: tuple[torch.Tensor, ...], ties: str, batch_seed: int, cpu_path: str
+) -> None:
+    """cox_loss_sorted over rows sorted by time, a random subset of them carrying the gradient (the batch), on
+    NumPy (CPU default) and on tensors (conftest): value and batch gradient equal the loop reference's."""
+    from survmom.losses import cox_loss_sorted, descending_time_key
+
+    log_hz, event, time = data
+    n = len(time)
+    gen = torch.Generator().manual_seed(batch_seed)
+    batch_rows = torch.randperm(n, generator=gen)[: int(torch.randint(1, n + 1, (), generator=gen))]
+    order = torch.sort(descending_time_key(time), stable=True).indices
+    position = torch.empty(n, dtype=torch.int64).index_copy_(0, order, torch.arange(n))[batch_rows]
+    keys = -time[order]
+    batch = log_hz[batch_rows].clone().requires_grad_(True)
+    value = cox_loss_sorted(batch, position, keys, log_hz[order], event[order], ties=ties, reduction="sum")
+    expected, expected_grad = _value_and_grad(lambda x: reference_cox_nll(x, event, time, ties), log_hz)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-9, abs=1e-9)
+    grad = torch.autograd.grad(value, batch)[0] if value.requires_grad else torch.zeros_like(batch)
+    torch.testing.assert_close(grad, expected_grad[batch_rows], rtol=1e-9, atol=1e-9)

@@ -12,6 +12,9 @@ from survmom.errors import ConfigError, StateError
 from survmom.losses import cox_loss, weibull_loss
 from survmom.momentum import Momentum, _ascending
 
+# Every test runs with the per-step work on NumPy views (CPU default) and on tensors (conftest).
+pytestmark = pytest.mark.usefixtures("cpu_path")
+
 
 def mlp(out: int = 1, seed: int = 0, batchnorm: bool = False) -> nn.Sequential:
     torch.manual_seed(seed)
