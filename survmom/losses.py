@@ -66,6 +66,9 @@ _RADIX_MIN = 32_768
 # Below this, a comparison sort of n beats a radix sort of _RADIX_MIN (one thread, AMD EPYC; with more
 # threads the crossover is lower, but a contended OpenMP sort can stall for milliseconds).
 _RADIX_PAD_FROM = 10_000
+_RADIX_SORT_BUILT = (
+    "fbgemm" in torch.backends.quantized.supported_engines and torch.backends.openmp.is_available()
+)
 # On CPU, merge_order, merge_runs and cox_loss_sorted (survmom.pooled_cox) run on NumPy views of the tensors:
 # a training step calls them on a few thousand rows, where an operation's price is mostly the call, and a
 # NumPy call costs about half of a PyTorch one there. False takes the tensor path that other devices use
@@ -76,9 +79,6 @@ _NUMPY_ON_CPU = True
 def numpy_path(*tensors: Tensor) -> bool:
     """Whether the per-step work on these tensors runs on NumPy views of them (all on CPU; see above)."""
     return _NUMPY_ON_CPU and all(t.device.type == "cpu" for t in tensors)
-_RADIX_SORT_BUILT = (
-    "fbgemm" in torch.backends.quantized.supported_engines and torch.backends.openmp.is_available()
-)
 
 
 # ----------------------------------------------------------------------------------------------- validation
