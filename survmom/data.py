@@ -37,8 +37,9 @@ import gzip
 import hashlib
 import io
 import math
+import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1203,6 +1204,22 @@ def _entirely_missing(n_rows: int, path: Path, column: str) -> DataError:
     )
 
 
+# Threads for the column-wise and block-wise work of preprocessing (2 cores here; more rarely pay off, as
+# the Python between NumPy calls holds the GIL).
+_PREPARE_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# Below this many rows per task in all, threads cost more than they save.
+_THREADED_FROM_ROWS = 200_000
+
+
+def _in_threads(work: Callable[[Any], Any], items: Sequence[Any], rows_per_item: int) -> list[Any]:
+    """``[work(item) for item in items]``, in up to ``_PREPARE_THREADS`` threads when there is enough work;
+    results in order, and the first item's error (in order) is raised, as from the loop."""
+    if _PREPARE_THREADS < 2 or len(items) < 2 or rows_per_item * len(items) < _THREADED_FROM_ROWS:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=_PREPARE_THREADS) as pool:
+        return list(pool.map(work, items))
+
+
 def _fit_numeric(
     values: pd.Series, rows: np.ndarray | None, path: Path, column: str, warnings: list[str]
 ) -> NumericColumn:
@@ -1485,10 +1502,10 @@ class Preprocessor:
             raise ValueError(f"rows must be a bool mask of shape ({len(df)},), got shape {rows.shape}")
         if len(df) == 0 or (rows is not None and not rows.any()):
             raise DataError(f"{path}: no training rows")
-        warnings: list[str] = []
-        specs: list[NumericColumn | CategoricalColumn] = []
-        for name in feature_cols:
-            values = df[name]
+
+        def fit_column(name_values: tuple[str, pd.Series]) -> tuple[NumericColumn | CategoricalColumn, list[str]]:
+            name, values = name_values
+            warnings: list[str] = []
             # Types of text columns are inferred from their values: look only at the training rows.
             kind_of = values if rows is None or values.dtype != object else values[rows]
             kind = _kind(kind_of, path=path, column=name)
@@ -1499,10 +1516,14 @@ class Preprocessor:
                                 f"{_missing_spellings(values, rows, path=path, column=name)}; read as numbers")
                 kind = "numeric"
             if kind == "numeric":
-                specs.append(_fit_numeric(values, rows, path, name, warnings))
-            else:
-                specs.append(_fit_categorical(values, rows, path, name, kind == "bool", warnings))
-        return cls(specs, warnings)
+                return _fit_numeric(values, rows, path, name, warnings), warnings
+            return _fit_categorical(values, rows, path, name, kind == "bool", warnings), warnings
+
+        # Columns are fitted in threads (NumPy's medians and sums release the GIL); results, warnings and the
+        # first error come in column order, as from a loop. The frame is only read here, column by column.
+        columns = [(name, df[name]) for name in feature_cols]
+        fitted = _in_threads(fit_column, columns, rows_per_item=len(df))
+        return cls([spec for spec, _ in fitted], [warning for _, found in fitted for warning in found])
 
     @property
     def input_columns(self) -> list[str]:
@@ -1557,14 +1578,17 @@ class Preprocessor:
         if new_values is not None:
             _count_new_values(new_values, self.columns, decoded, df)
         outs = []
+        blocks: list[tuple[np.ndarray, slice | np.ndarray]] = []
         for part in parts:
             rows = None if part is None else np.flatnonzero(part)
             size = len(df) if rows is None else len(rows)
             out = np.empty((size, len(self.feature_names)), dtype=np.float32)
             for start in range(0, size, chunk):
                 pick = slice(start, start + chunk) if rows is None else rows[start : start + chunk]
-                self._encode_rows(out[start : start + chunk], decoded, pick)
+                blocks.append((out[start : start + chunk], pick))
             outs.append(out)
+        # Blocks write disjoint rows: they are filled in threads (NumPy releases the GIL in its loops).
+        _in_threads(lambda block: self._encode_rows(block[0], decoded, block[1]), blocks, rows_per_item=chunk)
         return outs
 
     @staticmethod

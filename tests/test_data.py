@@ -949,3 +949,39 @@ def test_csv_halves_report_a_bad_second_half_row_exactly_as_one_reader(tmp_path,
             read_table(path)
         messages.append(str(info.value))
     assert messages[0] == messages[1] and "line 40001" in messages[0]
+
+
+def test_preprocessing_in_threads_gives_the_loop_s_encoding_warnings_and_first_error(monkeypatch) -> None:
+    """Columns are fitted and row blocks encoded in threads for large files: same state, matrices, warnings
+    (in column order) and, with two bad columns, the error of the first one, as the sequential loop."""
+    from survmom import data
+
+    rng = np.random.default_rng(0)
+    n = 3_000
+    frame = pd.DataFrame({f"x{i}": rng.standard_normal(n) for i in range(6)})
+    frame["site"] = rng.choice(["a", "b", "A"], n)  # categories differing only by case: a warning
+    frame["size"] = rng.integers(0, 100, n).astype(str)  # numbers as text: another warning
+    frame.loc[::7, "x2"] = np.nan
+    mask = rng.random(n) < 0.8
+    columns = list(frame.columns)
+
+    def run(threads: int) -> tuple:
+        monkeypatch.setattr(data, "_PREPARE_THREADS", threads)
+        monkeypatch.setattr(data, "_THREADED_FROM_ROWS", 0)
+        pre = Preprocessor.fit(frame, columns, path=Path("f.csv"), rows=mask)
+        parts = pre.transform_parts(frame, path=Path("f.csv"), parts=[mask, ~mask], chunk=256)
+        return pre.to_state(), pre.warnings, parts
+
+    state, warnings, parts = run(1)
+    threaded_state, threaded_warnings, threaded_parts = run(2)
+    assert threaded_state == state and threaded_warnings == warnings and len(warnings) >= 2
+    for threaded, plain in zip(threaded_parts, parts, strict=True):
+        assert np.array_equal(threaded, plain)
+    bad = frame.assign(x1=np.where(rng.random(n) < 0.01, np.inf, 0.0), x4=np.nan)  # an inf, an empty column
+    errors = []
+    for threads in (1, 2):
+        monkeypatch.setattr(data, "_PREPARE_THREADS", threads)
+        with pytest.raises(DataError) as caught:
+            Preprocessor.fit(bad, columns, path=Path("f.csv"))
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "x1" in errors[0] and "infinite" in errors[0]
