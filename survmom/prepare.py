@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ import numpy as np
 
 from survmom.config import TrainConfig
 from survmom.data import (
+    CategoricalColumn,
     Preprocessor,
     fingerprint,
     parse_event,
@@ -81,6 +84,7 @@ def prepare_training_data(
     parts = [~in_val, in_val] if split else [None]
     if preprocessor is None:  # fitted on the training rows only
         preprocessor = Preprocessor.fit(table, feature_cols, path=data_path, rows=parts[0])
+    check_encoded_size(preprocessor, len(time), data_path)
     # One pass over the columns writes every split: no full-size matrix, no row gather.
     x_parts = preprocessor.transform_parts(table, path=data_path, parts=parts)
     train = Outcomes(x_parts[0], event[train_idx], time[train_idx])
@@ -117,7 +121,50 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor) -
     event = parse_event(table[config.event_col], path=path, column=config.event_col)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
+    check_encoded_size(preprocessor, len(time), path)
     return Outcomes(preprocessor.transform(table, path=path), event, time)
+
+
+def check_encoded_size(preprocessor: Preprocessor, rows: int, path: Path, memory: int | None = None) -> None:
+    """DataError if the encoded matrix of ``rows`` rows would take more than half of the memory (bytes,
+    default: :func:`memory_limit`), naming the categorical columns that widen it most.
+
+    One-hot encoding a column with a distinct value per row (free text, a date, an identifier) adds one
+    input per value: 200,000 such rows need 160,000 inputs and 128 GB. Without this check the allocation
+    fails with a bare "out of memory", or, where it fits in virtual memory, the machine starts swapping.
+    """
+    needed = 4 * rows * len(preprocessor.feature_names)  # float32
+    memory = memory_limit() if memory is None else memory
+    if memory is None or needed <= memory // 2:
+        return
+    widths = sorted(((len(spec.categories), spec.name) for spec in preprocessor.columns
+                     if isinstance(spec, CategoricalColumn) and len(spec.categories) > 100), reverse=True)
+    culprits = ", ".join(f"'{name}' ({count:,} categories)" for count, name in widths[:3])
+    advice = (f"widest categorical columns: {culprits}; --exclude them (free text, dates and identifiers become "
+              "one input per distinct value)" if culprits else "--exclude columns or train on fewer rows")
+    raise DataError(f"{path}: the encoded features would take {_size(needed)} ({rows:,} rows × "
+                    f"{len(preprocessor.feature_names):,} inputs, float32), more than half of the "
+                    f"{_size(memory)} of memory here; {advice}")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+
+
+def memory_limit() -> int | None:
+    """Bytes of memory this process may use: the machine's, or a smaller cgroup (container) limit; None if
+    unknown."""
+    limits = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # no sysconf, or no such name (Windows, macOS)
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    for cgroup_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(cgroup_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    return min(limits) if limits else None
 
 
 def _used(columns: list[str], used: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -549,3 +550,37 @@ def test_a_numeric_identifier_used_as_a_feature_is_warned_about(tmp_path):
     assert fitted.warnings == ["column 'patient_no' looks like an identifier (a different whole number in every "
                                "row, 1002 to 1060); it is used as a feature: --exclude it, or name it with "
                                "--id-col to copy it into the predictions"]
+
+
+def test_an_encoding_too_large_for_the_memory_is_refused_naming_the_widest_columns(tmp_path, monkeypatch) -> None:
+    """A column with a distinct text per row (notes, dates, identifiers) becomes one input per value: when
+    the encoded matrix would not fit in half of the memory, training stops before allocating it, with a clear
+    error naming the column, and writes nothing."""
+    from survmom import prepare
+    from survmom.config import TrainConfig
+
+    rng = np.random.default_rng(0)
+    n = 2_000
+    frame = pd.DataFrame({"age": rng.normal(60, 10, n), "note": [f"seen on visit {i}" for i in range(n)],
+                          "site": rng.choice(["a", "b"], n), "time": rng.integers(1, 100, n),
+                          "event": rng.integers(0, 2, n)})
+    path = tmp_path / "notes.csv"
+    frame.to_csv(path, index=False)
+    config = TrainConfig(out=str(tmp_path / "m.pt"))
+    # 2,000 rows (both splits) x (1 + 1,600 + 2) inputs x 4 bytes = 12.8 MB: refused below 25.6 MB of memory.
+    monkeypatch.setattr(prepare, "memory_limit", lambda: 25_000_000)
+    with pytest.raises(DataError, match=r"notes\.csv: the encoded features would take 12\.8 MB \(2,000 rows × "
+                                        r"1,603 inputs, float32\), more than half of the 25\.0 MB of memory here; "
+                                        r"widest categorical columns: 'note' \(1,600 categories\); --exclude them"):
+        prepare.prepare_training_data(config, path)
+    monkeypatch.setattr(prepare, "memory_limit", lambda: 26_000_000)
+    assert prepare.prepare_training_data(config, path).train.x.shape == (1_600, 1_603)
+    monkeypatch.setattr(prepare, "memory_limit", lambda: None)  # unknown: no check
+    assert prepare.prepare_training_data(config, path).train.x.shape == (1_600, 1_603)
+
+
+def test_memory_limit_is_the_machine_s_or_a_smaller_cgroup_limit() -> None:
+    from survmom.prepare import memory_limit
+
+    limit = memory_limit()
+    assert limit is None or 2**26 < limit <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
