@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from survmom.config import TrainConfig
 from survmom.data import (
@@ -66,8 +67,10 @@ def prepare_training_data(
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(fingerprint, data_path)
         # Only the columns used are read: an excluded column is never parsed, whatever it holds.
-        table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols]))
+        ids = [config.id_col] if config.id_col is not None and config.id_col in columns else []
+        table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols, *ids]))
         data_fingerprint = hashing.result()
+    repeated_ids = [_repeated_ids(table[config.id_col], data_path, config.id_col)] if ids else []
     event = parse_event(table[config.event_col], path=data_path, column=config.event_col)
     time = parse_time(table[config.time_col], path=data_path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
@@ -88,7 +91,7 @@ def prepare_training_data(
     # One pass over the columns writes every split: no full-size matrix, no row gather.
     x_parts = preprocessor.transform_parts(table, path=data_path, parts=parts)
     train = Outcomes(x_parts[0], event[train_idx], time[train_idx])
-    warnings = list(preprocessor.warnings)
+    warnings = list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     _require_events(train, data_path, config.loss)
     val: Outcomes | None = None
     info = {"path": str(Path(data_path).resolve()), "fingerprint": data_fingerprint,
@@ -165,6 +168,20 @@ def memory_limit() -> int | None:
         if text.isdigit():
             limits.append(int(text))
     return min(limits) if limits else None
+
+
+def _repeated_ids(ids: pd.Series, path: Path, column: str) -> str | None:
+    """A warning when an id appears on more than one row (the data may hold several rows per subject, as
+    long-format or counting-process data do); None when every id is unique. Missing ids are not counted."""
+    repeated = ids.duplicated(keep=False) & ids.notna()
+    if not repeated.any():
+        return None
+    counts = ids[repeated].value_counts()
+    counts = counts[counts > 0]  # a categorical column also counts its absent categories
+    shown = ", ".join(f"{value!r} ×{count}" for value, count in counts.head(3).items())
+    return (f"{path}: {int(repeated.sum()):,} rows share {len(counts):,} id(s) in the id column '{column}' "
+            f"({shown}): survmom expects one row per subject (e.g. its last follow-up); rows with the same id "
+            "are trained on as different subjects")
 
 
 def _used(columns: list[str], used: list[str]) -> list[str]:

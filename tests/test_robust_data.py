@@ -584,3 +584,25 @@ def test_memory_limit_is_the_machine_s_or_a_smaller_cgroup_limit() -> None:
 
     limit = memory_limit()
     assert limit is None or 2**26 < limit <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_repeated_ids_are_warned_about_once_per_run_with_a_sample(tmp_path) -> None:
+    """Several rows per id (long-format data) break the one-row-per-subject assumption: a warning names the
+    id column, the number of rows and ids, and the most repeated ids; missing ids and unique ids are fine."""
+    from survmom.config import TrainConfig
+    from survmom.prepare import prepare_training_data
+
+    rng = np.random.default_rng(0)
+    ids = [f"P{i}" for i in range(90)] + ["P1", "P1", "P2", None, None] + [f"Q{i}" for i in range(5)]
+    frame = pd.DataFrame({"pid": ids, "a": rng.standard_normal(100), "time": rng.integers(1, 50, 100),
+                          "event": rng.integers(0, 2, 100)})
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    warnings = prepare_training_data(TrainConfig(out="m.pt", id_col="pid"), path).warnings
+    repeated = [w for w in warnings if "share" in w]
+    assert repeated == [f"{path}: 5 rows share 2 id(s) in the id column 'pid' ('P1' ×3, 'P2' ×2): survmom "
+                        "expects one row per subject (e.g. its last follow-up); rows with the same id are trained "
+                        "on as different subjects"]
+    frame.drop_duplicates("pid").to_csv(path, index=False)  # unique ids (and one missing): no warning
+    assert not [w for w in prepare_training_data(TrainConfig(out="m.pt", id_col="pid"), path).warnings
+                if "share" in w]
