@@ -93,6 +93,11 @@ def prepare_training_data(
     train = Outcomes(x_parts[0], event[train_idx], time[train_idx])
     warnings = list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     _require_events(train, data_path, config.loss)
+    inputs = train.x.shape[1]
+    if inputs >= len(train):
+        warnings.append(f"{inputs:,} inputs for {len(train):,} training rows: with at least as many inputs as rows "
+                        "a model can fit the training rows exactly; rely on the validation C-index, and --exclude "
+                        "columns that cannot matter")
     val: Outcomes | None = None
     info = {"path": str(Path(data_path).resolve()), "fingerprint": data_fingerprint,
             "rows": len(time), "train_rows": len(train), "columns": columns}

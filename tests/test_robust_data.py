@@ -514,6 +514,8 @@ def test_numbers_with_separators_decimal_commas_or_percent_signs_are_categorical
         f"as the decimal point) to use it as numeric",
         f"warning: column 'pct' looks like numbers written with percent signs ('0%', '1%', '10%'); {fix} (no '%') "
         f"to use it as numeric",
+        "warning: 100 inputs for 40 training rows: with at least as many inputs as rows a model can fit the "
+        "training rows exactly; rely on the validation C-index, and --exclude columns that cannot matter",
     ]
     types = torch.load(model, weights_only=True)["preprocessing"]["column_types"]
     assert [types[c] for c in ("income", "dose", "pct")] == ["category"] * 3
@@ -574,7 +576,9 @@ def test_an_encoding_too_large_for_the_memory_is_refused_naming_the_widest_colum
                                         r"widest categorical columns: 'note' \(1,600 categories\); --exclude them"):
         prepare.prepare_training_data(config, path)
     monkeypatch.setattr(prepare, "memory_limit", lambda: 26_000_000)
-    assert prepare.prepare_training_data(config, path).train.x.shape == (1_600, 1_603)
+    prepared = prepare.prepare_training_data(config, path)
+    assert prepared.train.x.shape == (1_600, 1_603)
+    assert "1,603 inputs for 1,600 training rows: with at least as many inputs as rows" in " ".join(prepared.warnings)
     monkeypatch.setattr(prepare, "memory_limit", lambda: None)  # unknown: no check
     assert prepare.prepare_training_data(config, path).train.x.shape == (1_600, 1_603)
 
