@@ -142,6 +142,7 @@ def train(
     epochs: int = typer.Option(40, help="Maximum number of passes over the training rows."),
     lr: float = typer.Option(1e-3, help="AdamW learning rate."),
     weight_decay: float = typer.Option(1e-4, help="AdamW weight decay."),
+    grad_clip: float = typer.Option(5.0, help="Scale each step's gradient to at most this L2 norm (inf: no clipping)."),
     hidden: str = typer.Option("64,64", help="Hidden layer widths, comma-separated ('' for a linear model)."),
     dropout: float = typer.Option(0.1, help="Dropout after each hidden layer (online network only)."),
     activation: str = typer.Option("relu", help="Hidden activation: relu, selu, gelu, silu, tanh or elu."),
@@ -232,8 +233,9 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
         raise typer.Exit(130)
     stop = " (early stopping)" if result.stopped_early else ""
     if result.best_metric is None:  # nothing validated: predictions come from the last epoch's target network
-        typer.echo(f"done: {result.epochs_done} epoch(s){stop}; no validation C-index (no validation rows with "
-                   f"an event), so the last epoch's target network is kept; checkpoint {result.checkpoint}", err=True)
+        typer.echo(f"done: {result.epochs_done} epoch(s){stop}; no validation C-index (no validation rows, no "
+                   f"event among them, or no pair of them that can be compared), so the last epoch's target network "
+                   f"is kept; checkpoint {result.checkpoint}", err=True)
         return
     best = f"{result.best_epoch} (the linear start: no trained epoch beat it)" if result.best_epoch == 0 else (
         str(result.best_epoch))

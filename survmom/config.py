@@ -19,6 +19,18 @@ SMALL_DATA_BATCH = 32
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds fit; the trainer derives per-epoch seeds from it
 STEPS_PER_EPOCH_LARGE_DATA = 500
 ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
+# The columns predict writes for each loss, in order, before one ``surv_<t>`` column per --times value.
+PREDICTION_COLUMNS = {"cox": ("log_hazard", "risk", "median_time"),
+                      "weibull": ("log_scale", "log_shape", "risk", "median_time")}
+
+
+def check_id_column_name(id_col: str | None) -> None:
+    """ConfigError if ``--id-col`` has a name predict writes its own column under (it would replace the ids)."""
+    reserved = {name for names in PREDICTION_COLUMNS.values() for name in names}
+    if id_col is not None and (id_col in reserved or id_col.startswith("surv_")):
+        raise ConfigError(f"--id-col {id_col!r} is also the name of a prediction column "
+                          f"({', '.join(sorted(reserved))}, surv_<time>), which would replace the ids in the "
+                          "predictions; rename the id column")
 
 
 def auto_batch(train_rows: int) -> int:
@@ -115,7 +127,8 @@ class TrainConfig:
             (self.batch is None or self.batch >= 1, f"--batch must be at least 1, got {self.batch}"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.lr > 0 and self.lr < float("inf"), f"--lr must be a positive number, got {self.lr}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.weight_decay < float("inf"),
+             f"--weight-decay must be a finite number >= 0, got {self.weight_decay}"),
             (0 <= self.linear_penalty < float("inf"),
              f"--linear-penalty must be a finite number >= 0, got {self.linear_penalty}"),
             (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
@@ -130,7 +143,7 @@ class TrainConfig:
             (self.patience is None or self.patience >= 1, f"--patience must be at least 1, got {self.patience}"),
             (self.threads is None or self.threads >= 0, f"--threads must be >= 0, got {self.threads}"),
             (0 <= self.seed <= MAX_SEED, f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}"),
-            (self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}"),
+            (self.grad_clip > 0, f"--grad-clip must be positive (inf: no clipping), got {self.grad_clip}"),
             (bool(self.time_col) and bool(self.event_col), "--time-col and --event-col must not be empty"),
             (self.time_col != self.event_col, f"--time-col and --event-col are both {self.time_col!r}"),
             (self.id_col not in (self.time_col, self.event_col),
@@ -202,6 +215,8 @@ def _normalise(key: str, value: Any, source: str) -> Any:
     if key in _LIST_OPTIONS:
         if key == "hidden" and value in (None, "", "none", []):
             return []
+        if key == "hidden" and isinstance(value, str) and any(part.strip() == "" for part in value.split(",")):
+            raise ConfigError(f"{source}: {option} has an empty layer size in {value!r}; give sizes like 64,64")
         return parse_list(value, _LIST_OPTIONS[key], option)
     if key in _NUMBER_OPTIONS and value is not None:
         kind = _NUMBER_OPTIONS[key]

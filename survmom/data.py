@@ -1155,11 +1155,15 @@ def _count_new_values(counts: NewValues, specs: Sequence[NumericColumn | Categor
         elif (values < 0).any():  # missing or unseen: look at the labels of those rows only, per distinct value
             codes, uniques = pd.factorize(pd.Series(df[spec.name].to_numpy()[values < 0]), use_na_sentinel=True)
             rows = np.bincount(codes[codes >= 0], minlength=len(uniques))
+            missing = int(np.count_nonzero(codes < 0))
             for value, count in zip(uniques, rows.tolist(), strict=True):
                 label = _label(value, spec.boolean)
-                if label is not None:  # text that reads as missing ("", "NA") is a missing value, not a category
+                if label is None:  # text that reads as missing ("", "NA") is a missing value, not a category
+                    missing += count
+                else:
                     seen = counts.unseen.setdefault(spec.name, {})
                     seen[label] = seen.get(label, 0) + count
+            counts.missing_categories[spec.name] = counts.missing_categories.get(spec.name, 0) + missing
 
 
 def _category_codes(
@@ -1441,12 +1445,14 @@ class NewValues:
     rows: int = 0
     unseen: dict[str, dict[str, int]] = field(default_factory=dict)  # categorical column -> new label -> rows
     missing: dict[str, int] = field(default_factory=dict)  # numeric column -> rows without a value
+    missing_categories: dict[str, int] = field(default_factory=dict)  # categorical column -> rows without a value
     # numeric column -> (rows more than FAR_FROM_TRAINING training stds from the training mean, the furthest
     # value, its distance in stds)
     far: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     def warnings(self, path: Path) -> list[str]:
-        """One line per column with categories never seen in training, or with no value in any row."""
+        """One line per column with categories never seen in training, with no value in any row, or with values
+        far from the training ones."""
         lines = []
         for column, labels in self.unseen.items():
             common = sorted(labels, key=lambda label: (-labels[label], label))
@@ -1459,6 +1465,9 @@ class NewValues:
         for column, count in self.missing.items():
             if self.rows and count == self.rows:
                 lines.append(f"{path}: column '{column}' has no value in any row; the training median was used")
+        for column, count in self.missing_categories.items():
+            if self.rows and count == self.rows:
+                lines.append(f"{path}: column '{column}' has no value in any row; encoded as no category in every row")
         for column, (count, extreme, _) in self.far.items():
             lines.append(f"{path}: column '{column}': {_plural(count, 'row')} more than {FAR_FROM_TRAINING:g} "
                          f"training standard deviations from the training mean (furthest: {_show(extreme)}); the "

@@ -23,7 +23,7 @@ import torch
 
 from survmom.atomic import atomic_write, check_output_path
 from survmom.checkpoint import load_checkpoint
-from survmom.config import TrainConfig
+from survmom.config import PREDICTION_COLUMNS, TrainConfig
 from survmom.data import (
     CategoricalColumn,
     NewValues,
@@ -33,7 +33,7 @@ from survmom.data import (
     table_columns,
 )
 from survmom.errors import CheckpointError, ConfigError, DataError
-from survmom.losses import cox_median, cox_survival, weibull_median, weibull_survival
+from survmom.losses import cox_median, cox_survival, weibull_survival
 from survmom.train import backbone_from_config
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -104,6 +104,11 @@ class LoadedModel:
             return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at)
         return weibull_survival(self.user_params(est), at)
 
+    def output_names(self, times: list[float]) -> list[str]:
+        """The names of the prediction columns :meth:`outputs` gives for ``times``, in order."""
+        fixed = PREDICTION_COLUMNS["cox" if self.config.loss == "cox" else "weibull"]
+        return [*fixed, *(f"surv_{time_label(t)}" for t in times)]
+
     def outputs(self, x: np.ndarray, times: list[float]) -> dict[str, np.ndarray]:
         """Named prediction columns for features x (n, p) at ``times`` (user's time unit)."""
         est = self.estimates(x).double()
@@ -117,9 +122,11 @@ class LoadedModel:
             params = self.user_params(est)
             columns["log_scale"] = params[:, 0].numpy()
             columns["log_shape"] = params[:, 1].numpy()
-            median = weibull_median(params)
-            columns["risk"] = (-torch.log(median)).numpy()
-            columns["median_time"] = median.numpy()
+            # log median = log scale + log(ln 2) / shape: the risk stays finite and ordered where the median
+            # itself overflows (to inf) or underflows (to 0).
+            log_median = params[:, 0] + math.log(math.log(2.0)) * torch.exp(-params[:, 1])
+            columns["risk"] = (-log_median).numpy()
+            columns["median_time"] = torch.exp(log_median).numpy()
         if times:
             surv = self.survival(est, times).numpy()
             for j, t in enumerate(times):
@@ -166,6 +173,9 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
     model = load_model(checkpoint)
     id_col = model.config.id_col
     present = table_columns(data)
+    if id_col is not None and id_col in present and id_col in model.output_names(times):
+        raise DataError(f"{data}: the id column '{id_col}' has the name of a prediction column, which would "
+                        f"replace the ids; rename the id column (in this file and for training)")
     if id_col is not None and warn is not None and id_col not in present:
         warn(f"{data}: no id column '{id_col}' (the model was trained with --id-col {id_col}); the predictions "
              "are in the file's row order, without ids")

@@ -13,7 +13,7 @@ import torch
 from survmom.atomic import check_output_path as check_writable_output
 from survmom.atomic import restored_on_error
 from survmom.checkpoint import load_checkpoint, save_checkpoint
-from survmom.config import TrainConfig, auto_batch
+from survmom.config import TrainConfig, auto_batch, check_id_column_name
 from survmom.data import Preprocessor, fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from survmom.prepare import Outcomes, PreparedData, prepare_training_data
@@ -49,6 +49,7 @@ def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunR
     """Fit preprocessing, build a Trainer and train; checkpoints go to ``config.out``."""
     started = time.perf_counter()
     out = Path(config.out)
+    check_id_column_name(config.id_col)
     check_output_path(out, [data_path, *([Path(config.val)] if config.val else [])])
     prepared = prepare_training_data(config, data_path)
     if config.batch is None:

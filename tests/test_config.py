@@ -1,6 +1,9 @@
 """TrainConfig: defaults, validation, YAML loading and derived values."""
 
+from pathlib import Path
+
 import pytest
+import torch
 
 from survmom.config import DEFAULT_BANK_SIZE, TrainConfig, auto_batch, load_yaml
 from survmom.errors import ConfigError
@@ -27,6 +30,8 @@ def test_bank_capacity_prefers_size_then_steps_then_default():
     ({"seed": -1}, "--seed"), ({"seed": 2**64}, "--seed"), ({"id_col": ["a", "b"]}, "--id-col must be text"),
     ({"time_col": True}, "--time-col must be text"), ({"hidden": [32, 16.7]}, "--hidden"),
     ({"hidden": [32, True]}, "--hidden"), ({"id_col": "time"}, "--id-col 'time' is also"),
+    ({"weight_decay": float("inf")}, "--weight-decay must be a finite number"), ({"weight_decay": -0.1}, "--weight"),
+    ({"hidden": "64,,64"}, "--hidden has an empty layer size in '64,,64'"), ({"hidden": "64,"}, "empty layer"),
 ])
 def test_invalid_values_name_the_option(values, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -69,3 +74,21 @@ def test_an_option_spelled_twice_in_yaml_is_an_error(tmp_path):
         load_yaml(path)
     path.write_text("hidden: [32, 16.0]\n")
     assert TrainConfig.from_dict(load_yaml(path)).hidden == [32, 16]
+
+
+def test_every_config_field_is_a_train_option_and_grad_clip_inf_turns_clipping_off(tmp_path):
+    """`survmom train --help` lists every option: each TrainConfig field is a CLI parameter of train."""
+    import inspect
+
+    from survmom import cli
+
+    from cli_runner import run_survmom
+
+    assert set(TrainConfig.__dataclass_fields__) <= set(inspect.signature(cli.train).parameters)
+    data = Path(__file__).resolve().parents[1] / "sample_data" / "cohort.csv"
+    result = run_survmom("train", data, "--id-col", "id", "--epochs", "1", "--grad-clip", "inf", "-q",
+                         "-o", tmp_path / "m.pt")
+    assert result.returncode == 0, result.stderr
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["config"]["grad_clip"] == float("inf")
+    refused = run_survmom("train", data, "--grad-clip", "0", "-q", "-o", tmp_path / "n.pt")
+    assert refused.returncode == 2 and "--grad-clip must be positive" in refused.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
 import subprocess
 import warnings
@@ -331,6 +332,7 @@ def test_predict_warns_about_unseen_categories_and_columns_without_values(traine
     frame.loc[3, "stage"] = "0"
     frame.loc[4:5, "stage"] = None  # missing: not a new category
     frame["bmi"] = np.nan
+    frame["sex"] = ["", "NA"] * 20  # no value in any row, as text read as missing
     frame.to_csv(tmp_path / "new.csv", index=False)
     result = survmom("predict", trained["model"], tmp_path / "new.csv")
     assert result.returncode == 0 and len(predictions(result)) == len(frame)
@@ -339,6 +341,7 @@ def test_predict_warns_about_unseen_categories_and_columns_without_values(traine
         f"warning: {tmp_path / 'new.csv'}: column 'stage': 4 rows hold categories not seen in training "
         "('IV', '0'); encoded as no category, like a missing value",
         f"warning: {tmp_path / 'new.csv'}: column 'bmi' has no value in any row; the training median was used",
+        f"warning: {tmp_path / 'new.csv'}: column 'sex' has no value in any row; encoded as no category in every row",
     ]
     assert "warning" not in survmom("predict", trained["model"], trained["data"]).stderr
 
@@ -610,3 +613,48 @@ def test_repeated_ids_are_warned_about_once_per_run_with_a_sample(tmp_path) -> N
     frame.drop_duplicates("pid").to_csv(path, index=False)  # unique ids (and one missing): no warning
     assert not [w for w in prepare_training_data(TrainConfig(out="m.pt", id_col="pid"), path).warnings
                 if "share" in w]
+
+
+@pytest.mark.parametrize("name", ["risk", "log_hazard", "median_time", "log_shape", "surv_365"])
+def test_an_id_column_named_like_a_prediction_column_is_refused_at_train(tmp_path, name) -> None:
+    """predict writes log_hazard, risk, median_time (log_scale, log_shape) and surv_<t>: an id column of one of
+    these names would be replaced by the prediction, losing the ids; train refuses it before reading."""
+    data = tmp_path / "c.csv"
+    cohort().rename(columns={"id": name}).to_csv(data, index=False)
+    one_error_line(survmom("train", data, "--id-col", name, "-q", "-o", tmp_path / "m.pt"),
+                   f"--id-col '{name}' is also the name of a prediction column", "rename the id column")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_predict_refuses_an_id_column_that_a_prediction_would_replace(trained, tmp_path) -> None:
+    """A checkpoint from before train's check, trained with --id-col risk: predict stops before writing."""
+    state = torch.load(trained["model"], weights_only=True)
+    state["config"]["id_col"] = "risk"
+    model, data, out = tmp_path / "old.pt", tmp_path / "c.csv", tmp_path / "p.csv"
+    torch.save(state, model)
+    cohort().rename(columns={"id": "risk"}).to_csv(data, index=False)
+    one_error_line(survmom("predict", model, data, "-o", out),
+                   "the id column 'risk' has the name of a prediction column, which would replace the ids")
+    assert not out.exists()
+    assert predictions(survmom("predict", model, trained["data"], "-q")).columns[0] == "log_hazard"  # no 'risk' ids
+
+
+def test_weibull_risk_stays_finite_and_ordered_where_the_median_overflows(tmp_path) -> None:
+    """risk = -log median is computed in log space: rows whose median overflows (inf) or underflows (0) keep
+    finite risks, in the order of their log medians."""
+    from survmom.predict import load_model
+
+    data, model = tmp_path / "c.csv", tmp_path / "w.pt"
+    cohort(200).to_csv(data, index=False)
+    assert survmom("train", data, "--id-col", "id", "--loss", "weibull", "--epochs", "2", "--hidden", "",
+                   "-q", "-o", model).returncode == 0
+    loaded = load_model(model)
+    x = np.zeros((5, len(loaded.preprocessor.feature_names)), dtype=np.float32)
+    x[:, 0] = [-1e5, -10.0, 0.0, 10.0, 1e5]  # standardised age, far beyond the data on both sides
+    columns = loaded.outputs(x, [])
+    log_median = columns["log_scale"] + math.log(math.log(2.0)) * np.exp(-columns["log_shape"])
+    np.testing.assert_allclose(columns["risk"], -log_median, rtol=1e-12)
+    assert np.isfinite(columns["risk"]).all() and len(set(columns["risk"].tolist())) == 5
+    assert not np.isfinite(columns["median_time"]).all() or (columns["median_time"] == 0).any()  # it overflowed
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(columns["median_time"], np.exp(log_median), rtol=1e-12)
