@@ -48,3 +48,28 @@ def test_a_single_row_and_a_single_time_are_batched():
     trainer.train_data.time.fill_(5.0)
     trainer._batch_sort_key = None  # ranks were computed from the old times
     assert torch.equal(trainer.epoch_permutation(1), _permutation(trainer, 1))  # all tied: permutation order
+
+
+def test_large_inference_runs_on_two_threads_only_with_the_default_threads_option(monkeypatch) -> None:
+    """Validation and the Cox baseline's forward pass use 2 threads for >= 32,768 rows when --threads was not
+    given; a given --threads, small inputs and a 1-core machine keep the thread count; it is restored after."""
+    import torch
+
+    from survmom import train
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+        cpu = torch.device("cpu")
+        seen = {}
+        for name, option, rows in [("default", None, 40_000), ("given", 1, 40_000), ("small", None, 1_000)]:
+            with train._inference_threads(option, rows, cpu):
+                seen[name] = torch.get_num_threads()
+            assert torch.get_num_threads() == 1
+        monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+        with train._inference_threads(None, 40_000, cpu):
+            seen["one core"] = torch.get_num_threads()
+        assert seen == {"default": 2, "given": 1, "small": 1, "one core": 1}
+    finally:
+        torch.set_num_threads(before)
