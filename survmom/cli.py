@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 internal error, 2 bad input or options (one line on std
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import functools
@@ -328,14 +329,37 @@ def _json_safe(value: Any) -> Any:
 def main() -> None:
     """Console-script entry point.
 
-    When the command is done (files written and closed), the objects still alive are frozen too
-    (``gc.freeze``): the interpreter's last collection at exit then skips them instead of walking every
-    object torch and pandas created, ~0.35 s of each command (their memory goes with the process).
+    When a command has finished (its files written and closed, or its error reported), the process ends
+    without the interpreter's teardown: after torch, pandas and pyarrow are loaded, tearing down their
+    modules and objects takes 0.15-0.4 s of every command, and frees memory that the operating system takes
+    back anyway. The standard streams are flushed and the ``atexit`` handlers run first; the exit code is the
+    command's. Anything else (an exception that escaped the commands) takes the usual way out.
     """
     try:
         app()
-    finally:
-        gc.freeze()
+    except SystemExit as done:
+        gc.freeze()  # should the fast exit below not be taken, the final collection skips these objects
+        _exit_now(done.code)
+        raise
+
+
+def _exit_now(code: Any) -> None:
+    """Flush stdout and stderr, run the ``atexit`` handlers and end the process with ``code`` (as ``sys.exit``
+    reads it: None is 0, an int itself, anything else is printed to stderr and gives 1)."""
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    status = 0 if code is None else code
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach its reader
+            if stream is sys.stdout and status == 0:
+                status = 141
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is not None:
+        run_exit_handlers()
+    os._exit(status)
 
 
 if __name__ == "__main__":
