@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -345,7 +346,13 @@ def main() -> None:
 
 def _exit_now(code: Any) -> None:
     """Flush stdout and stderr, run the ``atexit`` handlers and end the process with ``code`` (as ``sys.exit``
-    reads it: None is 0, an int itself, anything else is printed to stderr and gives 1)."""
+    reads it: None is 0, an int itself, anything else is printed to stderr and gives 1).
+
+    Returns without exiting while another non-daemon thread runs: the interpreter's own exit waits for it.
+    """
+    if any(thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
+           for thread in threading.enumerate()):
+        return
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1

@@ -483,3 +483,18 @@ _exit_now({code!r})
     assert result.returncode == status
     assert result.stdout == "buffered output"
     assert result.stderr.splitlines() == [line for line in (printed, "atexit ran") if line]
+
+
+def test_the_fast_exit_waits_for_a_running_thread_through_the_normal_exit():
+    program = """
+import sys, threading, time
+from survmom.cli import _exit_now
+worker = threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished", file=sys.stderr)))
+worker.start()
+_exit_now(4)
+print("returned", file=sys.stderr)
+sys.exit(4)
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 4
+    assert result.stderr.splitlines() == ["returned", "thread finished"]
