@@ -37,7 +37,6 @@ import gzip
 import hashlib
 import io
 import math
-import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from survmom.config import usable_cores
 from survmom.errors import ConfigError, DataError, StateError
 
 SUPPORTED = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -1210,7 +1210,7 @@ def _entirely_missing(n_rows: int, path: Path, column: str) -> DataError:
 
 # Threads for the column-wise and block-wise work of preprocessing (2 cores here; more rarely pay off, as
 # the Python between NumPy calls holds the GIL).
-_PREPARE_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_PREPARE_THREADS = min(2, usable_cores())
 # Below this many rows per task in all, threads cost more than they save.
 _THREADED_FROM_ROWS = 200_000
 

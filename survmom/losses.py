@@ -47,6 +47,7 @@ __all__ = [
     "cox_loss_sorted",
     "cox_median",
     "cox_survival",
+    "weibull_log_median",
     "weibull_loss",
     "weibull_median",
     "weibull_survival",
@@ -839,5 +840,15 @@ def weibull_median(log_params: Tensor) -> Tensor:
     Returns:
         (n,) medians in the unit of time, in ``log_params``'s dtype.
     """
-    log_scale, log_shape = _weibull_params(log_params)
-    return torch.exp(log_scale + _LOG_LN2 * torch.exp(-log_shape)).to(log_params.dtype)
+    return torch.exp(_weibull_log_median(log_params)).to(log_params.dtype)
+
+
+def weibull_log_median(log_params: Tensor) -> Tensor:
+    """Log of :func:`weibull_median`, ``a + log(ln 2) e^-b``, (n,) in ``log_params``'s dtype: finite (and in
+    the order of the medians) where the median itself overflows to inf or underflows to 0."""
+    return _weibull_log_median(log_params).to(log_params.dtype)
+
+
+def _weibull_log_median(log_params: Tensor) -> Tensor:
+    log_scale, log_shape = _weibull_params(log_params)  # float64
+    return log_scale + _LOG_LN2 * torch.exp(-log_shape)

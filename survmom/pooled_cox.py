@@ -4,8 +4,8 @@ This is the CPU path of :func:`survmom.losses.cox_loss_sorted`, the loss of a Mo
 batch rows, merged in order of descending time, of which only the B batch rows carry a gradient. The
 mathematics is that of :mod:`survmom.losses` (Cox 1972; Breslow 1974; Efron 1977); see its module
 docstring for the notation. What differs is the cost. A training step evaluates it on a few thousand rows,
-where each array operation does little work, so its price is the call itself: a NumPy call costs about a
-third of a PyTorch one. The ties are handled with counts per tie group (``bincount``) rather than with
+where each array operation does little work, so its price is the call itself: a NumPy call costs about
+half of a PyTorch one. The ties are handled with counts per tie group (``bincount``) rather than with
 ``unique_consecutive`` and scatter-adds, which keeps Efron's correction to about ten cheap calls.
 
 Sorted rows are numbered 0..n-1 in order of descending time; a *tie group* is a run of rows with equal keys

@@ -33,7 +33,7 @@ from survmom.data import (
     table_columns,
 )
 from survmom.errors import CheckpointError, ConfigError, DataError
-from survmom.losses import cox_median, cox_survival, weibull_survival
+from survmom.losses import cox_median, cox_survival, weibull_log_median, weibull_survival
 from survmom.train import backbone_from_config
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -122,9 +122,7 @@ class LoadedModel:
             params = self.user_params(est)
             columns["log_scale"] = params[:, 0].numpy()
             columns["log_shape"] = params[:, 1].numpy()
-            # log median = log scale + log(ln 2) / shape: the risk stays finite and ordered where the median
-            # itself overflows (to inf) or underflows (to 0).
-            log_median = params[:, 0] + math.log(math.log(2.0)) * torch.exp(-params[:, 1])
+            log_median = weibull_log_median(params)  # the risk stays finite where the median overflows
             columns["risk"] = (-log_median).numpy()
             columns["median_time"] = torch.exp(log_median).numpy()
         if times:

@@ -159,13 +159,17 @@ def _size(size: int) -> str:
     return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
 
 
-def memory_limit() -> int | None:
+# Memory limits of a container: cgroup v2, then v1 ("max" or a huge number when there is none).
+_CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_limit(cgroup_files: tuple[str, ...] = _CGROUP_MEMORY_FILES) -> int | None:
     """Bytes of memory this process may use: the machine's, or a smaller cgroup (container) limit; None if
     unknown."""
     limits = []
     with contextlib.suppress(AttributeError, ValueError, OSError):  # no sysconf, or no such name (Windows, macOS)
         limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    for cgroup_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for cgroup_file in cgroup_files:
         try:
             text = Path(cgroup_file).read_text().strip()
         except OSError:

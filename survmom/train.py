@@ -9,7 +9,6 @@ at the end of every epoch. Everything needed to continue exactly is in :meth:`Tr
 from __future__ import annotations
 
 import math
-import os
 import signal
 import time as clock
 from collections.abc import Callable, Iterator
@@ -21,10 +20,10 @@ import torch
 
 from survmom import __version__
 from survmom.checkpoint import FORMAT, FORMAT_VERSION
-from survmom.config import TrainConfig
+from survmom.config import TrainConfig, usable_cores
 from survmom.errors import TrainingDiverged
 from survmom.linear_start import fit_linear_start
-from survmom.losses import breslow_baseline, descending_time_key, weibull_loss
+from survmom.losses import breslow_baseline, descending_time_key, weibull_log_median, weibull_loss
 from survmom.metrics import concordance_index
 from survmom.model import LinearSkip, build_backbone, set_output_bias
 from survmom.momentum import Momentum
@@ -66,10 +65,7 @@ def resolve_device(name: str) -> torch.device:
 
 def risk_from_estimates(estimates: torch.Tensor, loss: str) -> torch.Tensor:
     """Risk score (n,), higher = earlier event: the log hazard (cox) or minus the log median time (weibull)."""
-    if loss == "cox":
-        return estimates[:, 0]
-    log_scale, log_shape = estimates[:, 0], estimates[:, 1] if estimates.shape[1] > 1 else 0 * estimates[:, 0]
-    return -(log_scale + math.log(math.log(2.0)) * torch.exp(-log_shape))
+    return estimates[:, 0] if loss == "cox" else -weibull_log_median(estimates)
 
 
 def backbone_from_config(config: TrainConfig, in_features: int) -> torch.nn.Module:
@@ -423,10 +419,9 @@ _THREADED_INFERENCE_ROWS = 32_768
 def _inference_threads(threads_option: int | None, rows: int, device: torch.device) -> Iterator[None]:
     """Run a large CPU forward pass (validation, the Cox baseline's pass over the training rows) on 2 threads
     when ``--threads`` was left at its default (1 for training) and 2 cores are available."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     before = torch.get_num_threads()
-    if threads_option is not None or device.type != "cpu" or rows < _THREADED_INFERENCE_ROWS or cores < 2 \
-            or before >= 2:
+    if threads_option is not None or device.type != "cpu" or rows < _THREADED_INFERENCE_ROWS or before >= 2 \
+            or usable_cores() < 2:
         yield
         return
     torch.set_num_threads(2)

@@ -590,3 +590,14 @@ def test_merge_order_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m,
     merged_source = merge_runs(torch.arange(n), torch.arange(n, n + m), gather, pos_b)
     source_of_kept = torch.cat([keep, torch.arange(n, n + m)])
     assert torch.equal(merged_source, source_of_kept[expected])
+
+
+def test_weibull_log_median_is_the_log_of_the_median_and_stays_finite_beyond_it() -> None:
+    from survmom.losses import weibull_log_median
+
+    log_params = torch.tensor([[0.5, 0.2], [2.0, -1.0], [800.0, 0.0], [-800.0, 0.0]], dtype=torch.float64)
+    log_median = weibull_log_median(log_params)
+    torch.testing.assert_close(log_median[:2], torch.log(weibull_median(log_params[:2])), rtol=1e-14, atol=0)
+    assert torch.isfinite(log_median).all()
+    assert weibull_median(log_params)[2] == math.inf and weibull_median(log_params)[3] == 0.0
+    assert weibull_log_median(log_params.float()).dtype == torch.float32

@@ -586,11 +586,17 @@ def test_an_encoding_too_large_for_the_memory_is_refused_naming_the_widest_colum
     assert prepare.prepare_training_data(config, path).train.x.shape == (1_600, 1_603)
 
 
-def test_memory_limit_is_the_machine_s_or_a_smaller_cgroup_limit() -> None:
+def test_memory_limit_is_the_machine_s_or_a_smaller_cgroup_limit(tmp_path) -> None:
     from survmom.prepare import memory_limit
 
-    limit = memory_limit()
-    assert limit is None or 2**26 < limit <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    unlimited, limited, huge = tmp_path / "max", tmp_path / "small", tmp_path / "huge"
+    unlimited.write_text("max\n")
+    limited.write_text("1073741824\n")
+    huge.write_text(f"{machine * 4}\n")
+    assert memory_limit((str(tmp_path / "absent"), str(unlimited))) == machine
+    assert memory_limit((str(unlimited), str(limited))) == 1_073_741_824
+    assert memory_limit((str(huge),)) == machine
 
 
 def test_repeated_ids_are_warned_about_once_per_run_with_a_sample(tmp_path) -> None:
@@ -637,6 +643,11 @@ def test_predict_refuses_an_id_column_that_a_prediction_would_replace(trained, t
                    "the id column 'risk' has the name of a prediction column, which would replace the ids")
     assert not out.exists()
     assert predictions(survmom("predict", model, trained["data"], "-q")).columns[0] == "log_hazard"  # no 'risk' ids
+    from survmom.predict import load_model
+
+    cox = load_model(trained["model"])
+    x = np.zeros((2, len(cox.preprocessor.feature_names)), dtype=np.float32)
+    assert list(cox.outputs(x, [1.0, 2.5])) == cox.output_names([1.0, 2.5])
 
 
 def test_weibull_risk_stays_finite_and_ordered_where_the_median_overflows(tmp_path) -> None:
@@ -651,7 +662,8 @@ def test_weibull_risk_stays_finite_and_ordered_where_the_median_overflows(tmp_pa
     loaded = load_model(model)
     x = np.zeros((5, len(loaded.preprocessor.feature_names)), dtype=np.float32)
     x[:, 0] = [-1e5, -10.0, 0.0, 10.0, 1e5]  # standardised age, far beyond the data on both sides
-    columns = loaded.outputs(x, [])
+    columns = loaded.outputs(x, [365.0])
+    assert list(columns) == loaded.output_names([365.0])  # the names train and predict check id columns against
     log_median = columns["log_scale"] + math.log(math.log(2.0)) * np.exp(-columns["log_shape"])
     np.testing.assert_allclose(columns["risk"], -log_median, rtol=1e-12)
     assert np.isfinite(columns["risk"]).all() and len(set(columns["risk"].tolist())) == 5
