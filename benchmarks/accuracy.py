@@ -4,8 +4,8 @@ For every data set (see ``benchmarks/_datasets.py``: all ship inside scikit-surv
 downloaded) and every seeded 80/20 split (stratified by event), each method is fitted on the training split
 and scored on the test split:
 
-* Harrell's C (``survmom.metrics.concordance_index``; risk higher = earlier event);
-* the integrated Brier score (``survmom.metrics.integrated_brier_score``, IPCW from the training split) on 20
+* Harrell's C (``survmom.core.metrics.concordance_index``; risk higher = earlier event);
+* the integrated Brier score (``survmom.core.metrics.integrated_brier_score``, IPCW from the training split) on 20
   evenly spaced times from the 10th to the 90th percentile of the test event times (kept inside the test and
   training follow-up), for every method that yields survival curves; Cox-type peers get them from a Breslow
   baseline on their training rows;
@@ -130,7 +130,7 @@ def breslow_survival(risk_train: np.ndarray, train: pd.DataFrame, risk_test: np.
     """Cox survival (n_test, m) at ``times`` from a Breslow baseline fitted on the training log hazards."""
     import torch
 
-    from survmom.losses import breslow_baseline, cox_survival
+    from survmom.core.losses import breslow_baseline, cox_survival
 
     if len(times) == 0:
         return None
@@ -258,7 +258,7 @@ def _fit_batch16(train, x_train, seed, momentum: bool):
     from torchsurv.loss.cox import neg_partial_log_likelihood
     from torchsurv.loss.momentum import Momentum
 
-    from survmom.metrics import concordance_index
+    from survmom.core.metrics import concordance_index
 
     torch.manual_seed(seed)
     fit_rows, val_rows = validation_rows(train["event"].to_numpy(), seed)
@@ -357,8 +357,8 @@ def run_task(task: tuple[str, int, str, str, int | None]) -> dict[str, Any]:
     """Fit ``method`` on split ``k`` of ``dataset`` and score it; errors are recorded, not raised."""
     import torch
 
+    from survmom.core.metrics import concordance_index, integrated_brier_score
     from survmom.errors import SurvmomError
-    from survmom.metrics import concordance_index, integrated_brier_score
 
     dataset, k, method, survmom_args, threads = task
     if threads:

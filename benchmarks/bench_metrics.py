@@ -1,4 +1,4 @@
-"""Benchmark Harrell's C: ``survmom.metrics.concordance_index`` against ``lifelines.utils.concordance_index``.
+"""Benchmark Harrell's C: ``survmom.core.metrics.concordance_index`` against ``lifelines.utils.concordance_index``.
 
 Random data with ties in time and risk and ~30% censoring, n = 10^4, 10^5, 10^6 (``--quick``: 10^4, 10^5).
 Each timing is the median of ``--repeats`` runs; both implementations must agree to 1e-9. Prints a markdown
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from lifelines.utils import concordance_index as lifelines_concordance_index
 
-from survmom.metrics import concordance_index
+from survmom.core.metrics import concordance_index
 
 
 def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

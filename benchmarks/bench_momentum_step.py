@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from survmom.losses import cox_loss
-from survmom.momentum import Momentum
+from survmom.core.losses import cox_loss
+from survmom.core.momentum import Momentum
 
 
 def make_mlp(seed: int = 0) -> nn.Sequential:

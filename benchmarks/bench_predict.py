@@ -36,7 +36,7 @@ def predict_once(model: Path, source: Path, out: Path) -> tuple[float, float]:
 _TRACE = """
 import json, resource, sys
 from pathlib import Path
-import survmom.predict as predict
+import survmom.app.predict as predict
 chunks, peaks = predict._prediction_chunks, []
 def traced(*args, **kwargs):
     for chunk in chunks(*args, **kwargs):

@@ -34,9 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, cohort_files, markdown_table, run_measured, survmom_command, write_json
 
+from survmom.core.losses import cox_loss
+from survmom.core.model import build_mlp
 from survmom.data import Preprocessor
-from survmom.losses import cox_loss
-from survmom.model import build_mlp
 
 FEATURES = [f"x{i:02d}" for i in range(20)] + ["group", "region"]
 

@@ -68,7 +68,7 @@ def run_task(task: tuple) -> dict[str, Any]:
     """Train and score one (data set, split, batch, mode) through the CLI; errors are recorded."""
     import torch
 
-    from survmom.metrics import concordance_index
+    from survmom.core.metrics import concordance_index
 
     dataset, k, batch_label, mode, extra, limits, threads = task
     frame = data.load(dataset)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from survmom.losses import cox_loss
-from survmom.metrics import concordance_index
-from survmom.model import build_mlp
-from survmom.momentum import Momentum
+from survmom.core.losses import cox_loss
+from survmom.core.metrics import concordance_index
+from survmom.core.model import build_mlp
+from survmom.core.momentum import Momentum
 
 
 def generate(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

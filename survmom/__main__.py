@@ -1,5 +1,5 @@
 """``python -m survmom``: the same as the ``survmom`` command."""
 
-from survmom.cli import main
+from survmom.app.cli import main
 
 main()

@@ -9,9 +9,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from survmom.bank import MemoryBank, MergedRows, SortedRows
+from survmom.core.bank import MemoryBank, MergedRows, SortedRows
+from survmom.core.losses import merge_order, merge_runs
 from survmom.errors import StateError
-from survmom.losses import merge_order, merge_runs
 
 # Every test runs with the bank's per-step work on NumPy views (CPU default) and on tensors (conftest).
 pytestmark = pytest.mark.usefixtures("cpu_path")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from survmom.metrics import concordance_index
+from survmom.core.metrics import concordance_index
 
 from cli_runner import run_survmom
 
@@ -82,9 +82,9 @@ def test_predict_weibull_parquet_to_parquet(trained):
 
 
 def test_predictions_use_the_target_network_of_the_checkpoint(trained):
-    from survmom.config import TrainConfig
     from survmom.data import Preprocessor
-    from survmom.train import backbone_from_config
+    from survmom.training.config import TrainConfig
+    from survmom.training.trainer import backbone_from_config
 
     state = load(trained["cox"])
     pre = Preprocessor.from_state(state["preprocessing"])
@@ -200,7 +200,7 @@ def test_help_documents_every_option_and_its_default():
 
 
 def test_help_does_not_import_torch_pandas_or_pyarrow():
-    code = ("import sys; from survmom.cli import app; import typer.testing as t; "
+    code = ("import sys; from survmom.app.cli import app; import typer.testing as t; "
             "t.CliRunner().invoke(app, ['--help']); "
             "print(sorted(m for m in ('torch', 'pandas', 'pyarrow') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -261,7 +261,7 @@ def test_commands_import_with_the_collector_paused_then_freeze_and_reenable_it(t
     ``_exit_now`` (no interpreter teardown), with the command's exit code and its output flushed."""
     code = f"""
 import gc, sys
-import survmom.cli as cli
+import survmom.app.cli as cli
 states = []
 original = cli._collector_paused
 def watched():
@@ -291,7 +291,7 @@ print("not reached", file=sys.stderr)
 def test_the_collector_pause_restores_its_state_on_errors():
     import gc
 
-    from survmom.cli import _collector_paused
+    from survmom.app.cli import _collector_paused
 
     assert gc.isenabled()
     with pytest.raises(ImportError), _collector_paused():
@@ -426,8 +426,10 @@ def test_a_parquet_output_failing_in_a_later_chunk_leaves_no_traceback_and_no_fi
 
 
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(trained, tmp_path, monkeypatch):
-    from survmom import atomic, predict, workflow
+    from survmom import atomic
+    from survmom.app import predict
     from survmom.errors import ConfigError
+    from survmom.training import workflow
 
     def refuse(folder, name):  # as a read-only folder does (root ignores chmod, so it is simulated)
         raise PermissionError(13, "Permission denied", str(folder))
@@ -474,7 +476,7 @@ def test_evaluate_on_rows_with_a_single_time_says_so(trained, tmp_path):
 def test_the_fast_exit_flushes_output_runs_atexit_handlers_and_keeps_the_exit_code(code, status, printed):
     program = f"""
 import atexit, sys
-from survmom.cli import _exit_now
+from survmom.app.cli import _exit_now
 atexit.register(lambda: print("atexit ran", file=sys.stderr))
 sys.stdout.write("buffered output")
 _exit_now({code!r})
@@ -488,7 +490,7 @@ _exit_now({code!r})
 def test_the_fast_exit_waits_for_a_running_thread_through_the_normal_exit():
     program = """
 import sys, threading, time
-from survmom.cli import _exit_now
+from survmom.app.cli import _exit_now
 worker = threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished", file=sys.stderr)))
 worker.start()
 _exit_now(4)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from survmom.config import DEFAULT_BANK_SIZE, TrainConfig, auto_batch, load_yaml
 from survmom.errors import ConfigError
+from survmom.training.config import DEFAULT_BANK_SIZE, TrainConfig, auto_batch, load_yaml
 
 
 @pytest.mark.parametrize(("rows", "batch"), [(10, 32), (2_000, 32), (16_000, 32), (16_001, 33), (160_000, 320),
@@ -80,7 +80,7 @@ def test_every_config_field_is_a_train_option_and_grad_clip_inf_turns_clipping_o
     """`survmom train --help` lists every option: each TrainConfig field is a CLI parameter of train."""
     import inspect
 
-    from survmom import cli
+    from survmom.app import cli
 
     from cli_runner import run_survmom
 

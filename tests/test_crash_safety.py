@@ -33,12 +33,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from survmom import workflow
-from survmom.checkpoint import load_checkpoint
-from survmom.config import TrainConfig
+from survmom.app.progress import QuietReporter
 from survmom.errors import TrainingDiverged
-from survmom.progress import QuietReporter
-from survmom.train import Trainer
+from survmom.training import workflow
+from survmom.training.checkpoint import load_checkpoint
+from survmom.training.config import TrainConfig
+from survmom.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -202,7 +202,7 @@ def save_half_then_die(obj, stream, *args, **kwargs):
     stream.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 torch.save = save_half_then_die
-from survmom.cli import main
+from survmom.app.cli import main
 sys.argv = ["survmom", *sys.argv[1:]]
 main()
 """
@@ -374,7 +374,7 @@ def test_two_runs_writing_the_same_out_at_once_leave_one_complete_run(data, refe
 
 
 def test_a_stale_temporary_file_does_not_disturb_the_next_save(tmp_path):
-    from survmom.checkpoint import save_checkpoint
+    from survmom.training.checkpoint import save_checkpoint
 
     out = tmp_path / "model.pt"
     stale = tmp_path / ".model.pt.abc123.tmp"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from survmom.ema import EMA, cosine_rate, swapped_weights, update_momentum, warmup_rate
+from survmom.core.ema import EMA, cosine_rate, swapped_weights, update_momentum, warmup_rate
 from survmom.errors import ConfigError, StateError
 
 

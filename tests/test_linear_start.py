@@ -11,10 +11,10 @@ from lifelines import CoxPHFitter, WeibullAFTFitter
 from lifelines.datasets import load_rossi
 from torch import nn
 
-from survmom.config import TrainConfig
-from survmom.linear_start import fit_linear_start
-from survmom.losses import cox_loss, weibull_loss
-from survmom.train import Tensors, Trainer, fit_constant_weibull
+from survmom.core.linear_start import fit_linear_start
+from survmom.core.losses import cox_loss, weibull_loss
+from survmom.training.config import TrainConfig
+from survmom.training.trainer import Tensors, Trainer, fit_constant_weibull
 
 pytestmark = pytest.mark.filterwarnings("ignore:Ties in `time` detected")
 
@@ -184,7 +184,7 @@ def test_the_start_is_scored_after_the_first_steps_and_before_an_interruption_is
     import os
     import signal
 
-    from survmom.train import Interrupted
+    from survmom.training.trainer import Interrupted
 
     trainer = _trainer(rossi, epochs=2)
     start_c = trainer.validation_cindex()
@@ -213,7 +213,7 @@ def test_the_start_is_scored_after_the_first_steps_and_before_an_interruption_is
 
 
 def test_resume_skips_the_starting_fit_and_keeps_the_path_frozen(rossi, monkeypatch):
-    import survmom.train as train_module
+    import survmom.training.trainer as train_module
 
     trainer = _trainer(rossi, epochs=1)
     start = trainer.momentum.online.linear.weight.detach().clone()
@@ -248,7 +248,7 @@ def test_old_checkpoint_configs_train_as_before():
 
 
 def test_wide_inputs_use_fewer_rows_so_memory_stays_bounded(monkeypatch):
-    import survmom.linear_start as module
+    import survmom.core.linear_start as module
 
     seen = []
     original = module.lbfgs_minimize
@@ -274,7 +274,7 @@ def test_each_checkpoint_holds_the_baseline_of_its_best_target_scored_once_per_b
     changes; every saved one still equals a fresh computation from that checkpoint's best weights."""
     import copy
 
-    from survmom.losses import breslow_baseline
+    from survmom.core.losses import breslow_baseline
 
     trainer = _trainer(rossi, epochs=6, patience=None, linear_init=False)
     scripted = iter([0.60, 0.70, 0.65, 0.80, 0.75, 0.80])  # validation C per epoch: best at 1, 2, 2, 4, 4, 4

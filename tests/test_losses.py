@@ -1,4 +1,4 @@
-"""Specification tests for survmom.losses, checked against lifelines, torchsurv and hand-computed cases."""
+"""Specification tests for survmom.core.losses, checked against lifelines, torchsurv and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ with warnings.catch_warnings():  # torchsurv's import uses the deprecated torch.
     warnings.simplefilter("ignore", DeprecationWarning)
     from torchsurv.loss.cox import neg_partial_log_likelihood as torchsurv_nll
 
-from survmom import losses
-from survmom.errors import SurvmomError
-from survmom.losses import (
+from survmom.core import losses
+from survmom.core.losses import (
     breslow_baseline,
     cox_loss,
     cox_median,
@@ -30,6 +29,7 @@ from survmom.losses import (
     weibull_median,
     weibull_survival,
 )
+from survmom.errors import SurvmomError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Ties in `time` detected")
 
@@ -483,7 +483,7 @@ def test_weibull_of_empty_input_is_zero() -> None:
 
 
 def test_presorted_order_from_a_merge_gives_the_same_loss_as_sorting() -> None:
-    from survmom.losses import descending_time_key, merge_order, merge_runs
+    from survmom.core.losses import descending_time_key, merge_order, merge_runs
 
     gen = torch.Generator().manual_seed(5)
     time = torch.randint(0, 30, (300,), generator=gen).double()
@@ -505,7 +505,7 @@ def test_presorted_order_from_a_merge_gives_the_same_loss_as_sorting() -> None:
 
 def _pooled_case(seed: int, n_const: int, n_batch: int, spread: float = 1.0, event_rate: float = 0.6):
     """Constant rows + batch rows (with ties), merged by descending time as Momentum merges a bank and a batch."""
-    from survmom.losses import merge_order, merge_runs
+    from survmom.core.losses import merge_order, merge_runs
 
     gen = torch.Generator().manual_seed(seed)
     n = n_const + n_batch
@@ -540,8 +540,8 @@ def test_cox_loss_sorted_equals_cox_loss_of_all_rows_with_gradient_for_the_batch
     few: Efron's terms for tied events on tensors (0) or on Python numbers (10**6), see losses._FEW_TIES (the
     tensor path's choice). cpu_path: NumPy (CPU default) or tensors (conftest).
     """
-    from survmom import losses
-    from survmom.losses import cox_loss_sorted
+    from survmom.core import losses
+    from survmom.core.losses import cox_loss_sorted
 
     log_hz, event, time, position, keys, values, events = _pooled_case(3, n_const, n_batch, spread)
     batch = log_hz[n_const:].clone().requires_grad_(True)
@@ -557,7 +557,7 @@ def test_cox_loss_sorted_equals_cox_loss_of_all_rows_with_gradient_for_the_batch
 
 
 def test_cox_loss_sorted_without_events_is_an_attached_zero_and_checks_shapes(cpu_path) -> None:
-    from survmom.losses import cox_loss_sorted
+    from survmom.core.losses import cox_loss_sorted
 
     log_hz, _, _, position, keys, values, events = _pooled_case(4, 30, 10, event_rate=0.0)
     batch = log_hz[30:].clone().requires_grad_(True)
@@ -570,7 +570,7 @@ def test_cox_loss_sorted_without_events_is_an_attached_zero_and_checks_shapes(cp
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(0, 60), m=st.integers(0, 60), seed=st.integers(0, 10_000))
 def test_merge_order_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m, seed, cpu_path) -> None:
-    from survmom.losses import merge_order, merge_runs
+    from survmom.core.losses import merge_order, merge_runs
 
     gen = torch.Generator().manual_seed(seed)
     key_a = torch.sort(torch.randint(0, 10, (n,), generator=gen)).values
@@ -593,7 +593,7 @@ def test_merge_order_is_a_stable_merge_keeping_the_first_run_first_on_ties(n, m,
 
 
 def test_weibull_log_median_is_the_log_of_the_median_and_stays_finite_beyond_it() -> None:
-    from survmom.losses import weibull_log_median
+    from survmom.core.losses import weibull_log_median
 
     log_params = torch.tensor([[0.5, 0.2], [2.0, -1.0], [800.0, 0.0], [-800.0, 0.0]], dtype=torch.float64)
     log_median = weibull_log_median(log_params)

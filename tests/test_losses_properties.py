@@ -1,4 +1,4 @@
-"""Property tests for survmom.losses: finiteness, agreement of the two Cox paths, invariances."""
+"""Property tests for survmom.core.losses: finiteness, agreement of the two Cox paths, invariances."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from survmom import losses
-from survmom.losses import cox_loss, weibull_loss
+from survmom.core import losses
+from survmom.core.losses import cox_loss, weibull_loss
 
 SETTINGS = settings(max_examples=100, deadline=None)
 TIES = st.sampled_from(["efron", "breslow"])
@@ -173,7 +173,7 @@ def test_pooled_loss_equals_the_loop_reference_with_gradient_at_the_batch_rows(
 ) -> None:
     """cox_loss_sorted over rows sorted by time, a random subset of them carrying the gradient (the batch), on
     NumPy (CPU default) and on tensors (conftest): value and batch gradient equal the loop reference's."""
-    from survmom.losses import cox_loss_sorted, descending_time_key
+    from survmom.core.losses import cox_loss_sorted, descending_time_key
 
     log_hz, event, time = data
     n = len(time)

@@ -1,4 +1,4 @@
-"""survmom.metrics against independent oracles: lifelines and scikit-survival on their own data sets.
+"""survmom.core.metrics against independent oracles: lifelines and scikit-survival on their own data sets.
 
 Each data set is split 80/20 with a fixed seed; a penalised lifelines Cox model is fitted on the training
 rows and scored on the test rows. The IPCW metrics get the same training data as scikit-survival.
@@ -28,8 +28,7 @@ from sksurv.metrics import integrated_brier_score as sk_integrated_brier_score
 from sksurv.nonparametric import CensoringDistributionEstimator
 from sksurv.util import Surv
 
-from survmom.errors import SurvmomError
-from survmom.metrics import (
+from survmom.core.metrics import (
     brier_score,
     censoring_survival,
     concordance_index,
@@ -38,6 +37,7 @@ from survmom.metrics import (
     integrated_brier_score,
     uno_concordance_index,
 )
+from survmom.errors import SurvmomError
 
 T = torch.tensor
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from survmom.core.model import LinearSkip, build_backbone, build_mlp, output_layer, set_output_bias
 from survmom.errors import ConfigError
-from survmom.model import LinearSkip, build_backbone, build_mlp, output_layer, set_output_bias
 
 
 def test_mlp_layout_follows_the_options():
@@ -41,7 +41,7 @@ def test_invalid_architecture_is_refused(kwargs):
 
 
 def test_dropout_zeroes_at_rate_p_scales_the_rest_and_passes_the_gradient_through_the_same_mask():
-    from survmom.model import Dropout
+    from survmom.core.model import Dropout
 
     torch.manual_seed(0)
     drop = Dropout(0.1)
@@ -73,7 +73,7 @@ def test_dropout_zeroes_at_rate_p_scales_the_rest_and_passes_the_gradient_throug
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 def test_dropout_keeps_the_dtype_and_rate(dtype):
-    from survmom.model import Dropout
+    from survmom.core.model import Dropout
 
     torch.manual_seed(1)
     y = Dropout(0.25)(torch.ones(100_000, dtype=dtype))

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from survmom import momentum as momentum_module
+from survmom.core import momentum as momentum_module
+from survmom.core.losses import cox_loss, weibull_loss
+from survmom.core.momentum import Momentum, _ascending
 from survmom.errors import ConfigError, StateError
-from survmom.losses import cox_loss, weibull_loss
-from survmom.momentum import Momentum, _ascending
 
 # Every test runs with the per-step work on NumPy views (CPU default) and on tensors (conftest).
 pytestmark = pytest.mark.usefixtures("cpu_path")

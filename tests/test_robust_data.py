@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from survmom.app.predict import LoadedModel, check_times, load_model, predict_file, time_label
 from survmom.data import Preprocessor, iter_table_batches, parse_time, read_table, table_columns
 from survmom.errors import ConfigError, DataError
-from survmom.predict import LoadedModel, check_times, load_model, predict_file, time_label
 
 from cli_runner import run_survmom
 
@@ -561,8 +561,8 @@ def test_an_encoding_too_large_for_the_memory_is_refused_naming_the_widest_colum
     """A column with a distinct text per row (notes, dates, identifiers) becomes one input per value: when
     the encoded matrix would not fit in half of the memory, training stops before allocating it, with a clear
     error naming the column, and writes nothing."""
-    from survmom import prepare
-    from survmom.config import TrainConfig
+    from survmom.training import prepare
+    from survmom.training.config import TrainConfig
 
     rng = np.random.default_rng(0)
     n = 2_000
@@ -587,7 +587,7 @@ def test_an_encoding_too_large_for_the_memory_is_refused_naming_the_widest_colum
 
 
 def test_memory_limit_is_the_machine_s_or_a_smaller_cgroup_limit(tmp_path) -> None:
-    from survmom.prepare import memory_limit
+    from survmom.system import memory_limit
 
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     unlimited, limited, huge = tmp_path / "max", tmp_path / "small", tmp_path / "huge"
@@ -602,8 +602,8 @@ def test_memory_limit_is_the_machine_s_or_a_smaller_cgroup_limit(tmp_path) -> No
 def test_repeated_ids_are_warned_about_once_per_run_with_a_sample(tmp_path) -> None:
     """Several rows per id (long-format data) break the one-row-per-subject assumption: a warning names the
     id column, the number of rows and ids, and the most repeated ids; missing ids and unique ids are fine."""
-    from survmom.config import TrainConfig
-    from survmom.prepare import prepare_training_data
+    from survmom.training.config import TrainConfig
+    from survmom.training.prepare import prepare_training_data
 
     rng = np.random.default_rng(0)
     ids = [f"P{i}" for i in range(90)] + ["P1", "P1", "P2", None, None] + [f"Q{i}" for i in range(5)]
@@ -643,7 +643,7 @@ def test_predict_refuses_an_id_column_that_a_prediction_would_replace(trained, t
                    "the id column 'risk' has the name of a prediction column, which would replace the ids")
     assert not out.exists()
     assert predictions(survmom("predict", model, trained["data"], "-q")).columns[0] == "log_hazard"  # no 'risk' ids
-    from survmom.predict import load_model
+    from survmom.app.predict import load_model
 
     cox = load_model(trained["model"])
     x = np.zeros((2, len(cox.preprocessor.feature_names)), dtype=np.float32)
@@ -653,7 +653,7 @@ def test_predict_refuses_an_id_column_that_a_prediction_would_replace(trained, t
 def test_weibull_risk_stays_finite_and_ordered_where_the_median_overflows(tmp_path) -> None:
     """risk = -log median is computed in log space: rows whose median overflows (inf) or underflows (0) keep
     finite risks, in the order of their log medians."""
-    from survmom.predict import load_model
+    from survmom.app.predict import load_model
 
     data, model = tmp_path / "c.csv", tmp_path / "w.pt"
     cohort(200).to_csv(data, index=False)

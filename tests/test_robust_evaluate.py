@@ -12,10 +12,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from survmom import metrics
-from survmom.cli import app
-from survmom.predict import load_model
-from survmom.prepare import read_outcomes
+from survmom.app.cli import app
+from survmom.app.predict import load_model
+from survmom.core import metrics
+from survmom.training.prepare import read_outcomes
 
 from cli_runner import run_survmom
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from survmom.config import TrainConfig
-from survmom.train import Tensors, Trainer
+from survmom.training.config import TrainConfig
+from survmom.training.trainer import Tensors, Trainer
 
 
 def _trainer(loss: str, n: int = 1000, batch: int = 64, batchnorm: bool = False) -> Trainer:
@@ -55,7 +55,7 @@ def test_large_inference_runs_on_two_threads_only_with_the_default_threads_optio
     given; a given --threads, small inputs and a 1-core machine keep the thread count; it is restored after."""
     import torch
 
-    from survmom import train
+    from survmom.training import trainer as train
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -179,7 +179,7 @@ def train(
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Train a survival MLP inside the Momentum wrapper and save a resumable checkpoint."""
-    from survmom.config import TrainConfig, load_yaml
+    from survmom.training.config import TrainConfig, load_yaml
 
     values: dict[str, Any] = {}
     if config is not None:
@@ -219,13 +219,13 @@ def resume(
 
 def _workflow():
     with _collector_paused():
-        from survmom import workflow
+        from survmom.training import workflow
 
     return workflow
 
 
 def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
-    from survmom.progress import make_reporter
+    from survmom.app.progress import make_reporter
 
     result = run(lambda cfg: make_reporter(cfg.quiet))
     metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
@@ -256,10 +256,10 @@ def predict(
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predict with the target network: risk, median time and survival probabilities."""
-    from survmom.config import parse_list
+    from survmom.training.config import parse_list
 
     with _collector_paused():
-        from survmom.predict import predict_file
+        from survmom.app.predict import predict_file
 
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
@@ -278,7 +278,7 @@ def inspect(
 ) -> None:
     """Summarise a checkpoint: config, data schema, progress, validation, bank, EMA, versions."""
     with _collector_paused():
-        from survmom.summary import checkpoint_summary, render_summary
+        from survmom.app.summary import checkpoint_summary, render_summary
 
     summary = checkpoint_summary(checkpoint)
     if as_json:
@@ -299,10 +299,10 @@ def evaluate(
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t) and integrated Brier score."""
-    from survmom.config import parse_list
+    from survmom.training.config import parse_list
 
     with _collector_paused():
-        from survmom.evaluate import evaluate_file, render_evaluation
+        from survmom.app.evaluate import evaluate_file, render_evaluation
 
     result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"))
     if as_json:

@@ -1,7 +1,7 @@
 """A ridge-penalised linear survival fit that the linear path of a network starts from.
 
 With ``linear_skip`` the network is ``linear(x) + MLP(x)`` with the MLP's output starting at zero
-(:func:`survmom.model.build_backbone`). :func:`fit_linear_start` sets ``linear`` to the maximum of the
+(:func:`survmom.core.model.build_backbone`). :func:`fit_linear_start` sets ``linear`` to the maximum of the
 penalised log-likelihood of a linear model on the training rows, so that training starts from the linear Cox
 model (or Weibull AFT model) a statistician would fit first; the trainer validates that start as epoch 0, so
 early stopping keeps it when the MLP does not beat it on the validation rows, and by default keeps the linear
@@ -16,7 +16,7 @@ features)::
 
 The Weibull fit, like lifelines' ``WeibullAFTFitter`` without ancillary covariates, lets only the scale depend
 on the covariates; the shape stays one constant. Solved in float64 with L-BFGS
-(:func:`survmom.optim.lbfgs_minimize`) on at most ``max_rows`` rows, fewer for wide data so the float64 copy
+(:func:`survmom.core.optim.lbfgs_minimize`) on at most ``max_rows`` rows, fewer for wide data so the float64 copy
 stays under ``MAX_ENTRIES`` numbers (a seeded random subset beyond that; 100,000 rows pin down a linear model's
 few coefficients, and the MLP, trained on every row, corrects what is left).
 """
@@ -28,8 +28,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from survmom.losses import cox_loss, descending_time_key, weibull_loss
-from survmom.optim import lbfgs_minimize
+from survmom.core.losses import cox_loss, descending_time_key, weibull_loss
+from survmom.core.optim import lbfgs_minimize
 
 PENALTY = 0.1
 MAX_ROWS = 100_000

@@ -1,8 +1,8 @@
 r"""The pooled Cox loss on NumPy arrays: the value over n rows sorted by time, the gradient at B of them.
 
-This is the CPU path of :func:`survmom.losses.cox_loss_sorted`, the loss of a Momentum step: n = bank +
+This is the CPU path of :func:`survmom.core.losses.cox_loss_sorted`, the loss of a Momentum step: n = bank +
 batch rows, merged in order of descending time, of which only the B batch rows carry a gradient. The
-mathematics is that of :mod:`survmom.losses` (Cox 1972; Breslow 1974; Efron 1977); see its module
+mathematics is that of :mod:`survmom.core.losses` (Cox 1972; Breslow 1974; Efron 1977); see its module
 docstring for the notation. What differs is the cost. A training step evaluates it on a few thousand rows,
 where each array operation does little work, so its price is the call itself: a NumPy call costs about
 half of a PyTorch one. The ties are handled with counts per tie group (``bincount``) rather than with

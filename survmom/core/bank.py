@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from survmom.core.losses import merge_order, merge_runs, numpy_path
 from survmom.errors import StateError
-from survmom.losses import merge_order, merge_runs, numpy_path
 
 
 class SortedRows(NamedTuple):
@@ -177,7 +177,7 @@ class MemoryBank(nn.Module):
 
     def sorted_source(self) -> tuple[SortedRows, torch.Tensor | None]:
         """:meth:`by_time` without copying: (rows, keep), the sorted rows being ``rows`` at the ascending indices
-        ``keep`` (None: all of ``rows``); see :func:`survmom.losses.merge_order`'s ``keep``."""
+        ``keep`` (None: all of ``rows``); see :func:`survmom.core.losses.merge_order`'s ``keep``."""
         if self._uncompacted is not None:
             return self._uncompacted
         return self.by_time(), None

@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from survmom.core.pooled_cox import pooled_cox, pooled_cox_grad
 from survmom.errors import SurvmomError
-from survmom.pooled_cox import pooled_cox, pooled_cox_grad
 
 __all__ = [
     "breslow_baseline",
@@ -70,7 +70,7 @@ _RADIX_PAD_FROM = 10_000
 _RADIX_SORT_BUILT = (
     "fbgemm" in torch.backends.quantized.supported_engines and torch.backends.openmp.is_available()
 )
-# On CPU, merge_order, merge_runs and cox_loss_sorted (survmom.pooled_cox) run on NumPy views of the tensors:
+# On CPU, merge_order, merge_runs and cox_loss_sorted (survmom.core.pooled_cox) run on NumPy views of the tensors:
 # a training step calls them on a few thousand rows, where an operation's price is mostly the call, and a
 # NumPy call costs about half of a PyTorch one there. False takes the tensor path that other devices use
 # (tests run both).
@@ -607,7 +607,7 @@ def cox_loss_sorted(
 
     This is the pooled loss of a memory bank: n = bank + batch rows, merged by time, where the bank rows
     are constants. The value equals ``cox_loss`` of all n rows; the gradient flows into ``log_hz`` only.
-    On CPU it runs on NumPy views of the tensors (:mod:`survmom.pooled_cox`: tie groups from one comparison
+    On CPU it runs on NumPy views of the tensors (:mod:`survmom.core.pooled_cox`: tie groups from one comparison
     of neighbouring keys, Efron's terms from counts per group); elsewhere on tensors, where the gradient costs
     B binary searches plus passes over the E events. Both fall back to ``logcumsumexp`` when the log hazards
     spread so far that the shifted risk sums underflow.
@@ -656,7 +656,7 @@ def cox_loss_sorted(
 
 def _cox_pooled_numpy(flat: Tensor, position: Tensor, keys: Tensor, values: Tensor, event: Tensor, efron: bool,
                       mean: bool) -> Tensor | None:
-    """:func:`cox_loss_sorted` on CPU tensors through :mod:`survmom.pooled_cox`; None when the shifted risk sums
+    """:func:`cox_loss_sorted` on CPU tensors through :mod:`survmom.core.pooled_cox`; None when the shifted risk sums
     underflow (the caller then takes the ``logcumsumexp`` path)."""
     events = event.numpy() if event.dtype == torch.bool else (event != 0).numpy()
     n_events = int(np.count_nonzero(events))

@@ -12,12 +12,12 @@ import torch
 
 from survmom.atomic import check_output_path as check_writable_output
 from survmom.atomic import restored_on_error
-from survmom.checkpoint import load_checkpoint, save_checkpoint
-from survmom.config import TrainConfig, auto_batch, check_id_column_name
 from survmom.data import Preprocessor, fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from survmom.prepare import Outcomes, PreparedData, prepare_training_data
-from survmom.train import Interrupted, Reporter, Tensors, Trainer, resolve_device
+from survmom.training.checkpoint import load_checkpoint, save_checkpoint
+from survmom.training.config import TrainConfig, auto_batch, check_id_column_name
+from survmom.training.prepare import Outcomes, PreparedData, prepare_training_data
+from survmom.training.trainer import Interrupted, Reporter, Tensors, Trainer, resolve_device
 
 # Suffixes of data files: a checkpoint written under one of these names would be mistaken for data.
 DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".txt", ".json", ".gz")

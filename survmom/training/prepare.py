@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survmom.config import TrainConfig
 from survmom.data import (
     CategoricalColumn,
     Preprocessor,
@@ -24,6 +21,8 @@ from survmom.data import (
     table_columns,
 )
 from survmom.errors import DataError
+from survmom.system import memory_limit
+from survmom.training.config import TrainConfig
 
 
 @dataclass
@@ -157,26 +156,6 @@ def check_encoded_size(preprocessor: Preprocessor, rows: int, path: Path, memory
 
 def _size(size: int) -> str:
     return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
-
-
-# Memory limits of a container: cgroup v2, then v1 ("max" or a huge number when there is none).
-_CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-
-
-def memory_limit(cgroup_files: tuple[str, ...] = _CGROUP_MEMORY_FILES) -> int | None:
-    """Bytes of memory this process may use: the machine's, or a smaller cgroup (container) limit; None if
-    unknown."""
-    limits = []
-    with contextlib.suppress(AttributeError, ValueError, OSError):  # no sysconf, or no such name (Windows, macOS)
-        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    for cgroup_file in cgroup_files:
-        try:
-            text = Path(cgroup_file).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit():
-            limits.append(int(text))
-    return min(limits) if limits else None
 
 
 def _repeated_ids(ids: pd.Series, path: Path, column: str) -> str | None:

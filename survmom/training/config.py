@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,6 @@ ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
 # The columns predict writes for each loss, in order, before one ``surv_<t>`` column per --times value.
 PREDICTION_COLUMNS = {"cox": ("log_hazard", "risk", "median_time"),
                       "weibull": ("log_scale", "log_shape", "risk", "median_time")}
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def check_id_column_name(id_col: str | None) -> None:

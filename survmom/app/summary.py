@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from survmom.checkpoint import load_checkpoint
-from survmom.config import OPTIONS_ADDED_LATER
 from survmom.errors import CheckpointError
+from survmom.training.checkpoint import load_checkpoint
+from survmom.training.config import OPTIONS_ADDED_LATER
 
 
 def checkpoint_summary(path: Path) -> dict[str, Any]:
     """Config, data schema, progress, best validation C-index, bank fill, EMA state and versions."""
+    from survmom.core.ema import EMA
     from survmom.data import Preprocessor
-    from survmom.ema import EMA
 
     state = load_checkpoint(path)
     try:

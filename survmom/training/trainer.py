@@ -19,19 +19,20 @@ from typing import Any, Protocol
 import torch
 
 from survmom import __version__
-from survmom.checkpoint import FORMAT, FORMAT_VERSION
-from survmom.config import TrainConfig, usable_cores
+from survmom.core.linear_start import fit_linear_start
+from survmom.core.losses import breslow_baseline, descending_time_key, weibull_log_median, weibull_loss
+from survmom.core.metrics import concordance_index
+from survmom.core.model import LinearSkip, build_backbone, set_output_bias
+from survmom.core.momentum import Momentum
+from survmom.core.optim import AdamW, clip_grad_norm, lbfgs_minimize
 from survmom.errors import TrainingDiverged
-from survmom.linear_start import fit_linear_start
-from survmom.losses import breslow_baseline, descending_time_key, weibull_log_median, weibull_loss
-from survmom.metrics import concordance_index
-from survmom.model import LinearSkip, build_backbone, set_output_bias
-from survmom.momentum import Momentum
-from survmom.optim import AdamW, clip_grad_norm, lbfgs_minimize
+from survmom.system import usable_cores
+from survmom.training.checkpoint import FORMAT, FORMAT_VERSION
+from survmom.training.config import TrainConfig
 
 
 class Reporter(Protocol):
-    """What the loop tells the user about (implemented in :mod:`survmom.progress`)."""
+    """What the loop tells the user about (implemented in :mod:`survmom.app.progress`)."""
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
     def step(self, samples: int, loss: float) -> None: ...

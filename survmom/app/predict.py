@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from survmom.atomic import atomic_write, check_output_path
-from survmom.checkpoint import load_checkpoint
-from survmom.config import PREDICTION_COLUMNS, TrainConfig
+from survmom.core.losses import cox_median, cox_survival, weibull_log_median, weibull_survival
 from survmom.data import (
     CategoricalColumn,
     NewValues,
@@ -33,8 +32,9 @@ from survmom.data import (
     table_columns,
 )
 from survmom.errors import CheckpointError, ConfigError, DataError
-from survmom.losses import cox_median, cox_survival, weibull_log_median, weibull_survival
-from survmom.train import backbone_from_config
+from survmom.training.checkpoint import load_checkpoint
+from survmom.training.config import PREDICTION_COLUMNS, TrainConfig
+from survmom.training.trainer import backbone_from_config
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
 SHOWN_TIMES = 5  # times shown in a message

@@ -10,7 +10,7 @@ The MoCo idea (He et al. 2020) applied to survival, as in torchsurv's ``Momentum
 
 Differences from torchsurv, all deliberate:
 
-* the bank is a preallocated tensor ring buffer (:class:`~survmom.bank.MemoryBank`), part of
+* the bank is a preallocated tensor ring buffer (:class:`~survmom.core.bank.MemoryBank`), part of
   ``state_dict`` and moved by ``.to(device)``; any batch size works, including a short last batch;
 * the capacity counts *past* rows: ``Momentum(b, "cox", 16, 4)`` pools 64 bank rows + the current batch,
   which is torchsurv's ``Momentum(b, loss, batchsize=16, steps=5)``;
@@ -43,10 +43,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from survmom.bank import MemoryBank, MergedRows, SortedRows
-from survmom.ema import EMA, PairedTensors, paired_tensors
+from survmom.core.bank import MemoryBank, MergedRows, SortedRows
+from survmom.core.ema import EMA, PairedTensors, paired_tensors
+from survmom.core.losses import cox_loss, cox_loss_sorted, merge_order, merge_runs, numpy_path, weibull_loss
 from survmom.errors import ConfigError, StateError
-from survmom.losses import cox_loss, cox_loss_sorted, merge_order, merge_runs, numpy_path, weibull_loss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 BUILTIN_LOSSES = ("cox", "weibull")
@@ -150,7 +150,7 @@ class Momentum(nn.Module):
         """Cox loss over bank + batch merged by time (the bank is kept sorted); gradient to the batch only.
 
         The merged run is kept for this step's push, which then needs no merge of its own. A batch already in
-        order of descending time (as :class:`~survmom.train.Trainer` hands them) is not sorted again.
+        order of descending time (as :class:`~survmom.training.trainer.Trainer` hands them) is not sorted again.
         """
         if estimates.dim() == 2 and estimates.shape[1] == 1:
             log_hz = estimates.reshape(-1)  # (B,): one view, one backward node

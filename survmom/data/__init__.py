@@ -51,8 +51,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from survmom.config import usable_cores
 from survmom.errors import ConfigError, DataError, StateError
+from survmom.system import usable_cores
 
 SUPPORTED = (".csv", ".csv.gz", ".parquet", ".pq")
 NA_MARKERS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from survmom import metrics
+from survmom.app.predict import check_times, load_model, show_times, time_label
+from survmom.core import metrics
 from survmom.errors import ConfigError, DataError, SurvmomError
-from survmom.predict import check_times, load_model, show_times, time_label
-from survmom.prepare import read_outcomes
+from survmom.training.prepare import read_outcomes
 
 IBS_GRID_POINTS = 50
 
