@@ -12,7 +12,7 @@ from survmom.training.config import OPTIONS_ADDED_LATER
 
 def checkpoint_summary(path: Path) -> dict[str, Any]:
     """Config, data schema, progress, best validation C-index, bank fill, EMA state and versions."""
-    from survmom.core.ema import EMA
+    from survmom.core.ema import next_rate
     from survmom.data import Preprocessor
 
     state = load_checkpoint(path)
@@ -20,8 +20,7 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
         momentum = state["momentum"]
         bank = momentum["bank._extra_state"]
         ema_state = momentum["_extra_state"]["ema"]
-        ema = EMA()
-        ema.load_state_dict(ema_state)
+        current_rate = next_rate(ema_state)
         preprocessor = Preprocessor.from_state(state["preprocessing"])
         progress = state["progress"]
         return {
@@ -45,7 +44,7 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
             "validation": {"best_cindex": state["best"]["metric"], "best_epoch": state["best"]["epoch"]},
             "bank": {"capacity": bank["capacity"], "filled": bank["count"],
                      "fill": bank["count"] / bank["capacity"] if bank["capacity"] else 1.0},
-            "ema": {**ema_state, "current_rate": ema.current_rate()},
+            "ema": {**ema_state, "current_rate": current_rate},
             "history": state.get("history", []),
         }
     except (KeyError, TypeError, ValueError) as error:

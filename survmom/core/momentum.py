@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from survmom.core.bank import MemoryBank, MergedRows, SortedRows
-from survmom.core.ema import EMA, PairedTensors, paired_tensors
+from survmom.core.ema import EMA
 from survmom.core.losses import cox_loss, cox_loss_sorted, merge_order, merge_runs, numpy_path, weibull_loss
 from survmom.errors import ConfigError, StateError
 
@@ -68,6 +68,8 @@ class Momentum(nn.Module):
         warmup: torch_ema's warm-up ``min(m, (1 + n)/(10 + n))``.
         ties: ``"efron"`` or ``"breslow"`` for the Cox loss.
         out_dim: width d of the estimates; default: the last ``nn.Linear``'s ``out_features``.
+
+    ``ema`` is the :class:`~survmom.core.ema.EMA` of ``online`` whose averaged network is ``target``.
     """
 
     def __init__(
@@ -97,13 +99,11 @@ class Momentum(nn.Module):
         for param in self.target.parameters():
             param.requires_grad_(False)
         self.target.eval()
-        self.ema = EMA(rate, rate_schedule, total_steps, warmup)
+        # The target network is the EMA's averaged network: the EMA updates it in place from the online one.
+        self.ema = EMA(self.online, rate, rate_schedule, total_steps, warmup, averaged=self.target)
         dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), None)
         self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype)
         self._merged: MergedRows | None = None  # this step's bank + batch run, for the push
-        self._ema_tensors: PairedTensors | None = None  # the EMA's tensor lists, see _paired_tensors
-        self._ema_networks: tuple[nn.Module, nn.Module] | None = None  # which networks it lists
-        self._ema_witnesses: list[tuple[nn.Module, str, torch.Tensor, bool]] = []
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "_merged":  # set three times per step: skip nn.Module's look-ups (~1 µs each)
@@ -112,8 +112,9 @@ class Momentum(nn.Module):
             super().__setattr__(name, value)
 
     def _apply(self, fn: Any, recurse: bool = True) -> Momentum:
-        self._ema_tensors = None  # .to(), .double(), ... may replace tensors
-        return super()._apply(fn, recurse)
+        super()._apply(fn, recurse)
+        self.ema.relist()  # .to(), .double(), ... replace buffers (and may replace parameters)
+        return self
 
     def train(self, mode: bool = True) -> Momentum:
         """Set the online network's mode; the target always stays in eval mode."""
@@ -128,7 +129,7 @@ class Momentum(nn.Module):
         self._merged = None
         loss = self.pooled_loss(online_estimates, event, time)
         with torch.no_grad():
-            self.ema.update(online, target, self._paired_tensors(online, target))
+            self.ema.update()
             self.bank.push(target(inputs), event, time, merged=self._merged)
         self._merged = None
         return loss
@@ -185,19 +186,6 @@ class Momentum(nn.Module):
             self._merged = MergedRows(SortedRows(keys, values, events, seq), position)
         return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties, batch_event=event)
 
-    def _paired_tensors(self, online: nn.Module, target: nn.Module) -> PairedTensors:
-        """The EMA's tensor lists, kept between steps. Listed again after ``.to()`` / ``load_state_dict`` on
-        this module (hooks above), or when the online network's first parameter or buffer is another tensor
-        than listed (the same done to ``online`` directly, or a swapped network)."""
-        cached = self._ema_tensors
-        if cached is None or self._ema_networks != (online, target) or not all(
-                owner._parameters.get(name) is tensor if is_param else owner._buffers.get(name) is tensor
-                for owner, name, tensor, is_param in self._ema_witnesses):
-            cached = self._ema_tensors = paired_tensors(online, target)
-            self._ema_networks = (online, target)
-            self._ema_witnesses = _first_tensors(online)
-        return cached
-
     @torch.no_grad()
     def infer(self, inputs: torch.Tensor) -> torch.Tensor:
         """Target network estimates (B, d) in eval mode, without gradients."""
@@ -210,7 +198,8 @@ class Momentum(nn.Module):
         return self.ema.current_rate()
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"ema": self.ema.state_dict(), "loss": self.loss_name, "ties": self.ties}
+        # The EMA's schedule and count only: its averaged weights are the target network's, saved as target.*
+        return {"ema": self.ema.state_dict(weights=False), "loss": self.loss_name, "ties": self.ties}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or set(state) != {"ema", "loss", "ties"}:
@@ -224,13 +213,14 @@ class Momentum(nn.Module):
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         """``nn.Module.load_state_dict`` that reports mismatched keys or shapes as :class:`StateError`."""
-        self._ema_tensors = None
         try:
-            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+            result = super().load_state_dict(state_dict, strict=strict, assign=assign)
         except RuntimeError as error:
             first = str(error).strip().splitlines()
             detail = " ".join(line.strip() for line in first[:3])
             raise StateError(f"Momentum state does not match this model: {detail}") from error
+        self.ema.relist()  # assign=True replaces the networks' tensors
+        return result
 
 
 def _ascending(keys: torch.Tensor) -> bool:
@@ -251,20 +241,6 @@ def _resolve_loss(loss: str | LossFn, ties: str) -> LossFn:
     if loss == "weibull":
         return weibull_loss
     raise ConfigError(f"loss must be one of {', '.join(BUILTIN_LOSSES)} or a callable, got {loss!r}")
-
-
-def _first_tensors(module: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor, bool]]:
-    """(owner, name, tensor, is_parameter) of the first parameter and the first buffer of ``module``, if any:
-    cheap to look up again, and replaced when the module's tensors are (``.to()``, ``assign=True`` loads)."""
-    found = []
-    for is_param in (True, False):
-        for owner in module.modules():
-            held = owner._parameters if is_param else owner._buffers
-            name = next((key for key, value in held.items() if value is not None), None)
-            if name is not None:
-                found.append((owner, name, held[name], is_param))
-                break
-    return found
 
 
 def _output_width(backbone: nn.Module) -> int:

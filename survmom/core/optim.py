@@ -1,16 +1,14 @@
-"""Optimisers without ``torch.optim``: AdamW for training, L-BFGS for the small full-batch fits.
+"""Optimisers: AdamW for training (torch's arithmetic), L-BFGS for the small full-batch fits.
 
-Why not ``torch.optim``: constructing any of its optimisers, and every ``step``, imports ``torch._dynamo``
-(about 1.5 s on the 2-core machine survmom targets, as long as ``import torch`` itself), a cost every
-``survmom train`` would pay before its first step although nothing is compiled.
+:class:`AdamW` is Loshchilov & Hutter's decoupled-weight-decay Adam (ICLR 2019). Its arithmetic is torch's
+public functional ``torch.optim.adamw.adamw``, so updates are bit-identical to ``torch.optim.AdamW`` with
+the same ``fused`` choice (tested), and ``state_dict`` / ``load_state_dict`` use ``torch.optim``'s format.
+What it leaves out is ``torch.optim.Optimizer`` itself: constructing one, and its ``step``, import
+``torch._dynamo``, a cost as long as ``import torch`` that every ``survmom train`` would pay before its first
+step although nothing is compiled; the functional does not import it (tested).
 
-:class:`AdamW` is Loshchilov & Hutter's decoupled-weight-decay Adam (ICLR 2019). It runs torch's fused
-AdamW kernel where torch has one for the parameters' device (CPU from torch 2.4, CUDA): one operation per
-step instead of about ten over every parameter, with the arithmetic of ``torch.optim.AdamW(fused=True)``.
-Elsewhere it runs ``torch.optim.AdamW``'s default (foreach) arithmetic in the same order. Either way the
-updates are bit-identical to the matching torch optimiser (tested), and ``state_dict`` /
-``load_state_dict`` use ``torch.optim``'s format. :func:`lbfgs_minimize` is the two-loop-recursion L-BFGS
-of Nocedal & Wright, *Numerical Optimization* (2006), algorithm 7.4, with a backtracking Armijo line search.
+:func:`lbfgs_minimize` is the two-loop-recursion L-BFGS of Nocedal & Wright, *Numerical Optimization* (2006),
+algorithm 7.4, with a backtracking Armijo line search.
 """
 
 from __future__ import annotations
@@ -21,21 +19,34 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.adamw import adamw
+
+from survmom.errors import StateError
+
+# Device types with a fused AdamW kernel that survmom trains on (torch has both from 2.4).
+FUSED_DEVICE_TYPES = ("cpu", "cuda")
 
 
 class AdamW:
-    """AdamW over ``params`` (tensors; those whose ``.grad`` is None at a step are left alone, as in torch)."""
+    """AdamW over ``params`` (tensors; those whose ``.grad`` is None at a step are left alone, as in torch).
+
+    ``fused``: True runs torch's fused kernel, as ``torch.optim.AdamW(fused=True)``; False runs
+    ``torch.optim.AdamW()``'s default (a loop over parameters on the CPU, foreach kernels on CUDA); None
+    (default) means True when every parameter is on a device in :data:`FUSED_DEVICE_TYPES`, else False.
+    ``state``: per-parameter index, torch's ``step`` (0-d float32), ``exp_avg`` and ``exp_avg_sq``.
+    """
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, weight_decay: float = 1e-2,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, fused: bool | None = None) -> None:
-        """``fused``: True / False forces the fused kernel / the foreach arithmetic; None (default) uses the
-        fused kernel unless torch lacks it for these parameters (then foreach, from the first step on)."""
         self.params = list(params)
-        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, tuple(betas), eps
+        if fused is None:
+            fused = all(p.device.type in FUSED_DEVICE_TYPES for p in self.params)
         self.fused = fused
-        self.state: dict[int, dict[str, Tensor]] = {}  # param index → exp_avg, exp_avg_sq
-        self.steps: dict[int, float] = {}  # param index → steps taken (torch keeps a 0-d float32 tensor)
-        self._step_tensor: Tensor | None = None  # the fused kernel reads step counts from tensors
+        self.state: dict[int, dict[str, Tensor]] = {}
+        # The indices of the parameters that had gradients at the last step, and their tensor lists for adamw.
+        self._active: tuple[int, ...] = ()
+        self._lists: tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]] = ([], [], [], [])
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for param in self.params:
@@ -47,120 +58,63 @@ class AdamW:
     @torch.no_grad()
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
-        beta1, beta2 = self.betas
-        active = [i for i, p in enumerate(self.params) if p.grad is not None]
+        grads = [p.grad for p in self.params]
+        active = tuple(i for i, grad in enumerate(grads) if grad is not None)
         if not active:
             return
-        for i in active:
-            if i not in self.state:
-                param = self.params[i]
-                self.state[i] = {"exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
-                self.steps[i] = 0.0
-            self.steps[i] += 1.0  # a float32 count in torch: exact far beyond any training's step count
-        params = [self.params[i] for i in active]
-        grads = [p.grad for p in params]
-        states = [self.state[i] for i in active]
-        exp_avgs = [s["exp_avg"] for s in states]
-        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
-        counts = [self.steps[i] for i in active]
-        if self.fused is not False and self._fused_step(params, grads, exp_avgs, exp_avg_sqs, counts):
-            return
-        if self.weight_decay != 0:
-            torch._foreach_mul_(params, 1 - self.lr * self.weight_decay)
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-        step_sizes = [(self.lr / (1 - beta1**step)) * -1 for step in counts]
-        denominators = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denominators, [(1 - beta2**step) ** 0.5 for step in counts])
-        torch._foreach_add_(denominators, self.eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denominators, step_sizes)
-
-    def _fused_step(self, params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor],
-                    exp_avg_sqs: list[Tensor], counts: list[float]) -> bool:
-        """torch's fused AdamW kernel over all parameters (steps already counted); False if it cannot run
-        (no kernel for this device in this torch, mixed devices or dtypes): the caller does the foreach step."""
-        first = params[0]
-        kernel = getattr(torch, "_fused_adamw_", None)
-        if kernel is None or any(t.device != first.device or t.dtype != first.dtype
-                                 for group in (params, grads) for t in group):
-            return self._no_fused_kernel()
-        # The kernel only reads the counts: one shared tensor serves parameters that took as many steps.
-        if all(count == counts[0] for count in counts):
-            if self._step_tensor is None or self._step_tensor.device != first.device:
-                self._step_tensor = torch.zeros((), dtype=torch.float32, device=first.device)
-            steps = [self._step_tensor.fill_(counts[0])] * len(counts)
-        else:
-            steps = [torch.tensor(count, dtype=torch.float32, device=first.device) for count in counts]
+        if active != self._active:  # the first step, or other parameters have gradients than at the last one
+            for i in active:
+                if i not in self.state:
+                    self.state[i] = self._new_state(self.params[i])
+            states = [self.state[i] for i in active]
+            self._active = active
+            self._lists = ([self.params[i] for i in active], [s["exp_avg"] for s in states],
+                           [s["exp_avg_sq"] for s in states], [s["step"] for s in states])
+        params, exp_avgs, exp_avg_sqs, steps = self._lists
         beta1, beta2 = self.betas
-        try:
-            kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=self.lr, beta1=beta1, beta2=beta2,
-                   weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
-        except (RuntimeError, NotImplementedError):  # raised before any tensor is touched
-            return self._no_fused_kernel()
-        return True
+        adamw(params, [grads[i] for i in active], exp_avgs, exp_avg_sqs, [], steps, fused=self.fused or None,
+              amsgrad=False, beta1=beta1, beta2=beta2, lr=self.lr, weight_decay=self.weight_decay, eps=self.eps,
+              maximize=False)
 
-    def _no_fused_kernel(self) -> bool:
-        if self.fused:
-            raise RuntimeError("this torch has no fused AdamW kernel for these parameters")
-        self.fused = False
-        return False
+    def _new_state(self, param: Tensor, step: float = 0.0) -> dict[str, Tensor]:
+        """torch.optim.AdamW's initial state: the step count lives on the parameter's device when fused."""
+        return {"step": torch.tensor(step, dtype=torch.float32, device=param.device if self.fused else "cpu"),
+                "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format)}
 
     def state_dict(self) -> dict[str, Any]:
-        """``torch.optim.AdamW.state_dict()``'s layout: per-index state and one parameter group."""
+        """``torch.optim.AdamW.state_dict()``'s layout: per-index state and one parameter group (references)."""
         group = {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay,
                  "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
-                 "differentiable": False, "fused": None, "decoupled_weight_decay": True,
+                 "differentiable": False, "fused": True if self.fused else None, "decoupled_weight_decay": True,
                  "params": list(range(len(self.params)))}
-        state = {i: {"step": torch.tensor(self.steps[i], dtype=torch.float32), **s} for i, s in self.state.items()}
-        return {"state": state, "param_groups": [group]}
+        return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": [group]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state written by :meth:`state_dict` or by ``torch.optim.AdamW`` over the same parameters."""
+        """Load a state written by :meth:`state_dict` or by ``torch.optim.AdamW`` over the same parameters;
+        raises :class:`StateError`, changing nothing, if it is for other parameters (count or shapes)."""
         groups = state_dict["param_groups"]
         if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
-            raise ValueError(f"optimizer state is for {sum(len(g['params']) for g in groups)} parameters "
+            raise StateError(f"optimizer state is for {sum(len(g['params']) for g in groups)} parameters "
                              f"in {len(groups)} group(s), not {len(self.params)} in one")
         group = groups[0]
-        self.lr, self.weight_decay, self.eps = group["lr"], group["weight_decay"], group["eps"]
-        self.betas = tuple(group["betas"])
-        self.state, self.steps = {}, {}
+        state: dict[int, dict[str, Tensor]] = {}
         for position, key in enumerate(group["params"]):
             saved = state_dict["state"].get(key)
             if saved is None:
                 continue
             param = self.params[position]
-            self.steps[position] = float(torch.as_tensor(saved["step"], dtype=torch.float32))
-            self.state[position] = {
-                "exp_avg": saved["exp_avg"].to(param.device, param.dtype).clone(),
-                "exp_avg_sq": saved["exp_avg_sq"].to(param.device, param.dtype).clone(),
-            }
-
-
-@torch.no_grad()
-def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> Tensor:
-    """Scale the gradients of ``params`` so that their joint L2 norm is at most ``max_norm``; returns the norm.
-
-    ``torch.nn.utils.clip_grad_norm_``'s arithmetic in its order (bit-identical results; tested), without its
-    per-call grouping by device and dtype, which cost ~0.1 ms per training step: tensors of one device and
-    dtype go through one ``_foreach_norm`` and one ``_foreach_mul_``; anything else is handed to torch.
-    """
-    params = list(params)
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.tensor(0.0)
-    first = grads[0]
-    if any(g.device != first.device or g.dtype != first.dtype or g.is_sparse for g in grads):
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
-    total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
-    # torch multiplies by min(max_norm / (norm + 1e-6), 1) in the norm's dtype, always. A factor of exactly 1
-    # changes nothing: skip it when the factor is clearly >= 1 (a float64 margin far above float32 rounding).
-    norm = float(total_norm)
-    if norm + 1e-6 <= max_norm * (1.0 - 1e-4):
-        return total_norm
-    clip_coef = max_norm / (total_norm + 1e-6)
-    torch._foreach_mul_(grads, torch.clamp(clip_coef, max=1.0))
-    return total_norm
+            for name in ("exp_avg", "exp_avg_sq"):
+                if tuple(saved[name].shape) != tuple(param.shape):
+                    raise StateError(f"optimizer state {name} of parameter {position} has shape "
+                                     f"{tuple(saved[name].shape)}, the parameter {tuple(param.shape)}")
+            state[position] = self._new_state(param, float(torch.as_tensor(saved["step"])))
+            state[position]["exp_avg"].copy_(saved["exp_avg"])
+            state[position]["exp_avg_sq"].copy_(saved["exp_avg_sq"])
+        self.lr, self.weight_decay, self.eps = group["lr"], group["weight_decay"], group["eps"]
+        self.betas = tuple(group["betas"])
+        self.state = state
+        self._active = ()
 
 
 def lbfgs_minimize(

@@ -24,7 +24,7 @@ from survmom.core.losses import breslow_baseline, descending_time_key, weibull_l
 from survmom.core.metrics import concordance_index
 from survmom.core.model import LinearSkip, build_backbone, set_output_bias
 from survmom.core.momentum import Momentum
-from survmom.core.optim import AdamW, clip_grad_norm, lbfgs_minimize
+from survmom.core.optim import AdamW, lbfgs_minimize
 from survmom.errors import TrainingDiverged
 from survmom.system import usable_cores
 from survmom.training.checkpoint import FORMAT, FORMAT_VERSION
@@ -221,7 +221,7 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip_grad_norm(self.optimizer.params, self.config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.optimizer.params, self.config.grad_clip)
         self.optimizer.step()
         self.step += 1
         self.batch_index += 1
@@ -262,7 +262,7 @@ class Trainer:
 
         ``start_weights``: the target's state before the first step.
         """
-        with _weights(self.momentum.target, start_weights):
+        with self._target_weights(start_weights):
             metric = self.validation_cindex()
         if metric is not None and (self.best_metric is None or metric > self.best_metric):
             self.best_metric, self.best_epoch = metric, 0
@@ -331,12 +331,24 @@ class Trainer:
         best, cached = self.best_target, self._prediction
         if best is not None and cached is not None and cached[0] is best:
             return dict(cached[1])
-        with _weights(self.momentum.target, self.final_target_state()):
+        with self._target_weights(self.final_target_state()):
             log_hz = self.infer(self.train_data.x)[:, 0].double().cpu()
         times, cumhaz = breslow_baseline(log_hz, self.train_data.event.cpu(), self.train_data.time.double().cpu())
         state = {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz}
         self._prediction = None if best is None else (best, state)
         return dict(state)
+
+    @contextmanager
+    def _target_weights(self, state: dict[str, torch.Tensor]) -> Iterator[None]:
+        """Run the body with ``state`` (a target state dict: the best or the starting weights) in the target
+        network, then put the target's own weights back: the EMA's store / restore."""
+        ema, target = self.momentum.ema, self.momentum.target
+        ema.store(target)
+        try:
+            target.load_state_dict(state)
+            yield
+        finally:
+            ema.restore(target)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore everything :meth:`state_dict` saved (same config and data shape)."""
@@ -399,16 +411,6 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, list):
         return [_to_cpu(v) for v in value]
     return value
-
-
-@contextmanager
-def _weights(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterator[None]:
-    original = _state_copy(module)
-    module.load_state_dict(state)
-    try:
-        yield
-    finally:
-        module.load_state_dict(original)
 
 
 # From this many rows, a forward pass is large enough matrix work for a second thread to pay (160,000 rows of
