@@ -137,17 +137,13 @@ def _ties(keys: Tensor, events: Tensor, efron: bool) -> _Ties:
         return _Ties(event_pos, event_pos, None, None)
     group_end = torch.cat((group_end, group_end.new_full((1,), n - 1)))
     event_end = group_end.index_select(0, torch.searchsorted(group_end, event_pos))
-    n_events = event_end.shape[0]
-    if not efron or n_events < 2:
+    if not efron or event_end.shape[0] < 2:
         return _Ties(event_pos, event_end, None, None)
-    first = torch.ones(n_events, dtype=torch.bool, device=keys.device)
-    torch.ne(event_end[1:], event_end[:-1], out=first[1:])
-    run_start = first.nonzero().view(-1)
-    if run_start.shape[0] == n_events:  # no two events tie
+    _, run, size = torch.unique_consecutive(event_end, return_inverse=True, return_counts=True)
+    if size.shape[0] == event_end.shape[0]:  # no two events tie
         return _Ties(event_pos, event_end, None, None)
-    run = torch.cumsum(first, 0).sub_(1)
-    size = torch.diff(run_start, append=run_start.new_full((1,), n_events))
-    rank = torch.arange(n_events, device=keys.device).sub_(run_start.index_select(0, run))
+    first = torch.cumsum(size, 0).sub_(size)  # index of the first event of each time
+    rank = torch.arange(run.shape[0], device=keys.device).sub_(first.index_select(0, run))
     return _Ties(event_pos, event_end, run, rank.to(torch.float64).div_(size.index_select(0, run)))
 
 
