@@ -26,6 +26,48 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+class BitMaskDropout(nn.Module):
+    """Inverted dropout with a mask drawn from 16 random bits per element; kept because it pays end to end.
+
+    As ``nn.Dropout``: in training, each element is zeroed with probability ``p`` and the others are scaled so
+    that the expectation stays ``x``; in eval mode the identity. The global generator fills 64-bit words
+    (``random_`` over the whole int64 range), read as four signed 16-bit lanes each; an element is dropped
+    when its lane is below ``k - 32768`` with ``k = round(65536 p)``. Limit: the drop rate is ``k / 65536``
+    (``p`` rounded to a multiple of 1/65536, at most 7.7e-6 off); kept elements are scaled by
+    ``65536 / (65536 - k)``, so the expectation is exact. One generator call per four elements instead of
+    ``nn.Dropout``'s ``bernoulli_`` per element: see BENCHMARKS.md ("Redesign") for what it is worth. On
+    other devices the mask is one uniform per element, with ``p`` exactly.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.dropped_lanes = min(round(self.p * _LANES), _LANES - 1)  # k of the 65536 lane values
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":  # GPU generators draw uniforms fast: exactly nn.Dropout's rate and scale
+            return x * torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        if self.dropped_lanes == 0:  # p < 1/131072 rounds to no dropout
+            return x
+        n = x.numel()
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+        lanes = words.view(torch.int16)[:n].view(x.shape)
+        # int16 -> float is exact in float32/64; compare there (a half-precision threshold would round).
+        exact = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        mask = lanes.to(exact).ge_(self.dropped_lanes - _LANES // 2).mul_(_LANES / (_LANES - self.dropped_lanes))
+        return x * (mask if mask.dtype == x.dtype else mask.to(x.dtype))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+_LANES = 65536  # values of a 16-bit lane
+
+
 def build_mlp(
     in_features: int,
     hidden: Sequence[int] = (64, 64),
@@ -54,7 +96,7 @@ def build_mlp(
             layers.append(nn.BatchNorm1d(size))
         layers.append(ACTIVATIONS[activation]())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(BitMaskDropout(dropout))
         width = size
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
