@@ -5,9 +5,9 @@ pools a full bank. Plain and survmom blocks of 20 steps alternate; survmom / pla
 ratios of adjacent blocks (steadier on a shared machine than a ratio of medians). Every block feeds new
 rows, as training on a cohort larger than the bank does: the bank never holds a row twice. A second table
 repeats batch 64, bank 8,192 with the same 20 batches cycled (every row ~6 times in the bank, so many tied
-times: Efron's dense path), for Efron and Breslow. torchsurv pools ``batchsize × steps`` rows including the
-current batch, so a bank of C past rows is ``steps = C / batch + 1`` there. Prints markdown tables with the
-ratios of the same run and writes JSON.
+times), for Efron and Breslow. torchsurv pools ``batchsize × steps`` rows including the current batch, so
+a bank of C past rows is ``steps = C / batch + 1`` there. Prints markdown tables with the ratios of the
+same run and writes JSON.
 
     python benchmarks/bench_momentum_step.py            # full grid, banks up to 65,536
     python benchmarks/bench_momentum_step.py --quick    # smaller grid, fewer repeats

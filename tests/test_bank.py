@@ -10,11 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from survmom.core.bank import MemoryBank, MergedRows, SortedRows
-from survmom.core.losses import merge_order, merge_runs
+from survmom.core.sorting import merge_order, merge_runs
 from survmom.errors import StateError
-
-# Every test runs with the bank's per-step work on NumPy views (CPU default) and on tensors (conftest).
-pytestmark = pytest.mark.usefixtures("cpu_path")
 
 
 def batch(start: int, size: int, dim: int = 1):
@@ -178,37 +175,18 @@ def test_push_refuses_a_merged_run_of_the_wrong_length_and_changes_nothing():
 
 
 @pytest.mark.parametrize(("name", "capacity"), [("full", 7), ("partial", 40)])
-def test_a_bank_saved_by_survmom_b82f370_loads_and_continues_as_if_never_saved(name, capacity):
+def test_a_bank_saved_in_the_unreleased_layout_of_b82f370_is_refused(name, capacity):
     """tests/data/bank_state_b82f370.pt: banks saved by commit b82f370 (sorted ring positions and integer keys,
-    no ``pushed`` count), after pushes of 3, 5, 4 and 6 rows with tied times (seed 7), capacity 7 and 40."""
+    no ``pushed`` count), a layout no release wrote: loading it is an error, not a silent upgrade."""
     state = torch.load(Path(__file__).parent / "data" / "bank_state_b82f370.pt", weights_only=True)[name]
     assert "sorted_index" in state and "pushed" not in state["_extra_state"]
-    loaded, replayed = MemoryBank(capacity=capacity, dim=2), MemoryBank(capacity=capacity, dim=2)
-    loaded.load_state_dict(state)
-    gen = torch.Generator().manual_seed(7)
-    for size in [3, 5, 4, 6]:
-        replayed.push(torch.randn(size, 2, generator=gen), torch.rand(size, generator=gen) < 0.5,
-                      torch.randint(0, 5, (size,), generator=gen).double())
-    # The old state did not count the rows pushed; sequence numbers are rebuilt relative to the write position.
-    assert (loaded.position, loaded.count) == (replayed.position, replayed.count)
-    for _ in range(2):
-        for a, b in zip(loaded.contents(), replayed.contents(), strict=True):
-            assert torch.equal(a, b)
-        ours, theirs = loaded.by_time(), replayed.by_time()
-        assert torch.equal(ours.keys, theirs.keys)
-        assert sorted((ours.seq - loaded.pushed).tolist()) == sorted((theirs.seq - replayed.pushed).tolist())
-        positions = torch.remainder(ours.seq, capacity)
-        assert torch.equal(ours.values, loaded.estimates[positions, 0].double())
-        assert torch.equal(ours.events, loaded.events[positions])
-        more = (torch.randn(5, 2, generator=gen), torch.rand(5, generator=gen) < 0.5,
-                torch.randint(0, 5, (5,), generator=gen).double())
-        loaded.push(*more)
-        replayed.push(*more)
+    with pytest.raises(StateError, match="bank state must hold capacity, count, dim, position, pushed"):
+        MemoryBank(capacity=capacity, dim=2).load_state_dict(state)
 
 
-def test_a_merged_push_keeps_its_rows_uncopied_until_read_and_state_dict_and_to_see_them():
-    """After a merged push that overwrites rows, the kept rows stay in the merged run (read through an index)
-    until by_time, state_dict or .to() needs them: each sees exactly what a bank that merged itself holds."""
+def test_a_merged_push_that_overwrites_rows_leaves_the_state_of_a_bank_that_merged_itself():
+    """After merged pushes that overwrite rows, by_time, a batch merged into it, state_dict and .double() all
+    see exactly what a bank that merged each push itself holds."""
     gen = torch.Generator().manual_seed(3)
     hinted, plain = MemoryBank(capacity=10), MemoryBank(capacity=10)
     for size in (6, 6, 6):
@@ -216,25 +194,16 @@ def test_a_merged_push_keeps_its_rows_uncopied_until_read_and_state_dict_and_to_
         times = torch.randint(0, 4, (size,), generator=gen).double()
         hinted.push(estimates, events, times, merged=_merged_with(hinted, estimates, events, times))
         plain.push(estimates, events, times)
-    rows, keep = hinted.sorted_source()
-    assert keep is not None and keep.shape == (10,) and rows.keys.shape == (16,)  # 10 kept of 10 + 6 merged
-    expected = plain.by_time()
-    for field, want in zip(rows, expected, strict=True):
-        assert torch.equal(field[keep], want)
-    # A batch merged through ``keep`` lands exactly where it lands in the copied-out rows.
+    for field, want in zip(hinted.by_time(), plain.by_time(), strict=True):
+        assert torch.equal(field, want)
     batch_keys = torch.sort(-torch.tensor([0.0, 2.0, 2.0, 3.5], dtype=torch.float64)).values
-    through_keep, positions = merge_order(rows.keys, batch_keys, keep)
-    copied, positions_copied = merge_order(expected.keys, batch_keys)
-    assert torch.equal(positions, positions_copied)
-    assert torch.equal(merge_runs(rows.keys, batch_keys, through_keep, positions),
-                       merge_runs(expected.keys, batch_keys, copied, positions_copied))
+    gather, positions = merge_order(hinted.by_time().keys, batch_keys)
+    expected_gather, expected_positions = merge_order(plain.by_time().keys, batch_keys)
+    assert torch.equal(positions, expected_positions) and torch.equal(gather, expected_gather)
     state, plain_state = hinted.state_dict(), plain.state_dict()
     assert state.keys() == plain_state.keys()
     for key in state:
-        if key != "_extra_state":
-            assert torch.equal(state[key], plain_state[key]), key
-    hinted.push(*(torch.randn(6, 1, generator=gen), torch.ones(6, dtype=torch.bool), torch.ones(6).double()),
-                merged=_merged_with(hinted, torch.zeros(6, 1), torch.ones(6, dtype=torch.bool), torch.ones(6).double()))
-    assert hinted.sorted_source()[1] is not None
+        assert torch.equal(state[key], plain_state[key]) if key != "_extra_state" else state[key] == plain_state[key]
     doubled = hinted.double()
-    assert doubled.sorted_source()[1] is None and doubled.order_values.dtype == torch.float64
+    assert doubled.order_values.dtype == torch.float64
+    assert torch.equal(doubled.by_time().keys, plain.by_time().keys)

@@ -10,7 +10,8 @@ from survmom.errors import ConfigError
 def test_mlp_layout_follows_the_options():
     net = build_mlp(5, (8, 4), 2, dropout=0.2, activation="gelu", batchnorm=True)
     kinds = [type(m).__name__ for m in net]
-    assert kinds == ["Linear", "BatchNorm1d", "GELU", "Dropout", "Linear", "BatchNorm1d", "GELU", "Dropout", "Linear"]
+    layer = ["Linear", "BatchNorm1d", "GELU", "BitMaskDropout"]
+    assert kinds == [*layer, *layer, "Linear"]
     assert net(torch.randn(3, 5)).shape == (3, 2)
     assert isinstance(build_mlp(5, (), 1)[0], torch.nn.Linear)
 
@@ -41,7 +42,7 @@ def test_invalid_architecture_is_refused(kwargs):
 
 
 def test_dropout_zeroes_at_rate_p_scales_the_rest_and_passes_the_gradient_through_the_same_mask():
-    from survmom.core.model import Dropout
+    from survmom.core.model import BitMaskDropout as Dropout
 
     torch.manual_seed(0)
     drop = Dropout(0.1)
@@ -73,7 +74,7 @@ def test_dropout_zeroes_at_rate_p_scales_the_rest_and_passes_the_gradient_throug
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 def test_dropout_keeps_the_dtype_and_rate(dtype):
-    from survmom.core.model import Dropout
+    from survmom.core.model import BitMaskDropout as Dropout
 
     torch.manual_seed(1)
     y = Dropout(0.25)(torch.ones(100_000, dtype=dtype))

@@ -12,9 +12,6 @@ from survmom.core.losses import cox_loss, weibull_loss
 from survmom.core.momentum import Momentum, _ascending
 from survmom.errors import ConfigError, StateError
 
-# Every test runs with the per-step work on NumPy views (CPU default) and on tensors (conftest).
-pytestmark = pytest.mark.usefixtures("cpu_path")
-
 
 def mlp(out: int = 1, seed: int = 0, batchnorm: bool = False) -> nn.Sequential:
     torch.manual_seed(seed)

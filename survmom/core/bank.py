@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
 
-from survmom.core.losses import merge_order, merge_runs, numpy_path
+from survmom.core.sorting import merge_order, merge_runs
 from survmom.errors import StateError
 
 
@@ -63,20 +62,9 @@ class MemoryBank(nn.Module):
         self.register_buffer("order_values", torch.zeros(capacity, dtype=torch.float64))
         self.register_buffer("order_events", torch.zeros(capacity, dtype=torch.bool))
         self.register_buffer("order_seq", torch.zeros(capacity, dtype=torch.int64))
-        self._uncompacted: tuple[SortedRows, torch.Tensor] | None = None  # see _drop_overwritten
         self.position = 0  # ring position of the next row, = pushed % capacity
         self.count = 0
         self.pushed = 0  # rows pushed so far (those beyond capacity counted as kept ones only)
-
-    # Plain Python state that every push sets: assigned directly, without nn.Module.__setattr__'s look-ups in
-    # the parameters, buffers and submodules (~1 µs each on CPU, several per training step).
-    _PLAIN_STATE = frozenset({"position", "count", "pushed", "_uncompacted"})
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in MemoryBank._PLAIN_STATE:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def __len__(self) -> int:
         return self.count
@@ -106,7 +94,7 @@ class MemoryBank(nn.Module):
         """
         if self.capacity == 0:
             return
-        if torch.is_grad_enabled():  # Momentum pushes under no_grad already; entering it costs a few µs
+        if torch.is_grad_enabled():  # Momentum pushes under no_grad already
             with torch.no_grad():
                 return self.push(estimates, events, times, merged)
         if estimates.requires_grad or estimates.dim() != 2:
@@ -149,38 +137,15 @@ class MemoryBank(nn.Module):
     def _drop_overwritten(self, merged: MergedRows, new_values: torch.Tensor) -> None:
         """Take a merged run of bank + pushed rows as the new sorted run, minus the bank rows overwritten."""
         rows, pushed_at = merged
-        n = new_values.shape[0]
-        self._uncompacted = None  # the merge includes what was kept
-        on_numpy = numpy_path(rows.values, new_values)
-        if on_numpy:
-            rows.values.numpy()[pushed_at.numpy()] = new_values.numpy()
-        else:
-            rows.values.index_copy_(0, pushed_at, new_values)
-        if self.count + n <= self.capacity:  # nothing is overwritten
-            for source, target in zip(rows, self._order_fields(), strict=True):
+        rows.values.index_copy_(0, pushed_at, new_values)
+        keep = None
+        if self.count + new_values.shape[0] > self.capacity:  # exactly capacity rows are kept
+            keep = (rows.seq >= self._oldest_kept(new_values.shape[0])).nonzero().view(-1)
+        for source, target in zip(rows, self._order_fields(), strict=True):
+            if keep is None:
                 target[: source.shape[0]] = source
-            return
-        # Exactly capacity rows are kept. They are copied out only when needed (see _compact): the next step's
-        # merge reads them through ``keep``, which saves copying every field twice per step.
-        oldest = self._oldest_kept(n)
-        keep = (torch.from_numpy(np.flatnonzero(rows.seq.numpy() >= oldest)) if on_numpy
-                else (rows.seq >= oldest).nonzero().view(-1))
-        self._uncompacted = (rows, keep)
-
-    def _compact(self) -> None:
-        """Copy the kept rows of the last merged push into the sorted buffers, if not done yet."""
-        if self._uncompacted is not None:
-            rows, keep = self._uncompacted
-            for source, target in zip(rows, self._order_fields(), strict=True):
+            else:
                 torch.index_select(source, 0, keep, out=target)
-            self._uncompacted = None
-
-    def sorted_source(self) -> tuple[SortedRows, torch.Tensor | None]:
-        """:meth:`by_time` without copying: (rows, keep), the sorted rows being ``rows`` at the ascending indices
-        ``keep`` (None: all of ``rows``); see :func:`survmom.core.losses.merge_order`'s ``keep``."""
-        if self._uncompacted is not None:
-            return self._uncompacted
-        return self.by_time(), None
 
     def _merge_into_sorted(self, new: SortedRows) -> None:
         """Drop the overwritten rows from the time-sorted run and merge the new rows (n,) in."""
@@ -203,7 +168,6 @@ class MemoryBank(nn.Module):
         float64; ``seq % capacity`` is each row's position in :attr:`estimates`, :attr:`events` and
         :attr:`times`.
         """
-        self._compact()
         count = self.count
         if count == self.capacity:  # the whole buffers (no slicing)
             return self._order_fields()
@@ -219,24 +183,9 @@ class MemoryBank(nn.Module):
 
     def clear(self) -> None:
         """Forget every stored row (storage is kept)."""
-        self._uncompacted = None
         self.position = 0
         self.count = 0
         self.pushed = 0
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        """Also load a bank saved before the sorted rows were kept (ring positions + integer keys only)."""
-        _upgrade_sorted_index(state_dict, prefix, self.capacity)
-        self._uncompacted = None
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
-        self._compact()
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-
-    def _apply(self, fn: Any, recurse: bool = True) -> MemoryBank:
-        self._compact()  # .to(), .double(), ... then apply to the sorted buffers too
-        return super()._apply(fn, recurse)
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"capacity": self.capacity, "dim": self.dim, "position": self.position, "count": self.count,
@@ -258,29 +207,3 @@ class MemoryBank(nn.Module):
         self.position = int(position)
         self.count = int(count)
         self.pushed = int(pushed)
-
-
-def _upgrade_sorted_index(state_dict: dict[str, Any], prefix: str, capacity: int) -> None:
-    """Rewrite, in place, a bank state saved before sorted rows and ``pushed`` were kept (it held the sorted
-    ring positions ``sorted_index`` and integer keys ``sorted_keys``) into the current layout."""
-    index = state_dict.pop(prefix + "sorted_index", None)
-    state_dict.pop(prefix + "sorted_keys", None)
-    extra = state_dict.get(prefix + "_extra_state")
-    ring = [state_dict.get(prefix + name) for name in ("estimates", "events", "times")]
-    if not (isinstance(index, torch.Tensor) and index.shape == (capacity,) and not index.is_floating_point()
-            and isinstance(extra, dict) and "pushed" not in extra
-            and all(isinstance(t, torch.Tensor) and t.shape[:1] == (capacity,) for t in ring)
-            and bool(((index >= 0) & (index < max(capacity, 1))).all())):
-        return  # not the old layout (or damaged): the usual key and shape checks report it
-    position, count = extra.get("position"), extra.get("count")
-    if not (isinstance(position, int) and isinstance(count, int)):
-        return
-    # Until full, row r was the r-th pushed; once full, the oldest row sits at ``position``.
-    pushed = count if count < capacity else capacity + position
-    seq = index if count < capacity else pushed - capacity + torch.remainder(index - position, max(capacity, 1))
-    estimates, events, times = (t.index_select(0, index) for t in ring)
-    state_dict[prefix + "order_keys"] = torch.neg(times.to(torch.float64))
-    state_dict[prefix + "order_values"] = estimates.reshape(capacity, -1)[:, 0].to(torch.float64)
-    state_dict[prefix + "order_events"] = events.to(torch.bool)
-    state_dict[prefix + "order_seq"] = seq.to(torch.int64)
-    state_dict[prefix + "_extra_state"] = {**extra, "pushed": pushed}

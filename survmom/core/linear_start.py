@@ -28,8 +28,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from survmom.core.losses import cox_loss, descending_time_key, weibull_loss
+from survmom.core.losses import cox_loss, weibull_loss
 from survmom.core.optim import lbfgs_minimize
+from survmom.core.sorting import descending_time_key
 
 PENALTY = 0.1
 MAX_ROWS = 100_000

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from survmom.core.sorting import ascending_key
 from survmom.errors import SurvmomError
 
 __all__ = [
@@ -114,15 +115,6 @@ def _eval_times(times: Any, time: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-def _order_key(x: Tensor) -> Tensor:
-    """int64 keys (n,) whose signed order is the float order of ``x`` (no NaN); -0.0 and 0.0 share a key.
-
-    Integer sorts use torch's radix sort on CPU, several times faster than a float sort.
-    """
-    bits = (x + 0.0).contiguous().view(torch.int64)
-    return bits ^ ((bits >> 63) & 0x7FFF_FFFF_FFFF_FFFF)
-
-
 def _stable_argsort(key: Tensor) -> Tensor:
     """Indices sorting the int64 ``key`` ascending, ties kept in input order."""
     return torch.sort(key, stable=True).indices
@@ -234,10 +226,10 @@ def _concordance_parts(
     if n < 2:
         zero = torch.zeros(n, dtype=_F64, device=device)
         return zero.sum(), zero.sum(), zero, zero
-    rkey = _order_key(risk)
+    rkey = ascending_key(risk)
     order = _stable_argsort(rkey)
     order = order.index_select(0, _stable_argsort((~event).long().index_select(0, order)))
-    order = order.index_select(0, _stable_argsort(_order_key(time).index_select(0, order)))
+    order = order.index_select(0, _stable_argsort(ascending_key(time).index_select(0, order)))
     r_x, e_x = rkey.index_select(0, order), event.index_select(0, order)
     t_x = time.index_select(0, order)
     w_x = weight.index_select(0, order).masked_fill_(~e_x, 0.0)

@@ -26,17 +26,17 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-class Dropout(nn.Module):
-    """Inverted dropout, as ``nn.Dropout``: in training, each element is zeroed with probability ``p`` and the
-    others are scaled so that the expectation stays ``x``; in eval mode the identity.
+class BitMaskDropout(nn.Module):
+    """Inverted dropout with a mask drawn from 16 random bits per element; kept because it pays end to end.
 
-    The mask takes 16 random bits per element: the global generator fills 64-bit words (``random_`` over the
-    whole int64 range), read as four signed 16-bit lanes each. An element is dropped when its lane is below
-    ``k - 32768`` with ``k = round(65536 p)``, so the drop rate is ``k / 65536`` (``p`` rounded to a multiple
-    of 1/65536, at most 7.7e-6 off) and kept elements are scaled by ``65536 / (65536 - k)``. One generator
-    call per four elements: forward + backward of a 320 x 64 batch takes 53 µs on CPU, against 72 µs with one
-    uniform draw per element (``rand_like``) and 107 µs with ``nn.Dropout``'s ``bernoulli_``. On other
-    devices the mask is one uniform per element, with ``p`` exactly.
+    As ``nn.Dropout``: in training, each element is zeroed with probability ``p`` and the others are scaled so
+    that the expectation stays ``x``; in eval mode the identity. The global generator fills 64-bit words
+    (``random_`` over the whole int64 range), read as four signed 16-bit lanes each; an element is dropped
+    when its lane is below ``k - 32768`` with ``k = round(65536 p)``. Limit: the drop rate is ``k / 65536``
+    (``p`` rounded to a multiple of 1/65536, at most 7.7e-6 off); kept elements are scaled by
+    ``65536 / (65536 - k)``, so the expectation is exact. One generator call per four elements instead of
+    ``nn.Dropout``'s ``bernoulli_`` per element: see BENCHMARKS.md ("Redesign") for what it is worth. On
+    other devices the mask is one uniform per element, with ``p`` exactly.
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -96,7 +96,7 @@ def build_mlp(
             layers.append(nn.BatchNorm1d(size))
         layers.append(ACTIVATIONS[activation]())
         if dropout > 0:
-            layers.append(Dropout(dropout))
+            layers.append(BitMaskDropout(dropout))
         width = size
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)

@@ -20,11 +20,12 @@ import torch
 
 from survmom import __version__
 from survmom.core.linear_start import fit_linear_start
-from survmom.core.losses import breslow_baseline, descending_time_key, weibull_log_median, weibull_loss
+from survmom.core.losses import breslow_baseline, weibull_log_median, weibull_loss
 from survmom.core.metrics import concordance_index
 from survmom.core.model import LinearSkip, build_backbone, set_output_bias
 from survmom.core.momentum import Momentum
 from survmom.core.optim import AdamW, lbfgs_minimize
+from survmom.core.sorting import descending_time_key
 from survmom.errors import TrainingDiverged
 from survmom.system import usable_cores
 from survmom.training.checkpoint import FORMAT, FORMAT_VERSION
