@@ -56,6 +56,7 @@ def prepare_training_data(
     """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one)."""
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path)
+    stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     if preprocessor is None:
         feature_cols = select_feature_columns(
             columns, time_col=config.time_col, event_col=config.event_col, id_col=config.id_col,
@@ -66,7 +67,7 @@ def prepare_training_data(
                               features=feature_cols, path=data_path)
         # The user's types, then a typed file's own (Parquet), decide; other columns are inferred.
         declared = declared_types(data_path)
-        stated = {name: forced.get(name, declared.get(name)) for name in feature_cols
+        stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
                   if name in forced or name in declared}
         reading = forced  # a forced-categorical CSV column is read as text: "007" stays "007"
     else:
