@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import io
 from pathlib import Path
@@ -883,105 +884,71 @@ def test_transform_parts_equal_masked_rows_of_the_whole_transform(seed):
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
-def test_large_csv_read_as_two_halves_equals_one_streaming_read(tmp_path, monkeypatch, newline):
-    """Large CSV files are parsed as two halves in two threads: same frame as one reader, rows in order."""
-    import survmom.data as data_module
-
+def test_large_csv_keeps_rows_in_order_with_quoted_commas_and_empty_cells(tmp_path, newline):
     rng = np.random.default_rng(0)
     rows = [f'{i},{rng.normal():.6f},"{"abc"[i % 3]}, x",{"" if i % 11 == 0 else i % 5},{"true" if i % 2 else "false"}'
             for i in range(60_000)]
-    path = write(tmp_path, "halves.csv", ("id,x,label,k,flag" + newline + newline.join(rows) + newline).encode())
-    monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", 1 << 40)
-    whole = read_table(path, column_types={"label": "category"})
-    monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", 0)
-    halves = read_table(path, column_types={"label": "category"})
-    pd.testing.assert_frame_equal(halves, whole)
-    assert halves["id"].tolist() == list(range(60_000)) and halves["k"].isna().sum() == 60_000 // 11 + 1
+    path = write(tmp_path, "large.csv", ("id,x,label,k,flag" + newline + newline.join(rows) + newline).encode())
+    frame = read_table(path, column_types={"label": "category"})
+    assert frame["id"].tolist() == list(range(60_000)) and frame["k"].isna().sum() == 60_000 // 11 + 1
+    assert frame["label"].astype(str).iloc[:4].tolist() == ["a, x", "b, x", "c, x", "a, x"]
+    assert frame["flag"].dtype == bool and frame["flag"].sum() == 30_000
 
 
-def test_csv_halves_fall_back_to_whole_file_types_when_the_second_half_does_not_fit(tmp_path, monkeypatch):
-    import survmom.data as data_module
-
-    monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", 0)
+def test_csv_whose_later_rows_do_not_fit_the_first_block_s_types_is_read_whole(tmp_path):
     lines = [f"{i},{i}" for i in range(100_000)] + ["X1,0.5"]
     path = write(tmp_path, "late.csv", "id,x\n" + "\n".join(lines) + "\n")
     frame = read_table(path)
     assert len(frame) == 100_001 and frame["id"].astype(str).iloc[-1] == "X1"
     assert frame["x"].dtype == np.float64 and frame["x"].iloc[-1] == 0.5
-    one_line = write(tmp_path, "one.csv", "a,b\n1,2")  # no line after the middle: one reader
+    one_line = write(tmp_path, "one.csv", "a,b\n1,2")  # no line end after the last row
     assert read_table(one_line)["b"].tolist() == [2]
 
 
-def test_csv_with_quoted_newlines_is_never_split_inside_a_quoted_field(tmp_path, monkeypatch):
-    """pyarrow accepts a quote left open at the end of a range: a split inside quotes would cut a row in two.
-
-    Every note spans two lines and its second line reads as a valid row ("5,0,z\""), so a split at the
-    newline inside a note parses without error: the file is padded until the middle falls inside one.
-    """
-    import survmom.data as data_module
-
-    monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", 0)
+def test_csv_with_newlines_in_quoted_fields_is_read_row_by_row(tmp_path):
     rows = [f'{i},{i % 2},"first\n5,{i % 2},z"' for i in range(20_000)]
-    for pad in range(60):
-        data = ("id,event,note\n" + f'0,0,"{"p" * pad}"\n' + "\n".join(rows) + "\n").encode()
-        middle = data.index(b"\n", len(data) // 2) + 1
-        if data[:middle].count(b'"') % 2 == 1:  # the middle newline is inside a quoted note
-            break
-    path = write(tmp_path, "notes.csv", data)
+    path = write(tmp_path, "notes.csv", "id,event,note\n" + "\n".join(rows) + "\n")
     frame = read_table(path)
-    assert len(frame) == 20_001 and frame["id"].tolist() == [0, *range(20_000)]
-    assert set(frame["note"].astype(str).iloc[1:]) == {"first\n5,0,z", "first\n5,1,z"}
-    assert not data_module._has_byte_before(write(tmp_path, "plain.csv", "a,b\n1,2\n"), b'"', 8)
+    assert len(frame) == 20_000 and frame["id"].tolist() == list(range(20_000))
+    assert set(frame["note"].astype(str)) == {"first\n5,0,z", "first\n5,1,z"}
 
 
 @pytest.mark.parametrize("bad_line", [b"40000,1.0,Troms\xf8", b"40000,1.0", b"40000,1.0,north,extra"],
                          ids=["not utf-8", "missing field", "extra field"])
-def test_csv_halves_report_a_bad_second_half_row_exactly_as_one_reader(tmp_path, monkeypatch, bad_line):
-    import survmom.data as data_module
-
+def test_a_bad_row_deep_in_a_large_csv_is_reported_with_its_line(tmp_path, bad_line):
     lines = [b"id,x,site"] + [f"{i},{i * 0.5},north".encode() for i in range(50_000)]
-    lines[40_000] = bad_line  # file line 40,001: in the second half
+    lines[40_000] = bad_line  # file line 40,001: in a later parse block
     path = write(tmp_path, "bad.csv", b"\n".join(lines) + b"\n")
-    messages = []
-    for threshold in (1 << 40, 0):
-        monkeypatch.setattr(data_module, "_CSV_PARALLEL_MIN", threshold)
-        with pytest.raises(DataError) as info:
-            read_table(path)
-        messages.append(str(info.value))
-    assert messages[0] == messages[1] and "line 40001" in messages[0]
+    raises_one_line(DataError, lambda: read_table(path), "bad.csv", "line 40001")
 
 
-def test_preprocessing_in_threads_gives_the_loop_s_encoding_warnings_and_first_error(monkeypatch) -> None:
-    """Columns are fitted and row blocks encoded in threads for large files: same state, matrices, warnings
-    (in column order) and, with two bad columns, the error of the first one, as the sequential loop."""
-    from survmom import data
-
+def test_preprocessing_warns_in_column_order_and_raises_the_first_column_s_error() -> None:
     rng = np.random.default_rng(0)
     n = 3_000
     frame = pd.DataFrame({f"x{i}": rng.standard_normal(n) for i in range(6)})
     frame["site"] = rng.choice(["a", "b", "A"], n)  # categories differing only by case: a warning
     frame["size"] = rng.integers(0, 100, n).astype(str)  # numbers as text: another warning
-    frame.loc[::7, "x2"] = np.nan
-    mask = rng.random(n) < 0.8
-    columns = list(frame.columns)
-
-    def run(threads: int) -> tuple:
-        monkeypatch.setattr(data, "_PREPARE_THREADS", threads)
-        monkeypatch.setattr(data, "_THREADED_FROM_ROWS", 0)
-        pre = Preprocessor.fit(frame, columns, path=Path("f.csv"), rows=mask)
-        parts = pre.transform_parts(frame, path=Path("f.csv"), parts=[mask, ~mask], chunk=256)
-        return pre.to_state(), pre.warnings, parts
-
-    state, warnings, parts = run(1)
-    threaded_state, threaded_warnings, threaded_parts = run(2)
-    assert threaded_state == state and threaded_warnings == warnings and len(warnings) >= 2
-    for threaded, plain in zip(threaded_parts, parts, strict=True):
-        assert np.array_equal(threaded, plain)
+    pre = Preprocessor.fit(frame, list(frame.columns), path=Path("f.csv"))
+    assert len(pre.warnings) == 2 and "'site'" in pre.warnings[0] and "'size'" in pre.warnings[1]
     bad = frame.assign(x1=np.where(rng.random(n) < 0.01, np.inf, 0.0), x4=np.nan)  # an inf, an empty column
-    errors = []
-    for threads in (1, 2):
-        monkeypatch.setattr(data, "_PREPARE_THREADS", threads)
-        with pytest.raises(DataError) as caught:
-            Preprocessor.fit(bad, columns, path=Path("f.csv"))
-        errors.append(str(caught.value))
-    assert errors[0] == errors[1] and "x1" in errors[0] and "infinite" in errors[0]
+    raises_one_line(DataError, lambda: Preprocessor.fit(bad, list(frame.columns), path=Path("f.csv")),
+                    "'x1'", "infinite")
+
+
+# The data package's modules from the bottom up: each may import only modules before it (no circles).
+DATA_LAYERS = ["messages", "cells", "tables", "text", "columnar", "read", "outcomes", "split", "encoding",
+               "diagnostics", "preprocess"]
+
+
+def test_data_modules_import_only_the_modules_below_them():
+    folder = Path(__file__).resolve().parents[1] / "survmom" / "data"
+    assert sorted(DATA_LAYERS) == sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    wrong = []
+    for rank, name in enumerate(DATA_LAYERS):
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("survmom.data"):
+                continue
+            package = node.module == "survmom.data"
+            used = [alias.name for alias in node.names] if package else [node.module.split(".")[2]]
+            wrong += [f"{name} imports {module}" for module in used if module not in DATA_LAYERS[:rank]]
+    assert wrong == []

@@ -357,19 +357,24 @@ def test_new_values_are_counted_over_every_chunk(trained, tmp_path):
 
 
 @pytest.mark.parametrize("as_category", [False, True])
-def test_numbers_stored_as_text_are_read_as_numbers(tmp_path, as_category):
+def test_numbers_stored_as_text_in_an_untyped_source_are_read_as_numbers(tmp_path, as_category):
+    """No type stated (CSV): text that is a number in every row is read as numbers. A typed source's text
+    columns stay categorical (tests/test_types.py)."""
     frame = cohort()
     text = frame.assign(age=frame["age"].map(lambda v: f"{v:g}"))
     text.loc[3, "age"] = None
     if as_category:
         text["age"] = text["age"].astype("category")
     numeric = frame.assign(age=frame["age"].where(frame.index != 3))
-    fitted = Preprocessor.fit(text, ["age", "sex"], path=tmp_path / "t.parquet")
-    reference = Preprocessor.fit(numeric, ["age", "sex"], path=tmp_path / "n.parquet")
+    fitted = Preprocessor.fit(text, ["age", "sex"], path=tmp_path / "t.csv")
+    reference = Preprocessor.fit(numeric, ["age", "sex"], path=tmp_path / "n.csv")
     assert fitted.feature_names == reference.feature_names
     assert fitted.warnings == ["column 'age' holds numbers stored as text; read as numbers"]
-    np.testing.assert_array_equal(fitted.transform(text, path=tmp_path / "t.parquet"),
-                                  reference.transform(numeric, path=tmp_path / "n.parquet"))
+    np.testing.assert_array_equal(fitted.transform(text, path=tmp_path / "t.csv"),
+                                  reference.transform(numeric, path=tmp_path / "n.csv"))
+    stated = Preprocessor.fit(text, ["age", "sex"], path=tmp_path / "t.parquet", types={"age": "category"})
+    assert stated.column_types()["age"] == "category"
+    assert [w for w in stated.warnings if "stored as text" in w] == []  # the identifier warning may remain
 
 
 def test_text_that_is_not_all_numbers_stays_categorical(tmp_path):

@@ -136,6 +136,12 @@ def train(
     id_col: Optional[str] = typer.Option(None, help="Identifier column: not a feature, copied to predictions."),
     features: Optional[str] = typer.Option(None, help="Comma-separated feature columns (default: all others)."),
     exclude: Optional[str] = typer.Option(None, help="Comma-separated columns to leave out of the features."),
+    categorical: Optional[str] = typer.Option(
+        None, help="Comma-separated feature columns to treat as categories (codes such as a centre or ZIP)."
+    ),
+    numeric: Optional[str] = typer.Option(
+        None, help="Comma-separated feature columns to treat as numbers (text must parse as numbers)."
+    ),
     loss: str = typer.Option("cox", help="Survival loss: cox (partial likelihood) or weibull (AFT)."),
     ties: str = typer.Option("efron", help="Cox tie handling: efron or breslow."),
     batch: Optional[int] = typer.Option(

@@ -57,6 +57,8 @@ class TrainConfig:
     id_col: str | None = None
     features: list[str] | None = None
     exclude: list[str] | None = None
+    categorical: list[str] | None = None  # feature columns read as categories whatever their values
+    numeric: list[str] | None = None  # feature columns read as numbers (text parsed; non-numbers refused)
     loss: str = "cox"
     ties: str = "efron"
     batch: int | None = None  # None: auto_batch(training rows), resolved before training and saved
@@ -199,7 +201,7 @@ def parse_list(text: str | list | None, kind: type = str, option: str = "option"
         raise ConfigError(f"{option} expects a comma-separated list of {kind.__name__}, got {text!r}") from None
 
 
-_LIST_OPTIONS = {"features": str, "exclude": str, "hidden": int}
+_LIST_OPTIONS = {"features": str, "exclude": str, "categorical": str, "numeric": str, "hidden": int}
 _NUMBER_OPTIONS = {"batch": int, "epochs": int, "lr": float, "weight_decay": float, "dropout": float,
                    "bank_steps": int, "bank_size": int, "rate": float, "grad_clip": float,
                    "val_frac": float, "patience": int, "seed": int, "threads": int}

@@ -12,7 +12,9 @@ import pandas as pd
 from survmom.data import (
     CategoricalColumn,
     Preprocessor,
+    declared_types,
     fingerprint,
+    forced_types,
     parse_event,
     parse_time,
     read_table,
@@ -54,20 +56,30 @@ def prepare_training_data(
     """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one)."""
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path)
-    feature_cols = (
-        preprocessor.input_columns
-        if preprocessor is not None
-        else select_feature_columns(
+    stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
+    if preprocessor is None:
+        feature_cols = select_feature_columns(
             columns, time_col=config.time_col, event_col=config.event_col, id_col=config.id_col,
             features=config.features, exclude=config.exclude, path=data_path,
         )
-    )
+        roles = {"time": config.time_col, "event": config.event_col, "id": config.id_col}
+        forced = forced_types(columns, categorical=config.categorical, numeric=config.numeric, roles=roles,
+                              features=feature_cols, path=data_path)
+        # The user's types, then a typed file's own (Parquet), decide; other columns are inferred.
+        declared = declared_types(data_path)
+        stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
+                  if name in forced or name in declared}
+        reading = forced  # a forced-categorical CSV column is read as text: "007" stays "007"
+    else:
+        feature_cols = preprocessor.input_columns
+        reading = preprocessor.column_types()  # as predict reads: the types do not depend on the file
     _require_columns(columns, [config.time_col, config.event_col, *feature_cols], data_path)
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(fingerprint, data_path)
         # Only the columns used are read: an excluded column is never parsed, whatever it holds.
         ids = [config.id_col] if config.id_col is not None and config.id_col in columns else []
-        table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols, *ids]))
+        table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols, *ids]),
+                           column_types=reading)
         data_fingerprint = hashing.result()
     repeated_ids = [_repeated_ids(table[config.id_col], data_path, config.id_col)] if ids else []
     event = parse_event(table[config.event_col], path=data_path, column=config.event_col)
@@ -85,7 +97,7 @@ def prepare_training_data(
     in_val[val_idx] = True
     parts = [~in_val, in_val] if split else [None]
     if preprocessor is None:  # fitted on the training rows only
-        preprocessor = Preprocessor.fit(table, feature_cols, path=data_path, rows=parts[0])
+        preprocessor = Preprocessor.fit(table, feature_cols, path=data_path, rows=parts[0], types=stated)
     check_encoded_size(preprocessor, len(time), data_path)
     # One pass over the columns writes every split: no full-size matrix, no row gather.
     x_parts = preprocessor.transform_parts(table, path=data_path, parts=parts)
@@ -124,7 +136,8 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor) -
     columns = table_columns(path)
     _require_columns(columns, [config.time_col, config.event_col], path)
     preprocessor.check_columns(columns, path=path)
-    table = read_table(path, _used(columns, [config.time_col, config.event_col, *preprocessor.input_columns]))
+    table = read_table(path, _used(columns, [config.time_col, config.event_col, *preprocessor.input_columns]),
+                       column_types=preprocessor.column_types())
     event = parse_event(table[config.event_col], path=path, column=config.event_col)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")

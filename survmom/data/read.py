@@ -1,0 +1,217 @@
+"""Read a table by file suffix, fingerprint a file, and choose the feature columns and their stated types.
+
+A format is a module with ``column_names(path)``, ``read(path, columns, column_types)`` and ``batches(path,
+columns, batch_rows, column_types)``; a typed format adds ``declared_types(path)``. To add a format, write
+that module and give it its suffixes in :data:`_FORMATS`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+
+from survmom.data import columnar, text
+from survmom.data.messages import plural, quote_list
+from survmom.errors import ConfigError, DataError
+
+_FORMATS: dict[str, ModuleType] = {".csv": text, ".csv.gz": text, ".parquet": columnar, ".pq": columnar}
+SUPPORTED = tuple(_FORMATS)
+COLUMN_TYPES = ("numeric", "category", "string")  # read as float64, as Categorical text, as object text
+
+
+def read_table(
+    path: Path, columns: list[str] | None = None, *, column_types: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Read a whole file into a DataFrame with a RangeIndex (row i is data row i + 1).
+
+    ``columns`` selects (and orders) columns; missing ones raise a DataError naming all of them.
+    ``column_types`` maps column name -> "numeric" (read as float64), "category" or "string" (read as text);
+    pass :meth:`Preprocessor.column_types` at prediction time so types do not depend on the new file.
+    Text columns come back as pandas ``Categorical`` unless ``column_types`` marks them "string".
+    """
+    path = Path(path)
+    reader = _format(path)
+    _check_file(path)
+    return reader.read(path, columns, _check_column_types(column_types))
+
+
+def iter_table_batches(
+    path: Path,
+    columns: list[str] | None,
+    batch_rows: int = 65536,
+    *,
+    column_types: dict[str, str] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Stream a file as DataFrames of at most ``batch_rows`` rows; memory stays flat.
+
+    Each frame's RangeIndex continues the previous one, so error row numbers refer to the whole file. For CSV
+    every block must have the same types: columns in ``column_types`` are read as numeric (float64) or text,
+    and columns not listed are read as text (parse_time/parse_event and the Preprocessor accept numbers as
+    text). Errors are those of :func:`read_table`: file, header and column problems are raised by this call,
+    problems in the rows when the offending block is reached.
+    """
+    path = Path(path)
+    reader = _format(path)
+    _check_file(path)
+    if batch_rows < 1:
+        raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
+    return reader.batches(path, columns, batch_rows, _check_column_types(column_types))
+
+
+def table_columns(path: Path) -> list[str]:
+    """The column names of a file (stripped), from its header or schema; no rows are read."""
+    path = Path(path)
+    reader = _format(path)
+    _check_file(path)
+    return reader.column_names(path)
+
+
+def declared_types(path: Path) -> dict[str, str]:
+    """Column -> "numeric" or "category" as a typed file's schema states it; {} for untyped text (CSV)."""
+    path = Path(path)
+    reader = _format(path)
+    _check_file(path)
+    declared = getattr(reader, "declared_types", None)
+    return {} if declared is None else declared(path)
+
+
+def fingerprint(path: Path) -> str:
+    """``"blake2b:<32 hex digits>:<size in bytes>"`` of the file's content, read in 1 MiB chunks."""
+    path = Path(path)
+    _check_file(path)
+    digest = hashlib.blake2b(digest_size=16)
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return f"blake2b:{digest.hexdigest()}:{size}"
+
+
+def _format(path: Path) -> ModuleType:
+    """The reader of ``path`` by its suffix (any case: ``.CSV.GZ`` too); DataError for other files."""
+    name = path.name.lower()
+    for suffix, reader in _FORMATS.items():
+        if name.endswith(suffix):
+            return reader
+    suffix = "".join(path.suffixes) or "(none)"
+    raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {', '.join(SUPPORTED)})")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (0 bytes)")
+
+
+def _check_column_types(column_types: dict[str, str] | None) -> dict[str, str]:
+    if not column_types:
+        return {}
+    bad = {k: v for k, v in column_types.items() if v not in COLUMN_TYPES}
+    if bad:
+        raise ConfigError(f"column_types values must be one of {COLUMN_TYPES}, got {bad}")
+    return dict(column_types)
+
+
+# --------------------------------------------------------------------------------------------- columns
+
+
+def select_feature_columns(
+    columns: list[str],
+    *,
+    time_col: str,
+    event_col: str,
+    id_col: str | None,
+    features: list[str] | None,
+    exclude: list[str] | None,
+    path: Path,
+) -> list[str]:
+    """Feature columns: ``features`` (default: all but time, event and id) minus ``exclude``, in file order.
+
+    Unknown names in ``features``/``exclude`` and a missing time/event/id column raise DataError.
+    """
+    columns = list(columns)
+    roles = {"time": time_col, "event": event_col, "id": id_col}
+    if time_col == event_col:
+        raise ConfigError(f"time and event columns must differ (both are '{time_col}')")
+    for role, name in roles.items():
+        if name is not None and name not in columns:
+            raise _not_found(path, role, name, columns)
+    reserved = {n for n in roles.values() if n is not None}
+    for option, names in (("features", features), ("exclude", exclude)):
+        _check_known(option, names, columns, path)
+    if features is not None:
+        clash = [n for n in features if n in reserved]
+        if clash:
+            raise ConfigError(f"features must not include the time, event or id column: {quote_list(clash)}")
+        wanted = set(features)
+        chosen = [c for c in columns if c in wanted]
+    else:
+        chosen = [c for c in columns if c not in reserved]
+    dropped = set(exclude or [])
+    chosen = [c for c in chosen if c not in dropped]
+    if not chosen:
+        raise DataError(
+            f"{path}: no feature columns left (columns: {quote_list(columns)}; "
+            f"time '{time_col}', event '{event_col}', id {id_col!r}, excluded {quote_list(sorted(dropped))})"
+        )
+    return chosen
+
+
+def forced_types(
+    columns: list[str],
+    *,
+    categorical: list[str] | None,
+    numeric: list[str] | None,
+    roles: dict[str, str | None],
+    features: list[str],
+    path: Path,
+) -> dict[str, str]:
+    """Column -> "category" or "numeric" as the user forces it (``--categorical``, ``--numeric``).
+
+    ``roles`` maps "time", "event", "id" to their columns. DataError for a name that is not a column of
+    ``path``; ConfigError for a column in both lists, for the time, event or id column, and for a column
+    that is not among the ``features`` (excluded, or left out of ``--features``).
+    """
+    given = {"categorical": categorical or [], "numeric": numeric or []}
+    for option, names in given.items():
+        _check_known(option, names, columns, path)
+    both = [n for n in given["categorical"] if n in set(given["numeric"])]
+    if both:
+        raise ConfigError(f"--categorical and --numeric both name {quote_list(both)}; give each column one type")
+    role_of = {name: role for role, name in roles.items() if name is not None}
+    used = set(features)
+    for option, names in given.items():
+        for name in names:
+            if name in role_of:
+                raise ConfigError(f"--{option} names '{name}', the {role_of[name]} column; only feature columns "
+                                  "take a type")
+            if name not in used:
+                raise ConfigError(f"--{option} names '{name}', which is not a feature (excluded, or not in "
+                                  "--features)")
+    return {**dict.fromkeys(given["categorical"], "category"), **dict.fromkeys(given["numeric"], "numeric")}
+
+
+def _check_known(option: str, names: list[str] | None, columns: list[str], path: Path) -> None:
+    unknown = [n for n in names or [] if n not in columns]
+    if unknown:
+        raise DataError(
+            f"{path}: --{option} names {plural(len(unknown), 'column')} not in the file: {quote_list(unknown)} "
+            f"(available: {quote_list(columns)})"
+        )
+
+
+def _not_found(path: Path, what: str, name: str, available: list[str]) -> DataError:
+    close = difflib.get_close_matches(name, available, n=1) or [
+        a for a in available if a.lower() == name.lower()
+    ]
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return DataError(f"{path}: {what} column '{name}' not found (available: {quote_list(available)}){hint}")

@@ -1,0 +1,36 @@
+"""The train/validation split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from survmom.errors import ConfigError, DataError
+
+
+def stratified_split(event: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx), sorted int64 row indices; ``frac`` of rows to validation, stratified by event.
+
+    Deterministic for a seed. ``frac == 0`` gives an empty validation set; otherwise validation gets at least
+    one row, training keeps at least one row, and when there are >= 2 events both sides get at least one.
+    """
+    event = np.asarray(event).astype(bool).ravel()
+    n = len(event)
+    if not 0.0 <= frac < 1.0:
+        raise ConfigError(f"validation fraction must be in [0, 1), got {frac}")
+    if n == 0:
+        raise DataError("no rows to split")
+    everything = np.arange(n, dtype=np.int64)
+    if frac == 0.0 or n == 1:
+        return everything, np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    events = rng.permutation(np.flatnonzero(event))
+    censored = rng.permutation(np.flatnonzero(~event))
+    n_val = min(max(round(frac * n), 1), n - 1)
+    val_events = round(n_val * len(events) / n)
+    if len(events) >= 2:
+        val_events = min(max(val_events, 1), len(events) - 1)
+    val_events = max(min(val_events, len(events), n_val), n_val - len(censored))
+    val = np.concatenate([events[:val_events], censored[: n_val - val_events]])
+    mask = np.zeros(n, dtype=bool)
+    mask[val] = True
+    return everything[~mask], everything[mask]

@@ -1,0 +1,423 @@
+"""Delimited text: comma-separated UTF-8 files with a header row (``.csv``, gzip-compressed ``.csv.gz``).
+
+Cells equal to one of :data:`~survmom.data.cells.NA_MARKERS` are missing. A file is parsed by pyarrow's
+streaming reader, a few 1 MiB blocks at a time, so memory does not grow with the file. Columns typed
+"numeric" are converted by pyarrow; a column holding values pyarrow refuses but training accepts (``" NA"``,
+``"1_000"``) is read as text and parsed as training parses it (:func:`~survmom.data.cells.parse_numbers`).
+A file that is not UTF-8 is refused with the (0-based) byte offset of the first bad byte, the column and the
+rows: guessing an encoding would silently change category labels. Quoted values should not hold line breaks:
+pyarrow cuts its parse blocks at line ends, and a row cut in two is refused with the line whose field count is
+wrong.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from survmom.data.cells import NA_LOWER, NA_MARKERS, numbers_from_text, parse_numbers, per_row
+from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
+from survmom.data.tables import clean_names, select, to_pandas
+from survmom.errors import DataError
+
+_HEADER_PROBE = 1 << 20  # bytes read to find the header row
+_STREAM_BLOCK = 1 << 20  # bytes per parse block of the streaming reader
+_NA_TEXT = pa.array(sorted(NA_LOWER), pa.string())
+
+
+def column_names(path: Path) -> list[str]:
+    """The stripped header names; no rows are read."""
+    return clean_names(_header(path), path)
+
+
+def read(path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pd.DataFrame:
+    """The selected columns of the whole file, as :func:`survmom.data.read.read_table` describes."""
+    raw = _header(path)
+    names = clean_names(raw, path)
+    selected = select(names, columns, path)
+    raw_of = dict(zip(names, raw, strict=True))
+    numeric = [c for c in selected if column_types.get(c) == "numeric"]
+    as_text: set[str] = set()  # numeric columns holding values pyarrow's conversion refuses (" NA", "1_000")
+    while True:
+        types = _arrow_types(raw_of, selected, {**column_types, **dict.fromkeys(as_text, "string")}, False)
+        read_options, convert = _options([raw_of[c] for c in selected], types, _STREAM_BLOCK)
+        try:
+            # The streaming reader holds a few blocks at a time (read_csv buffers the whole file) but fixes the
+            # types from its first block; if a later block does not fit (or anything else goes wrong),
+            # read_csv, which infers types from every block, decides, errors included.
+            with _input(path) as source:
+                reader = pa_csv.open_csv(source, read_options=read_options, convert_options=convert)
+                table = pa.Table.from_batches(list(reader), schema=reader.schema)
+        except (pa.ArrowException, OSError, EOFError):
+            try:
+                with _input(path) as source:
+                    table = pa_csv.read_csv(source, read_options=read_options, convert_options=convert)
+            except (pa.ArrowException, OSError, EOFError) as exc:
+                failed = _unconverted(exc, names, numeric, as_text)
+                if failed:
+                    as_text.update(failed)
+                    continue
+                raise _read_error(exc, path, raw, names, numeric) from None
+        break
+    if table.num_rows == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+    table = table.rename_columns(selected)
+    try:
+        table = _numbers_in_text_columns(table, as_text, path=path, start=0)
+    except DataError as exc:
+        raise _locate_non_numeric(path, raw, names, numeric) or exc from None
+    return to_pandas(table, path, column_types, not_text=lambda column, rows: _not_utf8(path, column, rows))
+
+
+def batches(
+    path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
+) -> Iterator[pd.DataFrame]:
+    """Check the header now; return a generator of frames of ``batch_rows`` rows (the last one shorter)."""
+    raw = _header(path)
+    names = clean_names(raw, path)
+    selected = select(names, columns, path)
+    numeric = [c for c in selected if column_types.get(c) == "numeric"]
+
+    def frame(table: pa.Table, start: int) -> pd.DataFrame:
+        return to_pandas(table, path, column_types, start, not_text=lambda column, rows: _not_utf8(path, column,
+                                                                                                     rows))
+
+    def generate() -> Iterator[pd.DataFrame]:
+        start, pending, pending_rows = 0, [], 0
+        try:
+            for block in _blocks(path, raw, names, selected, column_types):
+                pending.append(block)
+                pending_rows += block.num_rows
+                if pending_rows < batch_rows:
+                    continue
+                table = pa.Table.from_batches(pending)
+                whole = table.num_rows - table.num_rows % batch_rows
+                for lo in range(0, whole, batch_rows):
+                    yield frame(table.slice(lo, batch_rows), start)
+                    start += batch_rows
+                rest = table.slice(whole)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+            if pending_rows:
+                yield frame(pa.Table.from_batches(pending), start)
+                start += pending_rows
+        except (pa.ArrowException, OSError, EOFError) as exc:
+            raise _read_error(exc, path, raw, names, numeric) from None
+        if start == 0:
+            raise DataError(f"{path}: has a header but no data rows")
+
+    return generate()
+
+
+def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], column_types: dict[str, str]
+            ) -> Iterator[pa.RecordBatch]:
+    """The parse blocks of the file, columns renamed to ``selected``, "numeric" columns as float64.
+
+    Numeric columns are converted by pyarrow (fast). When it refuses a value that training accepts (a
+    missing-value spelling such as ``" NA"`` or ``"null"``, ``"1_000"``), that column is read as text from
+    then on and parsed as training parses it (:func:`_text_to_float`): the file is opened again and the rows
+    already delivered are skipped. Text that is not a number is a DataError over the whole file.
+    """
+    raw_of = dict(zip(names, raw, strict=True))
+    numeric = [c for c in selected if column_types.get(c) == "numeric"]
+    as_text: set[str] = set()
+    done = 0  # rows delivered
+    # Small parse blocks, regrouped into batches by the caller: pyarrow's streaming reader holds several
+    # blocks in flight, so blocks sized to a whole batch (tens of MB) made memory grow with the file.
+    while True:
+        types = _arrow_types(raw_of, selected, {**column_types, **dict.fromkeys(as_text, "string")}, True)
+        read_options, convert = _options([raw_of[c] for c in selected], types, _STREAM_BLOCK)
+        skip = done  # rows a fresh reader must pass over (counting parsed rows: blank lines are not rows)
+        try:
+            with _input(path) as source:
+                for block in pa_csv.open_csv(source, read_options=read_options, convert_options=convert):
+                    if skip >= block.num_rows:
+                        skip -= block.num_rows
+                        continue
+                    block = block.slice(skip).rename_columns(selected)
+                    skip = 0
+                    try:
+                        block = _numbers_in_text_columns(block, as_text, path=path, start=done)
+                    except DataError as exc:
+                        raise _locate_non_numeric(path, raw, names, numeric) or exc from None
+                    done += block.num_rows
+                    yield block
+            return
+        except pa.ArrowInvalid as exc:
+            failed = _unconverted(exc, names, numeric, as_text)
+            if not failed:
+                raise
+            as_text.update(failed)
+
+
+# --------------------------------------------------------------------------------------------- the file
+
+
+def _is_gzip_name(path: Path) -> bool:
+    """Whether the file name ends in ``.gz`` in any case (``.csv.GZ`` too)."""
+    return path.name.lower().endswith(".gz")
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    if _is_gzip_name(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _input(path: Path) -> pa.NativeFile:
+    """The file as a pyarrow input stream, decompressed when its name ends in ``.gz`` in any case.
+
+    Given a path, pyarrow infers the compression from a lowercase suffix only: ``d.csv.GZ`` was parsed as
+    compressed bytes. Every pyarrow CSV reader here gets this stream instead of the path.
+    """
+    return pa.input_stream(str(path), compression="gzip" if _is_gzip_name(path) else None)
+
+
+def _header(path: Path) -> list[str]:
+    """The raw header names; DataError for files that are empty, binary, not UTF-8 or not comma-separated."""
+    with _open_bytes(path) as fh:
+        try:
+            chunk = fh.read(_HEADER_PROBE)
+            while b"\n" not in chunk and len(chunk) < 64 * _HEADER_PROBE:
+                more = fh.read(_HEADER_PROBE)
+                if not more:
+                    break
+                chunk += more
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
+    if not chunk.strip():
+        raise DataError(f"{path}: file is empty (no header row)")
+    magic = {
+        b"PK\x03\x04": "a ZIP/Excel file",
+        b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
+        b"PAR1": "a Parquet file",
+    }
+    for prefix, what in magic.items():
+        if chunk.startswith(prefix):
+            raise DataError(f"{path}: not a CSV text file (looks like {what})")
+    if b"\x00" in chunk:
+        raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
+    if chunk.startswith(codecs.BOM_UTF8):
+        chunk = chunk[len(codecs.BOM_UTF8) :]
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(chunk, final=False)
+    except UnicodeDecodeError as exc:
+        # Bad bytes in data rows are reported per column later, where pyarrow reads them as bytes.
+        text = chunk[: exc.start].decode("utf-8")
+        if "\n" not in text:
+            raise _not_utf8(path, detail="in the header row") from None
+    try:
+        names = next(csv.reader(io.StringIO(text)))
+    except (csv.Error, StopIteration) as exc:
+        raise DataError(f"{path}: cannot parse the CSV header ({first_line(exc)})") from None
+    if len(names) == 1:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in names[0]:
+                raise DataError(
+                    f"{path}: header '{names[0][:60]}' looks separated by {label}; "
+                    f"survmom reads comma-separated files"
+                )
+    return names
+
+
+def _options(
+    raw_selected: list[str], arrow_types: dict[str, pa.DataType], block_size: int | None,
+) -> tuple[pa_csv.ReadOptions, pa_csv.ConvertOptions]:
+    """pyarrow's read and convert options for the raw columns ``raw_selected``."""
+    read_options = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}))
+    convert = pa_csv.ConvertOptions(
+        include_columns=raw_selected,
+        column_types=arrow_types,
+        null_values=list(NA_MARKERS),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        true_values=["true", "True", "TRUE"],
+        false_values=["false", "False", "FALSE"],
+    )
+    return read_options, convert
+
+
+def _arrow_types(
+    raw_of: dict[str, str], selected: list[str], column_types: dict[str, str], stream: bool
+) -> dict[str, pa.DataType]:
+    """Arrow type per raw column: numeric -> float64, text -> string; when streaming, untyped -> string."""
+    types: dict[str, pa.DataType] = {}
+    for name in selected:
+        kind = column_types.get(name)
+        if kind == "numeric":
+            types[raw_of[name]] = pa.float64()
+        elif kind in ("category", "string") or (stream and kind is None):
+            types[raw_of[name]] = pa.string()
+    return types
+
+
+# --------------------------------------------------------------------------------------------- numbers in text
+
+
+def _unconverted(exc: BaseException, names: list[str], numeric: list[str], as_text: set[str]) -> list[str]:
+    """Numeric columns to read as text after pyarrow failed to convert one to float64 (``exc``); [] if none.
+
+    pyarrow names the column by its position in the file; without one, every numeric column not yet read as
+    text is.
+    """
+    reason = first_line(exc)
+    if "conversion error" not in reason:
+        return []
+    match = re.search(r"In CSV column #(\d+): CSV conversion error", reason)
+    if match and int(match.group(1)) < len(names):
+        name = names[int(match.group(1))]
+        return [name] if name in numeric and name not in as_text else []
+    return [c for c in numeric if c not in as_text]
+
+
+def _text_to_float(values: pa.Array | pa.ChunkedArray, *, path: Path, column: str, start: int
+                   ) -> pa.Array | pa.ChunkedArray:
+    """A text column of a numeric feature as float64, read exactly as training reads text.
+
+    Fast path in Arrow: surrounding whitespace trimmed, missing-value spellings (any case, e.g. ``" NA"``,
+    ``"null"``, ``"   "``) made missing, then a strict cast. Where that cast refuses a value (Python's
+    ``float`` accepts a little more, e.g. ``"1_000"``), the column is parsed by
+    :func:`~survmom.data.cells.numbers_from_text`, which raises a DataError naming rows (from ``start``) and
+    values that are not numbers.
+    """
+    text = values.cast(pa.string()) if not pa.types.is_string(values.type) else values
+    trimmed = pc.utf8_trim_whitespace(text)
+    missing = pc.is_in(pc.utf8_lower(trimmed), value_set=_NA_TEXT)
+    try:
+        return pc.cast(pc.if_else(missing, pa.scalar(None, pa.string()), trimmed), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    series = pd.Series(text.to_numpy(zero_copy_only=False), index=pd.RangeIndex(start, start + len(text)),
+                       dtype=object)
+    parsed = numbers_from_text(series, path=path, column=column, context="should be numeric but")
+    return pa.array(parsed, pa.float64(), from_pandas=True)
+
+
+def _numbers_in_text_columns(table: pa.Table | pa.RecordBatch, columns: set[str], *, path: Path, start: int
+                             ) -> pa.Table | pa.RecordBatch:
+    """``table`` with its text columns among ``columns`` (numeric features read as text) made float64."""
+    if not columns:
+        return table
+    arrays = []
+    for name, values in zip(table.schema.names, table.columns, strict=True):
+        if name in columns and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            values = _text_to_float(values, path=path, column=name, start=start)
+        arrays.append(values)
+    return type(table).from_arrays(arrays, names=table.schema.names)
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+def _read_error(
+    exc: BaseException, path: Path, raw: list[str], names: list[str], numeric: list[str]
+) -> DataError:
+    """Turn a pyarrow CSV error into a DataError naming the column and, for bad numbers, rows and values."""
+    reason = first_line(exc)
+    if "invalid UTF8" in reason:
+        match = re.search(r"column #(\d+)", reason)
+        column = names[int(match.group(1))] if match and int(match.group(1)) < len(names) else None
+        return _not_utf8(path, column)
+    if "conversion error" in reason and numeric:
+        located = _locate_non_numeric(path, raw, names, numeric)
+        if located is not None:
+            return located
+    match = re.search(r"In CSV column #(\d+): (.*)", reason)
+    if match and int(match.group(1)) < len(names):
+        return DataError(f"{path}: column '{names[int(match.group(1))]}' cannot be read: {match.group(2)}")
+    where = _locate_ragged_row(path, len(names)) if "Expected" in reason else ""
+    return DataError(f"{path}: not a readable CSV file{where}: {reason}")
+
+
+def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: list[str]) -> DataError | None:
+    """Re-scan ``numeric`` columns as text (error path only) to report rows holding non-numbers.
+
+    A value is a non-number exactly when training would refuse it (:func:`~survmom.data.cells.parse_numbers`):
+    missing-value spellings such as ``" NA"`` and numbers with surrounding spaces are fine.
+    """
+    raw_of = dict(zip(names, raw, strict=True))
+    read_options, convert = _options([raw_of[c] for c in numeric], {raw_of[c]: pa.string() for c in numeric}, None)
+    bad: dict[str, tuple[int, list[int], list[str]]] = {}
+    start = 0
+    try:
+        with _input(path) as source:
+            for batch in pa_csv.open_csv(source, read_options=read_options, convert_options=convert):
+                for name in numeric:
+                    text = batch.column(raw_of[name]).to_pandas()
+                    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+                    not_numbers = parse_numbers(np.asarray(uniques, dtype=object))[1]
+                    pos = np.flatnonzero(per_row(not_numbers, codes.astype(np.int64), False))
+                    if len(pos):
+                        count, rows, values = bad.get(name, (0, [], []))
+                        rows += [start + int(p) + 1 for p in pos[: SAMPLE + 1]]
+                        values += [text.iloc[p] for p in pos[: SAMPLE + 1]]
+                        bad[name] = (count + len(pos), rows, values)
+                start += batch.num_rows
+    except (pa.ArrowException, OSError, EOFError):
+        return None
+    if not bad:
+        return None
+    name, (count, rows, values) = next(iter(bad.items()))
+    others = f"; also {quote_list(list(bad)[1:])}" if len(bad) > 1 else ""
+    return DataError(
+        f"{path}: column '{name}' should be numeric but has {plural(count, 'non-numeric value')} "
+        f"({show_rows(np.asarray(rows), values)}){others}"
+    )
+
+
+def _locate_ragged_row(path: Path, n_columns: int) -> str:
+    """ " (line 7 has 4 fields, the header has 3)" for the first record with a wrong field count, else ""."""
+    try:
+        with _open_bytes(path) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+            reader = csv.reader(text)
+            for record in reader:
+                if record and len(record) != n_columns:
+                    return f" (line {reader.line_num} has {len(record)} fields, the header has {n_columns})"
+    except (OSError, EOFError, csv.Error):
+        pass
+    return ""
+
+
+def _first_bad_utf8(path: Path) -> tuple[int, int, int] | None:
+    """(byte offset, byte value, 1-based line) of the first invalid UTF-8 byte in the file, or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # file offset of the current chunk
+    lines = 1
+    with _open_bytes(path) as fh:
+        while True:
+            chunk = fh.read(_HEADER_PROBE)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object is the decoder's carried-over partial character followed by this chunk.
+                carried = len(exc.object) - len(chunk)
+                line = lines + exc.object[carried : max(exc.start, carried)].count(b"\n")
+                return offset - carried + exc.start, exc.object[exc.start], line
+            if not chunk:
+                return None
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+
+
+def _not_utf8(path: Path, column: str | None = None, detail: str = "") -> DataError:
+    """The file is not UTF-8: where the first bad byte is, plus ``detail`` (e.g. rows and values)."""
+    found = _first_bad_utf8(path)
+    parts = [f"first bad byte 0x{found[1]:02x} at byte offset {found[0]}, line {found[2]}"] if found else []
+    parts += [detail] if detail else []
+    where = f" ({'; '.join(parts)})" if parts else ""
+    col = f" column '{column}'" if column else ""
+    return DataError(
+        f"{path}:{col} is not valid UTF-8 text{where}; re-encode the file as UTF-8 "
+        f"(e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)"
+    )
