@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import errno
 import functools
 import gc
@@ -16,10 +17,14 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from inspect import Parameter, Signature, signature
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from survmom.choices import DEVICES
+from survmom.training.config import OPTION_TYPES, TrainConfig
 
 app = typer.Typer(
     name="survmom",
@@ -126,95 +131,86 @@ def _explicit(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
+def _config_options(overrides: dict[str, tuple[Any, str | None]] | None = None) -> Callable[..., Any]:
+    """Give a command one option per :class:`~survmom.training.config.TrainConfig` field, with the field's
+    default, help and option names, inserted before the command's own options; the command takes them as
+    ``**options``. ``overrides``: only these fields, each with its own (default, help), help None: the field's.
+
+    A list field is a comma-separated text option (``--hidden 64,64``); a path is given to the command as a Path.
+    """
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in signature(command, eval_str=True).parameters.values() if p.kind is not Parameter.VAR_KEYWORD]
+        first = next(i for i, p in enumerate(own) if isinstance(p.default, typer.models.OptionInfo))
+        added = []
+        for field in dataclasses.fields(TrainConfig):
+            if overrides is not None and field.name not in overrides:
+                continue
+            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+            default, help_ = overrides[field.name] if overrides is not None else (default, None)
+            added.append(_option(field, default, help_ or field.metadata["help"]))
+        parameters = [*own[:first], *added, *own[first:]]
+        command.__signature__ = Signature(  # type: ignore[attr-defined]
+            [p if p.name == "ctx" else p.replace(kind=Parameter.KEYWORD_ONLY) for p in parameters])
+        return command
+
+    return decorate
+
+
+def _option(field: dataclasses.Field, default: Any, help_: str) -> Parameter:
+    kind, _ = OPTION_TYPES[field.name]
+    if field.metadata["path"]:
+        kind = Path
+    if kind is list:
+        kind = str
+        default = default if default is None or isinstance(default, str) else ",".join(map(str, default))
+    return Parameter(field.name, Parameter.KEYWORD_ONLY,
+                             default=typer.Option(default, *field.metadata["flags"], help=help_),
+                             annotation=kind if default is not None else Optional[kind])
+
+
 @app.command()
 @handles_errors
+@_config_options()
 def train(
     ctx: typer.Context,
     data: Path = typer.Argument(..., help="Training data: a .csv or .parquet file, one row per subject."),
-    time_col: str = typer.Option("time", help="Column with the event or censoring time (> 0 for weibull)."),
-    event_col: str = typer.Option("event", help="Column with the event flag: 1/0, true/false, yes/no."),
-    id_col: Optional[str] = typer.Option(None, help="Identifier column: not a feature, copied to predictions."),
-    features: Optional[str] = typer.Option(None, help="Comma-separated feature columns (default: all others)."),
-    exclude: Optional[str] = typer.Option(None, help="Comma-separated columns to leave out of the features."),
-    loss: str = typer.Option("cox", help="Survival loss: cox (partial likelihood) or weibull (AFT)."),
-    ties: str = typer.Option("efron", help="Cox tie handling: efron or breslow."),
-    batch: Optional[int] = typer.Option(
-        None, help="Rows per training step (default: 32; above 16,000 training rows: rows/500)."
-    ),
-    epochs: int = typer.Option(40, help="Maximum number of passes over the training rows."),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
-    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay."),
-    grad_clip: float = typer.Option(5.0, help="Scale each step's gradient to at most this L2 norm (inf: no clipping)."),
-    hidden: str = typer.Option("64,64", help="Hidden layer widths, comma-separated ('' for a linear model)."),
-    dropout: float = typer.Option(0.1, help="Dropout after each hidden layer (online network only)."),
-    activation: str = typer.Option("relu", help="Hidden activation: relu, selu, gelu, silu, tanh or elu."),
-    batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="BatchNorm after each hidden layer."),
-    linear_skip: bool = typer.Option(True, "--linear-skip/--no-linear-skip",
-                                     help="Add a linear path: output = linear(x) + MLP(x), MLP starting at zero."),
-    linear_init: bool = typer.Option(True, "--linear-init/--no-linear-init",
-                                     help="Start the linear path (or a network without hidden layers) at a "
-                                          "ridge-penalised linear Cox / Weibull AFT fit."),
-    linear_penalty: float = typer.Option(
-        0.1, help="Ridge penalty of that fit: mean negative log-likelihood + penalty/2 × ||w||² (standardised x)."
-    ),
-    linear_frozen: bool = typer.Option(True, "--linear-frozen/--no-linear-frozen",
-                                       help="Keep the fitted linear path fixed; train only the MLP correction."),
-    bank_steps: Optional[int] = typer.Option(None, help="Memory bank size in batches (bank = steps × batch)."),
-    bank_size: Optional[int] = typer.Option(None, help="Memory bank size in samples (default: 2048); 0 disables."),
-    rate: float = typer.Option(0.999, help="EMA rate m of the target network, in [0, 1]."),
-    rate_schedule: str = typer.Option("constant", help="EMA rate schedule: constant or cosine (towards 1)."),
-    rate_warmup: bool = typer.Option(True, "--rate-warmup/--no-rate-warmup",
-                                      help="Warm the EMA rate up as min(m, (1+n)/(10+n)) over n updates."),
-    val_frac: float = typer.Option(0.2, help="Fraction of rows held out for validation, stratified by event."),
-    val: Optional[Path] = typer.Option(None, help="Validation file instead of a random split."),
-    patience: Optional[int] = typer.Option(10, help="Stop after this many epochs without a better validation C-index."),
-    seed: int = typer.Option(0, help="Random seed (split, initialisation, batches, dropout)."),
-    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
-    threads: Optional[int] = typer.Option(
-        None, help="CPU threads for training (default: 1, fastest for small batches; 0: torch's default)."
-    ),
-    out: Path = typer.Option(Path("model.pt"), "--out", "-o", help="Checkpoint file to write."),
     config: Optional[Path] = typer.Option(None, help="YAML file of options; flags given here override it."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
+    **options: Any,
 ) -> None:
     """Train a survival MLP inside the Momentum wrapper and save a resumable checkpoint."""
-    from survmom.training.config import TrainConfig, load_yaml
+    from survmom.training.config import load_yaml
 
     values: dict[str, Any] = {}
     if config is not None:
         values.update(load_yaml(config))
-    names = [f for f in TrainConfig.__dataclass_fields__ if f in ctx.params]
-    for name in names:
+    for name, value in options.items():
         if _explicit(ctx, name) or name not in values:
-            values[name] = ctx.params[name]
-    for name in ("val", "out"):
-        if values.get(name) is not None:
-            values[name] = str(values[name])
+            values[name] = str(value) if isinstance(value, Path) else value
     resolved = TrainConfig.from_dict(values, source=str(config) if config else "options")
     _train_or_resume(lambda make: _workflow().train_from_file(resolved, data, make))
 
 
 @app.command()
 @handles_errors
+@_config_options({
+    "epochs": (None, "Train until this many epochs in total (default: as saved)."),
+    "out": (None, "Write to this file (default: the checkpoint)."),
+    "device": (None, f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]} (default: as saved)."),
+    "quiet": (False, None),
+})
 def resume(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    epochs: Optional[int] = typer.Option(None, help="Train until this many epochs in total (default: as saved)."),
     data: Optional[Path] = typer.Option(None, help="Training data to use instead of the saved path (same schema)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file (default: the checkpoint)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda (default: as saved)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
+    **options: Any,
 ) -> None:
     """Continue training from a checkpoint, exactly where it stopped."""
-    overrides: dict[str, Any] = {"quiet": quiet}
-    if device is not None:
-        overrides["device"] = device
-    if out is not None:
-        overrides["out"] = str(out)
-    _train_or_resume(
-        lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides)
-    )
+    epochs, out = options.pop("epochs"), options["out"]
+    overrides = {name: value for name, value in options.items() if value is not None}
+    overrides = {name: str(value) if isinstance(value, Path) else value for name, value in overrides.items()}
+    _train_or_resume(lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides))
 
 
 def _workflow():

@@ -30,9 +30,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from survmom import choices
 from survmom.errors import ConfigError, StateError
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = choices.RATE_SCHEDULES
 
 
 def constant_rate(rate: float, step: int, total_steps: int) -> float:

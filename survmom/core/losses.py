@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from survmom import choices
 from survmom.core.pooled_cox import pooled_cox, pooled_cox_grad
 from survmom.errors import SurvmomError
 
@@ -53,7 +54,7 @@ __all__ = [
     "weibull_survival",
 ]
 
-_TIES = ("efron", "breslow")
+_TIES = choices.TIES
 _REDUCTIONS = ("mean", "sum")
 # The shifted fast path needs every risk-set sum far above the subnormal range, so that terms flushed to zero
 # or rounded as subnormals cannot change a sum (relative effect < n * 2**-105); below it we use logcumsumexp.

@@ -43,13 +43,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from survmom import choices
 from survmom.core.bank import MemoryBank, MergedRows, SortedRows
 from survmom.core.ema import EMA, PairedTensors, paired_tensors
 from survmom.core.losses import cox_loss, cox_loss_sorted, merge_order, merge_runs, numpy_path, weibull_loss
 from survmom.errors import ConfigError, StateError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-BUILTIN_LOSSES = ("cox", "weibull")
+BUILTIN_LOSSES = choices.LOSSES
 
 
 class Momentum(nn.Module):
