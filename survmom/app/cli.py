@@ -42,10 +42,10 @@ def _collector_paused() -> Iterator[None]:
     """Import the heavy libraries (torch, pandas, pyarrow) with the cyclic garbage collector off.
 
     Importing them allocates hundreds of thousands of long-lived objects, and every burst of allocations
-    starts a collection that finds nothing to free: ``import torch, pandas`` takes ~0.15 s less this way
-    (2 cores). The objects alive afterwards (modules, classes, functions) are then frozen (``gc.freeze``),
-    so that no later collection walks them again (the first one after the imports would take ~0.1 s), and
-    the collector is back on, as the caller had it, before any data is read or trained on.
+    starts a collection that finds nothing to free. The objects alive afterwards (modules, classes,
+    functions) are then frozen (``gc.freeze``), so that no later collection walks them again, and the
+    collector is back on, as the caller had it, before any data is read or trained on. What this saves end
+    to end is in BENCHMARKS.md.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -328,9 +328,10 @@ def main() -> None:
 
     When a command has finished (its files written and closed, or its error reported), the process ends
     without the interpreter's teardown: after torch, pandas and pyarrow are loaded, tearing down their
-    modules and objects takes 0.15-0.4 s of every command, and frees memory that the operating system takes
-    back anyway. The standard streams are flushed and the ``atexit`` handlers run first; the exit code is the
-    command's. Anything else (an exception that escaped the commands) takes the usual way out.
+    modules and objects is a noticeable part of every command (see BENCHMARKS.md), and frees memory that the
+    operating system takes back anyway. The standard streams are flushed and the ``atexit`` handlers run
+    first; the exit code is the command's. Anything else (an exception that escaped the commands) takes the
+    usual way out.
     """
     try:
         app()

@@ -14,9 +14,9 @@ from survmom.atomic import check_output_path as check_writable_output
 from survmom.atomic import restored_on_error
 from survmom.data import fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from survmom.training.checkpoint import read_checkpoint, write_checkpoint
+from survmom.training.checkpoint import data_state, read_checkpoint, write_checkpoint
 from survmom.training.config import TrainConfig, auto_batch, check_id_column_name
-from survmom.training.prepare import Outcomes, PreparedData, prepare_training_data
+from survmom.training.prepare import Outcomes, prepare_training_data
 from survmom.training.trainer import Interrupted, Reporter, Tensors, Trainer, resolve_device
 
 # Suffixes of data files: a checkpoint written under one of these names would be mistaken for data.
@@ -59,7 +59,7 @@ def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunR
     time_scale = _time_scale(prepared.train, config.loss)
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
                       _tensors(prepared.val, device, time_scale, config.loss), device, time_scale)
-    extra = _data_state(prepared)
+    extra = data_state(prepared)
     return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings, started)
 
 
@@ -106,7 +106,7 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
         why = "early stopping ended it" if trainer.stopped_early else f"{trainer.epoch} of {config.epochs} epochs done"
         raise ConfigError(f"{checkpoint_path}: nothing to resume ({why}); pass --epochs N with N > {trainer.epoch} "
                           "to train further")
-    return _run(trainer, config.epochs, Path(out), _data_state(prepared), make_reporter(config), prepared.warnings,
+    return _run(trainer, config.epochs, Path(out), data_state(prepared), make_reporter(config), prepared.warnings,
                 started)
 
 
@@ -180,17 +180,3 @@ def _tensors(split: Outcomes | None, device: torch.device, time_scale: float, lo
         torch.from_numpy(split.event).to(device),
         torch.from_numpy(split.time / time_scale).to(device=device, dtype=time_dtype),
     )
-
-
-def _data_state(prepared: PreparedData) -> dict[str, Any]:
-    train = prepared.train
-    event_times = train.time[train.event]
-    # Observed event times ("lower"), not interpolations: 68.3 rather than 68.30000000000001 in every report.
-    quantiles = np.quantile(event_times, [0.25, 0.5, 0.75], method="lower").tolist() if len(event_times) else []
-    return {
-        "preprocessing": prepared.preprocessor.to_state(),
-        "data": dict(prepared.data_info),
-        "train_outcomes": {"time": torch.from_numpy(train.time.astype(np.float64)),
-                           "event": torch.from_numpy(train.event.astype(bool))},
-        "event_time_quantiles": [float(q) for q in quantiles],
-    }
