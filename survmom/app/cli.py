@@ -133,40 +133,41 @@ def _explicit(ctx: typer.Context, name: str) -> bool:
 
 def _config_options(overrides: dict[str, tuple[Any, str | None]] | None = None) -> Callable[..., Any]:
     """Give a command one option per :class:`~survmom.training.config.TrainConfig` field, with the field's
-    default, help and option names, inserted before the command's own options; the command takes them as
-    ``**options``. ``overrides``: only these fields, each with its own (default, help), help None: the field's.
-
-    A list field is a comma-separated text option (``--hidden 64,64``); a path is given to the command as a Path.
+    default, help and option names, placed before the command's own options; the command takes them as
+    ``**options``. ``overrides``: only these fields, each with its own (default, help); help None: the field's.
     """
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p for p in signature(command, eval_str=True).parameters.values() if p.kind is not Parameter.VAR_KEYWORD]
+        own = [p for p in signature(command, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
         first = next(i for i, p in enumerate(own) if isinstance(p.default, typer.models.OptionInfo))
         added = []
         for field in dataclasses.fields(TrainConfig):
-            if overrides is not None and field.name not in overrides:
-                continue
-            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
-            default, help_ = overrides[field.name] if overrides is not None else (default, None)
-            added.append(_option(field, default, help_ or field.metadata["help"]))
+            if overrides is None:
+                default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+                added.append(_option(field, default, field.metadata["help"]))
+            elif field.name in overrides:
+                default, help_ = overrides[field.name]
+                added.append(_option(field, default, help_ or field.metadata["help"]))
         parameters = [*own[:first], *added, *own[first:]]
         command.__signature__ = Signature(  # type: ignore[attr-defined]
-            [p if p.name == "ctx" else p.replace(kind=Parameter.KEYWORD_ONLY) for p in parameters])
+            [p if p.name == "ctx" else p.replace(kind=p.KEYWORD_ONLY) for p in parameters])
         return command
 
     return decorate
 
 
 def _option(field: dataclasses.Field, default: Any, help_: str) -> Parameter:
+    """The Typer option of a config field: a list is comma-separated text (``--hidden 64,64``), a file path a
+    Path; the option names are ``--field-name`` (``--x/--no-x`` for a flag) unless the field gives its own."""
     kind, _ = OPTION_TYPES[field.name]
     if field.metadata["path"]:
         kind = Path
-    if kind is list:
+    elif kind is list:
         kind = str
-        default = default if default is None or isinstance(default, str) else ",".join(map(str, default))
-    return Parameter(field.name, Parameter.KEYWORD_ONLY,
-                             default=typer.Option(default, *field.metadata["flags"], help=help_),
-                             annotation=kind if default is not None else Optional[kind])
+        default = default if default is None else ",".join(map(str, default))
+    option = typer.Option(default, *field.metadata["flags"], help=help_)
+    return Parameter(field.name, Parameter.KEYWORD_ONLY, default=option,
+                     annotation=kind if default is not None else Optional[kind])
 
 
 @app.command()
@@ -208,8 +209,8 @@ def resume(
 ) -> None:
     """Continue training from a checkpoint, exactly where it stopped."""
     epochs, out = options.pop("epochs"), options["out"]
-    overrides = {name: value for name, value in options.items() if value is not None}
-    overrides = {name: str(value) if isinstance(value, Path) else value for name, value in overrides.items()}
+    overrides = {name: str(value) if isinstance(value, Path) else value
+                 for name, value in options.items() if value is not None}
     _train_or_resume(lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides))
 
 
