@@ -332,8 +332,7 @@ def test_progress_reports_the_linear_start_as_epoch_zero(tmp_path):
 
 def test_commands_import_with_the_collector_paused_then_freeze_and_reenable_it(trained):
     """The heavy imports run with the cyclic collector off; it is on again for the work (a long training
-    must still collect cycles); at the end the live objects are frozen and the process ends through
-    ``_exit_now`` (no interpreter teardown), with the command's exit code and its output flushed."""
+    must still collect cycles), with the objects alive after the imports frozen."""
     code = f"""
 import gc, sys
 import survmom.app.cli as cli
@@ -347,14 +346,12 @@ def watched():
     states.append(("after", gc.isenabled(), gc.get_freeze_count() > 0))
 import contextlib
 cli._collector_paused = contextlib.contextmanager(watched)
-original_exit = cli._exit_now
-def exit_now(code):
-    print(states, gc.isenabled(), gc.get_freeze_count() > 0, code, file=sys.stderr)
-    original_exit(code)
-cli._exit_now = exit_now
 sys.argv = ["survmom", "predict", {str(trained["cox"])!r}, {str(SAMPLE / "new_patients.csv")!r}]
-cli.main()
-print("not reached", file=sys.stderr)
+try:
+    cli.main()
+except SystemExit as done:
+    print(states, gc.isenabled(), gc.get_freeze_count() > 0, done.code, file=sys.stderr)
+    raise
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -545,33 +542,3 @@ def test_evaluate_on_rows_with_a_single_time_says_so(trained, tmp_path):
     pd.read_csv(SAMPLE / "cohort.csv").head(1).to_csv(tmp_path / "one.csv", index=False)
     result = survmom("evaluate", trained["cox"], tmp_path / "one.csv", check=False)
     assert result.returncode == 2 and "one.csv: every row has the time" in result.stderr
-
-
-@pytest.mark.parametrize(("code", "status", "printed"), [(3, 3, ""), (None, 0, ""), ("boom", 1, "boom")])
-def test_the_fast_exit_flushes_output_runs_atexit_handlers_and_keeps_the_exit_code(code, status, printed):
-    program = f"""
-import atexit, sys
-from survmom.app.cli import _exit_now
-atexit.register(lambda: print("atexit ran", file=sys.stderr))
-sys.stdout.write("buffered output")
-_exit_now({code!r})
-"""
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == status
-    assert result.stdout == "buffered output"
-    assert result.stderr.splitlines() == [line for line in (printed, "atexit ran") if line]
-
-
-def test_the_fast_exit_waits_for_a_running_thread_through_the_normal_exit():
-    program = """
-import sys, threading, time
-from survmom.app.cli import _exit_now
-worker = threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished", file=sys.stderr)))
-worker.start()
-_exit_now(4)
-print("returned", file=sys.stderr)
-sys.exit(4)
-"""
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 4
-    assert result.stderr.splitlines() == ["returned", "thread finished"]

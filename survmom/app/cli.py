@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 internal error, 2 bad input or options (one line on std
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import errno
@@ -15,7 +14,6 @@ import gc
 import json
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from inspect import Parameter, Signature, signature
 from pathlib import Path
@@ -325,46 +323,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def main() -> None:
-    """Console-script entry point.
-
-    When a command has finished (its files written and closed, or its error reported), the process ends
-    without the interpreter's teardown: after torch, pandas and pyarrow are loaded, tearing down their
-    modules and objects is a noticeable part of every command (see BENCHMARKS.md), and frees memory that the
-    operating system takes back anyway. The standard streams are flushed and the ``atexit`` handlers run
-    first; the exit code is the command's. Anything else (an exception that escaped the commands) takes the
-    usual way out.
-    """
-    try:
-        app()
-    except SystemExit as done:
-        gc.freeze()  # should the fast exit below not be taken, the final collection skips these objects
-        _exit_now(done.code)
-        raise
-
-
-def _exit_now(code: Any) -> None:
-    """Flush stdout and stderr, run the ``atexit`` handlers and end the process with ``code`` (as ``sys.exit``
-    reads it: None is 0, an int itself, anything else is printed to stderr and gives 1).
-
-    Returns without exiting while another non-daemon thread runs: the interpreter's own exit waits for it.
-    """
-    if any(thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
-           for thread in threading.enumerate()):
-        return
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    status = 0 if code is None else code
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach its reader
-            if stream is sys.stdout and status == 0:
-                status = 141
-    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is not None:
-        run_exit_handlers()
-    os._exit(status)
+    """Console-script entry point."""
+    app()
 
 
 if __name__ == "__main__":
