@@ -38,6 +38,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from survmom import choices
 from survmom.core.sorting import descending_time_key
 from survmom.errors import SurvmomError
 
@@ -53,7 +54,7 @@ __all__ = [
     "weibull_survival",
 ]
 
-_TIES = ("efron", "breslow")
+_TIES = choices.TIES
 _REDUCTIONS = ("mean", "sum")
 # A max-shifted cumulative sum of exponentials is used while its smallest entry stays far above the subnormal
 # range: terms flushed to zero or rounded as subnormals then change no sum by more than n * 2**-115 relative.
