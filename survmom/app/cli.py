@@ -30,6 +30,10 @@ app = typer.Typer(
 )
 
 DEBUG_HELP = "Show the full traceback on errors."
+FORMATS_HELP = (".csv, .tsv/.tab (also .gz, .bz2, .zst, .xz), .parquet, .feather/.arrow/.ipc, Stata .dta, "
+                "SPSS .sav, SAS .sas7bdat/.xpt.")
+DELIMITER_HELP = ("Delimiter of .csv/.tsv files (one character, or 'tab'); default: detected per file from its "
+                  "first lines (comma, semicolon with decimal commas, or tab).")
 
 
 @contextlib.contextmanager
@@ -130,7 +134,7 @@ def _explicit(ctx: typer.Context, name: str) -> bool:
 @handles_errors
 def train(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Training data: a .csv or .parquet file, one row per subject."),
+    data: Path = typer.Argument(..., help="Training data, one row per subject: " + FORMATS_HELP),
     time_col: str = typer.Option("time", help="Column with the event or censoring time (> 0 for weibull)."),
     event_col: str = typer.Option("event", help="Column with the event flag: 1/0, true/false, yes/no."),
     id_col: Optional[str] = typer.Option(None, help="Identifier column: not a feature, copied to predictions."),
@@ -142,6 +146,7 @@ def train(
     numeric: Optional[str] = typer.Option(
         None, help="Comma-separated feature columns to treat as numbers (text must parse as numbers)."
     ),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     loss: str = typer.Option("cox", help="Survival loss: cox (partial likelihood) or weibull (AFT)."),
     ties: str = typer.Option("efron", help="Cox tie handling: efron or breslow."),
     batch: Optional[int] = typer.Option(
@@ -207,13 +212,14 @@ def resume(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
     epochs: Optional[int] = typer.Option(None, help="Train until this many epochs in total (default: as saved)."),
     data: Optional[Path] = typer.Option(None, help="Training data to use instead of the saved path (same schema)."),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file (default: the checkpoint)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda (default: as saved)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Continue training from a checkpoint, exactly where it stopped."""
-    overrides: dict[str, Any] = {"quiet": quiet}
+    overrides: dict[str, Any] = {"quiet": quiet, "delimiter": delimiter}  # each command's files: its own option
     if device is not None:
         overrides["device"] = device
     if out is not None:
@@ -255,10 +261,13 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
 @handles_errors
 def predict(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    data: Path = typer.Argument(..., help="Rows to predict: .csv or .parquet with the training feature columns."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv or .parquet (default: CSV on stdout)."),
+    data: Path = typer.Argument(..., help="Rows to predict, with the training feature columns: " + FORMATS_HELP),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output .csv, .tsv, .parquet or .feather (default: CSV on stdout)."
+    ),
     times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings and no summary line; errors only."),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predict with the target network: risk, median time and survival probabilities."""
@@ -270,7 +279,8 @@ def predict(
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
 
-    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else warn)
+    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else warn,
+                        delimiter=delimiter)
     if out is not None and not quiet:
         typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
 
@@ -297,11 +307,12 @@ def inspect(
 @handles_errors
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    data: Path = typer.Argument(..., help="Labelled rows (.csv or .parquet) with the time and event columns."),
+    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
     times: Optional[str] = typer.Option(
         None, help="Comma-separated evaluation times (default: 25/50/75th percentiles of training event times)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t) and integrated Brier score."""
@@ -310,7 +321,10 @@ def evaluate(
     with _collector_paused():
         from survmom.app.evaluate import evaluate_file, render_evaluation
 
-    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"))
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter, warn=warn)
     if as_json:
         _write_json(result)
     else:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from survmom.data.formats import FormatReader, check_batch_rows, rebatch
 from survmom.data.messages import first_line
 from survmom.data.tables import INDEX_COLUMN, check_file, clean_names, select
-from survmom.data.formats import FormatReader, check_batch_rows, rebatch
 from survmom.errors import DataError
 
 _FILE_MAGIC = b"ARROW1"
@@ -52,7 +52,9 @@ def _open(path: Path, fields: list[int] | None = None, mapped: bool = False
             return ipc.open_file(source, options=options)
         return ipc.open_stream(source, options=options)
     except (pa.ArrowException, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable Arrow IPC/Feather file, or a truncated one ({first_line(exc)})") from None
+        raise DataError(
+            f"{path}: not a readable Arrow IPC/Feather file, or a truncated one ({first_line(exc)})"
+        ) from None
 
 
 def _plan(path: Path, columns: list[str] | None) -> tuple[list[int], list[str], list[str]]:

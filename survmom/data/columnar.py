@@ -27,7 +27,8 @@ def column_names(path: Path) -> list[str]:
 def declared_types(path: Path) -> dict[str, str]:
     """Column -> "category" or "numeric" as the schema states it (:func:`survmom.data.formats.declared_types`)."""
     pf, raw, names = _open(path)
-    return formats.declared_types(pa.schema([pf.schema_arrow.field(r).with_name(n) for r, n in zip(raw, names, strict=True)]))
+    fields = [pf.schema_arrow.field(r).with_name(n) for r, n in zip(raw, names, strict=True)]
+    return formats.declared_types(pa.schema(fields))
 
 
 def read(path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pd.DataFrame:

@@ -35,9 +35,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from survmom.data.formats import FormatReader, check_batch_rows, rebatch
 from survmom.data.messages import first_line
 from survmom.data.tables import check_file, clean_names, select
-from survmom.data.formats import FormatReader, check_batch_rows, rebatch
 from survmom.errors import DataError
 
 BLOCK_ROWS = 1 << 18  # rows per ReadStat call when streaming: few calls, each block a few tens of MB

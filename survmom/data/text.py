@@ -1,4 +1,4 @@
-"""Delimited text: UTF-8 files with a header row: ``.csv``, ``.tsv``/``.tab``, compressed ``.gz``/``.bz2``/``.zst``/``.xz``.
+"""Delimited UTF-8 text with a header row: ``.csv``, ``.tsv``/``.tab``, each also ``.gz``/``.bz2``/``.zst``/``.xz``.
 
 The delimiter of a ``.csv`` is detected from its first lines (:func:`dialect`): comma, semicolon or tab, the
 one that splits the header and the first rows into the same number of fields (more than one); a

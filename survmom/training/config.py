@@ -45,6 +45,7 @@ def auto_batch(train_rows: int) -> int:
 # Options added after checkpoint format 1 was fixed, with the values that reproduce how older checkpoints trained.
 OPTIONS_ADDED_LATER: dict[str, Any] = {
     "linear_skip": False, "linear_init": False, "linear_penalty": 0.1, "linear_frozen": False, "threads": None,
+    "delimiter": None,
 }
 
 
@@ -59,6 +60,7 @@ class TrainConfig:
     exclude: list[str] | None = None
     categorical: list[str] | None = None  # feature columns read as categories whatever their values
     numeric: list[str] | None = None  # feature columns read as numbers (text parsed; non-numbers refused)
+    delimiter: str | None = None  # of delimited text files; None: detected per file (comma, semicolon, tab)
     loss: str = "cox"
     ties: str = "efron"
     batch: int | None = None  # None: auto_batch(training rows), resolved before training and saved
@@ -209,7 +211,7 @@ _NUMBER_OPTIONS = {"batch": int, "epochs": int, "lr": float, "weight_decay": flo
 
 # Options whose value is text: column names, choices and paths.
 _TEXT_OPTIONS = {"time_col", "event_col", "id_col", "loss", "ties", "activation", "rate_schedule", "val", "device",
-                 "out"}
+                 "out", "delimiter"}
 
 
 def _normalise(key: str, value: Any, source: str) -> Any:
