@@ -28,6 +28,8 @@ from survmom.errors import ConfigError, DataError
 _TYPED: tuple[FormatReader, ...] = (ARROW_IPC, *statistical.READERS)
 _COLUMNAR = (".parquet", ".pq")
 SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
+_SUPPORTED_TEXT = ".csv, .tsv, .tab (each also .gz, .bz2, .zst, .xz), " + ", ".join(
+    s for s in SUPPORTED if s not in text.TEXT_SUFFIXES)
 COLUMN_TYPES = ("numeric", "category", "string")  # read as float64, as Categorical text, as object text
 
 
@@ -117,7 +119,7 @@ def _format(path: Path, delimiter: str | None) -> Any:
     typed = reader_for(path, _TYPED)
     if not (name.endswith(text.TEXT_SUFFIXES) or name.endswith(_COLUMNAR) or typed):
         suffix = "".join(path.suffixes) or "(none)"
-        raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {', '.join(SUPPORTED)})")
+        raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {_SUPPORTED_TEXT})")
     check_file(path)
     if name.endswith(text.TEXT_SUFFIXES):
         return _TextFormat(text.dialect(path, delimiter))

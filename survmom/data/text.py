@@ -105,6 +105,7 @@ def _first_lines(path: Path) -> list[str]:
             chunk = fh.read(_HEADER_PROBE)
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
+    _check_text(path, chunk)
     if chunk.startswith(codecs.BOM_UTF8):
         chunk = chunk[len(codecs.BOM_UTF8):]
     lines = chunk.decode("utf-8", errors="replace").splitlines()
@@ -288,21 +289,7 @@ def _header(path: Path, how: Dialect) -> list[str]:
                 chunk += more
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
-    if not chunk.strip():
-        raise DataError(f"{path}: file is empty (no header row)")
-    magic = {
-        b"PK\x03\x04": "a ZIP/Excel file",
-        b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
-        b"BZh": "bzip2-compressed (name it .csv.bz2)",
-        b"\x28\xb5\x2f\xfd": "zstd-compressed (name it .csv.zst)",
-        b"\xfd7zXZ\x00": "xz-compressed (name it .csv.xz)",
-        b"PAR1": "a Parquet file",
-    }
-    for prefix, what in magic.items():
-        if chunk.startswith(prefix):
-            raise DataError(f"{path}: not a CSV text file (looks like {what})")
-    if b"\x00" in chunk:
-        raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
+    _check_text(path, chunk)
     if chunk.startswith(codecs.BOM_UTF8):
         chunk = chunk[len(codecs.BOM_UTF8) :]
     try:
@@ -324,6 +311,27 @@ def _header(path: Path, how: Dialect) -> list[str]:
                     f"check the file, or pass --delimiter"
                 )
     return names
+
+
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP/Excel file",
+    b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
+    b"BZh": "bzip2-compressed (name it .csv.bz2)",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed (name it .csv.zst)",
+    b"\xfd7zXZ\x00": "xz-compressed (name it .csv.xz)",
+    b"PAR1": "a Parquet file",
+}
+
+
+def _check_text(path: Path, chunk: bytes) -> None:
+    """DataError when the file's first bytes ``chunk`` are empty, or binary or compressed data."""
+    if not chunk.strip():
+        raise DataError(f"{path}: file is empty (no header row)")
+    for prefix, what in _MAGIC.items():
+        if chunk.startswith(prefix):
+            raise DataError(f"{path}: not a CSV text file (looks like {what})")
+    if b"\x00" in chunk:
+        raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
 
 
 def _options(
