@@ -165,3 +165,9 @@ def test_delimiter_option_reads_what_detection_refuses(tmp_path):
     out = tmp_path / "model.pt"
     run_survmom("train", data, "--delimiter", ";", "--epochs", "1", "--quiet", "-o", out, check=True)
     assert torch.load(out, weights_only=True)["config"]["delimiter"] == ";"
+    # Resuming on the saved file reads it as training did; other files are read by the resume's own option.
+    run_survmom("resume", out, "--epochs", "2", "--quiet", check=True)
+    assert torch.load(out, weights_only=True)["progress"]["epoch"] == 2
+    result = run_survmom("resume", out, "--epochs", "3", "--data", data, "--quiet")
+    assert result.returncode == 2 and "--delimiter" in result.stderr
+    run_survmom("resume", out, "--epochs", "3", "--data", data, "--delimiter", ";", "--quiet", check=True)

@@ -219,7 +219,9 @@ def resume(
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Continue training from a checkpoint, exactly where it stopped."""
-    overrides: dict[str, Any] = {"quiet": quiet, "delimiter": delimiter}  # each command's files: its own option
+    overrides: dict[str, Any] = {"quiet": quiet}
+    if delimiter is not None or data is not None:  # the saved one is for the saved data file only
+        overrides["delimiter"] = delimiter
     if device is not None:
         overrides["device"] = device
     if out is not None:
