@@ -171,3 +171,13 @@ def test_delimiter_option_reads_what_detection_refuses(tmp_path):
     result = run_survmom("resume", out, "--epochs", "3", "--data", data, "--quiet")
     assert result.returncode == 2 and "--delimiter" in result.stderr
     run_survmom("resume", out, "--epochs", "3", "--data", data, "--delimiter", ";", "--quiet", check=True)
+
+
+@pytest.mark.parametrize("name", ["european.csv", "data.dta"])
+def test_evaluate_reads_each_format_as_the_csv(name, reference, tmp_path):
+    data = tmp_path / name
+    WRITERS[name](_cohort(), data)
+    want = run_survmom("evaluate", reference["model"], reference["data"], "--json", check=True)
+    got = run_survmom("evaluate", reference["model"], data, "--json", check=True)
+    assert got.stdout.replace(str(data), "DATA") == want.stdout.replace(str(reference["data"]), "DATA")
+    assert ("read as semicolon-separated with decimal commas" in got.stderr) == (name == "european.csv")
