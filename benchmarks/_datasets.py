@@ -113,6 +113,6 @@ def survmom_source() -> dict[str, str]:
 
     folder = Path(survmom.__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     return {"path": str(folder), "sha256": digest.hexdigest()[:16]}

@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "survmom"
 # What each layer may import from survmom (besides its own package and the shared leaf modules).
-SHARED = {"survmom", "survmom.errors", "survmom.atomic", "survmom.system"}
+SHARED = {"survmom", "survmom.errors", "survmom.atomic", "survmom.system", "survmom.choices"}
 ALLOWED = {
     "core": set(),
     "data": set(),
@@ -47,7 +47,7 @@ def test_each_layer_imports_only_the_layers_below_it(layer):
 
 
 def test_shared_modules_import_no_layer():
-    for name in ("errors.py", "atomic.py", "system.py"):
+    for name in ("errors.py", "atomic.py", "system.py", "choices.py"):
         imports = _survmom_imports(PACKAGE / name)
         assert imports <= SHARED, (name, imports)
 

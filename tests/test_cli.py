@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import torch
 
 from survmom.core.metrics import concordance_index
+from survmom.training.checkpoint import FORMAT_VERSION, content_checksum, save_state
 
 from cli_runner import run_survmom
 
@@ -96,6 +99,78 @@ def test_predictions_use_the_target_network_of_the_checkpoint(trained):
         expected = net(torch.from_numpy(pre.transform(frame, path=Path("x"))))[:, 0].double().numpy()
     result = survmom("predict", trained["cox"], SAMPLE / "new_patients.csv")
     np.testing.assert_allclose(pd.read_csv(io.StringIO(result.stdout))["log_hazard"], expected, rtol=1e-6)
+
+
+def test_checkpoint_carries_the_sha256_of_its_content_and_loads_weights_only(trained):
+    state = load(trained["cox"])
+    assert state["format_version"] == FORMAT_VERSION == 2
+    content = {key: value for key, value in state.items() if key != "checksum"}
+    assert len(state["checksum"]) == 64 and state["checksum"] == content_checksum(content)
+
+
+def test_the_checksum_reads_dict_items_in_key_order_and_tensors_by_dtype_shape_and_bytes():
+    base = {"a": torch.arange(6, dtype=torch.int32), "b": [1, 2.0, None, "x"], "c": {0: True}}
+    same = {"c": {0: True}, "b": [1, 2.0, None, "x"], "a": torch.arange(6, dtype=torch.int32)}
+    assert content_checksum(base) == content_checksum(same)
+    changed = [
+        {**base, "a": torch.arange(6, dtype=torch.int32).reshape(2, 3)},  # same bytes, other shape
+        {**base, "a": torch.arange(6, dtype=torch.int32).view(torch.float32)},  # same bytes, other dtype
+        {**base, "a": torch.tensor([0, 1, 2, 3, 4, 6], dtype=torch.int32)},
+        {**base, "b": (1, 2.0, None, "x")},  # a tuple is not a list
+        {**base, "b": [1, 2.0, None, "y"]},
+        {**base, "b": [1.0, 2.0, None, "x"]},  # 1.0 is not 1
+        {**base, "c": {0: 1}},  # 1 is not True
+        {**base, "c": {"0": True}},
+    ]
+    digests = {content_checksum(value) for value in changed}
+    assert content_checksum(base) not in digests and len(digests) == len(changed)
+    assert content_checksum({"x": 0.0}) != content_checksum({"x": -0.0})
+    assert content_checksum({"x": float("nan")}) == content_checksum({"x": float("nan")})
+
+
+def _flip_tensor_byte(path: Path, out: Path) -> None:
+    """Copy ``path`` to ``out`` with one bit flipped in the middle of its largest tensor's data record."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        record = max((info for info in archive.infolist() if "/data/" in info.filename), key=lambda i: i.file_size)
+    assert record.compress_type == zipfile.ZIP_STORED
+    name_length, extra_length = struct.unpack("<HH", raw[record.header_offset + 26 : record.header_offset + 30])
+    raw[record.header_offset + 30 + name_length + extra_length + record.file_size // 2] ^= 0x01
+    out.write_bytes(raw)
+
+
+@pytest.mark.parametrize("command", ["predict", "inspect", "evaluate", "resume"])
+def test_a_flipped_byte_in_tensor_data_is_refused_with_one_line_and_exit_2(trained, tmp_path, command):
+    damaged = tmp_path / "damaged.pt"
+    _flip_tensor_byte(trained["cox"], damaged)
+    original, flipped = load(trained["cox"]), load(damaged)  # torch itself reads the damaged file
+    assert original.keys() == flipped.keys()
+    args = {"predict": [SAMPLE / "new_patients.csv"], "inspect": [], "evaluate": [SAMPLE / "cohort.csv"],
+            "resume": ["--epochs", "5"]}[command]
+    result = survmom(command, damaged, *args, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"error: {damaged}: checkpoint content does not match its checksum (the file is damaged)"]
+
+
+@pytest.mark.parametrize("edit", ["config", "history", "progress", "tensor", "new key"])
+def test_plain_data_edits_without_a_new_checksum_are_refused(trained, tmp_path, edit):
+    state = load(trained["cox"])
+    if edit == "config":
+        state["config"]["lr"] = 0.5
+    elif edit == "history":
+        state["history"][0]["loss"] += 1e-12
+    elif edit == "progress":
+        state["progress"]["epoch"] = 2
+    elif edit == "tensor":
+        state["prediction"]["baseline_cumhaz"][0] += 1e-9
+    else:
+        state["note"] = "added"
+    torch.save(state, tmp_path / "edited.pt")
+    result = survmom("inspect", tmp_path / "edited.pt", "--json", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: {tmp_path / 'edited.pt'}: checkpoint content does not match its "
+                                     "checksum (the file is damaged)")
 
 
 def test_inspect_json_reports_progress_bank_and_ema(trained):
@@ -257,8 +332,7 @@ def test_progress_reports_the_linear_start_as_epoch_zero(tmp_path):
 
 def test_commands_import_with_the_collector_paused_then_freeze_and_reenable_it(trained):
     """The heavy imports run with the cyclic collector off; it is on again for the work (a long training
-    must still collect cycles); at the end the live objects are frozen and the process ends through
-    ``_exit_now`` (no interpreter teardown), with the command's exit code and its output flushed."""
+    must still collect cycles), with the objects alive after the imports frozen."""
     code = f"""
 import gc, sys
 import survmom.app.cli as cli
@@ -272,14 +346,12 @@ def watched():
     states.append(("after", gc.isenabled(), gc.get_freeze_count() > 0))
 import contextlib
 cli._collector_paused = contextlib.contextmanager(watched)
-original_exit = cli._exit_now
-def exit_now(code):
-    print(states, gc.isenabled(), gc.get_freeze_count() > 0, code, file=sys.stderr)
-    original_exit(code)
-cli._exit_now = exit_now
 sys.argv = ["survmom", "predict", {str(trained["cox"])!r}, {str(SAMPLE / "new_patients.csv")!r}]
-cli.main()
-print("not reached", file=sys.stderr)
+try:
+    cli.main()
+except SystemExit as done:
+    print(states, gc.isenabled(), gc.get_freeze_count() > 0, done.code, file=sys.stderr)
+    raise
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -375,8 +447,8 @@ def test_resume_refuses_a_validation_file_that_changed_or_is_gone(tmp_path):
 
 def test_a_cox_checkpoint_without_its_baseline_is_a_clear_error(trained, tmp_path):
     state = load(trained["cox"])
-    del state["prediction"]
-    torch.save(state, tmp_path / "edited.pt")
+    del state["prediction"]["baseline_cumhaz"]
+    save_state(state, tmp_path / "edited.pt")
     result = survmom("predict", tmp_path / "edited.pt", SAMPLE / "new_patients.csv", check=False)
     assert result.returncode == 2 and "no Cox baseline" in result.stderr and "edited.pt" in result.stderr
     assert result.stdout == ""
@@ -462,7 +534,7 @@ def test_default_evaluation_times_are_observed_event_times(trained):
 def test_inspect_says_a_checkpoint_was_interrupted_mid_epoch(trained, tmp_path):
     state = load(trained["cox"])
     state["progress"]["batch_index"] = 7
-    torch.save(state, tmp_path / "mid.pt")
+    save_state(state, tmp_path / "mid.pt")
     assert "interrupted in epoch 4 after 7 step(s)" in survmom("inspect", tmp_path / "mid.pt").stderr
 
 
@@ -470,33 +542,3 @@ def test_evaluate_on_rows_with_a_single_time_says_so(trained, tmp_path):
     pd.read_csv(SAMPLE / "cohort.csv").head(1).to_csv(tmp_path / "one.csv", index=False)
     result = survmom("evaluate", trained["cox"], tmp_path / "one.csv", check=False)
     assert result.returncode == 2 and "one.csv: every row has the time" in result.stderr
-
-
-@pytest.mark.parametrize(("code", "status", "printed"), [(3, 3, ""), (None, 0, ""), ("boom", 1, "boom")])
-def test_the_fast_exit_flushes_output_runs_atexit_handlers_and_keeps_the_exit_code(code, status, printed):
-    program = f"""
-import atexit, sys
-from survmom.app.cli import _exit_now
-atexit.register(lambda: print("atexit ran", file=sys.stderr))
-sys.stdout.write("buffered output")
-_exit_now({code!r})
-"""
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == status
-    assert result.stdout == "buffered output"
-    assert result.stderr.splitlines() == [line for line in (printed, "atexit ran") if line]
-
-
-def test_the_fast_exit_waits_for_a_running_thread_through_the_normal_exit():
-    program = """
-import sys, threading, time
-from survmom.app.cli import _exit_now
-worker = threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished", file=sys.stderr)))
-worker.start()
-_exit_now(4)
-print("returned", file=sys.stderr)
-sys.exit(4)
-"""
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 4
-    assert result.stderr.splitlines() == ["returned", "thread finished"]

@@ -1,5 +1,6 @@
 """TrainConfig: defaults, validation, YAML loading and derived values."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,86 @@ def test_every_config_field_is_a_train_option_and_grad_clip_inf_turns_clipping_o
     assert torch.load(tmp_path / "m.pt", weights_only=True)["config"]["grad_clip"] == float("inf")
     refused = run_survmom("train", data, "--grad-clip", "0", "-q", "-o", tmp_path / "n.pt")
     assert refused.returncode == 2 and "--grad-clip must be positive" in refused.stderr
+
+
+def _captured_train(monkeypatch, *args: str) -> TrainConfig:
+    """The TrainConfig that ``survmom train data.csv *args`` hands to the workflow (nothing is trained)."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from survmom.app import cli
+
+    seen = []
+
+    def train_from_file(config, data, make_reporter):
+        seen.append(config)
+        return SimpleNamespace(best_metric=None, interrupted=False, stopped_early=False, epochs_done=0,
+                               checkpoint="m.pt")
+
+    monkeypatch.setattr(cli, "_workflow", lambda: SimpleNamespace(train_from_file=train_from_file))
+    result = CliRunner().invoke(cli.app, ["train", "data.csv", *args])
+    assert result.exit_code == 0, result.output
+    return seen[0]
+
+
+def test_train_without_options_runs_with_the_config_defaults(monkeypatch):
+    assert _captured_train(monkeypatch) == TrainConfig()
+
+
+def test_train_options_are_generated_from_the_config_fields_with_their_names_and_short_flags(monkeypatch):
+    config = _captured_train(monkeypatch, "--categorical", "a,b", "--numeric", "c", "--hidden", "8", "-o", "x.pt",
+                             "-q", "--no-linear-skip", "--val", "v.csv", "--patience", "3", "--ties", "breslow")
+    assert (config.categorical, config.numeric, config.hidden, config.out, config.quiet) == (["a", "b"], ["c"], [8],
+                                                                                            "x.pt", True)
+    assert (config.linear_skip, config.val, config.patience, config.ties) == (False, "v.csv", 3, "breslow")
+
+
+def test_train_help_shows_each_field_with_its_help_and_default():
+    import typer.main
+
+    from survmom.app import cli
+
+    command = typer.main.get_command(cli.app).commands["train"]
+    options = {param.name: param for param in command.params}
+    for field in dataclasses.fields(TrainConfig):
+        assert field.metadata["help"] and options[field.name].help == field.metadata["help"], field.name
+    assert options["hidden"].default == "64,64" and options["epochs"].default == 40
+    assert set(options["out"].opts) == {"--out", "-o"} and set(options["quiet"].opts) == {"--quiet", "-q"}
+    assert options["batchnorm"].secondary_opts == ["--no-batchnorm"]
+
+
+def test_resume_overrides_reuse_the_train_options_definitions(monkeypatch):
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from survmom.app import cli
+
+    seen = []
+
+    def resume_from_checkpoint(checkpoint, epochs, data, out, make_reporter, overrides):
+        seen.append((epochs, out, overrides))
+        return SimpleNamespace(best_metric=None, interrupted=False, stopped_early=False, epochs_done=0,
+                               checkpoint="m.pt")
+
+    monkeypatch.setattr(cli, "_workflow", lambda: SimpleNamespace(resume_from_checkpoint=resume_from_checkpoint))
+    runner = CliRunner()
+    overridden = runner.invoke(cli.app, ["resume", "m.pt", "--epochs", "5", "-o", "n.pt", "--device", "cpu", "-q"])
+    assert overridden.exit_code == 0, overridden.output
+    assert runner.invoke(cli.app, ["resume", "m.pt"]).exit_code == 0
+    assert seen == [(5, Path("n.pt"), {"out": "n.pt", "device": "cpu", "quiet": True}), (None, None, {"quiet": False})]
+
+
+def test_the_choice_lists_live_in_one_module_used_by_config_and_core():
+    from survmom import choices
+    from survmom.core import ema, losses, model, momentum
+    from survmom.training import config
+
+    assert config.LOSSES is choices.LOSSES is momentum.BUILTIN_LOSSES
+    assert config.TIES is choices.TIES is losses._TIES
+    assert config.RATE_SCHEDULES is choices.RATE_SCHEDULES is ema.SCHEDULES
+    assert list(model.ACTIVATIONS) == list(choices.ACTIVATIONS) and config.ACTIVATIONS is choices.ACTIVATIONS
+    assert model.ACTIVATIONS["silu"] is torch.nn.SiLU
+    with pytest.raises(ConfigError, match="--activation must be one of relu, selu, gelu, silu, tanh, elu"):
+        TrainConfig.from_dict({"activation": "swish"})

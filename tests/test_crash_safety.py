@@ -36,7 +36,7 @@ from rich.console import Console
 from survmom.app.progress import QuietReporter
 from survmom.errors import TrainingDiverged
 from survmom.training import workflow
-from survmom.training.checkpoint import load_checkpoint
+from survmom.training.checkpoint import read_checkpoint
 from survmom.training.config import TrainConfig
 from survmom.training.trainer import Trainer
 
@@ -161,7 +161,7 @@ def _kill_and_resume(number: int, data: Path, folder: Path) -> Trial:
     trial = Trial(number, epoch, moment, existed=out.exists(), leftovers=tuple(temporary_files(folder)))
     if trial.existed:
         trial.epoch_on_disk = torch.load(out, weights_only=True)["progress"]["epoch"]
-        load_checkpoint(out)  # a complete survmom checkpoint, not just a loadable pickle
+        read_checkpoint(out)  # a complete survmom checkpoint, not just a loadable pickle
         if trial.epoch_on_disk < 6:  # a finished run has nothing left to resume
             trial.resume = survmom("resume", out)
     return trial
@@ -239,7 +239,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint_exits_130_and_resume_is_bit_identic
     stderr = "".join(seen) + process.communicate(timeout=300)[1]
     assert process.returncode == 130, stderr
     assert "interrupted after" in stderr and f"survmom resume {out}" in stderr and "Traceback" not in stderr
-    progress = load_checkpoint(out)["progress"]
+    progress = read_checkpoint(out).progress
     assert 1 <= progress["epoch"] < 6
     resumed = survmom("resume", out)
     assert resumed.returncode == 0, resumed.stderr
@@ -270,7 +270,7 @@ def test_an_interrupt_in_the_middle_of_an_epoch_resumes_exactly_at_that_batch(da
     workflow.train_from_file(_config(full), data, lambda config: silent())
     result = workflow.train_from_file(_config(stopped), data, lambda config: _SignalAtStep(15 + 6))
     assert result.interrupted
-    progress = load_checkpoint(stopped)["progress"]
+    progress = read_checkpoint(stopped).progress
     assert (progress["epoch"], progress["batch_index"], progress["step"]) == (1, 6, 21)
     workflow.resume_from_checkpoint(stopped, None, None, None, lambda config: silent(), {})
     assert_same_model(stopped, full)
@@ -308,13 +308,13 @@ def _poison_at(monkeypatch, epoch: int, batch: int, network: str) -> None:
 def _saves(monkeypatch) -> list[bytes]:
     """Record the bytes of the checkpoint file after every successful save."""
     saved: list[bytes] = []
-    original = workflow.save_checkpoint
+    original = workflow.write_checkpoint
 
-    def save(state, path):
-        original(state, path)
+    def save(path, *parts):
+        original(path, *parts)
         saved.append(Path(path).read_bytes())
 
-    monkeypatch.setattr(workflow, "save_checkpoint", save)
+    monkeypatch.setattr(workflow, "write_checkpoint", save)
     return saved
 
 
@@ -325,7 +325,7 @@ def test_a_nan_loss_in_epoch_2_names_epoch_and_step_and_keeps_the_epoch_1_checkp
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 5"):
         workflow.train_from_file(_config(out), data, lambda config: silent())
     assert len(saved) == 1 and out.read_bytes() == saved[0]
-    assert load_checkpoint(out)["progress"]["epoch"] == 1
+    assert read_checkpoint(out).progress["epoch"] == 1
     assert temporary_files(tmp_path) == []
 
 
@@ -361,7 +361,7 @@ def test_two_runs_writing_the_same_out_at_once_leave_one_complete_run(data, refe
     for name, process in runs.items():
         stderr = process.communicate(timeout=300)[1]
         assert process.returncode == 0, f"{name}: {stderr}"
-    load_checkpoint(shared)
+    read_checkpoint(shared)
     matches = []
     for complete in (reference, tmp_path / "seed8.pt"):
         try:
@@ -374,17 +374,16 @@ def test_two_runs_writing_the_same_out_at_once_leave_one_complete_run(data, refe
 
 
 def test_a_stale_temporary_file_does_not_disturb_the_next_save(tmp_path):
-    from survmom.training.checkpoint import save_checkpoint
+    from survmom.training.checkpoint import save_state
 
     out = tmp_path / "model.pt"
     stale = tmp_path / ".model.pt.abc123.tmp"
     stale.write_bytes(b"half a checkpoint")
-    state = {"format": "survmom-checkpoint", "format_version": 1, "config": {}, "momentum": {"w": torch.ones(3)},
-             "preprocessing": {}, "progress": {}}
-    save_checkpoint(state, out)
-    assert torch.equal(load_checkpoint(out)["momentum"]["w"], torch.ones(3))
+    state = {"format": "survmom-checkpoint", "momentum": {"w": torch.ones(3)}}
+    save_state(state, out)
+    assert torch.equal(torch.load(out, weights_only=True)["momentum"]["w"], torch.ones(3))
     assert stale.read_bytes() == b"half a checkpoint"
     shutil.copyfile(out, tmp_path / "copy.pt")
-    save_checkpoint(state, out)
+    save_state(state, out)
     assert out.read_bytes() == (tmp_path / "copy.pt").read_bytes()
     assert temporary_files(tmp_path) == [stale.name]

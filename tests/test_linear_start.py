@@ -241,12 +241,6 @@ def test_a_random_start_is_not_a_candidate(rossi):
     assert trainer.best_epoch >= 1
 
 
-def test_old_checkpoint_configs_train_as_before():
-    config = TrainConfig.from_checkpoint({"loss": "cox"})
-    assert (config.linear_init, config.linear_frozen) == (False, False)
-    assert TrainConfig.from_checkpoint({"linear_init": True, "linear_frozen": True}).linear_frozen
-
-
 def test_wide_inputs_use_fewer_rows_so_memory_stays_bounded(monkeypatch):
     import survmom.core.linear_start as module
 

@@ -639,10 +639,12 @@ def test_an_id_column_named_like_a_prediction_column_is_refused_at_train(tmp_pat
 
 def test_predict_refuses_an_id_column_that_a_prediction_would_replace(trained, tmp_path) -> None:
     """A checkpoint from before train's check, trained with --id-col risk: predict stops before writing."""
+    from survmom.training.checkpoint import save_state
+
     state = torch.load(trained["model"], weights_only=True)
     state["config"]["id_col"] = "risk"
     model, data, out = tmp_path / "old.pt", tmp_path / "c.csv", tmp_path / "p.csv"
-    torch.save(state, model)
+    save_state(state, model)
     cohort().rename(columns={"id": "risk"}).to_csv(data, index=False)
     one_error_line(survmom("predict", model, data, "-o", out),
                    "the id column 'risk' has the name of a prediction column, which would replace the ids")

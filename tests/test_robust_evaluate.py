@@ -74,7 +74,7 @@ def reference_brier(checkpoint: Path, data: Path, times: list[float]) -> np.ndar
     outcomes = read_outcomes(data, model.config, model.preprocessor)
     surv = model.survival(model.estimates(outcomes.x), times).numpy()
     event, time = outcomes.event, np.array(outcomes.time, dtype=np.float64)
-    train = model.state["train_outcomes"]
+    train = torch.load(checkpoint, weights_only=True)["train_outcomes"]
 
     def g(at: np.ndarray) -> np.ndarray:
         at = torch.tensor(at, dtype=torch.float64)

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from survmom.errors import CheckpointError
-from survmom.training.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint
+from survmom.training.checkpoint import FORMAT, FORMAT_VERSION, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 REFUSAL = "it contains pickled objects that are not plain data; refusing to run them"
@@ -95,11 +95,11 @@ def test_the_payload_is_real_when_loaded_unsafely(variant, tmp_path):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_load_checkpoint_refuses_the_payload_without_running_it(variant, tmp_path):
+def test_read_checkpoint_refuses_the_payload_without_running_it(variant, tmp_path):
     marker = tmp_path / "pwned"
     path = VARIANTS[variant](marker, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="refusing to run them") as error:
-        load_checkpoint(path)
+        read_checkpoint(path)
     assert str(error.value).startswith(f"{path}: not a readable survmom checkpoint")
     assert not marker.exists()
 

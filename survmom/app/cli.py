@@ -6,20 +6,23 @@ Exit codes: 0 success, 1 internal error, 2 bad input or options (one line on std
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import dataclasses
 import errno
 import functools
 import gc
 import json
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
+from inspect import Parameter, Signature, signature
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from survmom.choices import DEVICES
+from survmom.training.config import OPTION_TYPES, TrainConfig
 
 app = typer.Typer(
     name="survmom",
@@ -32,8 +35,23 @@ app = typer.Typer(
 DEBUG_HELP = "Show the full traceback on errors."
 FORMATS_HELP = (".csv, .tsv/.tab (also .gz, .bz2, .zst, .xz), .parquet, .feather/.arrow/.ipc, Stata .dta, "
                 "SPSS .sav, SAS .sas7bdat/.xpt.")
-DELIMITER_HELP = ("Delimiter of .csv/.tsv files (one character, or 'tab'); default: detected per file from its "
-                  "first lines (comma, semicolon with decimal commas, or tab).")
+DELIMITER_HELP = TrainConfig.__dataclass_fields__["delimiter"].metadata["help"]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from survmom import __version__
+
+        typer.echo(f"survmom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _survmom(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print survmom's version and exit."),
+) -> None:
+    """Train deep survival models (Cox, Weibull AFT) with a Momentum target network and memory bank."""
 
 
 @contextlib.contextmanager
@@ -41,10 +59,10 @@ def _collector_paused() -> Iterator[None]:
     """Import the heavy libraries (torch, pandas, pyarrow) with the cyclic garbage collector off.
 
     Importing them allocates hundreds of thousands of long-lived objects, and every burst of allocations
-    starts a collection that finds nothing to free: ``import torch, pandas`` takes ~0.15 s less this way
-    (2 cores). The objects alive afterwards (modules, classes, functions) are then frozen (``gc.freeze``),
-    so that no later collection walks them again (the first one after the imports would take ~0.1 s), and
-    the collector is back on, as the caller had it, before any data is read or trained on.
+    starts a collection that finds nothing to free. The objects alive afterwards (modules, classes,
+    functions) are then frozen (``gc.freeze``), so that no later collection walks them again, and the
+    collector is back on, as the caller had it, before any data is read or trained on. What this saves end
+    to end is in BENCHMARKS.md.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -130,105 +148,91 @@ def _explicit(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
+def _config_options(overrides: dict[str, tuple[Any, str | None]] | None = None) -> Callable[..., Any]:
+    """Give a command one option per :class:`~survmom.training.config.TrainConfig` field, with the field's
+    default, help and option names, placed before the command's own options; the command takes them as
+    ``**options``. ``overrides``: only these fields, each with its own (default, help); help None: the field's.
+    """
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in signature(command, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        first = next(i for i, p in enumerate(own) if isinstance(p.default, typer.models.OptionInfo))
+        added = []
+        for field in dataclasses.fields(TrainConfig):
+            if overrides is None:
+                default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+                added.append(_option(field, default, field.metadata["help"]))
+            elif field.name in overrides:
+                default, help_ = overrides[field.name]
+                added.append(_option(field, default, help_ or field.metadata["help"]))
+        parameters = [*own[:first], *added, *own[first:]]
+        command.__signature__ = Signature(  # type: ignore[attr-defined]
+            [p if p.name == "ctx" else p.replace(kind=p.KEYWORD_ONLY) for p in parameters])
+        return command
+
+    return decorate
+
+
+def _option(field: dataclasses.Field, default: Any, help_: str) -> Parameter:
+    """The Typer option of a config field: a list is comma-separated text (``--hidden 64,64``), a file path a
+    Path; the option names are ``--field-name`` (``--x/--no-x`` for a flag) unless the field gives its own."""
+    kind, _ = OPTION_TYPES[field.name]
+    if field.metadata["path"]:
+        kind = Path
+    elif kind is list:
+        kind = str
+        default = default if default is None else ",".join(map(str, default))
+    option = typer.Option(default, *field.metadata["flags"], help=help_)
+    return Parameter(field.name, Parameter.KEYWORD_ONLY, default=option,
+                     annotation=kind if default is not None else Optional[kind])
+
+
 @app.command()
 @handles_errors
+@_config_options()
 def train(
     ctx: typer.Context,
     data: Path = typer.Argument(..., help="Training data, one row per subject: " + FORMATS_HELP),
-    time_col: str = typer.Option("time", help="Column with the event or censoring time (> 0 for weibull)."),
-    event_col: str = typer.Option("event", help="Column with the event flag: 1/0, true/false, yes/no."),
-    id_col: Optional[str] = typer.Option(None, help="Identifier column: not a feature, copied to predictions."),
-    features: Optional[str] = typer.Option(None, help="Comma-separated feature columns (default: all others)."),
-    exclude: Optional[str] = typer.Option(None, help="Comma-separated columns to leave out of the features."),
-    categorical: Optional[str] = typer.Option(
-        None, help="Comma-separated feature columns to treat as categories (codes such as a centre or ZIP)."
-    ),
-    numeric: Optional[str] = typer.Option(
-        None, help="Comma-separated feature columns to treat as numbers (text must parse as numbers)."
-    ),
-    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
-    loss: str = typer.Option("cox", help="Survival loss: cox (partial likelihood) or weibull (AFT)."),
-    ties: str = typer.Option("efron", help="Cox tie handling: efron or breslow."),
-    batch: Optional[int] = typer.Option(
-        None, help="Rows per training step (default: 32; above 16,000 training rows: rows/500)."
-    ),
-    epochs: int = typer.Option(40, help="Maximum number of passes over the training rows."),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
-    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay."),
-    grad_clip: float = typer.Option(5.0, help="Scale each step's gradient to at most this L2 norm (inf: no clipping)."),
-    hidden: str = typer.Option("64,64", help="Hidden layer widths, comma-separated ('' for a linear model)."),
-    dropout: float = typer.Option(0.1, help="Dropout after each hidden layer (online network only)."),
-    activation: str = typer.Option("relu", help="Hidden activation: relu, selu, gelu, silu, tanh or elu."),
-    batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="BatchNorm after each hidden layer."),
-    linear_skip: bool = typer.Option(True, "--linear-skip/--no-linear-skip",
-                                     help="Add a linear path: output = linear(x) + MLP(x), MLP starting at zero."),
-    linear_init: bool = typer.Option(True, "--linear-init/--no-linear-init",
-                                     help="Start the linear path (or a network without hidden layers) at a "
-                                          "ridge-penalised linear Cox / Weibull AFT fit."),
-    linear_penalty: float = typer.Option(
-        0.1, help="Ridge penalty of that fit: mean negative log-likelihood + penalty/2 × ||w||² (standardised x)."
-    ),
-    linear_frozen: bool = typer.Option(True, "--linear-frozen/--no-linear-frozen",
-                                       help="Keep the fitted linear path fixed; train only the MLP correction."),
-    bank_steps: Optional[int] = typer.Option(None, help="Memory bank size in batches (bank = steps × batch)."),
-    bank_size: Optional[int] = typer.Option(None, help="Memory bank size in samples (default: 2048); 0 disables."),
-    rate: float = typer.Option(0.999, help="EMA rate m of the target network, in [0, 1]."),
-    rate_schedule: str = typer.Option("constant", help="EMA rate schedule: constant or cosine (towards 1)."),
-    rate_warmup: bool = typer.Option(True, "--rate-warmup/--no-rate-warmup",
-                                      help="Warm the EMA rate up as min(m, (1+n)/(10+n)) over n updates."),
-    val_frac: float = typer.Option(0.2, help="Fraction of rows held out for validation, stratified by event."),
-    val: Optional[Path] = typer.Option(None, help="Validation file instead of a random split."),
-    patience: Optional[int] = typer.Option(10, help="Stop after this many epochs without a better validation C-index."),
-    seed: int = typer.Option(0, help="Random seed (split, initialisation, batches, dropout)."),
-    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
-    threads: Optional[int] = typer.Option(
-        None, help="CPU threads for training (default: 1, fastest for small batches; 0: torch's default)."
-    ),
-    out: Path = typer.Option(Path("model.pt"), "--out", "-o", help="Checkpoint file to write."),
     config: Optional[Path] = typer.Option(None, help="YAML file of options; flags given here override it."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
+    **options: Any,
 ) -> None:
     """Train a survival MLP inside the Momentum wrapper and save a resumable checkpoint."""
-    from survmom.training.config import TrainConfig, load_yaml
+    from survmom.training.config import load_yaml
 
     values: dict[str, Any] = {}
     if config is not None:
         values.update(load_yaml(config))
-    names = [f for f in TrainConfig.__dataclass_fields__ if f in ctx.params]
-    for name in names:
+    for name, value in options.items():
         if _explicit(ctx, name) or name not in values:
-            values[name] = ctx.params[name]
-    for name in ("val", "out"):
-        if values.get(name) is not None:
-            values[name] = str(values[name])
+            values[name] = str(value) if isinstance(value, Path) else value
     resolved = TrainConfig.from_dict(values, source=str(config) if config else "options")
     _train_or_resume(lambda make: _workflow().train_from_file(resolved, data, make))
 
 
 @app.command()
 @handles_errors
+@_config_options({
+    "epochs": (None, "Train until this many epochs in total (default: as saved)."),
+    "out": (None, "Write to this file (default: the checkpoint)."),
+    "device": (None, f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]} (default: as saved)."),
+    "quiet": (False, None),
+    "delimiter": (None, "Delimiter of the --data file (default: as training read the saved file; detected for "
+                        "another file)."),
+})
 def resume(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    epochs: Optional[int] = typer.Option(None, help="Train until this many epochs in total (default: as saved)."),
     data: Optional[Path] = typer.Option(None, help="Training data to use instead of the saved path (same schema)."),
-    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file (default: the checkpoint)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda (default: as saved)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors only."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
+    **options: Any,
 ) -> None:
     """Continue training from a checkpoint, exactly where it stopped."""
-    overrides: dict[str, Any] = {"quiet": quiet}
-    if delimiter is not None or data is not None:  # the saved one is for the saved data file only
-        overrides["delimiter"] = delimiter
-    if device is not None:
-        overrides["device"] = device
-    if out is not None:
-        overrides["out"] = str(out)
-    _train_or_resume(
-        lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides)
-    )
+    epochs, out = options.pop("epochs"), options["out"]
+    overrides = {name: str(value) if isinstance(value, Path) else value
+                 for name, value in options.items() if value is not None}
+    if data is not None:  # the saved delimiter is the saved data file's: another file is detected on its own
+        overrides.setdefault("delimiter", None)
+    _train_or_resume(lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides))
 
 
 def _workflow():
@@ -350,45 +354,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def main() -> None:
-    """Console-script entry point.
-
-    When a command has finished (its files written and closed, or its error reported), the process ends
-    without the interpreter's teardown: after torch, pandas and pyarrow are loaded, tearing down their
-    modules and objects takes 0.15-0.4 s of every command, and frees memory that the operating system takes
-    back anyway. The standard streams are flushed and the ``atexit`` handlers run first; the exit code is the
-    command's. Anything else (an exception that escaped the commands) takes the usual way out.
-    """
-    try:
-        app()
-    except SystemExit as done:
-        gc.freeze()  # should the fast exit below not be taken, the final collection skips these objects
-        _exit_now(done.code)
-        raise
-
-
-def _exit_now(code: Any) -> None:
-    """Flush stdout and stderr, run the ``atexit`` handlers and end the process with ``code`` (as ``sys.exit``
-    reads it: None is 0, an int itself, anything else is printed to stderr and gives 1).
-
-    Returns without exiting while another non-daemon thread runs: the interpreter's own exit waits for it.
-    """
-    if any(thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
-           for thread in threading.enumerate()):
-        return
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    status = 0 if code is None else code
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach its reader
-            if stream is sys.stdout and status == 0:
-                status = 141
-    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is not None:
-        run_exit_handlers()
-    os._exit(status)
+    """Console-script entry point."""
+    app()
 
 
 if __name__ == "__main__":

@@ -43,10 +43,10 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
     if given:
         check_times(times, source, hint)
     model = load_model(checkpoint)
-    state = model.state
+    saved = model.checkpoint
     if not given:
         source, hint = f"{checkpoint}: default evaluation times", "; pass --times"
-        times = [float(t) for t in state.get("event_time_quantiles", [])]
+        times = list(saved.event_time_quantiles)
         if not times:
             raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
         check_times(times, source, hint)
@@ -56,8 +56,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
     if notice and warn is not None:
         warn(notice)
     event, time = _outcome_tensors(outcomes.event, outcomes.time, data)
-    train_event = torch.as_tensor(state["train_outcomes"]["event"])
-    train_time = torch.as_tensor(state["train_outcomes"]["time"], dtype=torch.float64)
+    train_event, train_time = saved.train_event, saved.train_time
     _check_follow_up(times, source, hint, data, time)
     _check_censoring(times, source, hint, checkpoint, train_event, train_time)
     eval_times = torch.tensor(times, dtype=torch.float64)

@@ -34,7 +34,7 @@ from survmom.data import (
 )
 from survmom.data.table_writers import WRITERS, write_csv, writer_for
 from survmom.errors import CheckpointError, ConfigError, DataError
-from survmom.training.checkpoint import load_checkpoint
+from survmom.training.checkpoint import Checkpoint, read_checkpoint
 from survmom.training.config import PREDICTION_COLUMNS, TrainConfig
 from survmom.training.trainer import backbone_from_config
 
@@ -86,7 +86,7 @@ class LoadedModel:
     time_scale: float
     baseline_times: torch.Tensor | None
     baseline_cumhaz: torch.Tensor | None
-    state: dict[str, Any]
+    checkpoint: Checkpoint
 
     @torch.no_grad()
     def estimates(self, x: np.ndarray) -> torch.Tensor:
@@ -135,29 +135,17 @@ class LoadedModel:
 
 
 def load_model(path: Path) -> LoadedModel:
-    """Load a checkpoint's config, preprocessing and the target weights used for prediction."""
-    state = load_checkpoint(path)
+    """The checkpoint's target network (best validated weights) with its preprocessing, ready to predict."""
+    saved = read_checkpoint(path)
     try:
-        config = TrainConfig.from_checkpoint(state["config"], source=str(path))
-        preprocessor = Preprocessor.from_state(state["preprocessing"])
-        network = backbone_from_config(config, len(preprocessor.feature_names))
-        weights = state["best"]["target"] or {
-            key[len("target."):]: value for key, value in state["momentum"].items() if key.startswith("target.")
-        }
-        network.load_state_dict(weights)
-        network.eval()
-        prediction = state.get("prediction", {})
-        if config.loss == "cox" and not all(isinstance(prediction.get(key), torch.Tensor)
-                                            for key in ("baseline_times", "baseline_cumhaz")):
-            raise CheckpointError(f"{path}: checkpoint has no Cox baseline hazard (its 'prediction' entry is "
-                                  "missing or damaged); it cannot give survival probabilities")
-        return LoadedModel(config, preprocessor, network, float(state["time_scale"]),
-                           prediction.get("baseline_times"), prediction.get("baseline_cumhaz"), state)
-    except CheckpointError:
-        raise
+        network = backbone_from_config(saved.config, len(saved.preprocessor.feature_names))
+        network.load_state_dict(saved.target_weights)
     except Exception as error:
         raise CheckpointError(f"{path}: checkpoint content is inconsistent ({type(error).__name__}: "
                               f"{str(error).splitlines()[0][:160] if str(error) else ''})") from error
+    network.eval()
+    return LoadedModel(saved.config, saved.preprocessor, network, saved.time_scale, saved.baseline_times,
+                       saved.baseline_cumhaz, saved)
 
 
 def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[float] | None = None,

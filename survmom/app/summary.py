@@ -5,50 +5,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from survmom.errors import CheckpointError
-from survmom.training.checkpoint import load_checkpoint
-from survmom.training.config import OPTIONS_ADDED_LATER
+from survmom.errors import CheckpointError, SurvmomError
+from survmom.training.checkpoint import read_checkpoint
 
 
 def checkpoint_summary(path: Path) -> dict[str, Any]:
     """Config, data schema, progress, best validation C-index, bank fill, EMA state and versions."""
     from survmom.core.ema import next_rate
-    from survmom.data import Preprocessor
 
-    state = load_checkpoint(path)
+    saved = read_checkpoint(path)
+    progress, bank = saved.progress, saved.bank
     try:
-        momentum = state["momentum"]
-        bank = momentum["bank._extra_state"]
-        ema_state = momentum["_extra_state"]["ema"]
-        current_rate = next_rate(ema_state)
-        preprocessor = Preprocessor.from_state(state["preprocessing"])
-        progress = state["progress"]
-        return {
-            "checkpoint": str(path),
-            "format_version": state["format_version"],
-            "versions": state.get("versions", {}),
-            "config": {**OPTIONS_ADDED_LATER, **state["config"]},
-            "data": {k: v for k, v in state.get("data", {}).items() if k != "columns"},
-            "schema": {
-                "input_columns": list(preprocessor.input_columns),
-                "column_types": preprocessor.column_types(),
-                "features": len(preprocessor.feature_names),
-            },
-            "progress": {
-                "epochs_done": progress["epoch"],
-                "steps": progress["step"],
-                "batch_in_epoch": progress["batch_index"],
-                "stopped_early": progress["stopped_early"],
-                "linear_start_fitted": progress.get("fitted_start", False),
-            },
-            "validation": {"best_cindex": state["best"]["metric"], "best_epoch": state["best"]["epoch"]},
-            "bank": {"capacity": bank["capacity"], "filled": bank["count"],
-                     "fill": bank["count"] / bank["capacity"] if bank["capacity"] else 1.0},
-            "ema": {**ema_state, "current_rate": current_rate},
-            "history": state.get("history", []),
-        }
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: checkpoint is missing expected content ({error})") from error
+        current_rate = next_rate(saved.ema)
+    except (KeyError, TypeError, ValueError, SurvmomError) as error:
+        raise CheckpointError(f"{path}: checkpoint has a damaged EMA state ({error})") from error
+    return {
+        "checkpoint": str(path),
+        "format_version": saved.state["format_version"],
+        "versions": saved.versions,
+        "config": saved.config.to_dict(),
+        "data": {k: v for k, v in saved.data.items() if k != "columns"},
+        "schema": {
+            "input_columns": list(saved.preprocessor.input_columns),
+            "column_types": saved.preprocessor.column_types(),
+            "features": len(saved.preprocessor.feature_names),
+        },
+        "progress": {
+            "epochs_done": progress["epoch"],
+            "steps": progress["step"],
+            "batch_in_epoch": progress["batch_index"],
+            "stopped_early": progress["stopped_early"],
+            "linear_start_fitted": progress["fitted_start"],
+        },
+        "validation": {"best_cindex": saved.best_metric, "best_epoch": saved.best_epoch},
+        "bank": {"capacity": bank["capacity"], "filled": bank["count"],
+                 "fill": bank["count"] / bank["capacity"] if bank["capacity"] else 1.0},
+        "ema": {**saved.ema, "current_rate": current_rate},
+        "history": saved.history,
+    }
 
 
 def render_summary(summary: dict[str, Any]) -> None:

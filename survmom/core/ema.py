@@ -53,9 +53,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
+from survmom import choices
 from survmom.errors import ConfigError, StateError
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = choices.RATE_SCHEDULES
 # The plain-data part of the state (schedule and count) and its types.
 RATE_STATE = {"schedule": str, "rate": float, "total_steps": int, "warmup": bool, "num_updates": int}
 

@@ -38,6 +38,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from survmom import choices
 from survmom.core.sorting import descending_time_key
 from survmom.errors import SurvmomError
 
@@ -53,7 +54,7 @@ __all__ = [
     "weibull_survival",
 ]
 
-_TIES = ("efron", "breslow")
+_TIES = choices.TIES
 _REDUCTIONS = ("mean", "sum")
 # A max-shifted cumulative sum of exponentials is used while its smallest entry stays far above the subnormal
 # range: terms flushed to zero or rounded as subnormals then change no sum by more than n * 2**-115 relative.
@@ -225,6 +226,14 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
     return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position, 1.0 / n_events if mean else 1.0)
 
 
+def _cox_arguments(log_hz: Tensor, ties: str, reduction: str) -> tuple[Tensor, bool, bool]:
+    """The checked arguments of a Cox loss: log hazards as (n,), whether Efron's ties, whether the mean."""
+    efron = _choice("ties", ties, _TIES) == "efron"
+    mean = _choice("reduction", reduction, _REDUCTIONS) == "mean"
+    _check_float(log_hz, "log_hz")
+    return _flat(log_hz, "log_hz"), efron, mean
+
+
 def cox_loss(
     log_hz: Tensor,
     event: Tensor,
@@ -266,10 +275,7 @@ def cox_loss(
         >>> round(cox_loss(log_hz, event, time, ties="breslow", reduction="sum").item(), 4)
         2.7402
     """
-    efron = _choice("ties", ties, _TIES) == "efron"
-    mean = _choice("reduction", reduction, _REDUCTIONS) == "mean"
-    _check_float(log_hz, "log_hz")
-    flat = _flat(log_hz, "log_hz")
+    flat, efron, mean = _cox_arguments(log_hz, ties, reduction)
     n = flat.shape[0]
     _check_event_time(event, time, n, "log_hz")
     keys, order = presorted if presorted is not None else torch.sort(descending_time_key(time))
@@ -322,10 +328,7 @@ def cox_loss_sorted(
         >>> round(loss.item(), 4)
         2.4257
     """
-    efron = _choice("ties", ties, _TIES) == "efron"
-    mean = _choice("reduction", reduction, _REDUCTIONS) == "mean"
-    _check_float(log_hz, "log_hz")
-    flat = _flat(log_hz, "log_hz")
+    flat, efron, mean = _cox_arguments(log_hz, ties, reduction)
     n = keys.shape[0]
     if values.shape != (n,) or event.shape != (n,) or position.shape != flat.shape:
         raise SurvmomError(

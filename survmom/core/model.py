@@ -14,16 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from survmom import choices
 from survmom.errors import ConfigError
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "selu": nn.SELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "elu": nn.ELU,
-}
+ACTIVATIONS: dict[str, type[nn.Module]] = {name: getattr(nn, module) for name, module in choices.ACTIVATIONS.items()}
 
 
 class BitMaskDropout(nn.Module):

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from survmom import choices
 from survmom.core.bank import MemoryBank, MergedRows, SortedRows
 from survmom.core.ema import EMA
 from survmom.core.losses import cox_loss, cox_loss_sorted, weibull_loss
@@ -50,7 +51,7 @@ from survmom.core.sorting import merge_order, merge_runs
 from survmom.errors import ConfigError, StateError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-BUILTIN_LOSSES = ("cox", "weibull")
+BUILTIN_LOSSES = choices.LOSSES
 
 
 class Momentum(nn.Module):

@@ -1,41 +1,151 @@
-"""One checkpoint file: a plain dict of tensors and Python data, saved atomically, loaded weights-only.
+"""The checkpoint file: its schema, its one writer (:func:`write_checkpoint`) and its one reader
+(:func:`read_checkpoint`), used by predict, inspect, evaluate and resume.
 
-Saving writes a temporary file in the destination folder (unique per process), flushes and fsyncs it,
-then renames it over the destination, so readers see either the old or the new complete file, never a
-partial one; concurrent writers to one path: the last rename wins. A writer killed mid-write may leave its
-``.<name>.<random>.tmp`` behind: it is never read, later saves pick new names, and it can be deleted (survmom
-leaves it, as it may belong to a concurrent writer that is still running). Loading always uses
-``torch.load(weights_only=True)``: a crafted pickle cannot run code, it is refused.
+A checkpoint is a plain dict of tensors and Python data, so ``torch.load(path, weights_only=True)`` reads it and
+a crafted pickle cannot run code. Format version 2 holds:
+
+- ``format``, ``format_version``, ``versions``: what wrote it;
+- the trainer's state (:meth:`~survmom.training.trainer.Trainer.state_dict`): ``config``, ``momentum``,
+  ``optimizer``, ``rng``, ``progress``, ``best``, ``history``, ``time_scale`` and ``prediction`` (the Cox
+  Breslow baseline);
+- the data's state: ``preprocessing``, ``data`` (path, fingerprint, rows, columns), ``train_outcomes`` and
+  ``event_time_quantiles``; ``timings``;
+- ``checksum``: SHA-256 of all of the above (:func:`content_checksum`), so that a damaged byte anywhere, in
+  a tensor's data too, is refused instead of predicting with it.
+
+Writing is atomic (:func:`survmom.atomic.atomic_write`): readers see the old or the new complete file. Older
+format versions are refused: no release wrote them.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from survmom import __version__
 from survmom.atomic import atomic_write
-from survmom.errors import CheckpointError
+from survmom.data import Preprocessor
+from survmom.errors import CheckpointError, ConfigError
+from survmom.training.config import TrainConfig
+from survmom.training.prepare import PreparedData
 
 FORMAT = "survmom-checkpoint"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format", "format_version", "config", "momentum", "preprocessing", "progress")
+FORMAT_VERSION = 2
+REQUIRED_KEYS = ("format", "format_version", "versions", "config", "momentum", "optimizer", "rng", "progress",
+                 "best", "history", "time_scale", "prediction", "preprocessing", "data", "train_outcomes",
+                 "event_time_quantiles", "checksum")
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` atomically (tmp file in the same folder, fsync, rename)."""
+@dataclass
+class Checkpoint:
+    """A checkpoint read and checked: what predict, inspect, evaluate and resume use.
+
+    ``target_weights``: the target network's state dict for prediction (the best validated target, else the
+    last one). ``baseline_times``/``baseline_cumhaz`` (m,) float64: the Cox Breslow baseline in the user's
+    time unit (None for Weibull). ``train_time`` (n,) float64 and ``train_event`` (n,) bool: the training
+    rows' outcomes, for IPCW weights. ``state``: the whole dict, for :meth:`Trainer.load_state_dict`.
+    """
+
+    path: Path
+    config: TrainConfig
+    preprocessor: Preprocessor
+    data: dict[str, Any]
+    time_scale: float
+    target_weights: dict[str, torch.Tensor]
+    baseline_times: torch.Tensor | None
+    baseline_cumhaz: torch.Tensor | None
+    train_time: torch.Tensor
+    train_event: torch.Tensor
+    event_time_quantiles: list[float]
+    progress: dict[str, Any]
+    best_metric: float | None
+    best_epoch: int
+    history: list[dict[str, Any]]
+    bank: dict[str, Any]
+    ema: dict[str, Any]
+    versions: dict[str, str]
+    state: dict[str, Any]
+
+
+def write_checkpoint(path: Path, training: dict[str, Any], data: dict[str, Any], timings: dict[str, Any]) -> None:
+    """Write the checkpoint of a run to ``path`` atomically: the trainer's state (``Trainer.state_dict()``),
+    the data's state (:func:`data_state`) and ``timings``, with their checksum."""
+    save_state({"format": FORMAT, "format_version": FORMAT_VERSION,
+                "versions": {"survmom": __version__, "torch": str(torch.__version__)},
+                **training, **data, "timings": timings}, path)
+
+
+def data_state(prepared: PreparedData) -> dict[str, Any]:
+    """The data's part of a checkpoint: preprocessing state, data info, training outcomes (for IPCW weights)
+    and the quartiles of the training event times (evaluate's default times)."""
+    train = prepared.train
+    event_times = train.time[train.event]
+    # Observed event times ("lower"), not interpolations: 68.3 rather than 68.30000000000001 in every report.
+    quantiles = np.quantile(event_times, [0.25, 0.5, 0.75], method="lower").tolist() if len(event_times) else []
+    return {
+        "preprocessing": prepared.preprocessor.to_state(),
+        "data": dict(prepared.data_info),
+        "train_outcomes": {"time": torch.from_numpy(train.time.astype(np.float64)),
+                           "event": torch.from_numpy(train.event.astype(bool))},
+        "event_time_quantiles": [float(q) for q in quantiles],
+    }
+
+
+def save_state(state: dict[str, Any], path: Path) -> None:
+    """Write a complete checkpoint dict to ``path`` atomically, with the checksum of its content."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CheckpointError(f"{path}: folder {folder} does not exist")
+    content = {key: value for key, value in state.items() if key != "checksum"}
     with atomic_write(path) as stream:
-        torch.save(state, stream)
+        torch.save({**content, "checksum": content_checksum(content)}, stream)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and validate a survmom checkpoint; any problem is a one-line :class:`CheckpointError`."""
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Load, verify and unpack a checkpoint; any problem is a one-line :class:`CheckpointError`."""
+    path = Path(path)
+    state = load_state(path)
+    try:
+        best, prediction, outcomes = state["best"], state["prediction"], state["train_outcomes"]
+        config = TrainConfig.from_dict(state["config"], source=f"{path}: saved config")
+        momentum = state["momentum"]
+        target = best["target"] or {key[len("target."):]: value for key, value in momentum.items()
+                                    if key.startswith("target.")}
+        baseline = [prediction.get(key) for key in ("baseline_times", "baseline_cumhaz")]
+        if config.loss == "cox" and not all(isinstance(value, torch.Tensor) for value in baseline):
+            raise CheckpointError(f"{path}: checkpoint has no Cox baseline hazard (its 'prediction' entry is "
+                                  "missing or damaged); it cannot give survival probabilities")
+        _require(state["progress"], ("epoch", "batch_index", "step", "stopped_early", "fitted_start"), "progress")
+        _require(momentum["bank._extra_state"], ("capacity", "count"), "bank")
+        return Checkpoint(
+            path=path, config=config, preprocessor=Preprocessor.from_state(state["preprocessing"]),
+            data=dict(state["data"]), time_scale=float(state["time_scale"]), target_weights=dict(target),
+            baseline_times=baseline[0], baseline_cumhaz=baseline[1],
+            train_time=torch.as_tensor(outcomes["time"], dtype=torch.float64),
+            train_event=torch.as_tensor(outcomes["event"], dtype=torch.bool),
+            event_time_quantiles=[float(t) for t in state["event_time_quantiles"]],
+            progress=dict(state["progress"]), best_metric=best["metric"], best_epoch=int(best["epoch"]),
+            history=list(state["history"]), bank=dict(momentum["bank._extra_state"]),
+            ema=dict(momentum["_extra_state"]["ema"]), versions=dict(state["versions"]), state=state,
+        )
+    except (CheckpointError, ConfigError) as error:
+        raise CheckpointError(str(error)) from error
+    except Exception as error:
+        raise CheckpointError(f"{path}: checkpoint content is inconsistent ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0][:160] if str(error) else ''})") from error
+
+
+def load_state(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict at ``path``, checked for its marker, version, keys and checksum (weights-only load)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -47,14 +157,68 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: not a survmom checkpoint (no '{FORMAT}' marker)")
     version = state.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {version!r} is newer than this survmom understands "
-            f"({FORMAT_VERSION}); upgrade survmom"
-        )
+        raise CheckpointError(f"{path}: checkpoint format version {version!r} is newer than this survmom "
+                              f"understands ({FORMAT_VERSION}); upgrade survmom")
+    if version < FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version} is older than this survmom reads "
+                              f"({FORMAT_VERSION}); retrain")
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{path}: checkpoint is incomplete (missing {', '.join(missing)})")
+    content = {key: value for key, value in state.items() if key != "checksum"}
+    if state["checksum"] != content_checksum(content):
+        raise CheckpointError(f"{path}: checkpoint content does not match its checksum (the file is damaged)")
     return state
+
+
+def content_checksum(value: Any) -> str:
+    """SHA-256 (hex) of plain data and tensors in a canonical order: dict items sorted by key; a tensor by its
+    dtype, shape and bytes (CPU, contiguous); floats by their IEEE bits, so -0.0, NaN and inf count exactly."""
+    digest = hashlib.sha256()
+    for chunk in _canonical(value):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _canonical(value: Any) -> Iterator[bytes | memoryview]:
+    """Type-tagged, length-prefixed bytes of ``value``: two different values never give the same stream."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        data = memoryview(tensor.reshape(-1).view(torch.uint8).numpy()) if tensor.numel() else b""
+        yield from _tagged(b"T", f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        yield from _tagged(b"D", data)
+    elif isinstance(value, dict):
+        yield b"M" + struct.pack("<Q", len(value))
+        for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
+            yield from _canonical(key)
+            yield from _canonical(value[key])
+    elif isinstance(value, (list, tuple)):
+        yield (b"L" if isinstance(value, list) else b"U") + struct.pack("<Q", len(value))
+        for item in value:
+            yield from _canonical(item)
+    elif value is None or isinstance(value, bool):
+        yield {None: b"N", True: b"1", False: b"0"}[value]
+    elif isinstance(value, int):
+        yield from _tagged(b"I", str(value).encode())
+    elif isinstance(value, float):
+        yield b"F" + struct.pack("<d", value)
+    elif isinstance(value, str):
+        yield from _tagged(b"S", value.encode("utf-8", "surrogatepass"))
+    elif isinstance(value, bytes):
+        yield from _tagged(b"B", value)
+    else:  # torch.dtype, torch.Size and the like, which weights-only loading also allows
+        yield from _tagged(b"O", f"{type(value).__name__}:{value!r}".encode())
+
+
+def _require(mapping: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
+    missing = [key for key in keys if key not in mapping]
+    if missing:
+        raise KeyError(f"{what} lacks {', '.join(missing)}")
+
+
+def _tagged(tag: bytes, data: bytes | memoryview) -> Iterator[bytes | memoryview]:
+    yield tag + struct.pack("<Q", len(data))
+    yield data
 
 
 def _reason(error: BaseException) -> str:
@@ -68,3 +232,4 @@ def _reason(error: BaseException) -> str:
         return "the file is truncated or corrupted"
     first = text[0] if text else type(error).__name__
     return first[:200]
+

@@ -1,24 +1,26 @@
-"""Training configuration: defaults, YAML loading, validation. Plain data only (saved in checkpoints)."""
+"""Training configuration: every option of ``survmom train`` with its default and help, YAML loading, validation.
+
+:class:`TrainConfig` is the one source of the options: the CLI builds ``survmom train``'s options (names,
+defaults, help) from its fields, and checkpoints save it as plain data.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from survmom.choices import ACTIVATIONS, DEVICES, LOSSES, RATE_SCHEDULES, TIES
 from survmom.errors import ConfigError
 
-LOSSES = ("cox", "weibull")
-TIES = ("efron", "breslow")
-DEVICES = ("auto", "cpu", "cuda")
-RATE_SCHEDULES = ("constant", "cosine")
 DEFAULT_BANK_SIZE = 2048
 SMALL_DATA_BATCH = 32
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds fit; the trainer derives per-epoch seeds from it
 STEPS_PER_EPOCH_LARGE_DATA = 500
-ACTIVATIONS = ("relu", "selu", "gelu", "silu", "tanh", "elu")
 # The columns predict writes for each loss, in order, before one ``surv_<t>`` column per --times value.
 PREDICTION_COLUMNS = {"cox": ("log_hazard", "risk", "median_time"),
                       "weibull": ("log_scale", "log_shape", "risk", "median_time")}
@@ -42,62 +44,90 @@ def auto_batch(train_rows: int) -> int:
     return max(SMALL_DATA_BATCH, -(-train_rows // STEPS_PER_EPOCH_LARGE_DATA))
 
 
-# Options added after checkpoint format 1 was fixed, with the values that reproduce how older checkpoints trained.
-OPTIONS_ADDED_LATER: dict[str, Any] = {
-    "linear_skip": False, "linear_init": False, "linear_penalty": 0.1, "linear_frozen": False, "threads": None,
-    "delimiter": None,
-}
+def cli(help: str, *flags: str, path: bool = False) -> dict[str, Any]:
+    """A :class:`TrainConfig` field's metadata for the CLI: its ``help``; ``flags``, option names where not
+    ``--field-name`` (a short form, say); ``path``: the text is a file path."""
+    return {"help": help, "flags": flags, "path": path}
+
+
+def _one_of(values) -> str:
+    return ", ".join(values[:-1]) + f" or {values[-1]}"
 
 
 @dataclass
 class TrainConfig:
-    """Every option of ``survmom train``; field names are the CLI option names with ``_`` for ``-``."""
+    """Every option of ``survmom train``; field names are the CLI option names with ``_`` for ``-``.
 
-    time_col: str = "time"
-    event_col: str = "event"
-    id_col: str | None = None
-    features: list[str] | None = None
-    exclude: list[str] | None = None
-    categorical: list[str] | None = None  # feature columns read as categories whatever their values
-    numeric: list[str] | None = None  # feature columns read as numbers (text parsed; non-numbers refused)
-    delimiter: str | None = None  # of delimited text files; None: detected per file (comma, semicolon, tab)
-    loss: str = "cox"
-    ties: str = "efron"
-    batch: int | None = None  # None: auto_batch(training rows), resolved before training and saved
-    epochs: int = 40
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    hidden: list[int] = field(default_factory=lambda: [64, 64])
-    dropout: float = 0.1
-    activation: str = "relu"
-    batchnorm: bool = False
-    linear_skip: bool = True
-    linear_init: bool = True
-    linear_penalty: float = 0.1
-    linear_frozen: bool = True
-    bank_steps: int | None = None
-    bank_size: int | None = None
-    rate: float = 0.999
-    rate_schedule: str = "constant"
-    rate_warmup: bool = True
-    grad_clip: float = 5.0
-    val_frac: float = 0.2
-    val: str | None = None
-    patience: int | None = 10
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None  # CPU threads for training; None: 1 (small tensors gain nothing from more)
-    out: str = "model.pt"
-    quiet: bool = False
+    A list field is a comma-separated value on the command line (``--hidden 64,64``) and a list in YAML.
+    """
+
+    time_col: str = field(default="time", metadata=cli("Column with the event or censoring time (> 0 for weibull)."))
+    event_col: str = field(default="event", metadata=cli("Column with the event flag: 1/0, true/false, yes/no."))
+    id_col: str | None = field(default=None, metadata=cli("Identifier column: not a feature, copied to predictions."))
+    features: list[str] | None = field(
+        default=None, metadata=cli("Comma-separated feature columns (default: all others)."))
+    exclude: list[str] | None = field(
+        default=None, metadata=cli("Comma-separated columns to leave out of the features."))
+    categorical: list[str] | None = field(
+        default=None, metadata=cli(
+            "Comma-separated feature columns to treat as categories whatever their values (codes: a centre, a ZIP)."))
+    numeric: list[str] | None = field(default=None, metadata=cli(
+        "Comma-separated feature columns to treat as numbers (text values must parse as numbers)."))
+    # None: detected per file from its first lines (survmom.data.text.dialect).
+    delimiter: str | None = field(default=None, metadata=cli(
+        "Delimiter of .csv/.tsv files (one character, or 'tab'); default: detected per file from its first lines "
+        "(comma, semicolon with decimal commas, or tab)."))
+    loss: str = field(default="cox", metadata=cli("Survival loss: cox (partial likelihood) or weibull (AFT)."))
+    ties: str = field(default="efron", metadata=cli(f"Cox tie handling: {_one_of(TIES)}."))
+    # None: auto_batch(training rows), resolved before training and saved.
+    batch: int | None = field(
+        default=None, metadata=cli("Rows per training step (default: 32; above 16,000 training rows: rows/500)."))
+    epochs: int = field(default=40, metadata=cli("Maximum number of passes over the training rows."))
+    lr: float = field(default=1e-3, metadata=cli("AdamW learning rate."))
+    weight_decay: float = field(default=1e-4, metadata=cli("AdamW weight decay."))
+    grad_clip: float = field(
+        default=5.0, metadata=cli("Scale each step's gradient to at most this L2 norm (inf: no clipping)."))
+    hidden: list[int] = field(
+        default_factory=lambda: [64, 64],
+        metadata=cli("Hidden layer widths, comma-separated ('' for a linear model)."))
+    dropout: float = field(default=0.1, metadata=cli("Dropout after each hidden layer (online network only)."))
+    activation: str = field(default="relu", metadata=cli(f"Hidden activation: {_one_of(list(ACTIVATIONS))}."))
+    batchnorm: bool = field(default=False, metadata=cli("BatchNorm after each hidden layer."))
+    linear_skip: bool = field(
+        default=True, metadata=cli("Add a linear path: output = linear(x) + MLP(x), MLP starting at zero."))
+    linear_init: bool = field(default=True, metadata=cli(
+        "Start the linear path (or a network without hidden layers) at a ridge-penalised linear Cox / Weibull "
+        "AFT fit."))
+    linear_penalty: float = field(default=0.1, metadata=cli(
+        "Ridge penalty of that fit: mean negative log-likelihood + penalty/2 × ||w||² (standardised x)."))
+    linear_frozen: bool = field(
+        default=True, metadata=cli("Keep the fitted linear path fixed; train only the MLP correction."))
+    bank_steps: int | None = field(
+        default=None, metadata=cli("Memory bank size in batches (bank = steps × batch)."))
+    bank_size: int | None = field(
+        default=None, metadata=cli(f"Memory bank size in samples (default: {DEFAULT_BANK_SIZE}); 0 disables."))
+    rate: float = field(default=0.999, metadata=cli("EMA rate m of the target network, in [0, 1]."))
+    rate_schedule: str = field(
+        default="constant", metadata=cli(f"EMA rate schedule: {_one_of(RATE_SCHEDULES)} (towards 1)."))
+    rate_warmup: bool = field(
+        default=True, metadata=cli("Warm the EMA rate up as min(m, (1+n)/(10+n)) over n updates."))
+    val_frac: float = field(
+        default=0.2, metadata=cli("Fraction of rows held out for validation, stratified by event."))
+    val: str | None = field(default=None, metadata=cli("Validation file instead of a random split.", path=True))
+    patience: int | None = field(
+        default=10, metadata=cli("Stop after this many epochs without a better validation C-index."))
+    seed: int = field(default=0, metadata=cli("Random seed (split, initialisation, batches, dropout)."))
+    device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu or cuda."))
+    # None: 1 thread for training steps (small tensors gain nothing from more).
+    threads: int | None = field(default=None, metadata=cli(
+        "CPU threads for training (default: 1, fastest for small batches; 0: torch's default)."))
+    out: str = field(default="model.pt", metadata=cli("Checkpoint file to write.", "--out", "-o", path=True))
+    quiet: bool = field(
+        default=False, metadata=cli("No progress display; warnings and errors only.", "--quiet", "-q"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data copy (lists copied)."""
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_checkpoint(cls, values: dict[str, Any], source: str = "checkpoint") -> TrainConfig:
-        """:meth:`from_dict` for a saved config: options added since it was saved take their old behaviour."""
-        return cls.from_dict({**OPTIONS_ADDED_LATER, **values}, source=source)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
@@ -203,39 +233,41 @@ def parse_list(text: str | list | None, kind: type = str, option: str = "option"
         raise ConfigError(f"{option} expects a comma-separated list of {kind.__name__}, got {text!r}") from None
 
 
-_LIST_OPTIONS = {"features": str, "exclude": str, "categorical": str, "numeric": str, "hidden": int}
-_NUMBER_OPTIONS = {"batch": int, "epochs": int, "lr": float, "weight_decay": float, "dropout": float,
-                   "bank_steps": int, "bank_size": int, "rate": float, "grad_clip": float,
-                   "val_frac": float, "patience": int, "seed": int, "threads": int}
+def _option_types() -> dict[str, tuple[type, type | None]]:
+    """Each option's value type (None allowed or not) from TrainConfig's annotations, and a list's item type."""
+    types_ = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        (kind,) = [arg for arg in args if arg is not type(None)]
+        types_[name] = (list, typing.get_args(kind)[0]) if typing.get_origin(kind) is list else (kind, None)
+    return types_
 
 
-# Options whose value is text: column names, choices and paths.
-_TEXT_OPTIONS = {"time_col", "event_col", "id_col", "loss", "ties", "activation", "rate_schedule", "val", "device",
-                 "out", "delimiter"}
+# name -> (str, int, float, bool or list; the item type of a list, else None)
+OPTION_TYPES = _option_types()
 
 
 def _normalise(key: str, value: Any, source: str) -> Any:
     option = f"--{key.replace('_', '-')}"
-    if key in _LIST_OPTIONS:
+    kind, item = OPTION_TYPES[key]
+    if kind is list:
         if key == "hidden" and value in (None, "", "none", []):
             return []
         if key == "hidden" and isinstance(value, str) and any(part.strip() == "" for part in value.split(",")):
             raise ConfigError(f"{source}: {option} has an empty layer size in {value!r}; give sizes like 64,64")
-        return parse_list(value, _LIST_OPTIONS[key], option)
-    if key in _NUMBER_OPTIONS and value is not None:
-        kind = _NUMBER_OPTIONS[key]
+        return parse_list(value, item, option)
+    if kind in (int, float) and value is not None:
         if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{source}: {option} must be {kind.__name__}, got {value!r}")
         try:
             return kind(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: {option} must be {kind.__name__}, got {value!r}") from None
-    if key in _TEXT_OPTIONS and value is not None and not isinstance(value, str):
+    if kind is str and value is not None and not isinstance(value, str):
         # YAML reads `time_col: 5` or `event_col: 2020-01-01` as a number or a date: the header text is meant.
         if isinstance(value, bool) or not isinstance(value, (int, float, datetime.date)):
             raise ConfigError(f"{source}: {option} must be text, got {value!r}")
         return value.isoformat() if isinstance(value, datetime.date) else str(value)
-    flags = ("batchnorm", "linear_skip", "linear_init", "linear_frozen", "rate_warmup", "quiet")
-    if key in flags and not isinstance(value, bool):
+    if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{source}: {option} must be true or false, got {value!r}")
     return value

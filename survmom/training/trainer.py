@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 import torch
 
-from survmom import __version__
 from survmom.core.linear_start import fit_linear_start
 from survmom.core.losses import breslow_baseline, weibull_log_median, weibull_loss
 from survmom.core.metrics import concordance_index
@@ -28,7 +27,6 @@ from survmom.core.optim import AdamW, lbfgs_minimize
 from survmom.core.sorting import descending_time_key
 from survmom.errors import TrainingDiverged
 from survmom.system import usable_cores
-from survmom.training.checkpoint import FORMAT, FORMAT_VERSION
 from survmom.training.config import TrainConfig
 
 
@@ -296,11 +294,9 @@ class Trainer:
         return self.best_target if self.best_target is not None else self.momentum.target.state_dict()
 
     def state_dict(self) -> dict[str, Any]:
-        """The training part of a checkpoint (the caller adds preprocessing and data info)."""
+        """The training part of a checkpoint (:func:`survmom.training.checkpoint.write_checkpoint` adds the
+        format, the data's state and the checksum)."""
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "versions": {"survmom": __version__, "torch": str(torch.__version__)},
             "config": self.config.to_dict(),
             "momentum": _to_cpu(self.momentum.state_dict()),
             "optimizer": _to_cpu(self.optimizer.state_dict()),
@@ -364,7 +360,7 @@ class Trainer:
         self.epoch_seconds = progress["epoch_seconds"]
         self.epochs_without_improvement = progress["epochs_without_improvement"]
         self.stopped_early = progress["stopped_early"]
-        self.fitted_start = progress.get("fitted_start", False)  # absent before the linear start existed
+        self.fitted_start = progress["fitted_start"]
         _freeze_linear_path(self.momentum.online, self.fitted_start and self.config.linear_frozen)
         best = state["best"]
         self.best_metric, self.best_epoch = best["metric"], best["epoch"]

@@ -12,11 +12,11 @@ import torch
 
 from survmom.atomic import check_output_path as check_writable_output
 from survmom.atomic import restored_on_error
-from survmom.data import Preprocessor, fingerprint
+from survmom.data import fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from survmom.training.checkpoint import load_checkpoint, save_checkpoint
+from survmom.training.checkpoint import data_state, read_checkpoint, write_checkpoint
 from survmom.training.config import TrainConfig, auto_batch, check_id_column_name
-from survmom.training.prepare import Outcomes, PreparedData, prepare_training_data
+from survmom.training.prepare import Outcomes, prepare_training_data
 from survmom.training.trainer import Interrupted, Reporter, Tensors, Trainer, resolve_device
 
 # Suffixes of data files: a checkpoint written under one of these names would be mistaken for data.
@@ -59,7 +59,7 @@ def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunR
     time_scale = _time_scale(prepared.train, config.loss)
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
                       _tensors(prepared.val, device, time_scale, config.loss), device, time_scale)
-    extra = _data_state(prepared)
+    extra = data_state(prepared)
     return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings, started)
 
 
@@ -67,37 +67,36 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
                            out: Path | None, make_reporter, overrides: dict[str, Any]) -> RunResult:
     """Continue a run from its checkpoint; refuses changed data unless ``data_path`` has the same schema."""
     started = time.perf_counter()
-    state = load_checkpoint(checkpoint_path)
-    config = TrainConfig.from_checkpoint({**state["config"], **overrides}, source=str(checkpoint_path))
+    saved = read_checkpoint(checkpoint_path)
+    config = TrainConfig.from_dict({**saved.config.to_dict(), **overrides}, source=str(checkpoint_path))
     if epochs is not None:
         if epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {epochs}")
         config.epochs = epochs
     out = out or checkpoint_path
-    info = state["data"]
+    info = saved.data
     source = Path(data_path) if data_path is not None else Path(info["path"])
     if not source.is_file():
         raise DataError(f"{source}: training data not found; pass --data PATH to resume with a copy of it")
     if data_path is None and fingerprint(source) != info["fingerprint"]:
         raise DataError(f"{source}: the training data changed since the checkpoint was written "
                         "(content fingerprint differs); pass --data PATH to train on a file with the same schema")
-    if config.val is not None and "val_fingerprint" in info:
-        config.val = str(_unchanged_validation_file(Path(info.get("val_path", config.val)), info["val_fingerprint"]))
+    if config.val is not None:
+        config.val = str(_unchanged_validation_file(Path(info["val_path"]), info["val_fingerprint"]))
     check_output_path(Path(out), [source])
-    preprocessor = Preprocessor.from_state(state["preprocessing"])
-    prepared = prepare_training_data(config, source, preprocessor)
+    prepared = prepare_training_data(config, source, saved.preprocessor)
     if list(prepared.data_info["columns"]) != list(info["columns"]) and data_path is not None:
         missing = sorted(set(info["columns"]) - set(prepared.data_info["columns"]))
         if missing:
             raise DataError(f"{source}: schema differs from the training data (missing {', '.join(missing)})")
     device = resolve_device(config.device)
     _set_threads(config)
-    time_scale = float(state["time_scale"])
+    time_scale = saved.time_scale
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
                       _tensors(prepared.val, device, time_scale, config.loss), device, time_scale,
                       fit_start=False)
     try:
-        trainer.load_state_dict(state)
+        trainer.load_state_dict(saved.state)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"{checkpoint_path}: checkpoint does not match its own configuration ({error})"
@@ -107,7 +106,7 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
         why = "early stopping ended it" if trainer.stopped_early else f"{trainer.epoch} of {config.epochs} epochs done"
         raise ConfigError(f"{checkpoint_path}: nothing to resume ({why}); pass --epochs N with N > {trainer.epoch} "
                           "to train further")
-    return _run(trainer, config.epochs, Path(out), _data_state(prepared), make_reporter(config), prepared.warnings,
+    return _run(trainer, config.epochs, Path(out), data_state(prepared), make_reporter(config), prepared.warnings,
                 started)
 
 
@@ -118,7 +117,7 @@ def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], report
     def save(state: dict[str, Any]) -> None:
         first = trainer.first_step_done
         timings = {"time_to_first_step_s": None if first is None else first - started}
-        save_checkpoint({**state, **extra, "timings": timings}, out)
+        write_checkpoint(out, state, extra, timings)
 
     for message in warnings:
         reporter.warn(message)
@@ -181,17 +180,3 @@ def _tensors(split: Outcomes | None, device: torch.device, time_scale: float, lo
         torch.from_numpy(split.event).to(device),
         torch.from_numpy(split.time / time_scale).to(device=device, dtype=time_dtype),
     )
-
-
-def _data_state(prepared: PreparedData) -> dict[str, Any]:
-    train = prepared.train
-    event_times = train.time[train.event]
-    # Observed event times ("lower"), not interpolations: 68.3 rather than 68.30000000000001 in every report.
-    quantiles = np.quantile(event_times, [0.25, 0.5, 0.75], method="lower").tolist() if len(event_times) else []
-    return {
-        "preprocessing": prepared.preprocessor.to_state(),
-        "data": dict(prepared.data_info),
-        "train_outcomes": {"time": torch.from_numpy(train.time.astype(np.float64)),
-                           "event": torch.from_numpy(train.event.astype(bool))},
-        "event_time_quantiles": [float(q) for q in quantiles],
-    }

@@ -1,0 +1,225 @@
+"""``SurvivalModel``: the engine of ``survmom train / predict / evaluate`` for Python users and notebooks.
+
+There is no second code path: a DataFrame is written to a private Parquet file (a typed source, so its
+dtypes decide the column types: text and ``category`` columns are categorical, numbers numeric) and that
+file goes through exactly what the CLI runs (:func:`survmom.training.workflow.train_from_file`,
+:func:`survmom.app.predict.predict_file`, :func:`survmom.app.evaluate.evaluate_file`). The model *is* its
+checkpoint, the file ``survmom train`` writes: :meth:`SurvivalModel.save` and :meth:`SurvivalModel.load`
+read and write that format, so ``survmom predict model.pt`` works on a model fitted here and the other way
+round. Method names follow lifelines (``predict_survival_function``, ``predict_median``, ``score``).
+
+Example::
+
+    from survmom import SurvivalModel
+    model = SurvivalModel(loss="cox", hidden=(64, 64), batch=32, epochs=40)
+    model.fit(df, time_col="time", event_col="event", id_col="id")
+    model.predict(new_df, times=[365, 730])          # the columns `survmom predict` writes
+    model.predict_survival_function(new_df, times=[365, 730])   # rows x times
+    model.score(test_df)                              # Harrell's C, as `survmom evaluate`
+    model.save("model.pt"); SurvivalModel.load("model.pt")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from survmom.atomic import atomic_write
+from survmom.errors import ConfigError, DataError, SurvmomError
+from survmom.training.checkpoint import read_checkpoint
+from survmom.training.config import TrainConfig
+
+Data = pd.DataFrame | str | Path
+
+
+# A DataFrame's private file is named <role>_dataframe.parquet; messages call it "the <role> DataFrame".
+_FRAME_SUFFIX = "_dataframe.parquet"
+_FRAME_PATH = re.compile(r"\S*/(\w+)" + re.escape(_FRAME_SUFFIX))
+
+
+def _frame_names(message: str) -> str:
+    """``message`` with the private files of DataFrames named as the DataFrames they hold."""
+    return _FRAME_PATH.sub(lambda match: f"{match.group(1)} DataFrame", message)
+
+
+def _naming_frames(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors of ``method`` name a DataFrame argument as such, not by the private file it was written to."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except SurvmomError as error:
+            renamed = _frame_names(str(error))
+            if renamed == str(error):
+                raise
+            raise type(error)(renamed) from error
+
+    return wrapper
+
+
+class SurvmomWarning(UserWarning):
+    """A warning survmom's commands print on stderr (a column that looks like an id, unseen categories, ...)."""
+
+
+class SurvivalModel:
+    """A neural survival model (Cox or Weibull AFT) trained inside survmom's Momentum wrapper.
+
+    Args:
+        verbose: show training progress (Rich, on stderr; works in notebooks). Warnings are issued as
+            :class:`SurvmomWarning` either way.
+        **options: the options of ``survmom train``, with ``_`` for ``-`` and the same defaults
+            (``loss="cox"``, ``hidden=(64, 64)``, ``batch=None`` (auto), ``epochs=40``, ``seed=0``, ...; see
+            ``survmom train --help``). ``out`` is not an option here: use :meth:`save`.
+    """
+
+    def __init__(self, verbose: bool = True, **options: Any) -> None:
+        if "out" in options or "quiet" in options:
+            raise ConfigError("SurvivalModel takes no 'out' or 'quiet' option: use save(path) and verbose=False")
+        values = {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
+        self.config = TrainConfig.from_dict(values, source="SurvivalModel")
+        self.verbose = verbose
+        self._folder = tempfile.TemporaryDirectory(prefix="survmom-")
+        self._checkpoint: Path | None = None
+
+    def __repr__(self) -> str:
+        fitted = "fitted" if self._checkpoint is not None else "not fitted"
+        return f"SurvivalModel(loss={self.config.loss!r}, hidden={tuple(self.config.hidden)}, {fitted})"
+
+    # ------------------------------------------------------------------------------------------------ training
+
+    @_naming_frames
+    def fit(self, data: Data, time_col: str | None = None, event_col: str | None = None, id_col: str | None = None,
+            val: Data | None = None) -> SurvivalModel:
+        """Train on ``data`` (a DataFrame, or a path to any file ``survmom train`` reads); returns ``self``.
+
+        ``time_col``, ``event_col``, ``id_col``: as the options of the same names (default: the model's).
+        ``val``: validation rows instead of the ``val_frac`` split (a DataFrame or a path).
+        """
+        from survmom.training import workflow
+
+        columns = {"time_col": time_col, "event_col": event_col, "id_col": id_col}
+        config = dataclasses.replace(self.config, **{k: v for k, v in columns.items() if v is not None})
+        path = self._as_file(data, "train")
+        config.val = None if val is None else str(self._as_file(val, "val"))
+        out = Path(self._folder.name) / "model.pt"
+        config.out = str(out)
+        config.quiet = not self.verbose
+        config.validate("SurvivalModel")
+        result = workflow.train_from_file(config, path, self._reporter)
+        self.config = config
+        self._checkpoint = result.checkpoint
+        return self
+
+    # ---------------------------------------------------------------------------------------------- prediction
+
+    @_naming_frames
+    def predict(self, data: Data, times: Sequence[float] | None = None) -> pd.DataFrame:
+        """Predictions for every row of ``data``: exactly the columns ``survmom predict`` writes (the id column
+        if the model has one, ``log_hazard`` or ``log_scale``/``log_shape``, ``risk``, ``median_time`` and
+        ``surv_<t>`` for each of ``times``), one row per input row, in order."""
+        from survmom.app.predict import predict_file
+
+        checkpoint = self._fitted()
+        out = Path(self._folder.name) / "predictions.parquet"
+        try:
+            predict_file(checkpoint, self._as_file(data, "predict"), out, [float(t) for t in times or []],
+                         warn=_warn)
+            return pd.read_parquet(out)
+        finally:
+            out.unlink(missing_ok=True)
+
+    def predict_survival_function(self, data: Data, times: Sequence[float]) -> pd.DataFrame:
+        """S(t | x): a (rows × times) DataFrame, one column per time (float column labels), rows in the input's
+        order. lifelines' ``predict_survival_function`` returns the transpose (times × rows)."""
+        if times is None or len(times) == 0:
+            raise ConfigError("predict_survival_function needs at least one time")
+        times = [float(t) for t in times]
+        predictions = self.predict(data, times)
+        surv = predictions[[c for c in predictions.columns if c.startswith("surv_")]]
+        surv.columns = pd.Index(times, name="time")
+        return surv
+
+    def predict_median(self, data: Data) -> pd.Series:
+        """Median survival time of every row (``inf`` where S(t) stays above 0.5), in the training time unit."""
+        return self.predict(data)["median_time"]
+
+    def score(self, data: Data) -> float:
+        """Harrell's C-index on labelled rows (time and event columns), as ``survmom evaluate`` reports it."""
+        return float(self.evaluate(data)["harrell_c"])
+
+    @_naming_frames
+    def evaluate(self, data: Data, times: Sequence[float] | None = None) -> dict[str, Any]:
+        """Every metric of ``survmom evaluate --json`` on labelled rows, as a dict."""
+        from survmom.app.evaluate import evaluate_file
+
+        return evaluate_file(self._fitted(), self._as_file(data, "evaluate"),
+                             None if times is None else [float(t) for t in times])
+
+    # ------------------------------------------------------------------------------------------------ the file
+
+    def save(self, path: str | Path) -> None:
+        """Write the checkpoint (the CLI's format, readable by ``survmom predict``) to ``path`` atomically."""
+        checkpoint = self._fitted()
+        with atomic_write(Path(path)) as stream, open(checkpoint, "rb") as source:
+            shutil.copyfileobj(source, stream)
+
+    @classmethod
+    def load(cls, path: str | Path, verbose: bool = True) -> SurvivalModel:
+        """A model from a checkpoint written by :meth:`save` or ``survmom train`` (checked: format, checksum)."""
+        saved = read_checkpoint(Path(path))
+        options = {k: v for k, v in saved.config.to_dict().items() if k not in ("out", "quiet")}
+        model = cls(verbose=verbose, **options)
+        model.config = saved.config
+        model._checkpoint = Path(model._folder.name) / "model.pt"
+        shutil.copyfile(path, model._checkpoint)
+        return model
+
+    # --------------------------------------------------------------------------------------------- internals
+
+    def _fitted(self) -> Path:
+        if self._checkpoint is None:
+            raise ConfigError("this SurvivalModel is not fitted yet: call fit(data) or SurvivalModel.load(path)")
+        return self._checkpoint
+
+    def _as_file(self, data: Data, name: str) -> Path:
+        """A path as it is; a DataFrame written to a Parquet file in the model's private folder."""
+        if isinstance(data, (str, Path)):
+            return Path(data)
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data must be a pandas DataFrame or a file path, got {type(data).__name__}")
+        bad = [str(c) for c in data.columns if not isinstance(c, str) or not c.strip()]
+        if bad:
+            raise DataError(f"DataFrame: column names must be non-empty text, got {', '.join(map(repr, bad[:5]))}")
+        path = Path(self._folder.name) / f"{name}{_FRAME_SUFFIX}"
+        try:
+            data.to_parquet(path, index=False)
+        except (ValueError, TypeError, ImportError) as error:  # e.g. a column mixing numbers and text
+            raise DataError(f"DataFrame: cannot be stored as a typed table ({str(error).splitlines()[0][:200]}); "
+                            "give each column one type") from error
+        return path
+
+    def _reporter(self, config: TrainConfig) -> Any:
+        from survmom.app.progress import make_reporter
+
+        reporter = make_reporter(config.quiet)
+        reporter.warn = _warn  # warnings as Python warnings, whether progress is shown or not
+        return reporter
+
+
+def _warn(message: str) -> None:
+    warnings.warn(_frame_names(message), SurvmomWarning, stacklevel=3)
+
+
+
+
+__all__ = ["SurvivalModel", "SurvmomError", "SurvmomWarning"]
