@@ -33,6 +33,9 @@ app = typer.Typer(
 )
 
 DEBUG_HELP = "Show the full traceback on errors."
+FORMATS_HELP = (".csv, .tsv/.tab (also .gz, .bz2, .zst, .xz), .parquet, .feather/.arrow/.ipc, Stata .dta, "
+                "SPSS .sav, SAS .sas7bdat/.xpt.")
+DELIMITER_HELP = TrainConfig.__dataclass_fields__["delimiter"].metadata["help"]
 
 
 def _print_version(value: bool) -> None:
@@ -189,7 +192,7 @@ def _option(field: dataclasses.Field, default: Any, help_: str) -> Parameter:
 @_config_options()
 def train(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Training data: a .csv or .parquet file, one row per subject."),
+    data: Path = typer.Argument(..., help="Training data, one row per subject: " + FORMATS_HELP),
     config: Optional[Path] = typer.Option(None, help="YAML file of options; flags given here override it."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
     **options: Any,
@@ -214,6 +217,8 @@ def train(
     "out": (None, "Write to this file (default: the checkpoint)."),
     "device": (None, f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]} (default: as saved)."),
     "quiet": (False, None),
+    "delimiter": (None, "Delimiter of the --data file (default: as training read the saved file; detected for "
+                        "another file)."),
 })
 def resume(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
@@ -225,6 +230,8 @@ def resume(
     epochs, out = options.pop("epochs"), options["out"]
     overrides = {name: str(value) if isinstance(value, Path) else value
                  for name, value in options.items() if value is not None}
+    if data is not None:  # the saved delimiter is the saved data file's: another file is detected on its own
+        overrides.setdefault("delimiter", None)
     _train_or_resume(lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides))
 
 
@@ -260,10 +267,13 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
 @handles_errors
 def predict(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    data: Path = typer.Argument(..., help="Rows to predict: .csv or .parquet with the training feature columns."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv or .parquet (default: CSV on stdout)."),
+    data: Path = typer.Argument(..., help="Rows to predict, with the training feature columns: " + FORMATS_HELP),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output .csv, .tsv, .parquet or .feather (default: CSV on stdout)."
+    ),
     times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings and no summary line; errors only."),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predict with the target network: risk, median time and survival probabilities."""
@@ -275,7 +285,8 @@ def predict(
     def warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
 
-    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else warn)
+    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else warn,
+                        delimiter=delimiter)
     if out is not None and not quiet:
         typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
 
@@ -302,11 +313,12 @@ def inspect(
 @handles_errors
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    data: Path = typer.Argument(..., help="Labelled rows (.csv or .parquet) with the time and event columns."),
+    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
     times: Optional[str] = typer.Option(
         None, help="Comma-separated evaluation times (default: 25/50/75th percentiles of training event times)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t) and integrated Brier score."""
@@ -315,7 +327,10 @@ def evaluate(
     with _collector_paused():
         from survmom.app.evaluate import evaluate_file, render_evaluation
 
-    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"))
+    def warn(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter, warn=warn)
     if as_json:
         _write_json(result)
     else:

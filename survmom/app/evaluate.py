@@ -13,6 +13,7 @@ are checked here, before any metric, so that a bad ``--times`` is reported again
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,20 @@ import torch
 
 from survmom.app.predict import check_times, load_model, show_times, time_label
 from survmom.core import metrics
+from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError, SurvmomError
 from survmom.training.prepare import read_outcomes
 
 IBS_GRID_POINTS = 50
 
 
-def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None) -> dict[str, Any]:
+def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None, *, delimiter: str | None = None,
+                  warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """All metrics of the checkpoint's target network on ``data`` (needs time and event columns).
 
     ``times=None`` uses the evaluation times stored in the checkpoint; an empty list is an error.
+    ``delimiter``: ``--delimiter`` for a delimited text file (None: detected); ``warn`` gets the line saying
+    how such a file was read when it is not plain comma-separated.
     """
     given = times is not None
     source, hint = "--times", ""
@@ -46,7 +51,10 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
             raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
         check_times(times, source, hint)
     times = sorted(float(t) for t in times)
-    outcomes = read_outcomes(data, model.config, model.preprocessor)
+    outcomes = read_outcomes(data, model.config, model.preprocessor, delimiter=delimiter)
+    notice = text_notice(data, delimiter=delimiter)
+    if notice and warn is not None:
+        warn(notice)
     event, time = _outcome_tensors(outcomes.event, outcomes.time, data)
     train_event, train_time = saved.train_event, saved.train_time
     _check_follow_up(times, source, hint, data, time)

@@ -1,4 +1,5 @@
-"""Predictions from the target network of a checkpoint, streamed in chunks from CSV/Parquet to CSV/Parquet.
+"""Predictions from the target network of a checkpoint, streamed in chunks from any readable file to CSV, TSV,
+Parquet or Feather (by the output's suffix; CSV on stdout).
 
 Output columns: the id column (if configured or present); cox → ``log_hazard``; weibull → ``log_scale``,
 ``log_shape`` (log scale in the user's time unit); both → ``risk`` (higher = earlier event),
@@ -9,7 +10,6 @@ and the id column) are read; others are ignored. Memory does not grow with the n
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 from collections import Counter
@@ -30,13 +30,15 @@ from survmom.data import (
     iter_table_batches,
     sample_rows,
     table_columns,
+    text_notice,
 )
+from survmom.data.table_writers import WRITERS, write_csv, writer_for
 from survmom.errors import CheckpointError, ConfigError, DataError
 from survmom.training.checkpoint import Checkpoint, read_checkpoint
 from survmom.training.config import PREDICTION_COLUMNS, TrainConfig
 from survmom.training.trainer import backbone_from_config
 
-OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq")
+OUTPUT_SUFFIXES = tuple(WRITERS)
 SHOWN_TIMES = 5  # times shown in a message
 
 
@@ -147,18 +149,24 @@ def load_model(path: Path) -> LoadedModel:
 
 
 def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[float] | None = None,
-                 chunk_rows: int = 65_536, warn: Callable[[str], None] | None = None) -> int:
-    """Write predictions for every row of ``data`` to ``out`` (CSV/Parquet) or CSV on stdout; returns rows.
+                 chunk_rows: int = 65_536, warn: Callable[[str], None] | None = None, *,
+                 delimiter: str | None = None) -> int:
+    """Write predictions for every row of ``data`` to ``out`` (by suffix) or CSV on stdout; returns rows.
 
-    ``warn`` (optional) is called once per column whose new values training did not prepare the model for
-    (categories never seen, or no value in any row), after the predictions are written.
+    ``warn`` (optional) gets how a delimited text file was read when it is not plain comma-separated, and
+    is called once per column whose new values training did not prepare the model for (categories never
+    seen, or no value in any row), after the predictions are written. ``delimiter``: ``--delimiter`` for a
+    delimited text ``data`` (None: detected from the file, whatever training read).
     """
     times = check_times(times or [])
     if out is not None:
         _check_output(out, data, checkpoint)
     model = load_model(checkpoint)
     id_col = model.config.id_col
-    present = table_columns(data)
+    present = table_columns(data, delimiter=delimiter)
+    notice = text_notice(data, delimiter=delimiter)
+    if notice and warn is not None:
+        warn(notice)
     if id_col is not None and id_col in present and id_col in model.output_names(times):
         raise DataError(f"{data}: the id column '{id_col}' has the name of a prediction column, which would "
                         f"replace the ids; rename the id column (in this file and for training)")
@@ -166,15 +174,20 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
         warn(f"{data}: no id column '{id_col}' (the model was trained with --id-col {id_col}); the predictions "
              "are in the file's row order, without ids")
     new_values = NewValues()
-    chunks = _prediction_chunks(model, data, present, id_col, times, chunk_rows, new_values)
-    rows = _write_csv(chunks, sys.stdout.buffer) if out is None else _write_atomically(chunks, out)
+    chunks = _prediction_chunks(model, data, present, id_col, times, chunk_rows, new_values, delimiter)
+    if out is None:
+        rows = write_csv(chunks, sys.stdout.buffer)
+    else:
+        with atomic_write(out) as stream:
+            rows = writer_for(out)(chunks, stream)
     for message in new_values.warnings(data) if warn is not None else []:
         warn(message)
     return rows
 
 
 def _prediction_chunks(model: LoadedModel, data: Path, present: list[str], id_col: str | None, times: list[float],
-                       chunk_rows: int, new_values: NewValues | None = None) -> Iterator[Any]:
+                       chunk_rows: int, new_values: NewValues | None = None, delimiter: str | None = None
+                       ) -> Iterator[Any]:
     """Arrow tables of predictions, ``chunk_rows`` rows at a time; ``present``: the columns of ``data``."""
     import pyarrow as pa
 
@@ -183,7 +196,7 @@ def _prediction_chunks(model: LoadedModel, data: Path, present: list[str], id_co
     # Only the columns the model uses are read and checked: extra columns are ignored, whatever they hold.
     copy_id = id_col is not None and id_col in present
     wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else [])))
-    for frame in iter_table_batches(data, wanted, chunk_rows, column_types=pre.column_types()):
+    for frame in iter_table_batches(data, wanted, chunk_rows, column_types=pre.column_types(), delimiter=delimiter):
         x = pre.transform(frame, path=data, new_values=new_values)
         columns = model.outputs(x, times)
         _check_finite(columns, x, frame, pre, data)
@@ -235,49 +248,6 @@ def _input_column(pre: Preprocessor, feature: int) -> str:
             return spec.name
         position += width
     raise IndexError(feature)
-
-
-def _write_tables(chunks: Iterator[Any], stream, make_writer) -> int:
-    """Stream Arrow tables into one writer made from the first table's schema; returns the row count."""
-    rows, writer = 0, None
-    try:
-        for table in chunks:
-            if writer is None:
-                writer = make_writer(stream, table.schema)
-            writer.write_table(table)
-            rows += table.num_rows
-    except BaseException:
-        if writer is not None:  # closed now, while its stream is open: not later, by the garbage collector
-            with contextlib.suppress(Exception):
-                writer.close()
-        raise
-    if writer is not None:
-        writer.close()
-    stream.flush()
-    return rows
-
-
-def _write_csv(chunks: Iterator[Any], stream) -> int:
-    import pyarrow.csv as pacsv
-
-    return _write_tables(chunks, stream, pacsv.CSVWriter)
-
-
-def _write_atomically(chunks: Iterator[Any], out: Path) -> int:
-    import pyarrow.parquet as pq
-
-    def parquet_writer(stream, schema):
-        # Dictionary encoding only for non-float columns (ids): unique floats make pyarrow try a dictionary
-        # and fall back, which took most of the write time (1M rows: 0.24 s -> 0.05 s) and grew the file.
-        import pyarrow as pa
-
-        encoded = [f.name for f in schema if not pa.types.is_floating(f.type)]
-        return pq.ParquetWriter(stream, schema, use_dictionary=encoded)
-
-    with atomic_write(out) as stream:
-        if out.suffix.lower() == ".csv":
-            return _write_csv(chunks, stream)
-        return _write_tables(chunks, stream, parquet_writer)
 
 
 def _check_output(out: Path, data: Path, checkpoint: Path) -> None:

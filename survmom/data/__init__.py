@@ -8,7 +8,10 @@ Modules, each importing only those listed before it:
 
 * ``messages`` pieces of error and warning messages; ``cells`` what a cell means (missing-value spellings,
   numbers in text, true/false words, category labels);
-* ``tables`` what the readers share; ``text`` delimited text (CSV); ``columnar`` Parquet (a typed source);
+* ``tables`` what the readers share; ``table_writers`` prediction files by suffix; ``formats`` the protocol of
+  the typed Arrow readers and the one Arrow-type mapping;
+* ``text`` delimited text (CSV, TSV, compressed; delimiter and decimal comma detected); ``columnar`` Parquet;
+  ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS (typed sources);
 * ``read`` read by file suffix, fingerprint, feature columns and forced types;
 * ``outcomes`` time and event; ``split`` the train/validation split;
 * ``encoding`` fitted column specs and their arithmetic; ``diagnostics`` warnings about features;
@@ -30,6 +33,7 @@ from survmom.data.read import (
     read_table,
     select_feature_columns,
     table_columns,
+    text_notice,
 )
 from survmom.data.split import stratified_split
 
@@ -51,4 +55,5 @@ __all__ = [
     "select_feature_columns",
     "stratified_split",
     "table_columns",
+    "text_notice",
 ]

@@ -6,7 +6,6 @@ that ``DataFrame.to_parquet`` may add (``__index_level_0__``) are not data colum
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +13,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from survmom.data import formats
 from survmom.data.messages import first_line
-from survmom.data.tables import clean_names, is_binary, select, to_pandas
+from survmom.data.tables import INDEX_COLUMN, clean_names, select, to_pandas
 from survmom.errors import DataError
-
-_INDEX_COLUMN = re.compile(r"^__index_level_\d+__$")
 
 
 def column_names(path: Path) -> list[str]:
@@ -27,19 +25,10 @@ def column_names(path: Path) -> list[str]:
 
 
 def declared_types(path: Path) -> dict[str, str]:
-    """Column -> "category" for text, dictionary and binary columns, "numeric" for integer, float and decimal.
-
-    Other columns (bool, dates, nested, all-null) are left to the reader's dtype.
-    """
+    """Column -> "category" or "numeric" as the schema states it (:func:`survmom.data.formats.declared_types`)."""
     pf, raw, names = _open(path)
-    types = {}
-    for name, kind in zip(names, (pf.schema_arrow.field(r).type for r in raw), strict=True):
-        if (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)
-                or is_binary(kind)):
-            types[name] = "category"
-        elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            types[name] = "numeric"
-    return types
+    fields = [pf.schema_arrow.field(r).with_name(n) for r, n in zip(raw, names, strict=True)]
+    return formats.declared_types(pa.schema(fields))
 
 
 def read(path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pd.DataFrame:
@@ -94,7 +83,7 @@ def _open(path: Path, streaming: bool = False) -> tuple[pq.ParquetFile, list[str
         pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20) if streaming else pq.ParquetFile(path)
     except (pa.ArrowException, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
-    raw = [n for n in pf.schema_arrow.names if not _INDEX_COLUMN.match(n)]
+    raw = [n for n in pf.schema_arrow.names if not INDEX_COLUMN.match(n)]
     return pf, raw, clean_names(raw, path)
 
 

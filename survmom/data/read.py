@@ -1,8 +1,10 @@
 """Read a table by file suffix, fingerprint a file, and choose the feature columns and their stated types.
 
-A format is a module with ``column_names(path)``, ``read(path, columns, column_types)`` and ``batches(path,
-columns, batch_rows, column_types)``; a typed format adds ``declared_types(path)``. To add a format, write
-that module and give it its suffixes in :data:`_FORMATS`.
+A format gives ``column_names(path)``, ``read(path, columns, column_types)``, ``batches(path, columns,
+batch_rows, column_types)`` (frames) and ``declared_types(path)`` ({} for untyped text). Delimited text
+(:mod:`~survmom.data.text`) and Parquet (:mod:`~survmom.data.columnar`) give frames themselves; a
+:class:`~survmom.data.formats.FormatReader` (Arrow IPC, Stata, SPSS, SAS) gives Arrow tables, made frames here
+by :class:`_ArrowFormat`. To add a format, write a FormatReader and list it in :data:`_TYPED`.
 """
 
 from __future__ import annotations
@@ -11,21 +13,29 @@ import difflib
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from survmom.data import columnar, text
+from survmom.data import columnar, statistical, text
+from survmom.data.arrow_ipc import ARROW_IPC
+from survmom.data.formats import FormatReader, reader_for
 from survmom.data.messages import plural, quote_list
+from survmom.data.tables import check_file, to_pandas
 from survmom.errors import ConfigError, DataError
 
-_FORMATS: dict[str, ModuleType] = {".csv": text, ".csv.gz": text, ".parquet": columnar, ".pq": columnar}
-SUPPORTED = tuple(_FORMATS)
+_TYPED: tuple[FormatReader, ...] = (ARROW_IPC, *statistical.READERS)
+_COLUMNAR = (".parquet", ".pq")
+SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
+_SUPPORTED_TEXT = ".csv, .tsv, .tab (each also .gz, .bz2, .zst, .xz), " + ", ".join(
+    s for s in SUPPORTED if s not in text.TEXT_SUFFIXES)
 COLUMN_TYPES = ("numeric", "category", "string")  # read as float64, as Categorical text, as object text
 
 
 def read_table(
-    path: Path, columns: list[str] | None = None, *, column_types: dict[str, str] | None = None
+    path: Path, columns: list[str] | None = None, *, column_types: dict[str, str] | None = None,
+    delimiter: str | None = None,
 ) -> pd.DataFrame:
     """Read a whole file into a DataFrame with a RangeIndex (row i is data row i + 1).
 
@@ -33,10 +43,10 @@ def read_table(
     ``column_types`` maps column name -> "numeric" (read as float64), "category" or "string" (read as text);
     pass :meth:`Preprocessor.column_types` at prediction time so types do not depend on the new file.
     Text columns come back as pandas ``Categorical`` unless ``column_types`` marks them "string".
+    ``delimiter`` (``--delimiter``) applies to delimited text only (see :func:`~survmom.data.text.dialect`).
     """
     path = Path(path)
-    reader = _format(path)
-    _check_file(path)
+    reader = _format(path, delimiter)
     return reader.read(path, columns, _check_column_types(column_types))
 
 
@@ -46,6 +56,7 @@ def iter_table_batches(
     batch_rows: int = 65536,
     *,
     column_types: dict[str, str] | None = None,
+    delimiter: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Stream a file as DataFrames of at most ``batch_rows`` rows; memory stays flat.
 
@@ -56,34 +67,38 @@ def iter_table_batches(
     problems in the rows when the offending block is reached.
     """
     path = Path(path)
-    reader = _format(path)
-    _check_file(path)
+    reader = _format(path, delimiter)
     if batch_rows < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
     return reader.batches(path, columns, batch_rows, _check_column_types(column_types))
 
 
-def table_columns(path: Path) -> list[str]:
+def table_columns(path: Path, *, delimiter: str | None = None) -> list[str]:
     """The column names of a file (stripped), from its header or schema; no rows are read."""
     path = Path(path)
-    reader = _format(path)
-    _check_file(path)
-    return reader.column_names(path)
+    return _format(path, delimiter).column_names(path)
 
 
 def declared_types(path: Path) -> dict[str, str]:
     """Column -> "numeric" or "category" as a typed file's schema states it; {} for untyped text (CSV)."""
     path = Path(path)
-    reader = _format(path)
-    _check_file(path)
-    declared = getattr(reader, "declared_types", None)
-    return {} if declared is None else declared(path)
+    if _is_text(path):
+        check_file(path)
+        return {}
+    return _format(path, None).declared_types(path)
+
+
+def text_notice(path: Path, *, delimiter: str | None = None) -> str | None:
+    """One line saying how a delimited text file was read when it is not plain comma-separated (a
+    semicolon-separated file with decimal commas, say), for the command's warnings; None otherwise."""
+    path = Path(path)
+    return _format(path, delimiter).notice if _is_text(path) else None
 
 
 def fingerprint(path: Path) -> str:
     """``"blake2b:<32 hex digits>:<size in bytes>"`` of the file's content, read in 1 MiB chunks."""
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     digest = hashlib.blake2b(digest_size=16)
     size = 0
     with open(path, "rb") as fh:
@@ -93,23 +108,80 @@ def fingerprint(path: Path) -> str:
     return f"blake2b:{digest.hexdigest()}:{size}"
 
 
-def _format(path: Path) -> ModuleType:
-    """The reader of ``path`` by its suffix (any case: ``.CSV.GZ`` too); DataError for other files."""
+def _is_text(path: Path) -> bool:
+    return path.name.lower().endswith(text.TEXT_SUFFIXES)
+
+
+def _format(path: Path, delimiter: str | None) -> Any:
+    """The reader of an existing file ``path`` by its suffix (any case: ``.CSV.GZ`` too); DataError for other
+    files. ``delimiter`` is for delimited text; other formats ignore it."""
     name = path.name.lower()
-    for suffix, reader in _FORMATS.items():
-        if name.endswith(suffix):
-            return reader
-    suffix = "".join(path.suffixes) or "(none)"
-    raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {', '.join(SUPPORTED)})")
+    typed = reader_for(path, _TYPED)
+    if not (name.endswith(text.TEXT_SUFFIXES) or name.endswith(_COLUMNAR) or typed):
+        suffix = "".join(path.suffixes) or "(none)"
+        raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {_SUPPORTED_TEXT})")
+    check_file(path)
+    if name.endswith(text.TEXT_SUFFIXES):
+        return _TextFormat(text.dialect(path, delimiter))
+    if name.endswith(_COLUMNAR):
+        return columnar
+    return _ArrowFormat(typed)
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if not path.is_file():
-        raise DataError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty (0 bytes)")
+class _TextFormat:
+    """Delimited text read with one :class:`~survmom.data.text.Dialect`."""
+
+    def __init__(self, how: text.Dialect) -> None:
+        self.how = how
+        self.notice = how.notice
+
+    def column_names(self, path: Path) -> list[str]:
+        return text.column_names(path, self.how)
+
+    def read(self, path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pd.DataFrame:
+        return text.read(path, columns, column_types, self.how)
+
+    def batches(self, path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
+                ) -> Iterator[pd.DataFrame]:
+        return text.batches(path, columns, batch_rows, column_types, self.how)
+
+
+class _ArrowFormat:
+    """A :class:`~survmom.data.formats.FormatReader` (typed Arrow tables) as frames, like Parquet's."""
+
+    def __init__(self, reader: FormatReader) -> None:
+        self.reader = reader
+
+    def column_names(self, path: Path) -> list[str]:
+        return self.reader.columns(path)
+
+    def declared_types(self, path: Path) -> dict[str, str]:
+        return self.reader.declared_types(path)
+
+    def read(self, path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pd.DataFrame:
+        return _frame(self.reader.read(path, columns), path, column_types, 0)
+
+    def batches(self, path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
+                ) -> Iterator[pd.DataFrame]:
+        tables = self.reader.iter_batches(path, columns, batch_rows)  # file and columns checked now
+
+        def generate() -> Iterator[pd.DataFrame]:
+            start = 0
+            for table in tables:
+                rows = table.num_rows  # before to_pandas(self_destruct=True), after which the table is gone
+                yield _frame(table, path, column_types, start)
+                start += rows
+
+        return generate()
+
+
+def _frame(table: pa.Table, path: Path, column_types: dict[str, str], start: int) -> pd.DataFrame:
+    """A typed reader's table as a frame; its binary columns (rare) must hold UTF-8 text."""
+    def not_text(column: str, rows: str) -> DataError:
+        return DataError(f"{path}: column '{column}' holds binary data, not UTF-8 text ({rows}); "
+                         f"store it as text, or leave the column out")
+
+    return to_pandas(table, path, column_types, start, not_text=not_text)
 
 
 def _check_column_types(column_types: dict[str, str] | None) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,21 @@ import pyarrow as pa
 from survmom.data.messages import SAMPLE, plural, quote_list, show_rows
 from survmom.errors import ConfigError, DataError
 
+# The pandas index columns that ``DataFrame.to_parquet``/``to_feather`` may add: not data columns.
+INDEX_COLUMN = re.compile(r"^__index_level_\d+__$")
+
 # (column, sample of rows and values) -> the reader's error for bytes that are not UTF-8 text
 NotText = Callable[[str, str], DataError]
+
+
+def check_file(path: Path) -> None:
+    """DataError unless ``path`` is a regular, non-empty file."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (0 bytes)")
 
 
 def clean_names(raw: Sequence[str], path: Path) -> list[str]:

@@ -1,4 +1,10 @@
-"""Delimited text: comma-separated UTF-8 files with a header row (``.csv``, gzip-compressed ``.csv.gz``).
+"""Delimited UTF-8 text with a header row: ``.csv``, ``.tsv``/``.tab``, each also ``.gz``/``.bz2``/``.zst``/``.xz``.
+
+The delimiter of a ``.csv`` is detected from its first lines (:func:`dialect`): comma, semicolon or tab, the
+one that splits the header and the first rows into the same number of fields (more than one); a
+semicolon-separated file whose numbers use a decimal comma (the European spreadsheet export) is read with
+``decimal_point=","``. A file that two delimiters split equally well is refused: pass ``--delimiter``.
+``.tsv``/``.tab`` files are tab-separated. ``--delimiter`` overrides both.
 
 Cells equal to one of :data:`~survmom.data.cells.NA_MARKERS` are missing. A file is parsed by pyarrow's
 streaming reader, a few 1 MiB blocks at a time, so memory does not grow with the file. Columns typed
@@ -12,12 +18,15 @@ wrong.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
 import gzip
 import io
+import lzma
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +38,90 @@ import pyarrow.csv as pa_csv
 from survmom.data.cells import NA_LOWER, NA_MARKERS, numbers_from_text, parse_numbers, per_row
 from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
 from survmom.data.tables import clean_names, select, to_pandas
-from survmom.errors import DataError
+from survmom.errors import ConfigError, DataError
 
 _HEADER_PROBE = 1 << 20  # bytes read to find the header row
 _STREAM_BLOCK = 1 << 20  # bytes per parse block of the streaming reader
 _NA_TEXT = pa.array(sorted(NA_LOWER), pa.string())
+_PROBE_LINES = 50  # lines (header included) that delimiter detection looks at
+_CANDIDATES = {",": "comma", ";": "semicolon", "\t": "tab"}
+# Suffix after the text suffix -> (pyarrow codec, Python opener); pyarrow builds usually lack lzma (xz).
+_COMPRESSION = {".gz": ("gzip", gzip.open), ".bz2": ("bz2", bz2.open), ".zst": ("zstd", None),
+                ".xz": (None, lzma.open)}
+TEXT_SUFFIXES = tuple(f"{t}{c}" for t in (".csv", ".tsv", ".tab") for c in ("", *_COMPRESSION))
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d*,\d+\s*$")
+_DECIMAL_POINT = re.compile(r"^\s*[-+]?\d*\.\d+([eE][-+]?\d+)?\s*$")
 
 
-def column_names(path: Path) -> list[str]:
+@dataclass(frozen=True)
+class Dialect:
+    """How a delimited file is written: ``delimiter`` (one character), ``decimal`` ("." or ","), and
+    ``notice``: one line saying what was detected when it is not a plain comma-separated file, else None."""
+
+    delimiter: str = ","
+    decimal: str = "."
+    notice: str | None = None
+
+
+def dialect(path: Path, delimiter: str | None = None) -> Dialect:
+    """The dialect of ``path`` from its first :data:`_PROBE_LINES` lines; ``delimiter`` (``--delimiter``)
+    overrides detection. DataError when two delimiters split the sample equally well."""
+    if delimiter is not None:
+        delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
+        if len(delimiter) != 1 or delimiter in "\"\r\n":
+            raise ConfigError(f"--delimiter must be one character (or 'tab'), got {delimiter!r}")
+    lines = _first_lines(path)
+    tabbed = path.name.lower().split(".")[-2 if _compression(path) else -1] in ("tsv", "tab")
+    if delimiter is None and tabbed:
+        delimiter = "\t"
+    if delimiter is None:
+        fits = {}
+        for candidate in _CANDIDATES:
+            widths = {len(r) for r in csv.reader(lines, delimiter=candidate)}
+            if len(widths) == 1 and widths != {1}:
+                fits[candidate] = widths.pop()
+        if len(fits) > 1:
+            shown = " and ".join(f"{_CANDIDATES[c]}s ({n} fields)" for c, n in fits.items())
+            raise DataError(f"{path}: the first lines split equally well by {shown}; pass --delimiter "
+                            f"(e.g. --delimiter ';') to say which")
+        delimiter = next(iter(fits), ",")
+    decimal = "."
+    if delimiter != ",":
+        cells = [c for r in list(csv.reader(lines, delimiter=delimiter))[1:] for c in r]
+        if any(_DECIMAL_COMMA.match(c) for c in cells) and not any(_DECIMAL_POINT.match(c) for c in cells):
+            decimal = ","
+    notice = None
+    if (delimiter, decimal) != (",", ".") and not (tabbed and (delimiter, decimal) == ("\t", ".")):
+        name = _CANDIDATES.get(delimiter, repr(delimiter))
+        comma = " with decimal commas" if decimal == "," else ""
+        notice = f"{path}: read as {name}-separated{comma} (detected from the first lines; --delimiter overrides)"
+    return Dialect(delimiter, decimal, notice)
+
+
+def _first_lines(path: Path) -> list[str]:
+    """The first :data:`_PROBE_LINES` complete lines (fewer for a short file), decoded leniently."""
+    with _open_bytes(path) as fh:
+        try:
+            chunk = fh.read(_HEADER_PROBE)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
+    _check_text(path, chunk)
+    if chunk.startswith(codecs.BOM_UTF8):
+        chunk = chunk[len(codecs.BOM_UTF8):]
+    lines = chunk.decode("utf-8", errors="replace").splitlines()
+    if len(chunk) == _HEADER_PROBE and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut
+    return [line for line in lines[:_PROBE_LINES] if line.strip()]
+
+
+def column_names(path: Path, how: Dialect) -> list[str]:
     """The stripped header names; no rows are read."""
-    return clean_names(_header(path), path)
+    return clean_names(_header(path, how), path)
 
 
-def read(path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pd.DataFrame:
+def read(path: Path, columns: list[str] | None, column_types: dict[str, str], how: Dialect) -> pd.DataFrame:
     """The selected columns of the whole file, as :func:`survmom.data.read.read_table` describes."""
-    raw = _header(path)
+    raw = _header(path, how)
     names = clean_names(raw, path)
     selected = select(names, columns, path)
     raw_of = dict(zip(names, raw, strict=True))
@@ -51,40 +129,42 @@ def read(path: Path, columns: list[str] | None, column_types: dict[str, str]) ->
     as_text: set[str] = set()  # numeric columns holding values pyarrow's conversion refuses (" NA", "1_000")
     while True:
         types = _arrow_types(raw_of, selected, {**column_types, **dict.fromkeys(as_text, "string")}, False)
-        read_options, convert = _options([raw_of[c] for c in selected], types, _STREAM_BLOCK)
+        read_options, convert = _options([raw_of[c] for c in selected], types, _STREAM_BLOCK, how)
         try:
             # The streaming reader holds a few blocks at a time (read_csv buffers the whole file) but fixes the
             # types from its first block; if a later block does not fit (or anything else goes wrong),
             # read_csv, which infers types from every block, decides, errors included.
             with _input(path) as source:
-                reader = pa_csv.open_csv(source, read_options=read_options, convert_options=convert)
+                reader = pa_csv.open_csv(source, read_options=read_options, parse_options=_parse(how),
+                                         convert_options=convert)
                 table = pa.Table.from_batches(list(reader), schema=reader.schema)
         except (pa.ArrowException, OSError, EOFError):
             try:
                 with _input(path) as source:
-                    table = pa_csv.read_csv(source, read_options=read_options, convert_options=convert)
+                    table = pa_csv.read_csv(source, read_options=read_options, parse_options=_parse(how),
+                                            convert_options=convert)
             except (pa.ArrowException, OSError, EOFError) as exc:
                 failed = _unconverted(exc, names, numeric, as_text)
                 if failed:
                     as_text.update(failed)
                     continue
-                raise _read_error(exc, path, raw, names, numeric) from None
+                raise _read_error(exc, path, raw, names, numeric, how) from None
         break
     if table.num_rows == 0:
         raise DataError(f"{path}: has a header but no data rows")
     table = table.rename_columns(selected)
     try:
-        table = _numbers_in_text_columns(table, as_text, path=path, start=0)
+        table = _numbers_in_text_columns(table, as_text, path=path, start=0, decimal=how.decimal)
     except DataError as exc:
-        raise _locate_non_numeric(path, raw, names, numeric) or exc from None
+        raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
     return to_pandas(table, path, column_types, not_text=lambda column, rows: _not_utf8(path, column, rows))
 
 
 def batches(
-    path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
+    path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str], how: Dialect
 ) -> Iterator[pd.DataFrame]:
     """Check the header now; return a generator of frames of ``batch_rows`` rows (the last one shorter)."""
-    raw = _header(path)
+    raw = _header(path, how)
     names = clean_names(raw, path)
     selected = select(names, columns, path)
     numeric = [c for c in selected if column_types.get(c) == "numeric"]
@@ -96,7 +176,7 @@ def batches(
     def generate() -> Iterator[pd.DataFrame]:
         start, pending, pending_rows = 0, [], 0
         try:
-            for block in _blocks(path, raw, names, selected, column_types):
+            for block in _blocks(path, raw, names, selected, column_types, how):
                 pending.append(block)
                 pending_rows += block.num_rows
                 if pending_rows < batch_rows:
@@ -112,15 +192,15 @@ def batches(
                 yield frame(pa.Table.from_batches(pending), start)
                 start += pending_rows
         except (pa.ArrowException, OSError, EOFError) as exc:
-            raise _read_error(exc, path, raw, names, numeric) from None
+            raise _read_error(exc, path, raw, names, numeric, how) from None
         if start == 0:
             raise DataError(f"{path}: has a header but no data rows")
 
     return generate()
 
 
-def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], column_types: dict[str, str]
-            ) -> Iterator[pa.RecordBatch]:
+def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], column_types: dict[str, str],
+            how: Dialect) -> Iterator[pa.RecordBatch]:
     """The parse blocks of the file, columns renamed to ``selected``, "numeric" columns as float64.
 
     Numeric columns are converted by pyarrow (fast). When it refuses a value that training accepts (a
@@ -136,20 +216,21 @@ def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], c
     # blocks in flight, so blocks sized to a whole batch (tens of MB) made memory grow with the file.
     while True:
         types = _arrow_types(raw_of, selected, {**column_types, **dict.fromkeys(as_text, "string")}, True)
-        read_options, convert = _options([raw_of[c] for c in selected], types, _STREAM_BLOCK)
+        read_options, convert = _options([raw_of[c] for c in selected], types, _STREAM_BLOCK, how)
         skip = done  # rows a fresh reader must pass over (counting parsed rows: blank lines are not rows)
         try:
             with _input(path) as source:
-                for block in pa_csv.open_csv(source, read_options=read_options, convert_options=convert):
+                for block in pa_csv.open_csv(source, read_options=read_options, parse_options=_parse(how),
+                                             convert_options=convert):
                     if skip >= block.num_rows:
                         skip -= block.num_rows
                         continue
                     block = block.slice(skip).rename_columns(selected)
                     skip = 0
                     try:
-                        block = _numbers_in_text_columns(block, as_text, path=path, start=done)
+                        block = _numbers_in_text_columns(block, as_text, path=path, start=done, decimal=how.decimal)
                     except DataError as exc:
-                        raise _locate_non_numeric(path, raw, names, numeric) or exc from None
+                        raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
                     done += block.num_rows
                     yield block
             return
@@ -163,28 +244,41 @@ def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], c
 # --------------------------------------------------------------------------------------------- the file
 
 
-def _is_gzip_name(path: Path) -> bool:
-    """Whether the file name ends in ``.gz`` in any case (``.csv.GZ`` too)."""
-    return path.name.lower().endswith(".gz")
+def _compression(path: Path) -> str | None:
+    """The compression suffix of the file name in any case (``.csv.GZ`` too), or None."""
+    suffix = path.suffix.lower()
+    return suffix if suffix in _COMPRESSION else None
 
 
-def _open_bytes(path: Path) -> io.BufferedIOBase:
-    if _is_gzip_name(path):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+def _open_bytes(path: Path) -> io.BufferedIOBase | pa.NativeFile:
+    """The file's (decompressed) bytes as a binary file object."""
+    compression = _compression(path)
+    if compression is None:
+        return open(path, "rb")
+    codec, opener = _COMPRESSION[compression]
+    if codec is not None and pa.Codec.is_available(codec):
+        return pa.input_stream(str(path), compression=codec)
+    if opener is None:
+        raise DataError(f"{path}: this pyarrow build cannot read {codec} compression; decompress the file first")
+    return opener(path, "rb")  # type: ignore[return-value]
 
 
 def _input(path: Path) -> pa.NativeFile:
-    """The file as a pyarrow input stream, decompressed when its name ends in ``.gz`` in any case.
+    """The file as a pyarrow input stream, decompressed by its suffix in any case.
 
     Given a path, pyarrow infers the compression from a lowercase suffix only: ``d.csv.GZ`` was parsed as
     compressed bytes. Every pyarrow CSV reader here gets this stream instead of the path.
     """
-    return pa.input_stream(str(path), compression="gzip" if _is_gzip_name(path) else None)
+    source = _open_bytes(path)
+    return source if isinstance(source, pa.NativeFile) else pa.PythonFile(source, mode="r")
 
 
-def _header(path: Path) -> list[str]:
-    """The raw header names; DataError for files that are empty, binary, not UTF-8 or not comma-separated."""
+def _parse(how: Dialect) -> pa_csv.ParseOptions:
+    return pa_csv.ParseOptions(delimiter=how.delimiter)
+
+
+def _header(path: Path, how: Dialect) -> list[str]:
+    """The raw header names; DataError for files that are empty, binary, not UTF-8 or not delimited."""
     with _open_bytes(path) as fh:
         try:
             chunk = fh.read(_HEADER_PROBE)
@@ -195,18 +289,7 @@ def _header(path: Path) -> list[str]:
                 chunk += more
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
-    if not chunk.strip():
-        raise DataError(f"{path}: file is empty (no header row)")
-    magic = {
-        b"PK\x03\x04": "a ZIP/Excel file",
-        b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
-        b"PAR1": "a Parquet file",
-    }
-    for prefix, what in magic.items():
-        if chunk.startswith(prefix):
-            raise DataError(f"{path}: not a CSV text file (looks like {what})")
-    if b"\x00" in chunk:
-        raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
+    _check_text(path, chunk)
     if chunk.startswith(codecs.BOM_UTF8):
         chunk = chunk[len(codecs.BOM_UTF8) :]
     try:
@@ -217,21 +300,42 @@ def _header(path: Path) -> list[str]:
         if "\n" not in text:
             raise _not_utf8(path, detail="in the header row") from None
     try:
-        names = next(csv.reader(io.StringIO(text)))
+        names = next(csv.reader(io.StringIO(text), delimiter=how.delimiter))
     except (csv.Error, StopIteration) as exc:
         raise DataError(f"{path}: cannot parse the CSV header ({first_line(exc)})") from None
     if len(names) == 1:
-        for sep, label in ((";", "semicolons"), ("\t", "tabs")):
-            if sep in names[0]:
+        for sep, label in _CANDIDATES.items():
+            if sep != how.delimiter and sep in names[0]:
                 raise DataError(
-                    f"{path}: header '{names[0][:60]}' looks separated by {label}; "
-                    f"survmom reads comma-separated files"
+                    f"{path}: header '{names[0][:60]}' looks separated by {label}s, but the rows are not; "
+                    f"check the file, or pass --delimiter"
                 )
     return names
 
 
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP/Excel file",
+    b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
+    b"BZh": "bzip2-compressed (name it .csv.bz2)",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed (name it .csv.zst)",
+    b"\xfd7zXZ\x00": "xz-compressed (name it .csv.xz)",
+    b"PAR1": "a Parquet file",
+}
+
+
+def _check_text(path: Path, chunk: bytes) -> None:
+    """DataError when the file's first bytes ``chunk`` are empty, or binary or compressed data."""
+    if not chunk.strip():
+        raise DataError(f"{path}: file is empty (no header row)")
+    for prefix, what in _MAGIC.items():
+        if chunk.startswith(prefix):
+            raise DataError(f"{path}: not a CSV text file (looks like {what})")
+    if b"\x00" in chunk:
+        raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
+
+
 def _options(
-    raw_selected: list[str], arrow_types: dict[str, pa.DataType], block_size: int | None,
+    raw_selected: list[str], arrow_types: dict[str, pa.DataType], block_size: int | None, how: Dialect,
 ) -> tuple[pa_csv.ReadOptions, pa_csv.ConvertOptions]:
     """pyarrow's read and convert options for the raw columns ``raw_selected``."""
     read_options = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}))
@@ -243,6 +347,7 @@ def _options(
         quoted_strings_can_be_null=True,
         true_values=["true", "True", "TRUE"],
         false_values=["false", "False", "FALSE"],
+        decimal_point=how.decimal,
     )
     return read_options, convert
 
@@ -280,7 +385,7 @@ def _unconverted(exc: BaseException, names: list[str], numeric: list[str], as_te
     return [c for c in numeric if c not in as_text]
 
 
-def _text_to_float(values: pa.Array | pa.ChunkedArray, *, path: Path, column: str, start: int
+def _text_to_float(values: pa.Array | pa.ChunkedArray, *, path: Path, column: str, start: int, decimal: str = "."
                    ) -> pa.Array | pa.ChunkedArray:
     """A text column of a numeric feature as float64, read exactly as training reads text.
 
@@ -291,6 +396,8 @@ def _text_to_float(values: pa.Array | pa.ChunkedArray, *, path: Path, column: st
     values that are not numbers.
     """
     text = values.cast(pa.string()) if not pa.types.is_string(values.type) else values
+    if decimal != ".":
+        text = pc.replace_substring(text, decimal, ".")
     trimmed = pc.utf8_trim_whitespace(text)
     missing = pc.is_in(pc.utf8_lower(trimmed), value_set=_NA_TEXT)
     try:
@@ -303,15 +410,15 @@ def _text_to_float(values: pa.Array | pa.ChunkedArray, *, path: Path, column: st
     return pa.array(parsed, pa.float64(), from_pandas=True)
 
 
-def _numbers_in_text_columns(table: pa.Table | pa.RecordBatch, columns: set[str], *, path: Path, start: int
-                             ) -> pa.Table | pa.RecordBatch:
+def _numbers_in_text_columns(table: pa.Table | pa.RecordBatch, columns: set[str], *, path: Path, start: int,
+                             decimal: str = ".") -> pa.Table | pa.RecordBatch:
     """``table`` with its text columns among ``columns`` (numeric features read as text) made float64."""
     if not columns:
         return table
     arrays = []
     for name, values in zip(table.schema.names, table.columns, strict=True):
         if name in columns and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            values = _text_to_float(values, path=path, column=name, start=start)
+            values = _text_to_float(values, path=path, column=name, start=start, decimal=decimal)
         arrays.append(values)
     return type(table).from_arrays(arrays, names=table.schema.names)
 
@@ -320,7 +427,7 @@ def _numbers_in_text_columns(table: pa.Table | pa.RecordBatch, columns: set[str]
 
 
 def _read_error(
-    exc: BaseException, path: Path, raw: list[str], names: list[str], numeric: list[str]
+    exc: BaseException, path: Path, raw: list[str], names: list[str], numeric: list[str], how: Dialect
 ) -> DataError:
     """Turn a pyarrow CSV error into a DataError naming the column and, for bad numbers, rows and values."""
     reason = first_line(exc)
@@ -329,31 +436,36 @@ def _read_error(
         column = names[int(match.group(1))] if match and int(match.group(1)) < len(names) else None
         return _not_utf8(path, column)
     if "conversion error" in reason and numeric:
-        located = _locate_non_numeric(path, raw, names, numeric)
+        located = _locate_non_numeric(path, raw, names, numeric, how)
         if located is not None:
             return located
     match = re.search(r"In CSV column #(\d+): (.*)", reason)
     if match and int(match.group(1)) < len(names):
         return DataError(f"{path}: column '{names[int(match.group(1))]}' cannot be read: {match.group(2)}")
-    where = _locate_ragged_row(path, len(names)) if "Expected" in reason else ""
+    where = _locate_ragged_row(path, len(names), how) if "Expected" in reason else ""
     return DataError(f"{path}: not a readable CSV file{where}: {reason}")
 
 
-def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: list[str]) -> DataError | None:
+def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: list[str], how: Dialect
+                        ) -> DataError | None:
     """Re-scan ``numeric`` columns as text (error path only) to report rows holding non-numbers.
 
     A value is a non-number exactly when training would refuse it (:func:`~survmom.data.cells.parse_numbers`):
     missing-value spellings such as ``" NA"`` and numbers with surrounding spaces are fine.
     """
     raw_of = dict(zip(names, raw, strict=True))
-    read_options, convert = _options([raw_of[c] for c in numeric], {raw_of[c]: pa.string() for c in numeric}, None)
+    read_options, convert = _options([raw_of[c] for c in numeric], {raw_of[c]: pa.string() for c in numeric}, None,
+                                     how)
     bad: dict[str, tuple[int, list[int], list[str]]] = {}
     start = 0
     try:
         with _input(path) as source:
-            for batch in pa_csv.open_csv(source, read_options=read_options, convert_options=convert):
+            for batch in pa_csv.open_csv(source, read_options=read_options, parse_options=_parse(how),
+                                         convert_options=convert):
                 for name in numeric:
                     text = batch.column(raw_of[name]).to_pandas()
+                    if how.decimal != ".":
+                        text = text.str.replace(how.decimal, ".", regex=False)
                     codes, uniques = pd.factorize(text, use_na_sentinel=True)
                     not_numbers = parse_numbers(np.asarray(uniques, dtype=object))[1]
                     pos = np.flatnonzero(per_row(not_numbers, codes.astype(np.int64), False))
@@ -375,12 +487,12 @@ def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: l
     )
 
 
-def _locate_ragged_row(path: Path, n_columns: int) -> str:
+def _locate_ragged_row(path: Path, n_columns: int, how: Dialect) -> str:
     """ " (line 7 has 4 fields, the header has 3)" for the first record with a wrong field count, else ""."""
     try:
         with _open_bytes(path) as fh:
             text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
-            reader = csv.reader(text)
+            reader = csv.reader(text, delimiter=how.delimiter)
             for record in reader:
                 if record and len(record) != n_columns:
                     return f" (line {reader.line_num} has {len(record)} fields, the header has {n_columns})"

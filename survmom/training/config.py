@@ -73,6 +73,10 @@ class TrainConfig:
             "Comma-separated feature columns to treat as categories whatever their values (codes: a centre, a ZIP)."))
     numeric: list[str] | None = field(default=None, metadata=cli(
         "Comma-separated feature columns to treat as numbers (text values must parse as numbers)."))
+    # None: detected per file from its first lines (survmom.data.text.dialect).
+    delimiter: str | None = field(default=None, metadata=cli(
+        "Delimiter of .csv/.tsv files (one character, or 'tab'); default: detected per file from its first lines "
+        "(comma, semicolon with decimal commas, or tab)."))
     loss: str = field(default="cox", metadata=cli("Survival loss: cox (partial likelihood) or weibull (AFT)."))
     ties: str = field(default="efron", metadata=cli(f"Cox tie handling: {_one_of(TIES)}."))
     # None: auto_batch(training rows), resolved before training and saved.

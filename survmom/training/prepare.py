@@ -21,6 +21,7 @@ from survmom.data import (
     select_feature_columns,
     stratified_split,
     table_columns,
+    text_notice,
 )
 from survmom.errors import DataError
 from survmom.system import memory_limit
@@ -55,7 +56,7 @@ def prepare_training_data(
 ) -> PreparedData:
     """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one)."""
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
-    columns = table_columns(data_path)
+    columns = table_columns(data_path, delimiter=config.delimiter)
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     if preprocessor is None:
         feature_cols = select_feature_columns(
@@ -79,7 +80,7 @@ def prepare_training_data(
         # Only the columns used are read: an excluded column is never parsed, whatever it holds.
         ids = [config.id_col] if config.id_col is not None and config.id_col in columns else []
         table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols, *ids]),
-                           column_types=reading)
+                           column_types=reading, delimiter=config.delimiter)
         data_fingerprint = hashing.result()
     repeated_ids = [_repeated_ids(table[config.id_col], data_path, config.id_col)] if ids else []
     event = parse_event(table[config.event_col], path=data_path, column=config.event_col)
@@ -102,7 +103,9 @@ def prepare_training_data(
     # One pass over the columns writes every split: no full-size matrix, no row gather.
     x_parts = preprocessor.transform_parts(table, path=data_path, parts=parts)
     train = Outcomes(x_parts[0], event[train_idx], time[train_idx])
-    warnings = list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
+    notice = text_notice(data_path, delimiter=config.delimiter)  # how a text file was read, if not plain CSV
+    warnings = [notice] if notice else []
+    warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     _require_events(train, data_path, config.loss)
     inputs = train.x.shape[1]
     if inputs >= len(train):
@@ -114,7 +117,9 @@ def prepare_training_data(
             "rows": len(time), "train_rows": len(train), "columns": columns}
     if config.val is not None:
         val_path = Path(config.val)
-        val = read_outcomes(val_path, config, preprocessor)
+        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter)
+        notice = text_notice(val_path, delimiter=config.delimiter)
+        warnings += [notice] if notice else []
         val_fingerprint = fingerprint(val_path)
         if val_fingerprint == data_fingerprint:
             warnings.append(f"--val {val_path} holds the training rows themselves: the validation C-index then "
@@ -131,13 +136,17 @@ def prepare_training_data(
     return PreparedData(preprocessor, train, val, info, warnings)
 
 
-def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor) -> Outcomes:
-    """Read a file with features, time and event, and apply a fitted preprocessor."""
-    columns = table_columns(path)
+def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None
+                  ) -> Outcomes:
+    """Read a file with features, time and event, and apply a fitted preprocessor.
+
+    ``delimiter`` is the command's ``--delimiter`` (None: detected), not the one saved with the model.
+    """
+    columns = table_columns(path, delimiter=delimiter)
     _require_columns(columns, [config.time_col, config.event_col], path)
     preprocessor.check_columns(columns, path=path)
     table = read_table(path, _used(columns, [config.time_col, config.event_col, *preprocessor.input_columns]),
-                       column_types=preprocessor.column_types())
+                       column_types=preprocessor.column_types(), delimiter=delimiter)
     event = parse_event(table[config.event_col], path=path, column=config.event_col)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")

@@ -1,0 +1,80 @@
+"""Write a stream of Arrow tables (predictions) to a binary stream as CSV, TSV, Parquet or Feather, by suffix.
+
+Each writer takes the tables one at a time (memory holds one), takes its schema from the first table, and
+returns the number of rows written; the caller owns the stream (``predict`` passes an atomic temporary file,
+or stdout). Formats: ``.csv`` (comma, header, values quoted when needed), ``.tsv`` (tab-separated, quoted the
+same way), ``.parquet``/``.pq`` (dictionary-encoded non-float columns only), ``.feather``/``.arrow`` (Arrow
+IPC file format, which Feather version 2 is; LZ4-compressed when pyarrow has the codec, as
+``pyarrow.feather.write_feather`` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+
+def write_tables(tables: Iterable[pa.Table], stream: BinaryIO, make_writer: Callable[[BinaryIO, pa.Schema], Any]
+                 ) -> int:
+    """Stream tables into one writer made from the first table's schema; returns the row count."""
+    rows, writer = 0, None
+    try:
+        for table in tables:
+            if writer is None:
+                writer = make_writer(stream, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+    except BaseException:
+        if writer is not None:  # closed now, while its stream is open: not later, by the garbage collector
+            with contextlib.suppress(Exception):
+                writer.close()
+        raise
+    if writer is not None:
+        writer.close()
+    stream.flush()
+    return rows
+
+
+def write_csv(tables: Iterable[pa.Table], stream: BinaryIO) -> int:
+    return write_tables(tables, stream, pa_csv.CSVWriter)
+
+
+def write_tsv(tables: Iterable[pa.Table], stream: BinaryIO) -> int:
+    options = pa_csv.WriteOptions(delimiter="\t")
+    return write_tables(tables, stream, lambda sink, schema: pa_csv.CSVWriter(sink, schema, write_options=options))
+
+
+def write_parquet(tables: Iterable[pa.Table], stream: BinaryIO) -> int:
+    def parquet_writer(sink: BinaryIO, schema: pa.Schema) -> pq.ParquetWriter:
+        # Unique floats make pyarrow try a dictionary and fall back, which costs time and size: ids only.
+        encoded = [f.name for f in schema if not pa.types.is_floating(f.type)]
+        return pq.ParquetWriter(sink, schema, use_dictionary=encoded)
+
+    return write_tables(tables, stream, parquet_writer)
+
+
+def write_feather(tables: Iterable[pa.Table], stream: BinaryIO) -> int:
+    options = ipc.IpcWriteOptions(compression="lz4" if pa.Codec.is_available("lz4") else None)
+    return write_tables(tables, stream, lambda sink, schema: ipc.new_file(sink, schema, options=options))
+
+
+WRITERS: dict[str, Callable[[Iterable[pa.Table], BinaryIO], int]] = {
+    ".csv": write_csv,
+    ".tsv": write_tsv,
+    ".parquet": write_parquet,
+    ".pq": write_parquet,
+    ".feather": write_feather,
+    ".arrow": write_feather,
+}
+
+
+def writer_for(path: Path) -> Callable[[Iterable[pa.Table], BinaryIO], int] | None:
+    """The writer for ``path``'s suffix (any case), or None."""
+    return WRITERS.get(Path(path).suffix.lower())

@@ -1,0 +1,135 @@
+"""Delimited text: the delimiter and decimal mark detected from the first lines, --delimiter, compression."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from survmom.data import iter_table_batches, read_table, table_columns, text_notice
+from survmom.data.text import _PROBE_LINES, dialect
+from survmom.errors import ConfigError, DataError
+
+PLAIN = "id,time,age\n1,2.5,40\n2,3.25,NA\n3,10,61.5\n"
+EUROPEAN = "id;time;age\n1;2,5;40\n2;3,25;NA\n3;10;61,5\n"
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_a_semicolon_csv_with_decimal_commas_reads_as_the_comma_csv(tmp_path):
+    want = read_table(write(tmp_path, "plain.csv", PLAIN))
+    got = read_table(write(tmp_path, "european.csv", EUROPEAN))
+    assert got.equals(want)
+    assert got["time"].tolist() == [2.5, 3.25, 10.0]
+
+
+def test_the_detection_is_one_line_naming_the_file_and_the_option(tmp_path):
+    path = write(tmp_path, "european.csv", EUROPEAN)
+    assert text_notice(path) == (f"{path}: read as semicolon-separated with decimal commas (detected from the "
+                                 "first lines; --delimiter overrides)")
+    assert text_notice(write(tmp_path, "plain.csv", PLAIN)) is None
+    assert text_notice(write(tmp_path, "plain.tsv", PLAIN.replace(",", "\t"))) is None
+
+
+def test_semicolons_with_decimal_points_keep_the_point(tmp_path):
+    path = write(tmp_path, "s.csv", PLAIN.replace(",", ";"))
+    assert (dialect(path).delimiter, dialect(path).decimal) == (";", ".")
+    assert read_table(path)["time"].tolist() == [2.5, 3.25, 10.0]
+    assert text_notice(path) == f"{path}: read as semicolon-separated (detected from the first lines; --delimiter " \
+                                "overrides)"
+
+
+def test_numeric_columns_with_decimal_commas_stream_and_parse_missing_spellings(tmp_path):
+    # " NA" makes pyarrow's float conversion refuse the column: it is then parsed as text, decimal comma included.
+    path = write(tmp_path, "e.csv", "id;time;age\n" + "".join(f"{i};{i},5; NA\n" for i in range(1, 8))
+                 + "8;1,25;3,5\n")
+    types = {"time": "numeric", "age": "numeric"}
+    whole = read_table(path, column_types=types)
+    parts = list(iter_table_batches(path, None, 3, column_types=types))
+    assert [len(p) for p in parts] == [3, 3, 2]
+    for frame in (whole, pd.concat(parts)):
+        assert frame["time"].tolist() == [1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 1.25]
+        np.testing.assert_array_equal(frame["age"], [np.nan] * 7 + [3.5])
+
+
+def test_tsv_and_tab_are_tab_separated_in_any_case(tmp_path):
+    want = read_table(write(tmp_path, "plain.csv", PLAIN))
+    for name in ("d.tsv", "d.TAB", "d.Tsv"):
+        assert read_table(write(tmp_path, name, PLAIN.replace(",", "\t"))).equals(want)
+
+
+def test_a_tab_separated_csv_is_detected(tmp_path):
+    path = write(tmp_path, "t.csv", PLAIN.replace(",", "\t"))
+    assert table_columns(path) == ["id", "time", "age"]
+    assert "tab-separated" in text_notice(path)
+
+
+@pytest.mark.parametrize("name, opener", [("d.csv.gz", gzip.open), ("d.csv.bz2", bz2.open), ("d.CSV.XZ", lzma.open),
+                                          ("d.tsv.gz", gzip.open), ("d.csv.zst", None)])
+def test_compressed_files_read_as_the_plain_file(name, opener, tmp_path):
+    text = PLAIN.replace(",", "\t") if ".tsv" in name else PLAIN
+    path = tmp_path / name
+    if opener is None:
+        with pa.output_stream(str(path), compression="zstd") as out:
+            out.write(text.encode())
+    else:
+        with opener(path, "wt") as fh:
+            fh.write(text)
+    want = read_table(write(tmp_path, "plain.csv", PLAIN))
+    assert read_table(path).equals(want)
+    assert pd.concat(list(iter_table_batches(path, None, 2))).shape == (3, 3)
+
+
+def test_a_compressed_file_without_its_suffix_says_which_suffix(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(bz2.compress(PLAIN.encode()))
+    with pytest.raises(DataError, match=r"bzip2-compressed \(name it \.csv\.bz2\)"):
+        read_table(path)
+
+
+def test_two_delimiters_that_split_equally_well_are_refused(tmp_path):
+    path = write(tmp_path, "a.csv", "a,b;c\n1,2;3\n4,5;6\n")
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == (f"{path}: the first lines split equally well by commas (2 fields) and semicolons (2 fields); "
+                       "pass --delimiter (e.g. --delimiter ';') to say which")
+
+
+def test_the_delimiter_option_overrides_detection(tmp_path):
+    path = write(tmp_path, "a.csv", "a,b;c\n1,2;3\n4,5;6\n")
+    assert table_columns(path, delimiter=";") == ["a,b", "c"]
+    assert table_columns(path, delimiter=",") == ["a", "b;c"]
+    assert table_columns(write(tmp_path, "t.csv", "a\tb\n1\t2\n"), delimiter="tab") == ["a", "b"]
+
+
+@pytest.mark.parametrize("bad", ["", ";;", '"', "\n"])
+def test_a_delimiter_that_is_not_one_character_is_a_config_error(bad, tmp_path):
+    with pytest.raises(ConfigError, match="--delimiter must be one character"):
+        read_table(write(tmp_path, "p.csv", PLAIN), delimiter=bad)
+
+
+def test_detection_reads_only_the_first_lines(tmp_path):
+    # Past the probed lines every row also splits by semicolons: detection never sees them.
+    rows = [f"{i},{i}.5" for i in range(_PROBE_LINES + 5)] + [f"{i},{i};5" for i in range(2000)]
+    path = write(tmp_path, "long.csv", "a,b\n" + "\n".join(rows) + "\n")
+    assert dialect(path).delimiter == ","
+
+
+def test_the_delimiter_option_is_ignored_by_typed_formats(tmp_path):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0], "b": ["x", "y"]}), path)
+    assert read_table(path, delimiter=";")["a"].tolist() == [1.0, 2.0]
