@@ -263,6 +263,11 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
                f"{metric}; checkpoint {result.checkpoint}", err=True)
 
 
+def _warn(message: str) -> None:
+    """A warning: one line on stderr."""
+    typer.echo(f"warning: {message}", err=True)
+
+
 @app.command()
 @handles_errors
 def predict(
@@ -282,10 +287,7 @@ def predict(
     with _collector_paused():
         from survmom.app.predict import predict_file
 
-    def warn(message: str) -> None:
-        typer.echo(f"warning: {message}", err=True)
-
-    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else warn,
+    rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else _warn,
                         delimiter=delimiter)
     if out is not None and not quiet:
         typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
@@ -327,10 +329,7 @@ def evaluate(
     with _collector_paused():
         from survmom.app.evaluate import evaluate_file, render_evaluation
 
-    def warn(message: str) -> None:
-        typer.echo(f"warning: {message}", err=True)
-
-    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter, warn=warn)
+    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter, warn=_warn)
     if as_json:
         _write_json(result)
     else:
