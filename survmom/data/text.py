@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from survmom.data.cells import NA_LOWER, NA_MARKERS, numbers_from_text, parse_numbers, per_row
+from survmom.data.formats import rebatch
 from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
 from survmom.data.tables import clean_names, select, to_pandas
 from survmom.errors import ConfigError, DataError
@@ -174,23 +175,12 @@ def batches(
                                                                                                      rows))
 
     def generate() -> Iterator[pd.DataFrame]:
-        start, pending, pending_rows = 0, [], 0
+        start = 0
         try:
-            for block in _blocks(path, raw, names, selected, column_types, how):
-                pending.append(block)
-                pending_rows += block.num_rows
-                if pending_rows < batch_rows:
-                    continue
-                table = pa.Table.from_batches(pending)
-                whole = table.num_rows - table.num_rows % batch_rows
-                for lo in range(0, whole, batch_rows):
-                    yield frame(table.slice(lo, batch_rows), start)
-                    start += batch_rows
-                rest = table.slice(whole)
-                pending, pending_rows = rest.to_batches(), rest.num_rows
-            if pending_rows:
-                yield frame(pa.Table.from_batches(pending), start)
-                start += pending_rows
+            for table in rebatch(_blocks(path, raw, names, selected, column_types, how), batch_rows):
+                rows = table.num_rows  # read before the conversion, which may release the table
+                yield frame(table, start)
+                start += rows
         except (pa.ArrowException, OSError, EOFError) as exc:
             raise _read_error(exc, path, raw, names, numeric, how) from None
         if start == 0:
