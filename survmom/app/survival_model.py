@@ -41,7 +41,7 @@ from survmom.training.config import TrainConfig
 Data = pd.DataFrame | str | Path
 
 
-# A DataFrame's private file is named <role>_dataframe.parquet; messages call it "the <role> DataFrame".
+# A DataFrame's private file is named <role>_dataframe.parquet; messages call it "<role> DataFrame".
 _FRAME_SUFFIX = "_dataframe.parquet"
 _FRAME_PATH = re.compile(r"\S*/(\w+)" + re.escape(_FRAME_SUFFIX))
 
