@@ -21,3 +21,17 @@ def run_survmom(*args: str | Path, cwd: Path | None = None, check: bool = False,
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result
+
+
+def checkpoint_tensors(value, prefix: str = ""):
+    """(path, tensor) for every tensor in a nested checkpoint dict / list / tuple, e.g. ``/momentum/bank.times``."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        yield prefix, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from checkpoint_tensors(item, f"{prefix}/{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from checkpoint_tensors(item, f"{prefix}/{i}")

@@ -19,7 +19,7 @@ import torch
 from survmom.core.metrics import concordance_index
 from survmom.training.checkpoint import FORMAT_VERSION, content_checksum, save_state
 
-from cli_runner import run_survmom
+from cli_runner import checkpoint_tensors, run_survmom
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -188,16 +188,6 @@ def test_inspect_table_goes_to_stderr(trained):
     assert result.stdout == "" and "best validation C-index" in result.stderr
 
 
-def _all_tensors(value, prefix=""):
-    if isinstance(value, torch.Tensor):
-        yield prefix, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _all_tensors(v, f"{prefix}/{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _all_tensors(v, f"{prefix}/{i}")
-
 
 @pytest.mark.parametrize("loss", ["cox", "weibull"])
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, loss):
@@ -206,7 +196,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, loss):
     survmom("train", SAMPLE / "cohort.csv", "--epochs", "2", "--out", tmp_path / "half.pt", *common)
     survmom("resume", tmp_path / "half.pt", "--epochs", "4", "--quiet")
     full, resumed = load(tmp_path / "full.pt"), load(tmp_path / "half.pt")
-    full_tensors, resumed_tensors = dict(_all_tensors(full)), dict(_all_tensors(resumed))
+    full_tensors, resumed_tensors = dict(checkpoint_tensors(full)), dict(checkpoint_tensors(resumed))
     assert full_tensors.keys() == resumed_tensors.keys()
     for key, tensor in full_tensors.items():
         assert torch.equal(tensor, resumed_tensors[key]), key

@@ -40,6 +40,8 @@ from survmom.training.checkpoint import read_checkpoint
 from survmom.training.config import TrainConfig
 from survmom.training.trainer import Trainer
 
+from cli_runner import checkpoint_tensors
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
 # 300 rows (240 for training): 15 steps of 16 rows per epoch, 6 epochs, so 6 checkpoint writes per run.
@@ -65,22 +67,10 @@ def start(*args: str | Path) -> subprocess.Popen:
                             cwd=ROOT, env=ENV)
 
 
-def tensors(value, prefix: str = ""):
-    """(path, tensor) for every tensor in a nested checkpoint dict/list."""
-    if isinstance(value, torch.Tensor):
-        yield prefix, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from tensors(item, f"{prefix}/{key}")
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from tensors(item, f"{prefix}/{i}")
-
-
 def assert_same_model(path: Path, reference: Path) -> None:
     """Every tensor of the two checkpoints is equal (bit for bit), and so are steps and per-epoch losses."""
     got, want = torch.load(path, weights_only=True), torch.load(reference, weights_only=True)
-    got_tensors, want_tensors = dict(tensors(got)), dict(tensors(want))
+    got_tensors, want_tensors = dict(checkpoint_tensors(got)), dict(checkpoint_tensors(want))
     assert got_tensors.keys() == want_tensors.keys()
     for key, tensor in want_tensors.items():
         assert torch.equal(got_tensors[key], tensor), f"{path}: {key} differs from the uninterrupted run"

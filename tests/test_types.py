@@ -21,7 +21,7 @@ from survmom.data.diagnostics import looks_like_code_name
 from survmom.training.config import TrainConfig
 from survmom.training.prepare import prepare_training_data
 
-from cli_runner import run_survmom
+from cli_runner import checkpoint_tensors, run_survmom
 
 TRAIN = ["--epochs", "2", "--hidden", "8", "--quiet"]
 
@@ -53,16 +53,6 @@ def write_parquet(frame: pd.DataFrame, path: Path, **arrays: pa.Array) -> Path:
 def prepared(path: Path, **options):
     return prepare_training_data(TrainConfig(val_frac=0.0, id_col="id", **options), path)
 
-
-def all_tensors(value, prefix: str = ""):
-    if isinstance(value, torch.Tensor):
-        yield prefix, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from all_tensors(item, f"{prefix}/{key}")
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from all_tensors(item, f"{prefix}/{i}")
 
 
 # --------------------------------------------------------------------------------------------- typed sources
@@ -265,7 +255,7 @@ def test_real_coded_columns_train_as_categories_from_parquet_exactly_as_forced_i
         f"raceth={k}" for k in "12345"]
     assert states["csv"]["preprocessing"]["column_types"]["raceth"] == "numeric"  # CSV has no types
     assert states["csv_forced"]["preprocessing"] == states["parquet"]["preprocessing"]
-    parquet, forced = dict(all_tensors(states["parquet"])), dict(all_tensors(states["csv_forced"]))
+    parquet, forced = dict(checkpoint_tensors(states["parquet"])), dict(checkpoint_tensors(states["csv_forced"]))
     assert parquet.keys() == forced.keys()
     for key, tensor in parquet.items():
         assert torch.equal(tensor, forced[key]), key
