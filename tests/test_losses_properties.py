@@ -117,8 +117,11 @@ def test_cox_loss_does_not_depend_on_sample_order(
     p = torch.tensor(perm)
     value, grad = _value_and_grad(lambda x: cox_loss(x, event, time, ties), log_hz)
     permuted, permuted_grad = _value_and_grad(lambda x: cox_loss(x, event[p], time[p], ties), log_hz[p])
-    assert permuted.item() == pytest.approx(value.item(), rel=1e-12, abs=1e-12)
-    torch.testing.assert_close(permuted_grad, grad[p], rtol=1e-12, atol=1e-12)
+    # Another order of tied rows sums the same terms in another order: rounding of a few ulps of the
+    # largest |log hazard| (up to 1e4 here, one ulp ~1.8e-12), nothing more.
+    scale = 64 * torch.finfo(torch.float64).eps * max(1.0, log_hz.abs().max().item())
+    assert permuted.item() == pytest.approx(value.item(), rel=1e-12, abs=scale)
+    torch.testing.assert_close(permuted_grad, grad[p], rtol=1e-12, atol=scale)
 
 
 @SETTINGS
