@@ -32,6 +32,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+plot_app = typer.Typer(
+    name="plot",
+    help="Draw figures of a checkpoint (and a data file): .png, .svg or .pdf by the suffix of -o.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(plot_app, name="plot")
+
 DEBUG_HELP = "Show the full traceback on errors."
 FORMATS_HELP = (".csv, .tsv/.tab (also .gz, .bz2, .zst, .xz), .parquet, .feather/.arrow/.ipc, Stata .dta, "
                 "SPSS .sav, SAS .sas7bdat/.xpt.")
