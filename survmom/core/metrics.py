@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from survmom.core.kaplan_meier import kaplan_meier_steps, step_at
 from survmom.core.sorting import ascending_key
 from survmom.errors import SurvmomError
 
@@ -265,28 +266,6 @@ def _concordance_parts(
     return num, den, num_k, den_k
 
 
-def _kaplan_meier_steps(event: Tensor, time: Tensor, censoring: bool) -> tuple[Tensor, Tensor]:
-    """Unique times (k,) and the Kaplan-Meier curve just after each of them (k,).
-
-    Survival: ``S(t_k) = prod_{l<=k} (1 - d_l / r_l)``. Censoring (``censoring=True``):
-    ``G(t_k) = prod_{l<=k} (1 - c_l / (r_l - d_l))``, i.e. at tied times events leave the risk set before
-    censorings (scikit-survival's convention). ``d``, ``c``, ``r``: events, censorings, number at risk.
-    """
-    uniq, inverse, counts = torch.unique(time, sorted=True, return_inverse=True, return_counts=True)
-    d = torch.zeros(uniq.shape[0], dtype=_F64, device=time.device).index_add_(0, inverse, event.to(_F64))
-    counts = counts.to(_F64)
-    at_risk = time.shape[0] - (torch.cumsum(counts, 0) - counts)
-    num, den = (counts - d, at_risk - d) if censoring else (d, at_risk)
-    ratio = torch.where(num > 0, num / den.clamp(min=1.0), 0.0)
-    return uniq, torch.cumprod(1.0 - ratio, 0)
-
-
-def _step_at(uniq: Tensor, values: Tensor, at: Tensor) -> Tensor:
-    """Right-continuous step function through ``(uniq, values)``, 1 before ``uniq[0]``, at ``at``."""
-    idx = torch.searchsorted(uniq, at.contiguous(), right=True) - 1
-    return torch.where(idx >= 0, values[idx.clamp(min=0)], 1.0)
-
-
 def censoring_survival(train_event: Tensor, train_time: Tensor, at: Tensor) -> Tensor:
     """Kaplan-Meier estimate of the censoring survival ``G(t) = P(C > t)`` at ``at``, same shape as ``at``.
 
@@ -301,21 +280,21 @@ def censoring_survival(train_event: Tensor, train_time: Tensor, at: Tensor) -> T
     """
     e, t = _train_data(train_event, train_time, torch.as_tensor(train_time).device)
     a = _as_float(at, "at").to(t.device)
-    uniq, g = _kaplan_meier_steps(e, t, censoring=True)
+    uniq, g = kaplan_meier_steps(e, t, censoring=True)
     t_max = float(uniq[-1])
     if float(g[-1]) > 0.0 and bool((a > t_max).any()):
         raise SurvmomError(
             f"the censoring distribution is unknown after the last training follow-up time {t_max:g}; "
             f"got t = {float(a.max()):g}: use times <= {t_max:g}"
         )
-    return _step_at(uniq, g, a.reshape(-1)).reshape(a.shape)
+    return step_at(uniq, g, a.reshape(-1)).reshape(a.shape)
 
 
 def _ipcw_survival(train_event: Tensor, train_time: Tensor, at: Tensor) -> Tensor:
     """``G(at)`` (same shape as ``at``), raising :class:`SurvmomError` where it is 0 or unknown."""
-    uniq, g = _kaplan_meier_steps(train_event, train_time, censoring=True)
+    uniq, g = kaplan_meier_steps(train_event, train_time, censoring=True)
     t_max = float(uniq[-1])
-    g_at = _step_at(uniq, g, at)
+    g_at = step_at(uniq, g, at)
     bad = (at > t_max) | (g_at <= 0.0)
     if bool(bad.any()):
         limit = f"<= {t_max:g}" if float(g[-1]) > 0.0 else f"< {t_max:g}"
@@ -460,8 +439,8 @@ def cumulative_dynamic_auc(
 
     if m == 1:
         return auc, float(auc[0])
-    uniq, s = _kaplan_meier_steps(e, t, censoring=False)
-    s_t = _step_at(uniq, s, ts)
+    uniq, s = kaplan_meier_steps(e, t, censoring=False)
+    s_t = step_at(uniq, s, ts)
     drop = -torch.diff(torch.cat([s_t.new_ones(1), s_t]))
     return auc, float((auc * drop).sum() / (1.0 - s_t[-1]))
 
