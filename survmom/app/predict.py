@@ -36,7 +36,7 @@ from survmom.data.table_writers import WRITERS, write_csv, writer_for
 from survmom.errors import CheckpointError, ConfigError, DataError
 from survmom.training.checkpoint import Checkpoint, read_checkpoint
 from survmom.training.config import PREDICTION_COLUMNS, TrainConfig
-from survmom.training.trainer import backbone_from_config
+from survmom.training.trainer import backbone_from_config, user_weibull_params
 
 OUTPUT_SUFFIXES = tuple(WRITERS)
 SHOWN_TIMES = 5  # times shown in a message
@@ -95,9 +95,7 @@ class LoadedModel:
 
     def user_params(self, est: torch.Tensor) -> torch.Tensor:
         """Weibull (log scale, log shape) (n, 2) in the user's time unit, from internal estimates (n, 2)."""
-        params = est.double().clone()
-        params[:, 0] += math.log(self.time_scale)
-        return params
+        return user_weibull_params(est, self.time_scale)
 
     def survival(self, est: torch.Tensor, times: list[float]) -> torch.Tensor:
         """S(t | x) (n, m) float64 at ``times`` (user's time unit) from target estimates (n, d)."""

@@ -6,8 +6,8 @@ a crafted pickle cannot run code. Format version 2 holds:
 
 - ``format``, ``format_version``, ``versions``: what wrote it;
 - the trainer's state (:meth:`~survmom.training.trainer.Trainer.state_dict`): ``config``, ``momentum``,
-  ``optimizer``, ``rng``, ``progress``, ``best``, ``history``, ``time_scale`` and ``prediction`` (the Cox
-  Breslow baseline);
+  ``optimizer``, ``rng``, ``progress``, ``best``, ``history``, ``time_scale`` and ``prediction`` (the
+  training rows' risks and the Cox Breslow baseline);
 - the data's state: ``preprocessing``, ``data`` (path, fingerprint, rows, columns), ``train_outcomes`` and
   ``event_time_quantiles``; ``timings``;
 - ``checksum``: SHA-256 of all of the above (:func:`content_checksum`), so that a damaged byte anywhere, in
@@ -51,7 +51,9 @@ class Checkpoint:
     ``target_weights``: the target network's state dict for prediction (the best validated target, else the
     last one). ``baseline_times``/``baseline_cumhaz`` (m,) float64: the Cox Breslow baseline in the user's
     time unit (None for Weibull). ``train_time`` (n,) float64 and ``train_event`` (n,) bool: the training
-    rows' outcomes, for IPCW weights. ``state``: the whole dict, for :meth:`Trainer.load_state_dict`.
+    rows' outcomes, for IPCW weights. ``train_risk`` (n,) float64: the same rows' risks at the prediction
+    weights (predict's ``risk`` column), for risk groups cut at training quantiles; None in a checkpoint
+    written before survmom kept them. ``state``: the whole dict, for :meth:`Trainer.load_state_dict`.
     """
 
     path: Path
@@ -64,6 +66,7 @@ class Checkpoint:
     baseline_cumhaz: torch.Tensor | None
     train_time: torch.Tensor
     train_event: torch.Tensor
+    train_risk: torch.Tensor | None
     event_time_quantiles: list[float]
     progress: dict[str, Any]
     best_metric: float | None
@@ -124,14 +127,20 @@ def read_checkpoint(path: Path) -> Checkpoint:
         if config.loss == "cox" and not all(isinstance(value, torch.Tensor) for value in baseline):
             raise CheckpointError(f"{path}: checkpoint has no Cox baseline hazard (its 'prediction' entry is "
                                   "missing or damaged); it cannot give survival probabilities")
+        train_time = torch.as_tensor(outcomes["time"], dtype=torch.float64)
+        train_risk = prediction.get("train_risk")
+        if train_risk is not None and not (isinstance(train_risk, torch.Tensor)
+                                           and train_risk.shape == train_time.shape):
+            raise CheckpointError(f"{path}: checkpoint's training risks do not match its {len(train_time)} training "
+                                  "rows (its 'prediction' entry is damaged)")
         _require(state["progress"], ("epoch", "batch_index", "step", "stopped_early", "fitted_start"), "progress")
         _require(momentum["bank._extra_state"], ("capacity", "count"), "bank")
         return Checkpoint(
             path=path, config=config, preprocessor=Preprocessor.from_state(state["preprocessing"]),
             data=dict(state["data"]), time_scale=float(state["time_scale"]), target_weights=dict(target),
             baseline_times=baseline[0], baseline_cumhaz=baseline[1],
-            train_time=torch.as_tensor(outcomes["time"], dtype=torch.float64),
-            train_event=torch.as_tensor(outcomes["event"], dtype=torch.bool),
+            train_time=train_time, train_event=torch.as_tensor(outcomes["event"], dtype=torch.bool),
+            train_risk=None if train_risk is None else train_risk.to(torch.float64),
             event_time_quantiles=[float(t) for t in state["event_time_quantiles"]],
             progress=dict(state["progress"]), best_metric=best["metric"], best_epoch=int(best["epoch"]),
             history=list(state["history"]), bank=dict(momentum["bank._extra_state"]),

@@ -68,6 +68,14 @@ def risk_from_estimates(estimates: torch.Tensor, loss: str) -> torch.Tensor:
     return estimates[:, 0] if loss == "cox" else -weibull_log_median(estimates)
 
 
+def user_weibull_params(estimates: torch.Tensor, time_scale: float) -> torch.Tensor:
+    """Weibull (log scale, log shape) (n, 2) float64 in the user's time unit, from the network's estimates
+    (n, 2) in internal units (times divided by ``time_scale``)."""
+    params = estimates.double().clone()
+    params[:, 0] += math.log(time_scale)
+    return params
+
+
 def backbone_from_config(config: TrainConfig, in_features: int) -> torch.nn.Module:
     """The network a config describes: (n, in_features) → (n, 1) log hazard or (n, 2) Weibull parameters."""
     return build_backbone(in_features, config.hidden, 1 if config.loss == "cox" else 2, dropout=config.dropout,
@@ -128,6 +136,7 @@ class Trainer:
         self.best_metric: float | None = None
         self.best_epoch = 0
         self.best_target: dict[str, torch.Tensor] | None = None
+        self.start_metric: float | None = None  # the validation C of the untrained network (epoch 0)
         self.epochs_without_improvement = 0
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
@@ -263,6 +272,7 @@ class Trainer:
         """
         with self._target_weights(start_weights):
             metric = self.validation_cindex()
+        self.start_metric = metric
         if metric is not None and (self.best_metric is None or metric > self.best_metric):
             self.best_metric, self.best_epoch = metric, 0
             self.best_target = start_weights
@@ -308,6 +318,7 @@ class Trainer:
                 "epoch_samples": self.epoch_samples, "epoch_seconds": self.epoch_seconds,
                 "epochs_without_improvement": self.epochs_without_improvement,
                 "stopped_early": self.stopped_early, "fitted_start": self.fitted_start,
+                "start_val_cindex": self.start_metric,
             },
             "best": {"metric": self.best_metric, "epoch": self.best_epoch,
                      "target": None if self.best_target is None else _to_cpu(self.best_target)},
@@ -317,21 +328,28 @@ class Trainer:
         }
 
     def prediction_state(self) -> dict[str, Any]:
-        """What predict needs beyond the weights: the Cox Breslow baseline on the training rows.
+        """What predict and the plots need beyond the weights, from one forward pass over the training rows at
+        the prediction weights (:meth:`final_target_state`).
 
-        It takes a forward pass over every training row, so it is computed again only when the weights it
-        depends on change: every epoch without validation (the current target), else when the best
-        validated target does (a new best dict, never changed in place).
+        ``train_risk`` (n,) float64: each training row's risk as ``survmom predict`` gives it (the ``risk``
+        column: Cox log hazard; Weibull minus the log median time in the user's unit), in the order of the
+        training outcomes, so that risk groups can be cut at training quantiles on any file. Cox also gets the
+        Breslow baseline (``baseline_times`` in the user's time unit, ``baseline_cumhaz``). The pass is run
+        again only when the weights it depends on change: every epoch without validation (the current
+        target), else when the best validated target does (a new best dict, never changed in place).
         """
-        if self.config.loss != "cox":
-            return {}
         best, cached = self.best_target, self._prediction
         if best is not None and cached is not None and cached[0] is best:
             return dict(cached[1])
         with self._target_weights(self.final_target_state()):
-            log_hz = self.infer(self.train_data.x)[:, 0].double().cpu()
-        times, cumhaz = breslow_baseline(log_hz, self.train_data.event.cpu(), self.train_data.time.double().cpu())
-        state = {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz}
+            estimates = self.infer(self.train_data.x).double().cpu()
+        if self.config.loss == "cox":
+            log_hz = estimates[:, 0]
+            times, cumhaz = breslow_baseline(log_hz, self.train_data.event.cpu(),
+                                             self.train_data.time.double().cpu())
+            state = {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz, "train_risk": log_hz}
+        else:
+            state = {"train_risk": -weibull_log_median(user_weibull_params(estimates, self.time_scale))}
         self._prediction = None if best is None else (best, state)
         return dict(state)
 
@@ -361,6 +379,7 @@ class Trainer:
         self.epochs_without_improvement = progress["epochs_without_improvement"]
         self.stopped_early = progress["stopped_early"]
         self.fitted_start = progress["fitted_start"]
+        self.start_metric = progress.get("start_val_cindex")  # absent from checkpoints written before it was kept
         _freeze_linear_path(self.momentum.online, self.fitted_start and self.config.linear_frozen)
         best = state["best"]
         self.best_metric, self.best_epoch = best["metric"], best["epoch"]
