@@ -345,6 +345,95 @@ def evaluate(
         render_evaluation(result)
 
 
+FIGURE_OUT_HELP = "Write the figure to this .png, .svg or .pdf file."
+FIGURE_JSON_HELP = "Print the numbers behind the figure as JSON on stdout."
+
+
+def _check_figure_request(out: Optional[Path], as_json: bool, inputs: list[Path]) -> None:
+    """Before any work: -o or --json asked for (else ConfigError), and -o a figure file that can be written."""
+    from survmom.errors import ConfigError
+
+    if out is None and not as_json:
+        raise ConfigError("give -o FILE.png (.svg, .pdf) or --json")
+    if out is not None:
+        from survmom.app.figures import check_figure_path
+
+        check_figure_path(out, inputs)
+
+
+def _figure_outputs(data: dict[str, Any], draw: Callable[[dict[str, Any]], Any], out: Optional[Path], as_json: bool,
+                    what: str) -> None:
+    """Draw ``data`` and write it to ``out`` (a line on stderr says so); then its JSON on stdout if asked."""
+    if out is not None:
+        from survmom.app.figures import write_figure
+
+        write_figure(draw(data), out)
+        typer.echo(f"wrote {what} to {out}", err=True)
+    if as_json:
+        _write_json(data)
+
+
+@plot_app.command("history")
+@handles_errors
+def plot_history(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
+    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Training loss and validation C-index per epoch; the linear start as epoch 0, the best epoch marked."""
+    _check_figure_request(out, as_json, [checkpoint])
+    with _collector_paused():
+        from survmom.app.plots.history import draw_history, history_data
+
+    _figure_outputs(history_data(checkpoint), draw_history, out, as_json, "the training history")
+
+
+@plot_app.command("survival")
+@handles_errors
+def plot_survival(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Rows with the training feature columns: " + FORMATS_HELP),
+    ids: Optional[str] = typer.Option(None, help="Comma-separated ids (of the training --id-col) of the rows to "
+                                                 "draw."),
+    rows: Optional[int] = typer.Option(None, help="Draw the first N rows of the file (default 5, at most 7)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
+    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Predicted survival curves S(t) of a few rows, medians marked, up to the longest training follow-up."""
+    from survmom.training.config import parse_list
+
+    _check_figure_request(out, as_json, [checkpoint, data])
+    with _collector_paused():
+        from survmom.app.plots.survival import draw_survival, survival_data
+
+    chosen = parse_list(ids, str, "--ids") if ids is not None else None
+    numbers = survival_data(checkpoint, data, chosen, rows, delimiter=delimiter, warn=_warn)
+    _figure_outputs(numbers, draw_survival, out, as_json, f"the survival curves of {len(numbers['rows'])} row(s)")
+
+
+@plot_app.command("km")
+@handles_errors
+def plot_km(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
+    groups: int = typer.Option(3, help="Number of risk groups, cut at quantiles of the training risks (2 to 7)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
+    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Kaplan-Meier curves of predicted-risk groups with 95% bands, numbers at risk and the log-rank test."""
+    _check_figure_request(out, as_json, [checkpoint, data])
+    with _collector_paused():
+        from survmom.app.plots.km import draw_km, km_data
+
+    numbers = km_data(checkpoint, data, groups, delimiter=delimiter, warn=_warn)
+    _figure_outputs(numbers, draw_km, out, as_json, f"Kaplan-Meier curves of {groups} risk groups")
+
+
 def _write_json(value: Any) -> None:
     """Strict JSON on stdout: NaN and infinities (an undefined metric, e.g. C-index without events) become null,
     which every JSON parser reads; anything else that is not JSON (paths, numpy scalars) is written as text."""
