@@ -43,7 +43,7 @@ def group_labels(k: int) -> list[str]:
         return ["low risk", "high risk"]
     if k == 3:
         return ["low risk", "middle", "high risk"]
-    return [f"risk group {g} of {k}" + (" (lowest)" if g == 1 else " (highest)" if g == k else "")
+    return [f"group {g}" + (" (lowest risk)" if g == 1 else " (highest risk)" if g == k else "")
             for g in range(1, k + 1)]
 
 
@@ -101,20 +101,25 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
                         "the values of those rows and their unit")
     cuts, group = risk_groups(risk, saved.train_risk.numpy(), groups)
     labels = group_labels(groups)
-    event = torch.as_tensor(outcomes.event, dtype=torch.bool)
-    time = torch.as_tensor(outcomes.time, dtype=torch.float64)
+    event = torch.tensor(outcomes.event, dtype=torch.bool)  # copies: parsed arrays may be read-only views
+    time = torch.tensor(outcomes.time, dtype=torch.float64)
     end = float(time.max())
     follow_up = float(saved.train_time.max())
     grid, steps = survival_grid(model, min(end, follow_up))
     ticks = nice_ticks(end)
+    ranges = [(float(cuts[g - 1]) if g > 0 else None, float(cuts[g]) if g < groups - 1 else None)
+              for g in range(groups)]
+    empty = [g for g in range(groups) if not (group == g).any()]
+    if empty:
+        named = ", ".join(f"'{labels[g]}' ({_risk_range(*ranges[g])})" for g in empty)
+        which = f"risk group {named} has" if len(empty) == 1 else f"risk groups {named} have"
+        raise DataError(f"{data}: {which} no rows among the {n} "
+                        f"rows of this file (groups are cut at the {groups}-quantiles of the training risks); draw "
+                        "fewer --groups")
     entries = []
     for g, label in enumerate(labels):
         rows = np.flatnonzero(group == g)
-        above, at_most = (float(cuts[g - 1]) if g > 0 else None), (float(cuts[g]) if g < groups - 1 else None)
-        if len(rows) == 0:
-            raise DataError(f"{data}: risk group '{label}' ({_risk_range(above, at_most)}, training quantiles "
-                            f"{g}/{groups} to {g + 1}/{groups}) has no rows among the {n} rows of this file; "
-                            "draw fewer --groups")
+        above, at_most = ranges[g]
         index = torch.from_numpy(rows)
         km = kaplan_meier(event[index], time[index])
         predicted = model.survival(est[index], grid).mean(0)
@@ -146,10 +151,10 @@ def _risk_range(above: float | None, at_most: float | None) -> str:
 
 
 def format_p(p: float) -> str:
-    """A p-value for a legend: ``0.012``, ``3.4e-07``, ``< 1e-300`` where it underflows."""
+    """A p-value for a legend: ``p = 0.012``, ``p = 3.4e-07``, ``p < 1e-300`` where it underflows."""
     if p <= 0:
-        return "< 1e-300"
-    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+        return "p < 1e-300"
+    return f"p = {p:.2g}" if p >= 1e-3 else f"p = {p:.1e}"
 
 
 def draw_km(data: dict[str, Any]) -> Figure:
@@ -164,7 +169,7 @@ def draw_km(data: dict[str, Any]) -> Figure:
     k = len(groups)
     colours = [*GROUP_COLOURS[: k - 1], HIGHEST_COLOUR]
     ticks, end = data["at_risk"]["times"], data["end"]
-    with new_figure(8.0, 5.6 + 0.28 * k) as figure:
+    with new_figure(10.5, 5.6 + 0.28 * k) as figure:
         ax, table = figure.subplots(2, 1, gridspec_kw={"height_ratios": [5.0, 0.45 + 0.3 * k]})
         for entry, colour in zip(groups, colours):
             km = entry["km"]
@@ -180,8 +185,9 @@ def draw_km(data: dict[str, Any]) -> Figure:
         handles += [Line2D([], [], color="0.3", linewidth=2.0), Line2D([], [], color="0.3", linestyle="--")]
         names += ["Kaplan-Meier, 95% band", "mean predicted S(t)"]
         test = data["logrank"]
-        title = f"log-rank p = {format_p(test['p_value'])} (chi-square {test['statistic']:.1f}, {test['df']} df)"
-        ax.legend(handles, names, loc="upper right" if _upper_right_free(groups, end) else "lower left", title=title)
+        title = f"log-rank {format_p(test['p_value'])} (chi-square {test['statistic']:.1f}, {test['df']} df)"
+        ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), title=title,
+                  alignment="left")  # outside the axes: no corner of a KM plot is reliably free
         ax.set_xlim(0.0, end)
         ax.set_ylim(0.0, 1.02)
         ax.set_xticks(ticks)
@@ -210,23 +216,6 @@ def _draw_at_risk(table: Any, data: dict[str, Any], colours: list[str]) -> None:
         for tick, count in zip(data["at_risk"]["times"], row_counts):
             table.text(tick, row, f"{int(count):,}", ha="center", va="center", color=colour, fontsize=10)
     table.set_title("number at risk", loc="left", fontsize=10)
-
-
-def _upper_right_free(groups: list[dict[str, Any]], end: float) -> bool:
-    """Whether every curve and band is below 0.55 from 55% of the time axis on (the legend's corner is free)."""
-    at = torch.tensor([0.55 * end], dtype=torch.float64)
-    for entry in groups:
-        km = entry["km"]
-        times = torch.tensor(km["times"], dtype=torch.float64)
-        upper = torch.tensor(km["upper"], dtype=torch.float64)
-        index = int(torch.searchsorted(times, at, right=True)[0]) - 1
-        if (float(upper[index]) if index >= 0 else 1.0) >= 0.55:
-            return False
-        predicted = entry["predicted"]
-        late = [s for t, s in zip(predicted["times"], predicted["survival"]) if t >= 0.55 * end]
-        if late and late[0] >= 0.55:
-            return False
-    return True
 
 
 def _title(data: dict[str, Any]) -> str:
