@@ -20,6 +20,7 @@ from survmom.app.cli import app
 from survmom.app.plots.history import history_data
 from survmom.app.plots.km import km_data, nice_ticks
 from survmom.app.plots.survival import survival_data
+from survmom.app.predict import predict_file
 from survmom.core.metrics import concordance_index
 from survmom.data import stratified_split
 from survmom.training.checkpoint import read_checkpoint, save_state
@@ -44,10 +45,9 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 def predicted(model: Path, data: Path, folder: Path, times: list[float] | None = None) -> pd.DataFrame:
-    """``survmom predict``'s output (Parquet: exact float64)."""
+    """What ``survmom predict MODEL DATA --times ... -o FILE.parquet`` writes (Parquet: exact float64)."""
     out = folder / f"pred_{model.stem}_{data.stem}.parquet"
-    run_survmom("predict", model, data, "-o", out, *(["--times", ",".join(map(repr, times))] if times else []),
-                "-q", check=True)
+    predict_file(model, data, out, times)
     return pd.read_parquet(out)
 
 
@@ -220,6 +220,7 @@ def test_linear_start_validation_c_is_harrells_c_of_the_untrained_network(models
     assert theirs == pytest.approx(concordance_index(risk.double(), tensors[1].event, tensors[1].time), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_history_without_validation_has_no_c_index(tmp_path):
     out = tmp_path / "noval.pt"
     run_survmom("train", COHORT, "--epochs", "2", "--hidden", "8", "--val-frac", "0", "-q", "--out", out, check=True)

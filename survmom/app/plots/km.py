@@ -159,7 +159,7 @@ def format_p(p: float) -> str:
 
 def draw_km(data: dict[str, Any]) -> Figure:
     """The figure of :func:`km_data`'s numbers: per group the Kaplan-Meier step curve with its shaded 95% band
-    and the mean predicted S(t) dashed, the log-rank test in the legend, the numbers at risk in a table
+    and the mean predicted S(t) dashed, the log-rank test in the title, the numbers at risk in a table
     under the time axis, aligned with its ticks."""
     from matplotlib.lines import Line2D
 
@@ -169,7 +169,7 @@ def draw_km(data: dict[str, Any]) -> Figure:
     k = len(groups)
     colours = [*GROUP_COLOURS[: k - 1], HIGHEST_COLOUR]
     ticks, end = data["at_risk"]["times"], data["end"]
-    with new_figure(10.5, 5.6 + 0.28 * k) as figure:
+    with new_figure(10.0, 5.6 + 0.28 * k) as figure:
         ax, table = figure.subplots(2, 1, gridspec_kw={"height_ratios": [5.0, 0.45 + 0.3 * k]})
         for entry, colour in zip(groups, colours):
             km = entry["km"]
@@ -184,10 +184,8 @@ def draw_km(data: dict[str, Any]) -> Figure:
         names = [f"{e['label']}: {e['rows']:,} rows, {e['events']:,} events" for e in groups]
         handles += [Line2D([], [], color="0.3", linewidth=2.0), Line2D([], [], color="0.3", linestyle="--")]
         names += ["Kaplan-Meier, 95% band", "mean predicted S(t)"]
-        test = data["logrank"]
-        title = f"log-rank {format_p(test['p_value'])} (chi-square {test['statistic']:.1f}, {test['df']} df)"
-        ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), title=title,
-                  alignment="left")  # outside the axes: no corner of a KM plot is reliably free
+        # Outside the axes: no corner of a Kaplan-Meier plot is reliably free.
+        ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         ax.set_xlim(0.0, end)
         ax.set_ylim(0.0, 1.02)
         ax.set_xticks(ticks)
@@ -219,7 +217,8 @@ def _draw_at_risk(table: Any, data: dict[str, Any], colours: list[str]) -> None:
 
 
 def _title(data: dict[str, Any]) -> str:
-    k = len(data["groups"])
+    k, test = len(data["groups"]), data["logrank"]
     return (f"Kaplan-Meier by predicted risk group: {Path(data['data']).name} ({data['rows']:,} rows, "
             f"{data['events']:,} events)\n{k} groups cut at the training risk quantiles of "
-            f"{Path(data['checkpoint']).name}")
+            f"{Path(data['checkpoint']).name}; log-rank {format_p(test['p_value'])} (chi-square "
+            f"{test['statistic']:.1f}, {test['df']} df)")
