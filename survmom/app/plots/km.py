@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from survmom.app.plots.survival import survival_grid
-from survmom.app.predict import load_model
+from survmom.app.predict import LoadedModel, load_model
 from survmom.core.kaplan_meier import kaplan_meier
 from survmom.core.logrank import logrank_test
 from survmom.data import text_notice
@@ -116,13 +116,13 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
         raise DataError(f"{data}: {which} no rows among the {n} "
                         f"rows of this file (groups are cut at the {groups}-quantiles of the training risks); draw "
                         "fewer --groups")
-    entries = []
+    entries, at_ticks = [], []
     for g, label in enumerate(labels):
         rows = np.flatnonzero(group == g)
         above, at_most = ranges[g]
         index = torch.from_numpy(rows)
         km = kaplan_meier(event[index], time[index])
-        predicted = model.survival(est[index], grid).mean(0)
+        predicted = _mean_survival(model, est[index], grid)
         entries.append({
             "label": label, "risk_above": above, "risk_at_most": at_most,
             "training_quantiles": [g / groups, (g + 1) / groups],
@@ -130,16 +130,24 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
             "km": {"times": km.times.tolist(), "survival": km.survival.tolist(), "lower": km.lower.tolist(),
                    "upper": km.upper.tolist(), "at_risk": km.at_risk.tolist(), "events": km.events.tolist()},
             "predicted": {"times": grid, "survival": predicted.tolist(), "steps": steps},
-            "at_risk_at_ticks": km.at_risk_at(torch.tensor(ticks, dtype=torch.float64)).tolist(),
         })
+        at_ticks.append(km.at_risk_at(torch.tensor(ticks, dtype=torch.float64)).tolist())
     test = logrank_test(event, time, torch.from_numpy(group))
     return {
         "checkpoint": str(checkpoint), "data": str(data), "loss": config.loss, "time_column": config.time_col,
         "rows": n, "events": int(event.sum()), "follow_up": follow_up, "end": end,
-        "cuts": cuts.tolist(), "groups": [{k: v for k, v in e.items() if k != "at_risk_at_ticks"} for e in entries],
-        "at_risk": {"times": ticks, "counts": [e["at_risk_at_ticks"] for e in entries]},
+        "cuts": cuts.tolist(), "groups": entries, "at_risk": {"times": ticks, "counts": at_ticks},
         "logrank": {"statistic": test.statistic, "df": test.df, "p_value": test.p_value},
     }
+
+
+def _mean_survival(model: LoadedModel, est: torch.Tensor, times: list[float], chunk: int = 8192) -> torch.Tensor:
+    """The mean over rows of S(t | x) (m,) at ``times`` from target estimates ``est`` (n, d), ``chunk`` rows at a
+    time (the whole (n, m) matrix of a large file would not fit in memory)."""
+    total = torch.zeros(len(times), dtype=torch.float64)
+    for start in range(0, len(est), chunk):
+        total += model.survival(est[start : start + chunk], times).sum(0)
+    return total / len(est)
 
 
 def _risk_range(above: float | None, at_most: float | None) -> str:
