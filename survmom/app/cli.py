@@ -345,6 +345,45 @@ def evaluate(
         render_evaluation(result)
 
 
+@plot_app.command("calibration")
+@handles_errors
+def plot_calibration(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
+    time: Optional[str] = typer.Option(None, "--time", help="The time t at which predicted and observed S(t) are "
+                                       "compared (training time unit; required)."),
+    bins: int = typer.Option(10, "--bins", help="Groups of rows by quantiles of predicted S(t) (10: deciles)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The figure: .png, .svg or .pdf."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers behind the figure as JSON on stdout."),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Calibration at one time: Kaplan-Meier S(t) in groups of predicted S(t), smoothed curve, ICI/E50/E90."""
+    from survmom.errors import ConfigError
+    from survmom.training.config import parse_list
+
+    if out is None and not as_json:
+        raise ConfigError("give -o FILE.png (.svg, .pdf) or --json")
+    times = parse_list(time, float, "--time")
+    if not times or len(times) != 1:
+        raise ConfigError("--time: give one time t at which to compare predicted and observed S(t), e.g. --time 365")
+    with _collector_paused():
+        from survmom.app.figures import check_figure_path
+
+        if out is not None:
+            check_figure_path(out, [checkpoint, data])
+        from survmom.app.figures import write_figure
+        from survmom.app.plots.calibration import calibration_numbers, draw_calibration, summary_line
+
+    numbers = calibration_numbers(checkpoint, data, times[0], groups=bins, delimiter=delimiter, warn=_warn)
+    typer.echo(summary_line(numbers), err=True)
+    if out is not None:
+        write_figure(draw_calibration(numbers), out)
+        typer.echo(f"wrote calibration plot to {out}", err=True)
+    if as_json:
+        _write_json(numbers)
+
+
 def _write_json(value: Any) -> None:
     """Strict JSON on stdout: NaN and infinities (an undefined metric, e.g. C-index without events) become null,
     which every JSON parser reads; anything else that is not JSON (paths, numpy scalars) is written as text."""

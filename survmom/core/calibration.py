@@ -180,10 +180,11 @@ def _spline_design(x: Tensor, at: Tensor, knots: int) -> tuple[Tensor, Tensor]:
     outer = 0.1 if knots == 3 else 0.05 if knots <= 6 else 0.025
     k = _quantiles(x, _linspace(outer, 1.0 - outer, knots).tolist())
     distinct = torch.unique(x).numel()
-    if distinct < knots or torch.unique(k).numel() < knots:
-        raise CalibrationUndefined(f"the smoothed curve needs {knots} distinct spline knots at quantiles of the "
-                                   f"predictions; there are {distinct} distinct predictions and the knots "
-                                   f"coincide")
+    if distinct < knots:
+        raise CalibrationUndefined(f"the smoothed curve needs at least {knots} distinct predictions, got {distinct}")
+    if torch.unique(k).numel() < knots:
+        raise CalibrationUndefined(f"the {knots} spline knots (quantiles {100 * outer:g}-{100 - 100 * outer:g} % of "
+                                   f"the predictions) coincide: too many rows share one prediction")
 
     def basis(v: Tensor) -> Tensor:
         last, before = k[-1], k[-2]
