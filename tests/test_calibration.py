@@ -120,7 +120,7 @@ def test_too_few_distinct_predictions_are_refused_with_the_reason():
     event = np.ones(50, bool)
     with pytest.raises(CalibrationUndefined, match="at least 3 distinct predictions, got 2"):
         smoothed_calibration(np.r_[np.full(25, 0.3), np.full(25, 0.6)], event, time, 25.0)
-    with pytest.raises(CalibrationUndefined, match="knots .* coincide"):  # 90% of the rows share one prediction
+    with pytest.raises(CalibrationUndefined, match=r"knots .* coincide"):  # 90% of the rows share one prediction
         smoothed_calibration(np.r_[np.full(45, 0.3), np.linspace(0.4, 0.9, 5)], event, time, 25.0)
 
 
@@ -172,6 +172,7 @@ def test_lifelines_ici_differs_by_its_parametric_smoother(rossi):
         km_t = km.survival_function_at_times(t).iloc[0]
         results[t] = (lifelines_ici, ours.ici, smoothed.mean() - km_t, float(ours.observed.mean()) - km_t)
         assert lifelines_ici == pytest.approx(np.abs(smoothed - pred).mean(), abs=1e-5)
+        assert lifelines_e50 == pytest.approx(np.median(np.abs(smoothed - pred)), abs=1e-5)
         assert abs(pred.mean() - km_t) < 1e-4
     (l20, o20, miss20, ours_miss20), (l40, o40, _, _) = results[20.0], results[40.0]
     assert l20 == pytest.approx(0.0122, abs=1e-4) and o20 == pytest.approx(0.0011, abs=1e-4)
