@@ -110,6 +110,7 @@ def draw_calibration(numbers: dict[str, Any]) -> Figure:
     low, high = float(min(v.min() for v in shown)), float(max(v.max() for v in shown))
     pad = max(0.02, 0.05 * (high - low))
     lo, hi = max(0.0, low - pad), min(1.0, high + pad)
+    lo, hi = (0.0 if lo < 0.1 else lo), (1.0 if hi > 0.9 else hi)  # near an end: show the whole way to it
     with new_figure(6.4, 7.0) as fig:
         axes, hist_axes = fig.subplots(2, 1, sharex=True, height_ratios=[4, 1])
         axes.plot([lo, hi], [lo, hi], color="0.45", linestyle="--", linewidth=1, label="perfect calibration")
