@@ -50,7 +50,7 @@ _CLIP = 1e-10  # predicted event probabilities are clipped to [1e-10, 1 - 1e-10]
 _GRID_RANGE = (0.01, 0.99)  # the curve is drawn between these quantiles of the predictions
 _CONVERGED = 1e-6  # largest gradient entry of the mean (per event) partial likelihood accepted as a maximum
 _IDENTIFIED = 1e-8  # smallest eigenvalue of its Hessian accepted (SurvivalEVAL refuses <= 1e-10)
-_FD_STEP = 1e-4  # central differences of the gradient give that Hessian
+_FD_STEP = 1e-4  # forward differences of the gradient give that Hessian
 
 
 class CalibrationUndefined(SurvmomError):
@@ -218,10 +218,11 @@ def _fit_cox(design: Tensor, event: Tensor, time: Tensor) -> Tensor:
             loss = cox_loss(design @ b, event, time, ties="efron", reduction="mean")
             return torch.autograd.grad(loss, b)[0]
 
-    if float(gradient(beta).abs().max()) > _CONVERGED:
+    at_beta = gradient(beta)
+    if float(at_beta.abs().max()) > _CONVERGED:
         raise CalibrationUndefined("the Cox model of the smoothed curve did not converge")
     step = torch.eye(beta.numel(), dtype=_F64) * _FD_STEP
-    hessian = torch.stack([(gradient(beta + h) - gradient(beta - h)) / (2 * _FD_STEP) for h in step])
+    hessian = torch.stack([(gradient(beta + h) - at_beta) / _FD_STEP for h in step])
     if float(torch.linalg.eigvalsh((hessian + hessian.T) / 2).min()) <= _IDENTIFIED:
         raise CalibrationUndefined("the rows do not identify the Cox model of the smoothed curve (its "
                                    "likelihood is flat in some direction)")
