@@ -332,7 +332,7 @@ def evaluate(
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
-    """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t) and integrated Brier score."""
+    """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t), integrated Brier, calibration."""
     from survmom.training.config import parse_list
 
     with _collector_paused():
