@@ -414,6 +414,22 @@ def test_cox_survival_is_a_right_continuous_step_function() -> None:
     torch.testing.assert_close(survival, torch.stack([torch.exp(-h0), torch.exp(-2 * h0)]))
 
 
+def test_paired_survival_is_each_row_at_its_own_time() -> None:
+    times, cumhaz = torch.tensor([2.0, 5.0]), torch.tensor([0.5, 1.5])
+    log_hz = torch.tensor([0.0, math.log(2.0), -1.0, 0.3], dtype=torch.float64)
+    own = torch.tensor([1.0, 2.0, 4.0, 100.0], dtype=torch.float64)
+    paired = cox_survival(log_hz, times, cumhaz, own, paired=True)
+    torch.testing.assert_close(paired, cox_survival(log_hz, times, cumhaz, own).diagonal())
+    torch.testing.assert_close(paired[:2], torch.tensor([1.0, math.exp(-1.0)], dtype=torch.float64))
+    log_params = torch.tensor([[1.0, 0.5], [2.0, -0.3], [0.0, 0.0], [3.0, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(weibull_survival(log_params, own, paired=True),
+                               weibull_survival(log_params, own).diagonal())
+    with pytest.raises(SurvmomError, match="one time per row"):
+        cox_survival(log_hz, times, cumhaz, own[:3], paired=True)
+    with pytest.raises(SurvmomError, match="one time per row"):
+        weibull_survival(log_params, own[:3], paired=True)
+
+
 def test_cox_median_is_the_first_time_at_or_below_one_half() -> None:
     times, cumhaz = torch.tensor([2.0, 5.0, 9.0]), torch.tensor([0.2, 0.6, 0.8])
     # S = exp(-H0 e^x) <= 0.5 iff H0 e^x >= ln 2 = 0.693.

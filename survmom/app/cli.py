@@ -332,7 +332,7 @@ def evaluate(
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
-    """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t) and integrated Brier score."""
+    """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t), integrated Brier, calibration."""
     from survmom.training.config import parse_list
 
     with _collector_paused():
@@ -432,6 +432,35 @@ def plot_km(
 
     numbers = km_data(checkpoint, data, groups, delimiter=delimiter, warn=_warn)
     _figure_outputs(numbers, draw_km, out, as_json, f"Kaplan-Meier curves of {groups} risk groups")
+
+
+@plot_app.command("calibration")
+@handles_errors
+def plot_calibration(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
+    time: Optional[str] = typer.Option(None, "--time", help="The time t at which predicted and observed S(t) are "
+                                       "compared (training time unit; required)."),
+    bins: int = typer.Option(10, "--bins", help="Groups of rows by quantiles of predicted S(t) (10: deciles)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
+    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Calibration at one time: Kaplan-Meier S(t) in groups of predicted S(t), smoothed curve, ICI/E50/E90."""
+    from survmom.errors import ConfigError
+    from survmom.training.config import parse_list
+
+    _check_figure_request(out, as_json, [checkpoint, data])
+    times = parse_list(time, float, "--time")
+    if not times or len(times) != 1:
+        raise ConfigError("--time: give one time t at which to compare predicted and observed S(t), e.g. --time 365")
+    with _collector_paused():
+        from survmom.app.plots.calibration import calibration_numbers, draw_calibration, summary_line
+
+    numbers = calibration_numbers(checkpoint, data, times[0], groups=bins, delimiter=delimiter, warn=_warn)
+    typer.echo(summary_line(numbers), err=True)
+    _figure_outputs(numbers, draw_calibration, out, as_json, "the calibration plot")
 
 
 def _write_json(value: Any) -> None:

@@ -6,6 +6,11 @@ evaluation time, cumulative/dynamic AUC(t), Brier(t) and the integrated Brier sc
 censoring distribution of the *training* rows stored in the checkpoint. Default evaluation times: the 25th,
 50th and 75th percentiles of the training event times (stored in the checkpoint).
 
+Calibration (:mod:`survmom.core.calibration`): at each evaluation time the ICI, E50 and E90 of the smoothed
+calibration curve (Austin et al. 2020; null with the reason in ``calibration_note`` where the curve cannot be
+estimated) and calibration in the large (mean predicted S(t) against the file's Kaplan–Meier S(t) and its 95%
+band); once per file, D-calibration (Haider et al. 2020) with 10 bins.
+
 Every time (data, training rows, evaluation times, IBS grid) is float64: a float32 evaluation time such as
 100.1 rounds below the deaths recorded at exactly 100.1, and times above ~3.4e38 overflow. Evaluation times
 are checked here, before any metric, so that a bad ``--times`` is reported against the option.
@@ -20,12 +25,13 @@ from typing import Any
 import torch
 
 from survmom.app.predict import check_times, load_model, show_times, time_label
-from survmom.core import metrics
+from survmom.core import calibration, metrics
 from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError, SurvmomError
 from survmom.training.prepare import read_outcomes
 
 IBS_GRID_POINTS = 50
+D_CALIBRATION_BINS = 10
 
 
 def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None, *, delimiter: str | None = None,
@@ -55,9 +61,9 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
     notice = text_notice(data, delimiter=delimiter)
     if notice and warn is not None:
         warn(notice)
-    event, time = _outcome_tensors(outcomes.event, outcomes.time, data)
+    event, time = outcome_tensors(outcomes.event, outcomes.time, data)
     train_event, train_time = saved.train_event, saved.train_time
-    _check_follow_up(times, source, hint, data, time)
+    check_follow_up(times, source, hint, data, time)
     _check_censoring(times, source, hint, checkpoint, train_event, train_time)
     eval_times = torch.tensor(times, dtype=torch.float64)
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
@@ -74,6 +80,8 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         if len(times) > 1:
             grid_surv = model.survival(est, grid.tolist())
             ibs = metrics.integrated_brier_score(grid_surv, event, time, train_event, train_time, grid)
+        calibrated = [_calibration_at(surv[:, k], event, time, t) for k, t in enumerate(times)]
+        d_cal = calibration.d_calibration(model.survival_at_own_times(est, time), event, D_CALIBRATION_BINS)
     except SurvmomError as error:
         raise type(error)(f"{data}: {error}") from error
     return {
@@ -90,17 +98,34 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         "mean_auc": mean_auc,
         "brier": [float(v) for v in brier],
         "integrated_brier": ibs,
+        **{key: [row[key] for row in calibrated] for key in calibrated[0]},
+        "d_calibration": {"bins": D_CALIBRATION_BINS, "counts": d_cal.counts.tolist(), "chi2": d_cal.chi2,
+                          "df": d_cal.df, "p_value": d_cal.p_value},
     }
 
 
-def _outcome_tensors(event: Any, time: Any, data: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _calibration_at(pred: torch.Tensor, event: torch.Tensor, time: torch.Tensor, t: float) -> dict[str, Any]:
+    """The calibration numbers at ``t`` of the predicted S(t) ``pred`` (n,): ICI, E50, E90 (None, with the
+    reason in ``calibration_note``, where the smoothed curve cannot be estimated) and calibration in the large."""
+    large = calibration.calibration_in_the_large(pred, event, time, t)
+    row: dict[str, Any] = {"ici": None, "e50": None, "e90": None, "calibration_note": None}
+    try:
+        smooth = calibration.smoothed_calibration(pred, event, time, t)
+        row.update(ici=smooth.ici, e50=smooth.e50, e90=smooth.e90)
+    except calibration.CalibrationUndefined as why:
+        row["calibration_note"] = str(why)
+    return {**row, "mean_predicted_survival": large.mean_predicted, "km_survival": large.km,
+            "km_survival_ci95": [large.km_lower, large.km_upper]}
+
+
+def outcome_tensors(event: Any, time: Any, data: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Copies of the parsed outcomes as (bool, float64) tensors: parsed arrays may be read-only views."""
     if len(time) == 0:
         raise DataError(f"{data}: no data rows; evaluate needs labelled rows")
     return torch.tensor(event, dtype=torch.bool), torch.tensor(time, dtype=torch.float64)
 
 
-def _check_follow_up(times: list[float], source: str, hint: str, data: Path, time: torch.Tensor) -> None:
+def check_follow_up(times: list[float], source: str, hint: str, data: Path, time: torch.Tensor) -> None:
     """Sorted ``times`` must lie in the follow-up ``[min, max)`` of the data (as the metrics require)."""
     lo, hi = float(time.min()), float(time.max())
     if lo == hi:
@@ -152,10 +177,23 @@ def render_evaluation(result: dict[str, Any]) -> None:
     summary.add_row(f"Uno's C (tau = {time_label(result['uno_tau'])})", fmt(result["uno_c"]))
     summary.add_row("mean AUC(t)", fmt(result["mean_auc"]))
     summary.add_row("integrated Brier score", fmt(result["integrated_brier"]))
+    d_cal = result["d_calibration"]
+    summary.add_row(f"D-calibration chi2 (df {d_cal['df']})", f"{d_cal['chi2']:.2f} (p = {d_cal['p_value']:.3g})")
     console.print(summary)
     per_time = Table(title="by time")
-    for name in ("time", "AUC(t)", "Brier(t)"):
+    for name in ("time", "AUC(t)", "Brier(t)", "ICI", "E50", "E90"):
         per_time.add_column(name, justify="right")
-    for t, auc, brier in zip(result["times"], result["auc"], result["brier"]):
-        per_time.add_row(time_label(t), fmt(auc), fmt(brier))  # exact: nearby times stay apart
+    for k, t in enumerate(result["times"]):  # time_label is exact: nearby times stay apart
+        per_time.add_row(time_label(t), *(fmt(result[key][k]) for key in ("auc", "brier", "ici", "e50", "e90")))
     console.print(per_time)
+    large = Table(title="calibration in the large")
+    for name in ("time", "mean predicted S(t)", "Kaplan–Meier S(t) (95% CI)"):
+        large.add_column(name, justify="right")
+    for k, t in enumerate(result["times"]):
+        low, high = result["km_survival_ci95"][k]
+        large.add_row(time_label(t), fmt(result["mean_predicted_survival"][k]),
+                      f"{fmt(result['km_survival'][k])} ({fmt(low)}–{fmt(high)})")
+    console.print(large)
+    for t, note in zip(result["times"], result["calibration_note"]):
+        if note is not None:
+            console.print(Text(f"ICI, E50, E90 at time {time_label(t)}: n/a, {note}"))

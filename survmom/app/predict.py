@@ -104,6 +104,14 @@ class LoadedModel:
             return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at)
         return weibull_survival(self.user_params(est), at)
 
+    def survival_at_own_times(self, est: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """S(t_i | x_i) (n,) float64: row i's predicted survival at its own time ``time[i]`` (user's time unit),
+        as D-calibration needs."""
+        at = time.to(torch.float64)
+        if self.config.loss == "cox":
+            return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at, paired=True)
+        return weibull_survival(self.user_params(est), at, paired=True)
+
     def output_names(self, times: list[float]) -> list[str]:
         """The names of the prediction columns :meth:`outputs` gives for ``times``, in order."""
         fixed = PREDICTION_COLUMNS["cox" if self.config.loss == "cox" else "weibull"]

@@ -376,7 +376,8 @@ def _check_baseline(baseline_times: Tensor, baseline_cumhaz: Tensor) -> None:
         )
 
 
-def cox_survival(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor, times: Tensor) -> Tensor:
+def cox_survival(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor, times: Tensor, *,
+                 paired: bool = False) -> Tensor:
     """Cox survival ``S(t|x) = exp(-H0(t) exp(log_hz))`` at the given times.
 
     ``H0`` is the right-continuous step function through ``(baseline_times, baseline_cumhaz)`` (as returned
@@ -386,21 +387,29 @@ def cox_survival(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor
         log_hz: (n,) or (n, 1) log relative hazards, on the scale used to fit the baseline.
         baseline_times: (k,) ascending times.
         baseline_cumhaz: (k,) baseline cumulative hazard at ``baseline_times``.
-        times: (m,) evaluation times, same unit as ``baseline_times``.
+        times: (m,) evaluation times, same unit as ``baseline_times``; with ``paired``, (n,): one per row.
 
     Returns:
-        (n, m) survival probabilities in ``log_hz``'s dtype.
+        (n, m) survival probabilities in ``log_hz``'s dtype; with ``paired``, (n,): ``S(times_i | x_i)``.
     """
     _check_float(log_hz, "log_hz")
     x = _flat(log_hz, "log_hz").to(torch.float64)
     _check_baseline(baseline_times, baseline_cumhaz)
     t = _as_times(times)
+    if paired:
+        _check_paired(t, x.shape[0])
+    shape = (x.shape[0],) if paired else (x.shape[0], t.shape[0])
     if baseline_times.shape[0] == 0:
-        return torch.ones(x.shape[0], t.shape[0], dtype=log_hz.dtype, device=log_hz.device)
+        return torch.ones(shape, dtype=log_hz.dtype, device=log_hz.device)
     step = torch.searchsorted(baseline_times.to(torch.float64), t, right=True) - 1
     log_h0 = torch.log(baseline_cumhaz.to(torch.float64))[step.clamp_min(0)]
     log_h0 = torch.where(step >= 0, log_h0, -math.inf)
-    return torch.exp(-torch.exp(log_h0 + x[:, None])).to(log_hz.dtype)
+    return torch.exp(-torch.exp(log_h0 + (x if paired else x[:, None]))).to(log_hz.dtype)
+
+
+def _check_paired(times: Tensor, n: int) -> None:
+    if times.shape[0] != n:
+        raise SurvmomError(f"paired times must have one time per row, shape ({n},), got {tuple(times.shape)}")
 
 
 def cox_median(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor) -> Tensor:
@@ -484,19 +493,24 @@ def weibull_loss(log_params: Tensor, event: Tensor, time: Tensor, reduction: str
     return (nll / n if mean else nll).to(log_params.dtype)
 
 
-def weibull_survival(log_params: Tensor, times: Tensor) -> Tensor:
+def weibull_survival(log_params: Tensor, times: Tensor, *, paired: bool = False) -> Tensor:
     """Weibull survival ``S(t|x) = exp(-(t/lambda)^rho)`` at the given times.
 
     Args:
         log_params: (n, 2) = (log scale, log shape), or (n, 1) / (n,) log scale with shape 1.
-        times: (m,) evaluation times, same unit as the training time; ``t <= 0`` gives ``S = 1``.
+        times: (m,) evaluation times, same unit as the training time; ``t <= 0`` gives ``S = 1``; with
+            ``paired``, (n,): one per row.
 
     Returns:
-        (n, m) survival probabilities in ``log_params``'s dtype.
+        (n, m) survival probabilities in ``log_params``'s dtype; with ``paired``, (n,): ``S(times_i | x_i)``.
     """
     log_scale, log_shape = _weibull_params(log_params)
     log_t = torch.log(_as_times(times).clamp_min(0.0))
-    z = torch.exp(log_shape)[:, None] * (log_t[None, :] - log_scale[:, None])
+    if paired:
+        _check_paired(log_t, log_scale.shape[0])
+        z = torch.exp(log_shape) * (log_t - log_scale)
+    else:
+        z = torch.exp(log_shape)[:, None] * (log_t[None, :] - log_scale[:, None])
     return torch.exp(-torch.exp(z)).to(log_params.dtype)
 
 
