@@ -345,6 +345,115 @@ def evaluate(
         render_evaluation(result)
 
 
+REPEATS_HELP = "Permutations of the rows per column; the 95% interval is a t-interval over them."
+SEED_HELP = "Seed of the random permutations (numpy default_rng)."
+FIGURE_HELP = "Write the figure to this .png, .svg or .pdf file."
+FIGURE_JSON_HELP = "Print the numbers behind the figure as JSON on stdout."
+
+
+def _figure_or_json(out: Optional[Path], as_json: bool, inputs: list[Path]) -> None:
+    """A plot needs -o or --json; a given -o is checked before any work, so a bad one writes nothing."""
+    from survmom.errors import ConfigError
+
+    if out is None and not as_json:
+        raise ConfigError("give -o FILE.png (.svg, .pdf) or --json")
+    if out is not None:
+        from survmom.app.figures import check_figure_path
+
+        check_figure_path(out, inputs)
+
+
+@app.command()
+@handles_errors
+def explain(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns (preferably rows the "
+                                          "model was not trained on): " + FORMATS_HELP),
+    repeats: int = typer.Option(5, help=REPEATS_HELP),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the importances as JSON on stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also draw the importances to this .png, .svg "
+                                                                 "or .pdf file."),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Permutation importance of each input column: the drop in Harrell's C when its rows are shuffled."""
+    if out is not None:
+        _figure_or_json(out, as_json, [checkpoint, data])
+    with _collector_paused():
+        from survmom.app.explain import explain_file, render_importance
+
+    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, warn=_warn)
+    render_importance(result)
+    if out is not None:
+        _draw_importance(result, out)
+    if as_json:
+        _write_json(result)
+
+
+def _draw_importance(result: dict[str, Any], out: Path) -> None:
+    with _collector_paused():
+        from survmom.app.plots.importance import draw_importance
+
+    draw_importance(result, out)
+    typer.echo(f"wrote the permutation importance figure to {out}", err=True)
+
+
+@plot_app.command("importance")
+@handles_errors
+def plot_importance(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_HELP),
+    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
+    repeats: int = typer.Option(5, help=REPEATS_HELP),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Permutation importance of each input column (as survmom explain), drawn sorted with 95% intervals."""
+    _figure_or_json(out, as_json, [checkpoint, data])
+    with _collector_paused():
+        from survmom.app.plots.importance import explain_file
+
+    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, warn=_warn)
+    if out is not None:
+        _draw_importance(result, out)
+    if as_json:
+        _write_json(result)
+
+
+@plot_app.command("effect")
+@handles_errors
+def plot_effect(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Rows whose other columns are averaged over: " + FORMATS_HELP),
+    feature: str = typer.Option(..., help="The input column whose effect is drawn."),
+    time: Optional[float] = typer.Option(None, help="Also draw the effect on S(time), the predicted survival "
+                                                    "(training time unit)."),
+    grid: int = typer.Option(30, help="Values of a numeric column: evenly spaced from its 5th to 95th percentile "
+                                      "in the file (its distinct values, when there are no more)."),
+    sample: int = typer.Option(50, help="Rows whose own curves (ICE) are drawn faint behind the mean."),
+    seed: int = typer.Option(0, help="Seed of the sample of rows (numpy default_rng)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_HELP),
+    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Partial dependence of the risk (and of S(t)) on one input column, with individual rows' curves."""
+    _figure_or_json(out, as_json, [checkpoint, data])
+    with _collector_paused():
+        from survmom.app.plots.effect import draw_effect, partial_dependence
+
+    result = partial_dependence(checkpoint, data, feature, time=time, grid=grid, sample=sample, seed=seed,
+                                delimiter=delimiter, warn=_warn)
+    if out is not None:
+        draw_effect(result, out)
+        typer.echo(f"wrote the partial dependence figure of '{feature}' to {out}", err=True)
+    if as_json:
+        _write_json(result)
+
+
 def _write_json(value: Any) -> None:
     """Strict JSON on stdout: NaN and infinities (an undefined metric, e.g. C-index without events) become null,
     which every JSON parser reads; anything else that is not JSON (paths, numpy scalars) is written as text."""

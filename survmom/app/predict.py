@@ -106,6 +106,13 @@ class LoadedModel:
             return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at)
         return weibull_survival(self.user_params(est), at)
 
+    def risk(self, est: torch.Tensor) -> torch.Tensor:
+        """Risk (n,) float64 from target estimates (n, d), higher = earlier event: cox the log hazard, weibull
+        ``-log median`` (computed in log space, so it stays finite and ordered where the median overflows)."""
+        if self.config.loss == "cox":
+            return est[:, 0].double()
+        return -weibull_log_median(self.user_params(est))
+
     def output_names(self, times: list[float]) -> list[str]:
         """The names of the prediction columns :meth:`outputs` gives for ``times``, in order."""
         fixed = PREDICTION_COLUMNS["cox" if self.config.loss == "cox" else "weibull"]
@@ -124,9 +131,9 @@ class LoadedModel:
             params = self.user_params(est)
             columns["log_scale"] = params[:, 0].numpy()
             columns["log_shape"] = params[:, 1].numpy()
-            log_median = weibull_log_median(params)  # the risk stays finite where the median overflows
-            columns["risk"] = (-log_median).numpy()
-            columns["median_time"] = torch.exp(log_median).numpy()
+            risk = self.risk(est)  # -log median
+            columns["risk"] = risk.numpy()
+            columns["median_time"] = torch.exp(-risk).numpy()
         if times:
             surv = self.survival(est, times).numpy()
             for j, t in enumerate(times):
