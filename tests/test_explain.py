@@ -229,6 +229,15 @@ def test_the_grid_spans_the_5th_to_95th_percentile_or_takes_the_categories_or_th
     assert noise["distribution"]["missing"] == int(cohort(2)["noise"].isna().sum())
 
 
+def test_a_few_valued_column_keeps_its_values_between_the_5th_and_95th_percentile():
+    from survmom.app.plots.effect import _numeric_grid
+
+    counts = pd.Series(np.repeat(np.arange(41), np.r_[np.full(20, 50), np.full(21, 1)]))  # 0-19 common, 20-40 rare
+    assert _numeric_grid(counts, 50, Path("f.csv"), "nodes") == list(range(1, 20))  # 5th, 95th: 1, 19
+    rare = pd.Series([0.0] * 97 + [1.0] * 3)  # the 95th percentile is 0: both values kept
+    assert _numeric_grid(rare, 30, Path("f.csv"), "flag") == [0.0, 1.0]
+
+
 def test_a_linear_cox_model_has_a_straight_partial_dependence_with_its_coefficient_as_slope(files):
     result = effect_json(files["cox"], files["test"], "--feature", "strong", "--sample", "20", "--seed", "5")
     model = load_model(files["cox"])

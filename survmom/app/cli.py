@@ -432,7 +432,7 @@ def plot_effect(
     time: Optional[float] = typer.Option(None, help="Also draw the effect on S(time), the predicted survival "
                                                     "(training time unit)."),
     grid: int = typer.Option(30, help="Values of a numeric column: evenly spaced from its 5th to 95th percentile "
-                                      "in the file (its distinct values, when there are no more)."),
+                                      "in the file (its distinct values there, when it has no more)."),
     sample: int = typer.Option(50, help="Rows whose own curves (ICE) are drawn faint behind the mean."),
     seed: int = typer.Option(0, help="Seed of the sample of rows (numpy default_rng)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_HELP),

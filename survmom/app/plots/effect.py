@@ -14,9 +14,10 @@ and the individual conditional expectation (ICE) curve of row i is :math:`v \\ma
 (Cox: log hazard; Weibull: -log median time) or, with ``--time t``, the predicted survival S(t | x).
 Parallel ICE curves mean the column acts additively on that scale; crossing ones, an interaction.
 
-Grid: a categorical column takes every training category; a numeric column its distinct values in the
-file when there are at most ``grid`` of them, else ``grid`` evenly spaced values from the 5th to the 95th
-percentile of the file's values (the sparse tails are left out rather than extrapolated into).
+Grid: a categorical column takes every training category. A numeric column spans the 5th to the 95th
+percentile of its values in the file (the sparse tails are left out rather than extrapolated into): ``grid``
+evenly spaced values, or, when the file has at most ``grid`` distinct values, those of them in that range
+(all of them if fewer than two are: a rare 0/1 column keeps both values).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from survmom.app.explain import RISK_MEANING, input_blocks
-from survmom.app.figures import PALETTE, new_figure, write_figure
+from survmom.app.figures import PALETTE, literal, new_figure, write_figure
 from survmom.app.predict import check_times, load_model, time_label
 from survmom.data import CategoricalColumn, NewValues, Preprocessor, read_table, table_columns, text_notice
 from survmom.data.messages import quote_list
@@ -124,11 +125,10 @@ def _numeric_grid(column: pd.Series, grid: int, data: Path, feature: str) -> lis
         raise DataError(f"{data}: column '{feature}' has no value in any of its {len(column)} rows; a grid for "
                         "its partial dependence needs observed values")
     distinct = np.unique(observed)
-    if len(distinct) <= grid:
-        return distinct.tolist()
     low, high = np.quantile(observed, QUANTILES)
-    if low == high:
-        low, high = distinct[0], distinct[-1]
+    if len(distinct) <= grid:
+        inside = distinct[(distinct >= low) & (distinct <= high)]
+        return (inside if len(inside) >= 2 else distinct).tolist()
     return np.linspace(low, high, grid).tolist()
 
 
@@ -147,7 +147,7 @@ def _distribution(column: pd.Series, spec: Any, data: Path) -> dict[str, Any]:
 def draw_effect(result: dict[str, Any], out: Path) -> None:
     """Draw ``result`` (from :func:`partial_dependence`) and write it to ``out`` (.png, .svg or .pdf): one panel
     for the risk, and one for S(t) when a time was given."""
-    unit = f"time in the unit of '{result['time_col']}'"
+    unit = f"time in the unit of '{literal(result['time_col'])}'"
     risk_label = ("risk: log hazard\n(differences are log hazard ratios)" if result["loss"] == "cox" else
                   f"risk: −log median time\n({unit})")
     panels = [("risk", risk_label)]
@@ -163,8 +163,9 @@ def draw_effect(result: dict[str, Any], out: Path) -> None:
             ax.set_ylabel(label)
         if result["time"] is not None:
             axes[1].set_ylim(-0.02, 1.02)
-        fig.suptitle(f"Partial dependence on '{result['feature']}': {Path(result['checkpoint']).name} on "
-                     f"{Path(result['data']).name} ({result['rows']:,} rows)")
+        fig.suptitle(f"Partial dependence on '{literal(result['feature'])}': "
+                     f"{literal(Path(result['checkpoint']).name)} on {literal(Path(result['data']).name)} "
+                     f"({result['rows']:,} rows)")
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
         write_figure(fig, out)
@@ -180,7 +181,7 @@ def _numeric_panel(ax: Any, result: dict[str, Any], key: str) -> None:
     deciles = result["distribution"]["deciles"]
     ax.plot(deciles, [0.0] * len(deciles), "|", color=PALETTE[1], markersize=12, markeredgewidth=1.5,
             transform=ax.get_xaxis_transform(), label="deciles of the file's values", clip_on=False)
-    ax.set_xlabel(f"{result['feature']} (set to this value in every row)")
+    ax.set_xlabel(f"{literal(result['feature'])} (set to this value in every row)")
 
 
 def _categorical_panel(ax: Any, result: dict[str, Any], key: str) -> None:
@@ -193,7 +194,7 @@ def _categorical_panel(ax: Any, result: dict[str, Any], key: str) -> None:
     ax.plot(positions, result["partial_dependence"][key], "D", color=PALETTE[0], markersize=9,
             label=f"mean over all {result['rows']:,} rows (partial dependence)")
     counts = result["distribution"]["counts"]
-    ax.set_xticks(positions, [f"{c}\n({counts[c]:,} rows)" for c in categories])
+    ax.set_xticks(positions, [f"{literal(c)}\n({counts[c]:,} rows)" for c in categories])
     ax.set_xlim(-0.6, len(categories) - 0.4)
     ax.grid(axis="x", visible=False)
-    ax.set_xlabel(f"{result['feature']} (set to this category in every row)")
+    ax.set_xlabel(f"{literal(result['feature'])} (set to this category in every row)")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from survmom.app.explain import explain_file
-from survmom.app.figures import PALETTE, new_figure, write_figure
+from survmom.app.figures import PALETTE, literal, new_figure, write_figure
 
 __all__ = ["draw_importance", "explain_file"]
 
@@ -32,12 +32,12 @@ def draw_importance(result: dict[str, Any], out: Path) -> None:
                         label="95% interval over the repeats")
         ax.plot(means, ys, "o", color=PALETTE[0], markersize=6, label="mean drop")
         ax.axvline(0.0, color="0.35", linewidth=1, linestyle="--", label="no effect")
-        ax.set_yticks(ys, [entry["column"] for entry in entries])
+        ax.set_yticks(ys, [literal(entry["column"]) for entry in entries])
         ax.set_ylim(-0.7, count - 0.3)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel(f"drop in Harrell's C when the column is permuted (C = {result['harrell_c']:.3f} unpermuted)")
-        ax.set_title(f"Permutation importance of the input columns of {Path(result['checkpoint']).name}\n"
-                     f"on {Path(result['data']).name} ({result['rows']:,} rows, {result['events']:,} events); "
+        ax.set_title(f"Permutation importance of the input columns of {literal(Path(result['checkpoint']).name)}\n"
+                     f"on {literal(Path(result['data']).name)} ({result['rows']:,} rows, {result['events']:,} events); "
                      f"{result['repeats']} permutation(s), seed {result['seed']}")
         ax.legend(loc="lower right", frameon=False)
         write_figure(fig, out)
