@@ -176,7 +176,12 @@ def test_the_table_on_stderr_shows_the_json_numbers(files):
         assert column == entry["column"] and int(rank) == result["columns"].index(entry) + 1
         assert float(mean) == pytest.approx(entry["mean_drop"], abs=5e-5)
         assert [float(low), float(high)] == pytest.approx(entry["ci95"], abs=5e-5)
-    assert f"Harrell's C {result['harrell_c']:.4f}" in err
+    assert f"Harrell's C {result['harrell_c']:.4f}" in err and "is the file the model was trained on" not in err
+
+
+def test_explaining_on_the_training_file_is_warned_about(files):
+    code, _, err = survmom("explain", files["cox"], files["train"])
+    assert code == 0 and f"warning: {files['train']} is the file the model was trained on" in err
 
 
 # --------------------------------------------------------------------------------------- partial dependence

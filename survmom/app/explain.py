@@ -34,7 +34,7 @@ import torch
 
 from survmom.app.predict import LoadedModel, load_model
 from survmom.core.metrics import concordance_index
-from survmom.data import CategoricalColumn, Preprocessor, text_notice
+from survmom.data import CategoricalColumn, Preprocessor, fingerprint, text_notice
 from survmom.errors import ConfigError, DataError
 from survmom.training.prepare import read_outcomes
 
@@ -67,6 +67,8 @@ def permutation_drops(risk: Callable[[np.ndarray], np.ndarray], x: np.ndarray, e
     """
     event, time = torch.tensor(event), torch.tensor(time)  # copies: parsed outcomes may be read-only views
     baseline = _concordance(risk(x), event, time)
+    if math.isnan(baseline):  # no comparable pair: no C, permuted or not
+        return baseline, np.full((len(blocks), repeats), math.nan)
     rng = np.random.default_rng(seed)
     perms = [rng.permutation(len(x)) for _ in range(repeats)]
     work = x.copy()
@@ -152,8 +154,8 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
     baseline, drops = permutation_drops(model_risk(model), x, outcomes.event, outcomes.time,
                                         [cols for _, cols in blocks], repeats, seed)
     if math.isnan(baseline):
-        raise DataError(f"{data}: no pair of rows can be compared (every event at the last follow-up time), so "
-                        "Harrell's C is undefined")
+        raise DataError(f"{data}: no pair of rows can be compared (a row with an event before another row's "
+                        "time), so Harrell's C, and so permutation importance, is undefined")
     names = pre.feature_names
     columns = []
     for (name, cols), row in zip(blocks, drops):
@@ -162,9 +164,13 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
                         "sd": float(row.std(ddof=1)) if repeats > 1 else None, "ci95": [low, high],
                         "drops": row.tolist()})
     columns.sort(key=lambda entry: -entry["mean_drop"])  # stable: ties keep the model's column order
-    notice = text_notice(data, delimiter=delimiter)
-    if notice and warn is not None:
-        warn(notice)
+    if warn is not None:
+        notice = text_notice(data, delimiter=delimiter)
+        if notice:
+            warn(notice)
+        if fingerprint(data) == model.checkpoint.data.get("fingerprint"):
+            warn(f"{data} is the file the model was trained on: the importance also credits what the model "
+                 "memorised; explain on held-out rows to see what it learnt")
     return {
         "checkpoint": str(checkpoint),
         "data": str(data),
@@ -189,11 +195,11 @@ def render_importance(result: dict[str, Any]) -> None:
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:+.4f}"
 
-    title = Text(f"Permutation importance on {result['data']}: {result['rows']} rows, {result['events']} events, "
-                 f"Harrell's C {result['harrell_c']:.4f}; {result['repeats']} repeat(s), seed {result['seed']}",
+    title = Text(f"Permutation importance on {result['data']} ({result['rows']} rows, {result['events']} events)",
                  style="table.title")
-    table = Table(title=title, caption=Text("drop in C when the column is permuted; interval: "
-                                            + result["interval"].split(": ", 1)[1]))
+    caption = (f"Harrell's C {result['harrell_c']:.4f} unpermuted; the drop in C when a column's rows are "
+               f"shuffled: mean and 95% t-interval over {result['repeats']} permutation(s), seed {result['seed']}")
+    table = Table(title=title, caption=Text(caption))
     for name, justify in (("#", "right"), ("column", "left"), ("mean drop in C", "right"), ("95% interval", "right"),
                           ("inputs", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
