@@ -17,7 +17,7 @@ import torch
 from typer.testing import CliRunner
 
 from survmom.app.cli import app
-from survmom.app.explain import input_blocks, permutation_drops, student_t_quantile, t_interval
+from survmom.app.explain import permutation_drops, student_t_quantile, t_interval
 from survmom.app.predict import load_model
 
 from cli_runner import run_survmom
@@ -96,7 +96,7 @@ def test_a_column_the_risk_ignores_has_zero_importance_and_the_rest_match_lifeli
 def test_a_blocks_inputs_move_together_and_the_other_inputs_stay(files):
     model = load_model(files["cox"])
     pre = model.preprocessor
-    blocks = dict(input_blocks(pre))
+    blocks = dict(pre.input_slices())
     names = pre.feature_names
     assert [names[blocks[c]] for c in ("strong", "noise", "group")] == [
         ["strong"], ["noise", "noise__missing"], ["group=a", "group=b", "group=c"]]

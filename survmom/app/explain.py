@@ -34,25 +34,11 @@ import torch
 
 from survmom.app.predict import LoadedModel, load_model
 from survmom.core.metrics import concordance_index
-from survmom.data import CategoricalColumn, Preprocessor, fingerprint, text_notice
+from survmom.data import fingerprint, text_notice
 from survmom.errors import ConfigError, DataError
 from survmom.training.prepare import read_outcomes
 
 RISK_MEANING = {"cox": "log hazard", "weibull": "−log median time"}
-
-
-def input_blocks(pre: Preprocessor) -> list[tuple[str, slice]]:
-    """Each input column with the slice of its model inputs (positions in ``pre.feature_names``), in order.
-
-    A numeric column owns its standardised input and, when there is one, its ``__missing`` indicator; a
-    categorical column owns its one-hot block, one input per training category.
-    """
-    blocks, start = [], 0
-    for spec in pre.columns:
-        width = len(spec.categories) if isinstance(spec, CategoricalColumn) else 1 + int(spec.missing_indicator)
-        blocks.append((spec.name, slice(start, start + width)))
-        start += width
-    return blocks
 
 
 def permutation_drops(risk: Callable[[np.ndarray], np.ndarray], x: np.ndarray, event: np.ndarray, time: np.ndarray,
@@ -149,7 +135,7 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
         raise DataError(f"{data}: no events in the event column '{model.config.event_col}' ({len(outcomes)} rows, "
                         "all censored): Harrell's C, and so permutation importance, is undefined without events")
     pre = model.preprocessor
-    blocks = input_blocks(pre)
+    blocks = pre.input_slices()
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()  # torch.from_numpy needs writeable
     baseline, drops = permutation_drops(model_risk(model), x, outcomes.event, outcomes.time,
                                         [cols for _, cols in blocks], repeats, seed)

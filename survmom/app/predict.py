@@ -24,7 +24,6 @@ import torch
 from survmom.atomic import atomic_write, check_output_path
 from survmom.core.losses import cox_median, cox_survival, weibull_log_median, weibull_survival
 from survmom.data import (
-    CategoricalColumn,
     NewValues,
     Preprocessor,
     iter_table_batches,
@@ -248,13 +247,7 @@ def _check_finite(columns: dict[str, np.ndarray], x: np.ndarray, frame: Any, pre
 
 def _input_column(pre: Preprocessor, feature: int) -> str:
     """The input column that feature ``feature`` (position in ``pre.feature_names``) comes from."""
-    position = 0
-    for spec in pre.columns:
-        width = len(spec.categories) if isinstance(spec, CategoricalColumn) else 1 + int(spec.missing_indicator)
-        if feature < position + width:
-            return spec.name
-        position += width
-    raise IndexError(feature)
+    return next(name for name, cols in pre.input_slices() if cols.start <= feature < cols.stop)
 
 
 def _check_output(out: Path, data: Path, checkpoint: Path) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from survmom.app.explain import RISK_MEANING, input_blocks
+from survmom.app.explain import RISK_MEANING
 from survmom.app.figures import PALETTE, literal, new_figure, write_figure
 from survmom.app.predict import check_times, load_model, time_label
 from survmom.data import CategoricalColumn, NewValues, Preprocessor, read_table, table_columns, text_notice
@@ -80,7 +80,7 @@ def partial_dependence(checkpoint: Path, data: Path, feature: str, *, time: floa
     values = list(spec.categories) if categorical else _numeric_grid(table[feature], grid, data, feature)
     # The grid through the saved encoding of this one column: each grid value's block of inputs.
     blocks = Preprocessor([spec]).transform(pd.DataFrame({feature: pd.Series(values, dtype=object)}), path=data)
-    cols = dict(input_blocks(pre))[feature]
+    cols = dict(pre.input_slices())[feature]
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(x), size=min(sample, len(x)), replace=False))
 
