@@ -150,7 +150,7 @@ def test_plot_writes_the_figure(models, suffix):
     out = models["folder"] / f"calibration{suffix}"
     code, stdout, stderr = invoke("plot", "calibration", models["cox"], COHORT, "--time", "700", "-o", out)
     assert code == 0 and stdout == "", stderr
-    assert stderr.splitlines()[-1] == f"wrote calibration plot to {out}"
+    assert stderr.splitlines()[-1] == f"wrote the calibration plot to {out}"
     assert stderr.splitlines()[0].startswith("ICI ")
     start = out.read_bytes()[:8]
     assert {".png": start.startswith(b"\x89PNG"), ".svg": b"<?xml" in start, ".pdf": start.startswith(b"%PDF")}[suffix]

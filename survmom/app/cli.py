@@ -6,21 +6,24 @@ Exit codes: 0 success, 1 internal error, 2 bad input or options (one line on std
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import errno
-import functools
-import gc
-import json
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from inspect import Parameter, Signature, signature
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from survmom.app.cli_common import (
+    DEBUG_HELP,
+    DELIMITER_HELP,
+    FORMATS_HELP,
+    handles_errors,
+    write_json,
+)
+from survmom.app.cli_common import collector_paused as _collector_paused
+from survmom.app.cli_common import warn as _warn
+from survmom.app.plot_cli import REPEATS_HELP, SEED_HELP, check_figure_request, draw_importance, plot_app
 from survmom.choices import DEVICES
 from survmom.training.config import OPTION_TYPES, TrainConfig
 
@@ -32,19 +35,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-plot_app = typer.Typer(
-    name="plot",
-    help="Draw figures of a checkpoint (and a data file): .png, .svg or .pdf by the suffix of -o.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 app.add_typer(plot_app, name="plot")
 
-DEBUG_HELP = "Show the full traceback on errors."
-FORMATS_HELP = (".csv, .tsv/.tab (also .gz, .bz2, .zst, .xz), .parquet, .feather/.arrow/.ipc, Stata .dta, "
-                "SPSS .sav, SAS .sas7bdat/.xpt.")
-DELIMITER_HELP = TrainConfig.__dataclass_fields__["delimiter"].metadata["help"]
 
 
 def _print_version(value: bool) -> None:
@@ -61,95 +53,6 @@ def _survmom(
                                  help="Print survmom's version and exit."),
 ) -> None:
     """Train deep survival models (Cox, Weibull AFT) with a Momentum target network and memory bank."""
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Import the heavy libraries (torch, pandas, pyarrow) with the cyclic garbage collector off.
-
-    Importing them allocates hundreds of thousands of long-lived objects, and every burst of allocations
-    starts a collection that finds nothing to free. The objects alive afterwards (modules, classes,
-    functions) are then frozen (``gc.freeze``), so that no later collection walks them again, and the
-    collector is back on, as the caller had it, before any data is read or trained on. What this saves end
-    to end is in BENCHMARKS.md.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-OUT_OF_MEMORY = "out of memory; try a smaller --batch, --bank-size or --hidden, or fewer rows"
-
-
-def _is_allocation_failure(error: Exception) -> bool:
-    """torch reports a failed allocation as a RuntimeError (CPU) or its OutOfMemoryError subclass (GPU)."""
-    text = str(error)
-    return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
-
-
-# OS errors that are about the machine, not survmom: no space, no permission, read-only file system, quota.
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.EFBIG}
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that Python's flush at exit does not fail on the closed pipe again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
-def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn project errors into one line on stderr + exit 2; other errors into exit 1; --debug re-raises."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from survmom.errors import SurvmomError
-
-        debug = kwargs.get("debug", False)
-        try:
-            return command(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except SurvmomError as error:
-            if debug:
-                raise
-            _fail(str(error).replace("\n", " "), 2)
-        except KeyboardInterrupt:
-            if debug:
-                raise
-            _fail("interrupted", 130)
-        except BrokenPipeError:
-            # The reader of stdout went away (`survmom predict ... | head`): stop quietly, as a pipeline expects.
-            _silence_stdout()
-            raise typer.Exit(141) from None
-        except MemoryError:
-            if debug:
-                raise
-            _fail(OUT_OF_MEMORY, 2)
-        except Exception as error:
-            if debug:
-                raise
-            if _is_allocation_failure(error):
-                _fail(OUT_OF_MEMORY, 2)
-            if isinstance(error, OSError) and error.errno in _ENVIRONMENT_ERRNOS:
-                where = f"{error.filename}: " if error.filename else ""
-                _fail(f"{where}{error.strerror or error}", 2)
-            _fail(f"internal error ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
-                  "rerun with --debug for the traceback", 1)
-
-    return wrapper
 
 
 def _explicit(ctx: typer.Context, name: str) -> bool:
@@ -272,11 +175,6 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
                f"{metric}; checkpoint {result.checkpoint}", err=True)
 
 
-def _warn(message: str) -> None:
-    """A warning: one line on stderr."""
-    typer.echo(f"warning: {message}", err=True)
-
-
 @app.command()
 @handles_errors
 def predict(
@@ -315,7 +213,7 @@ def inspect(
 
     summary = checkpoint_summary(checkpoint)
     if as_json:
-        _write_json(summary)
+        write_json(summary)
     else:
         render_summary(summary)
 
@@ -340,143 +238,37 @@ def evaluate(
 
     result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter, warn=_warn)
     if as_json:
-        _write_json(result)
+        write_json(result)
     else:
         render_evaluation(result)
 
 
-FIGURE_OUT_HELP = "Write the figure to this .png, .svg or .pdf file."
-FIGURE_JSON_HELP = "Print the numbers behind the figure as JSON on stdout."
-
-
-def _check_figure_request(out: Optional[Path], as_json: bool, inputs: list[Path]) -> None:
-    """Before any work: -o or --json asked for (else ConfigError), and -o a figure file that can be written."""
-    from survmom.errors import ConfigError
-
-    if out is None and not as_json:
-        raise ConfigError("give -o FILE.png (.svg, .pdf) or --json")
+@app.command()
+@handles_errors
+def explain(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
+    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns (preferably rows the "
+                                          "model was not trained on): " + FORMATS_HELP),
+    repeats: int = typer.Option(5, help=REPEATS_HELP),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the importances as JSON on stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also draw the importances to this .png, .svg "
+                                                                 "or .pdf file."),
+    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Permutation importance of each input column: the drop in Harrell's C when its rows are shuffled."""
     if out is not None:
-        from survmom.app.figures import check_figure_path
+        check_figure_request(out, as_json, [checkpoint, data])
+    with _collector_paused():
+        from survmom.app.explain import explain_file, render_importance
 
-        check_figure_path(out, inputs)
-
-
-def _figure_outputs(data: dict[str, Any], draw: Callable[[dict[str, Any]], Any], out: Optional[Path], as_json: bool,
-                    what: str) -> None:
-    """Draw ``data`` and write it to ``out`` (a line on stderr says so); then its JSON on stdout if asked."""
+    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, warn=_warn)
+    render_importance(result)
     if out is not None:
-        from survmom.app.figures import write_figure
-
-        write_figure(draw(data), out)
-        typer.echo(f"wrote {what} to {out}", err=True)
+        draw_importance(result, out)
     if as_json:
-        _write_json(data)
-
-
-@plot_app.command("history")
-@handles_errors
-def plot_history(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
-    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
-    debug: bool = typer.Option(False, help=DEBUG_HELP),
-) -> None:
-    """Training loss and validation C-index per epoch; the linear start as epoch 0, the best epoch marked."""
-    _check_figure_request(out, as_json, [checkpoint])
-    with _collector_paused():
-        from survmom.app.plots.history import draw_history, history_data
-
-    _figure_outputs(history_data(checkpoint), draw_history, out, as_json, "the training history")
-
-
-@plot_app.command("survival")
-@handles_errors
-def plot_survival(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    data: Path = typer.Argument(..., help="Rows with the training feature columns: " + FORMATS_HELP),
-    ids: Optional[str] = typer.Option(None, help="Comma-separated ids (of the training --id-col) of the rows to "
-                                                 "draw."),
-    rows: Optional[int] = typer.Option(None, help="Draw the first N rows of the file (default 5, at most 7)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
-    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
-    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
-    debug: bool = typer.Option(False, help=DEBUG_HELP),
-) -> None:
-    """Predicted survival curves S(t) of a few rows, medians marked, up to the longest training follow-up."""
-    from survmom.training.config import parse_list
-
-    _check_figure_request(out, as_json, [checkpoint, data])
-    with _collector_paused():
-        from survmom.app.plots.survival import draw_survival, survival_data
-
-    chosen = parse_list(ids, str, "--ids") if ids is not None else None
-    numbers = survival_data(checkpoint, data, chosen, rows, delimiter=delimiter, warn=_warn)
-    _figure_outputs(numbers, draw_survival, out, as_json, f"the survival curves of {len(numbers['rows'])} row(s)")
-
-
-@plot_app.command("km")
-@handles_errors
-def plot_km(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
-    groups: int = typer.Option(3, help="Number of risk groups, cut at quantiles of the training risks (2 to 7)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
-    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
-    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
-    debug: bool = typer.Option(False, help=DEBUG_HELP),
-) -> None:
-    """Kaplan-Meier curves of predicted-risk groups with 95% bands, numbers at risk and the log-rank test."""
-    _check_figure_request(out, as_json, [checkpoint, data])
-    with _collector_paused():
-        from survmom.app.plots.km import draw_km, km_data
-
-    numbers = km_data(checkpoint, data, groups, delimiter=delimiter, warn=_warn)
-    _figure_outputs(numbers, draw_km, out, as_json, f"Kaplan-Meier curves of {groups} risk groups")
-
-
-@plot_app.command("calibration")
-@handles_errors
-def plot_calibration(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
-    data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
-    time: Optional[str] = typer.Option(None, "--time", help="The time t at which predicted and observed S(t) are "
-                                       "compared (training time unit; required)."),
-    bins: int = typer.Option(10, "--bins", help="Groups of rows by quantiles of predicted S(t) (10: deciles)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
-    as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
-    delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
-    debug: bool = typer.Option(False, help=DEBUG_HELP),
-) -> None:
-    """Calibration at one time: Kaplan-Meier S(t) in groups of predicted S(t), smoothed curve, ICI/E50/E90."""
-    from survmom.errors import ConfigError
-    from survmom.training.config import parse_list
-
-    _check_figure_request(out, as_json, [checkpoint, data])
-    times = parse_list(time, float, "--time")
-    if not times or len(times) != 1:
-        raise ConfigError("--time: give one time t at which to compare predicted and observed S(t), e.g. --time 365")
-    with _collector_paused():
-        from survmom.app.plots.calibration import calibration_numbers, draw_calibration, summary_line
-
-    numbers = calibration_numbers(checkpoint, data, times[0], groups=bins, delimiter=delimiter, warn=_warn)
-    typer.echo(summary_line(numbers), err=True)
-    _figure_outputs(numbers, draw_calibration, out, as_json, "the calibration plot")
-
-
-def _write_json(value: Any) -> None:
-    """Strict JSON on stdout: NaN and infinities (an undefined metric, e.g. C-index without events) become null,
-    which every JSON parser reads; anything else that is not JSON (paths, numpy scalars) is written as text."""
-    sys.stdout.write(json.dumps(_json_safe(value), indent=2, default=str, allow_nan=False) + "\n")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
+        write_json(result)
 
 
 def main() -> None:

@@ -73,3 +73,9 @@ def write_figure(figure: Figure, out: Path) -> None:
         metadata = {"Software": None} if out.suffix.lower() == ".png" else (
             {"CreationDate": None} if out.suffix.lower() == ".pdf" else {"Date": None})
         figure.savefig(stream, format=out.suffix.lower()[1:], metadata=metadata)
+
+
+def literal(text: str) -> str:
+    """``text`` (a file, column or category name) shown as written: matplotlib would read a pair of ``$``
+    in it as mathematics."""
+    return str(text).replace("$", r"\$")

@@ -24,7 +24,6 @@ import torch
 from survmom.atomic import atomic_write, check_output_path
 from survmom.core.losses import cox_median, cox_survival, weibull_log_median, weibull_survival
 from survmom.data import (
-    CategoricalColumn,
     NewValues,
     Preprocessor,
     iter_table_batches,
@@ -111,6 +110,12 @@ class LoadedModel:
         if self.config.loss == "cox":
             return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at, paired=True)
         return weibull_survival(self.user_params(est), at, paired=True)
+    def risk(self, est: torch.Tensor) -> torch.Tensor:
+        """Risk (n,) float64 from target estimates (n, d), higher = earlier event: cox the log hazard, weibull
+        ``-log median`` (computed in log space, so it stays finite and ordered where the median overflows)."""
+        if self.config.loss == "cox":
+            return est[:, 0].double()
+        return -weibull_log_median(self.user_params(est))
 
     def output_names(self, times: list[float]) -> list[str]:
         """The names of the prediction columns :meth:`outputs` gives for ``times``, in order."""
@@ -130,9 +135,9 @@ class LoadedModel:
             params = self.user_params(est)
             columns["log_scale"] = params[:, 0].numpy()
             columns["log_shape"] = params[:, 1].numpy()
-            log_median = weibull_log_median(params)  # the risk stays finite where the median overflows
-            columns["risk"] = (-log_median).numpy()
-            columns["median_time"] = torch.exp(log_median).numpy()
+            risk = self.risk(est)  # -log median
+            columns["risk"] = risk.numpy()
+            columns["median_time"] = torch.exp(-risk).numpy()
         if times:
             surv = self.survival(est, times).numpy()
             for j, t in enumerate(times):
@@ -247,13 +252,7 @@ def _check_finite(columns: dict[str, np.ndarray], x: np.ndarray, frame: Any, pre
 
 def _input_column(pre: Preprocessor, feature: int) -> str:
     """The input column that feature ``feature`` (position in ``pre.feature_names``) comes from."""
-    position = 0
-    for spec in pre.columns:
-        width = len(spec.categories) if isinstance(spec, CategoricalColumn) else 1 + int(spec.missing_indicator)
-        if feature < position + width:
-            return spec.name
-        position += width
-    raise IndexError(feature)
+    return next(name for name, cols in pre.input_slices() if cols.start <= feature < cols.stop)
 
 
 def _check_output(out: Path, data: Path, checkpoint: Path) -> None:

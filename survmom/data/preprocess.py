@@ -97,6 +97,16 @@ class Preprocessor:
                 names += [f"{c.name}={cat}" for cat in c.categories]
         return names
 
+    def input_slices(self) -> list[tuple[str, slice]]:
+        """Each input column with the slice of its outputs in :attr:`feature_names`, in order: a numeric
+        column's standardised value (and its ``__missing`` indicator), a categorical column's one-hot block."""
+        slices, start = [], 0
+        for c in self.columns:
+            width = len(c.categories) if isinstance(c, CategoricalColumn) else 1 + int(c.missing_indicator)
+            slices.append((c.name, slice(start, start + width)))
+            start += width
+        return slices
+
     def column_types(self) -> dict[str, str]:
         """Input column -> "numeric" or "category", for reading new files with the training types."""
         return {c.name: "numeric" if isinstance(c, NumericColumn) else "category" for c in self.columns}
