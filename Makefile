@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 SURVMOM := $(VENV)/bin/survmom
 DEMO := demo_out
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo figures test lint bench clean
 
 # The CPU build of torch goes in first, pinned by constraints.txt, so pip never resolves a CUDA build.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
-# Trains a cox model (CSV) and a weibull model (Parquet) on sample_data/, predicts new rows, inspects.
+# Trains a cox model (CSV) and a weibull model (Parquet) on sample_data/, predicts new rows, inspects,
+# evaluates and draws the figures (in-sample on the sample cohort: a demonstration, not a validation).
 demo: setup
 	mkdir -p $(DEMO)
 	$(SURVMOM) train sample_data/cohort.csv --id-col id --out $(DEMO)/cox.pt
@@ -28,6 +29,18 @@ demo: setup
 	$(SURVMOM) inspect $(DEMO)/cox.pt
 	@echo "first predictions ($(DEMO)/cox_predictions.csv):"
 	@head -n 4 $(DEMO)/cox_predictions.csv
+	$(SURVMOM) evaluate $(DEMO)/cox.pt sample_data/cohort.csv --times 365,730,1460
+	$(SURVMOM) plot history $(DEMO)/cox.pt -o $(DEMO)/history.png
+	$(SURVMOM) plot survival $(DEMO)/cox.pt sample_data/new_patients.csv --rows 5 -o $(DEMO)/survival.png
+	$(SURVMOM) plot km $(DEMO)/cox.pt sample_data/cohort.csv --groups 3 -o $(DEMO)/km.png
+	$(SURVMOM) plot calibration $(DEMO)/cox.pt sample_data/cohort.csv --time 730 -o $(DEMO)/calibration.png
+	$(SURVMOM) explain $(DEMO)/cox.pt sample_data/cohort.csv -o $(DEMO)/importance.png
+	$(SURVMOM) plot effect $(DEMO)/cox.pt sample_data/cohort.csv --feature age --time 730 -o $(DEMO)/effect_age.png
+
+# The README's figures (docs/figures/) are the demo's, drawn again from scratch.
+figures: demo
+	cp $(DEMO)/history.png $(DEMO)/survival.png $(DEMO)/km.png $(DEMO)/calibration.png \
+		$(DEMO)/importance.png $(DEMO)/effect_age.png docs/figures/
 
 test: setup
 	$(VENV)/bin/ruff check survmom tests benchmarks
