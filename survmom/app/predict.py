@@ -208,6 +208,17 @@ class LoadedModel:
         return columns
 
 
+def refuse_design(model: LoadedModel, checkpoint: Path, command: str) -> None:
+    """ConfigError for a model trained with entry times or case weights, which ``command`` (a figure built on
+    the unweighted Kaplan-Meier of a file) would ignore; strata are fine (each row's S(t) is its stratum's)."""
+    used = [option for option, value in (("--entry-col", model.config.entry_col),
+                                         ("--weight-col", model.config.weight_col)) if value is not None]
+    if used:
+        raise ConfigError(f"{checkpoint}: {command} does not take a model trained with {' and '.join(used)}: its "
+                          "Kaplan-Meier curves ignore entry times and case weights; use survmom evaluate (its "
+                          "C-index and Brier score take the design)")
+
+
 def load_model(path: Path) -> LoadedModel:
     """The checkpoint's target network (best validated weights) with its preprocessing, ready to predict."""
     saved = read_checkpoint(path)
