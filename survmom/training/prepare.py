@@ -284,7 +284,8 @@ def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
             rows = np.bincount(train.strata, minlength=len(strata_levels))
             shown = "; ".join(f"{describe_stratum(config.strata, strata_levels[k])} ({rows[k]} rows)"
                               for k in empty[:5])
-            raise DataError(f"{path}: {len(empty)} stratum/strata with no event among the training rows in "
+            raise DataError(f"{path}: {len(empty)} {'stratum has' if len(empty) == 1 else 'strata have'} no event "
+                            f"among the training rows in "
                             f"column(s) {', '.join(map(repr, config.strata))}: {shown}; each stratum's baseline "
                             "hazard needs events (merge small strata, or drop them)")
 
