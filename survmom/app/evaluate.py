@@ -239,7 +239,10 @@ def render_evaluation(result: dict[str, Any]) -> None:
     summary.add_column("metric", style="bold")
     summary.add_column("value")
     low, high = result["harrell_c_ci95"]
-    summary.add_row("Harrell's C (95% CI)", f"{fmt(result['harrell_c'])} ({fmt(low)}–{fmt(high)})")
+    if result.get("design"):
+        summary.add_row("C-index (with the design)", fmt(result["harrell_c"]))
+    else:
+        summary.add_row("Harrell's C (95% CI)", f"{fmt(result['harrell_c'])} ({fmt(low)}–{fmt(high)})")
     summary.add_row(f"Uno's C (tau = {time_label(result['uno_tau'])})", fmt(result["uno_c"]))
     summary.add_row("mean AUC(t)", fmt(result["mean_auc"]))
     summary.add_row("integrated Brier score", fmt(result["integrated_brier"]))

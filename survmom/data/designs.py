@@ -100,7 +100,7 @@ def apply_strata(table: pd.DataFrame, columns: Sequence[str], levels: Sequence[S
         shown = ", ".join(describe_stratum(columns, keys[k]) for k in unseen[:SAMPLE])
         numbers = ", ".join(str(r) for r in row_numbers(table.index, rows[:SAMPLE]))
         raise DataError(f"{path}: {len(unseen)} stratum value(s) the model was not trained on in column(s) "
-                        f"{quote_list(list(columns))}: {shown} (rows {numbers}"
+                        f"{quote_list(list(columns))}: {shown} ({'row' if len(rows) == 1 else 'rows'} {numbers}"
                         f"{', ...' if len(rows) > SAMPLE else ''}); a stratified model has baselines for "
                         f"{describe_levels(columns, levels)} only")
     return codes[index]

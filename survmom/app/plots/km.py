@@ -95,7 +95,7 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
                         "curves of risk groups need events")
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
     est = model.estimates(x)
-    risk = model.outputs(x, [])["risk"]
+    risk = model.risk(est).numpy()
     if np.isnan(risk).any():
         raise DataError(f"{data}: the model's risk is not a number for {int(np.isnan(risk).sum())} row(s); check "
                         "the values of those rows and their unit")
