@@ -134,6 +134,21 @@ def test_split_by_subject_keeps_every_subject_on_one_side(files):
     assert abs(held_out - 0.25) < 0.02
 
 
+def test_training_data_is_split_by_subject_with_repeated_ids(files):
+    from survmom.training.config import TrainConfig
+    from survmom.training.prepare import prepare_training_data
+
+    config = TrainConfig(entry_col="start", time_col="stop", id_col="id", exclude=["w"], val_frac=0.3)
+    prepared = prepare_training_data(config, files["stanford"])
+    data = pd.read_csv(files["stanford"])
+    subjects = subject_codes(data["id"], path=files["stanford"], column="id")
+    train, val = subject_split(subjects, data["event"].to_numpy(bool), 0.3, config.seed)
+    np.testing.assert_array_equal(prepared.train.entry, data["start"].to_numpy(float)[train])
+    np.testing.assert_array_equal(prepared.val.time, data["stop"].to_numpy(float)[val])
+    assert set(data["id"][train]).isdisjoint(data["id"][val])
+    assert not any("share" in warning for warning in prepared.warnings)
+
+
 def test_split_without_repeated_ids_is_the_row_split():
     event = np.random.default_rng(0).random(101) < 0.4
     ids = pd.Series([f"P{i}" for i in range(101)])
