@@ -311,6 +311,21 @@ def test_plot_km_and_calibration_refuse_weighted_models(files, models, tmp_path)
         assert "--weight-col" in result.stderr
 
 
+@pytest.mark.slow
+def test_python_api_takes_the_design_as_fit_keywords(files, models, tmp_path):
+    from survmom import SurvivalModel
+
+    data = pd.read_csv(files["rossi"]).drop(columns="w")
+    model = SurvivalModel(verbose=False, hidden=[], linear_penalty=0.0, lr=1e-12, weight_decay=0.0, epochs=1,
+                          val_frac=0.0)
+    model.fit(data, time_col="week", event_col="arrest", strata=["wexp"])
+    assert model.config.strata == ["wexp"]
+    out = tmp_path / "p.csv"
+    survmom("predict", models["strata"], files["rossi"], "--times", "30", "-o", out)
+    np.testing.assert_allclose(model.predict_survival_function(data, [30.0])[30.0], predictions(out)["surv_30"],
+                               atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 
 
