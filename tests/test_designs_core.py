@@ -21,6 +21,7 @@ from torch import nn
 from survmom.core.bank import MemoryBank
 from survmom.core.linear_start import fit_linear_start
 from survmom.core.losses import breslow_baseline, cox_loss
+from survmom.core.metrics import brier_score, concordance_index, integrated_brier_score
 from survmom.core.momentum import Momentum
 from survmom.core.weibull import weibull_loss
 from survmom.errors import ConfigError, StateError, SurvmomError
@@ -413,3 +414,64 @@ def test_bank_state_dict_round_trip_keeps_the_design_fields_and_plain_keys_are_u
 def test_a_plain_momentum_state_dict_has_no_design_buffers():
     keys = set(Momentum(_mlp(), "cox", 8, 2).state_dict())
     assert not any(name in key for key in keys for name in ("entries", "weights", "bank.strata"))
+
+
+# ------------------------------------------------------------------------------------------------- metrics
+def brute_force_concordance(risk, event, time, entry=None, weight=None):
+    n = len(risk)
+    entry = [-math.inf] * n if entry is None else entry.tolist()
+    weight = [1.0] * n if weight is None else weight.tolist()
+    num = den = 0.0
+    for i in range(n):
+        for j in range(n):
+            at_risk = entry[j] < time[i] and (time[j] > time[i] or (time[j] == time[i] and not event[j]))
+            if i != j and event[i] and at_risk:
+                den += weight[i] * weight[j]
+                num += weight[i] * weight[j] * (1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0)
+    return num / den
+
+
+def _metric_data(seed: int, n: int = 60):
+    _, event, time, design = _random_design(seed, n)
+    risk = torch.randint(0, 6, (n,), generator=torch.Generator().manual_seed(seed)).double()  # tied risks
+    return risk, event, time, design["entry"], design["weight"].round()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_entry_and_weighted_concordance_are_the_brute_force_pair_count(seed):
+    risk, event, time, entry, weight = _metric_data(seed)
+    for kwargs in ({"entry": entry}, {"weight": weight}, {"entry": entry, "weight": weight}):
+        assert concordance_index(risk, event, time, **kwargs) == pytest.approx(
+            brute_force_concordance(risk, event, time, **kwargs), abs=1e-12)
+
+
+def test_integer_weighted_concordance_equals_replicated_rows_and_plain_calls_are_unchanged():
+    risk, event, time, entry, weight = _metric_data(9, 80)
+    repeat = weight.long()
+    replicated = [v.repeat_interleave(repeat) for v in (risk, event, time, entry)]
+    assert concordance_index(risk, event, time, weight=weight) == concordance_index(*replicated[:3])
+    assert concordance_index(risk, event, time, entry=entry, weight=weight) == pytest.approx(
+        concordance_index(*replicated[:3], entry=replicated[3]), abs=1e-14)
+    assert concordance_index(risk, event, time, weight=torch.ones_like(risk)) == pytest.approx(
+        concordance_index(risk, event, time), abs=1e-14)
+
+
+def test_weighted_brier_score_equals_replicated_test_and_training_rows():
+    gen = torch.Generator().manual_seed(0)
+    n = 70
+    time = torch.rand(n, generator=gen, dtype=torch.float64) * 10 + 0.1
+    event = torch.rand(n, generator=gen) < 0.6
+    weight = torch.randint(0, 4, (n,), generator=gen).double()
+    weight[time.argmax()] = 1.0  # keep the follow-up's end
+    times = torch.tensor([2.0, 4.0, 6.0], dtype=torch.float64)
+    surv = torch.exp(-times[None, :] * torch.rand(n, 1, generator=gen, dtype=torch.float64) / 5)
+    repeat = weight.long()
+    rep_surv, rep_event, rep_time = (v.repeat_interleave(repeat, dim=0) for v in (surv, event, time))
+    ours = brier_score(surv, event, time, event, time, times, weight=weight, train_weight=weight)
+    torch.testing.assert_close(ours, brier_score(rep_surv, rep_event, rep_time, rep_event, rep_time, times),
+                               rtol=1e-12, atol=1e-14)
+    assert integrated_brier_score(surv, event, time, event, time, times, weight=weight,
+                                  train_weight=weight) == pytest.approx(
+        integrated_brier_score(rep_surv, rep_event, rep_time, rep_event, rep_time, times), rel=1e-12)
+    plain = brier_score(surv, event, time, event, time, times)
+    assert torch.equal(plain, brier_score(surv, event, time, event, time, times, weight=None))
