@@ -81,7 +81,10 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
     design = {name: torch.tensor(getattr(outcomes, name)) for name in ("entry", "weight", "strata")
               if getattr(outcomes, name) is not None}
-    strata, weight = design.get("strata"), {k: v for k, v in design.items() if k == "weight"}
+    strata = design.get("strata")
+    # Weighted Brier: the file's rows by their weights, the IPCW censoring Kaplan-Meier by the training weights.
+    weight = {} if "weight" not in design else {
+        "weight": design["weight"], "train_weight": saved.train_design["weight"].to(torch.float64)}
     notes = design_notes(design)
     grid = torch.linspace(times[0], times[-1], IBS_GRID_POINTS, dtype=torch.float64)
     missing = [None] * len(times)
