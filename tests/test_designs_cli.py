@@ -237,6 +237,22 @@ def test_delayed_entry_log_hazards_match_lifelines_entry_col(files, models, tmp_
 
 
 @pytest.mark.slow
+def test_weibull_with_delayed_entry_equals_lifelines_weibull_aft_entry_col(files, tmp_path):
+    from lifelines import WeibullAFTFitter
+
+    data = pd.read_csv(files["psych"])
+    fitter = WeibullAFTFitter().fit(data, "exit", "C", entry_col="Age")
+    model, out = tmp_path / "w.pt", tmp_path / "p.csv"
+    survmom("train", files["psych"], *PSYCH, "--loss", "weibull", *LINEAR, "-o", model)
+    survmom("predict", model, files["psych"], "-o", out)
+    ours = predictions(out)
+    scale = fitter.params_["lambda_"]
+    np.testing.assert_allclose(ours["log_scale"], scale["Intercept"] + scale["sex"] * data["sex"], atol=1e-4)
+    np.testing.assert_allclose(ours["log_shape"], fitter.params_["rho_"]["Intercept"], atol=1e-4)
+    np.testing.assert_allclose(ours["median_time"], fitter.predict_median(data), rtol=1e-5)
+
+
+@pytest.mark.slow
 def test_weighted_concordance_equals_the_replicated_rows(files, models):
     weighted = json.loads(survmom("evaluate", models["weights"], files["rossi"], "--json").stdout)
     replicated = json.loads(survmom("evaluate", models["weights"], files["replicated"], "--json").stdout)
@@ -284,6 +300,9 @@ def test_inspect_plot_survival_and_explain_take_a_stratified_model(files, models
     curves = json.loads(survmom("plot", "survival", models["strata"], files["rossi"], "--rows", "3",
                                 "--json").stdout)
     assert len(curves["rows"]) == 3
+    effect = json.loads(survmom("plot", "effect", models["strata"], files["rossi"], "--feature", "age", "--time",
+                                "30", "--json").stdout)
+    assert len(effect["grid"]) > 2
     explained = json.loads(survmom("explain", models["strata"], files["rossi"], "--repeats", "2", "--json").stdout)
     assert {c["column"] for c in explained["columns"]} == {"fin", "age", "race", "mar", "paro", "prio"}
 
