@@ -157,6 +157,23 @@ def test_split_without_repeated_ids_is_the_row_split():
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("entry", [False, True])
+def test_concordance_within_strata_equals_the_brute_force_definition(entry):
+    from survmom.training.designs import design_concordance
+
+    rng = np.random.default_rng(5)
+    n = 300
+    time = rng.integers(1, 40, n).astype(float)  # many ties
+    start = np.floor(time * rng.random(n)) if entry else None
+    event, strata, risk = rng.random(n) < 0.5, rng.integers(0, 3, n), np.round(rng.normal(size=n), 1)
+    weight = rng.integers(0, 3, n).astype(float)
+    design = {"strata": torch.from_numpy(strata), "weight": torch.from_numpy(weight)}
+    if entry:
+        design["entry"] = torch.from_numpy(start)
+    got = design_concordance(torch.from_numpy(risk), torch.from_numpy(event), torch.from_numpy(time), **design)
+    assert got == pytest.approx(concordance_brute_force(risk, event, time, start, weight, strata), abs=1e-12)
+
+
 # ------------------------------------------------------------------------------------------ CLI, end to end
 
 
