@@ -620,7 +620,8 @@ def test_repeated_ids_are_warned_about_once_per_run_with_a_sample(tmp_path) -> N
     repeated = [w for w in warnings if "share" in w]
     assert repeated == [f"{path}: 5 rows share 2 id(s) in the id column 'pid' ('P1' ×3, 'P2' ×2): survmom "
                         "expects one row per subject (e.g. its last follow-up); rows with the same id are trained "
-                        "on as different subjects"]
+                        "on as different subjects (kept on one side of the validation split); for "
+                        "counting-process rows (start, stop] give --entry-col start"]
     frame.drop_duplicates("pid").to_csv(path, index=False)  # unique ids (and one missing): no warning
     assert not [w for w in prepare_training_data(TrainConfig(out="m.pt", id_col="pid"), path).warnings
                 if "share" in w]

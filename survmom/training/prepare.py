@@ -254,7 +254,8 @@ def _repeated_ids(ids: pd.Series, path: Path, column: str) -> str | None:
     shown = ", ".join(f"{value!r} ×{count}" for value, count in counts.head(3).items())
     return (f"{path}: {int(repeated.sum()):,} rows share {len(counts):,} id(s) in the id column '{column}' "
             f"({shown}): survmom expects one row per subject (e.g. its last follow-up); rows with the same id "
-            "are trained on as different subjects")
+            "are trained on as different subjects (kept on one side of the validation split); for "
+            "counting-process rows (start, stop] give --entry-col start")
 
 
 def _used(columns: list[str], used: list[str]) -> list[str]:
