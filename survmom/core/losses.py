@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from survmom import choices
-from survmom.core.risk_sets import Design, design_keys, event_log_sums, risk_log_sums, stratum_max
+from survmom.core.risk_sets import Design, block_design, event_log_sums, risk_log_sums, stratum_max
 from survmom.core.sorting import descending_time_key
 from survmom.core.tensor_checks import as_times as _as_times
 from survmom.core.tensor_checks import check_design_field as _check_design_field
@@ -122,6 +122,7 @@ class _DesignParts(NamedTuple):
 
     design: Design
     row_shift: Tensor | None  # (n,) each row's stratum shift (None: risk sums are plain prefix sums)
+    stop: Tensor | None  # (n,) risk_sets.stop_events: each row is at risk for the events [first, stop)
     event_shift: Tensor | None  # (E,) the shift of each event's stratum
     share: Tensor | None  # (E,) a_k = mean weight of the events tied with event k (None: unweighted)
     event_weight: Tensor | None  # (E,) weight of each event (None: unweighted)
@@ -181,14 +182,15 @@ def _design_log_risk(x: Tensor, ties: _Ties, design: Design) -> tuple[Tensor, _D
         _, group, size = torch.unique_consecutive(ties.event_end, return_inverse=True, return_counts=True)
         total = torch.zeros(size.shape[0], dtype=torch.float64, device=x.device).index_add_(0, group, event_weight)
         share = total.div_(size).index_select(0, group)
-    if design.entry_key is None:  # weights only: the risk sets are prefixes, as without a design
-        return _log_cumsum_exp(x).index_select(0, ties.event_end), _DesignParts(design, None, None, share,
+    stop = design.stop
+    if stop is None:  # weights only: the risk sets are prefixes, as without a design
+        return _log_cumsum_exp(x).index_select(0, ties.event_end), _DesignParts(design, None, None, None, share,
                                                                                 event_weight)
     shift = stratum_max(x, design.strata, design.n_strata)
     row_shift = shift.expand(x.shape[0]) if design.strata is None else shift.index_select(0, design.strata)
     event_shift = row_shift.index_select(0, ties.event_pos)
-    log_risk = risk_log_sums(x - row_shift, design, ties.event_end).add_(event_shift)
-    return log_risk, _DesignParts(design, row_shift, event_shift, share, event_weight)
+    log_risk = risk_log_sums(x - row_shift, ties.event_end, stop).add_(event_shift)
+    return log_risk, _DesignParts(design, row_shift, stop, event_shift, share, event_weight)
 
 
 def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
@@ -218,10 +220,9 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
         log_suffix = torch.cat((log_suffix, log_suffix.new_full((1,), -math.inf)))  # no event at or after j
         grad = torch.exp(x_at + log_suffix.index_select(0, torch.searchsorted(ties.event_end, position)))
     else:
-        design = extra.design
-        assert design.entry_key is not None and extra.event_shift is not None
-        sums = event_log_sums(log_terms + extra.event_shift, design.time_key.index_select(0, ties.event_pos),
-                              design.time_key.index_select(0, position), design.entry_key.index_select(0, position))
+        assert extra.stop is not None and extra.event_shift is not None
+        sums = event_log_sums(log_terms + extra.event_shift, torch.searchsorted(ties.event_end, position),
+                              extra.stop.index_select(0, position))
         grad = torch.exp(x_at - extra.row_shift.index_select(0, position) + sums)
     event_term = torch.ones_like(log_den) if extra is None or extra.event_weight is None else \
         extra.event_weight.clone()
@@ -275,15 +276,16 @@ class DesignRows(NamedTuple):
         return DesignRows(*(None if f is None else f.index_select(0, order) for f in self))
 
 
-def _design(keys: Tensor, rows: DesignRows) -> tuple[Design, Tensor | None]:
-    """The :class:`~survmom.core.risk_sets.Design` of rows sorted by ``keys`` and the permutation to its
-    block order (None: the identity)."""
-    time_key, entry_key, order = design_keys(keys, rows.entry_keys, rows.strata)
+def _design(keys: Tensor, events: Tensor, rows: DesignRows) -> tuple[Design, Tensor | None]:
+    """The :class:`~survmom.core.risk_sets.Design` of rows sorted by ``keys`` (with event flags ``events``)
+    and the permutation to its block order (None: the identity)."""
     strata, weight = rows.strata, rows.weight
     n_strata = 1
     if strata is not None:
         strata = strata.to(torch.int64)
         n_strata = int(strata.max().item()) + 1 if strata.shape[0] else 1
+    time_key, stop, order = block_design(keys, events, rows.entry_keys, strata, n_strata)
+    if order is not None:
         strata = strata.index_select(0, order)
     log_weight = None
     if weight is not None:
@@ -291,7 +293,7 @@ def _design(keys: Tensor, rows: DesignRows) -> tuple[Design, Tensor | None]:
         if order is not None:
             weight = weight.index_select(0, order)
         log_weight = torch.log(weight)
-    return Design(time_key, entry_key, strata, n_strata, weight, log_weight), order
+    return Design(time_key, stop, strata, n_strata, weight, log_weight), order
 
 
 def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: Tensor, efron: bool,
@@ -307,7 +309,7 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
         parts = _cox_value(x, ties)
         return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position,
                              1.0 / n_events if mean else 1.0)
-    design, order = _design(keys, design_rows)
+    design, order = _design(keys, events, design_rows)
     if order is not None:  # into block order (stratum, then descending time)
         x, events = x.index_select(0, order), events.index_select(0, order)
         block = torch.empty_like(order).index_copy_(0, order, torch.arange(order.shape[0], device=order.device))
@@ -510,7 +512,7 @@ def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor, *, entry: Tens
     rows = None
     if entry is not None or weight is not None:
         rows = _design_rows(time, entry, weight, None).sorted(order)
-        design, _ = _design(keys, rows)
+        design, _ = _design(keys, events, rows)
         keys = design.time_key
     ties = _ties(keys, events, False)
     ends, group, deaths = torch.unique_consecutive(ties.event_end, return_inverse=True, return_counts=True)
