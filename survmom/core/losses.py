@@ -178,10 +178,13 @@ def _design_log_risk(x: Tensor, ties: _Ties, design: Design) -> tuple[Tensor, _D
     gradient needs."""
     share = event_weight = None
     if design.weight is not None:
-        event_weight = design.weight.index_select(0, ties.event_pos)
-        _, group, size = torch.unique_consecutive(ties.event_end, return_inverse=True, return_counts=True)
-        total = torch.zeros(size.shape[0], dtype=torch.float64, device=x.device).index_add_(0, group, event_weight)
-        share = total.div_(size).index_select(0, group)
+        # a_k: Breslow's denominators are equal within a tied group, so each event may carry its own weight;
+        # Efron's differ, and each carries the group's mean weight
+        event_weight = share = design.weight.index_select(0, ties.event_pos)
+        if ties.run is not None:
+            total = torch.zeros_like(event_weight).index_add_(0, ties.run, event_weight)
+            size = torch.zeros_like(event_weight).index_add_(0, ties.run, torch.ones_like(event_weight))
+            share = total.div_(size.clamp_(min=1.0)).index_select(0, ties.run)
     stop = design.stop
     if stop is None:  # weights only: the risk sets are prefixes, as without a design
         return _log_cumsum_exp(x).index_select(0, ties.event_end), _DesignParts(design, None, None, None, share,
@@ -317,10 +320,12 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
     ties = _ties(design.time_key, events, efron)
     if ties.event_pos.shape[0] == 0:
         return log_hz[:0].sum()
-    total = float(ties.event_pos.shape[0]) if design.weight is None else \
-        design.weight.index_select(0, ties.event_pos).sum().item()
-    if mean and total == 0:
-        return log_hz[:0].sum()
+    total = 1.0
+    if mean:
+        total = float(ties.event_pos.shape[0]) if design.weight is None else \
+            design.weight.index_select(0, ties.event_pos).sum().item()
+        if total == 0:
+            return log_hz[:0].sum()
     parts = _cox_value(x, ties, design)
     return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position, 1.0 / total if mean else 1.0)
 

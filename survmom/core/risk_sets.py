@@ -2,17 +2,17 @@ r"""Risk sets of study designs: delayed entry (left truncation, counting-process
 
 Row ``j`` (entry :math:`e_j`, time :math:`t_j`, stratum :math:`s_j`, weight :math:`w_j`) is at risk at time
 :math:`t` iff :math:`e_j < t \le t_j` and it belongs to the stratum of the event (Therneau & Grambsch 2000,
-*Modeling Survival Data*, ch. 3: counting process form and left truncation; Kalbfleisch & Prentice 2002, ch.
-4 and 6). Each row gets two integer keys on one axis on which every stratum has a segment of its own:
+*Modeling Survival Data*, ch. 3: counting process form and left truncation; Kalbfleisch & Prentice 2002,
+*The Statistical Analysis of Failure Time Data*, sec. 6.3). Rows are put in block order (stratum, then
+descending time) and the events numbered in that order; ties share a time key (:func:`block_design`). Row j
+is then at risk for the events ``first_j <= k < stop_j``: ``first_j`` the first event at or after it in block
+order, ``stop_j`` the first one of its stratum not later than its entry (or of the next stratum). Hence
 
-* ``time key`` :math:`c_j = s_j (n + 1) + r(t_j)` and ``entry key`` :math:`g_j = s_j (n + 1) + r(e_j)`,
-  where :math:`r(v)` counts the rows whose time is later than :math:`v` (a rank on reversed time), and a row
-  without entry has :math:`r(e_j) = n`, the top of its segment;
-
-then row j is in the risk set of an event k iff :math:`c_j \le c_k < g_j`: the interval :math:`[c_j, g_j)`
-lies inside stratum :math:`s_j`'s segment, so risk sets never cross strata. A risk sum is therefore
-:math:`\sum_{c_j \le c_k} v_j - \sum_{g_j \le c_k} v_j`, two cumulative sums and a binary search; and the sum
-over the events whose risk sets hold row j is a difference of two suffix sums over the events sorted by key.
+* the risk sum of event k is :math:`\sum_{j \le \mathrm{end}_k} v_j - \sum_{\mathrm{stop}_j \le k} v_j`:
+  a cumulative sum over rows minus a cumulative sum over the events of the values dropped at each one
+  (:func:`risk_log_sums`), and
+* the sum over the events whose risk sets hold row j is a difference of two suffix sums over the events
+  (:func:`event_log_sums`), which gives the closed-form gradient.
 
 Both differences are taken of exponentials shifted by the maximum of their stratum, in float64. A difference
 that cancels (below ``CANCELLATION`` of its larger term, e.g. when nearly everyone at risk at t entered
