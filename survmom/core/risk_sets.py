@@ -28,7 +28,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["CANCELLATION", "Design", "block_design", "event_log_sums", "risk_log_sums", "stratum_max"]
+from survmom.core.sorting import descending_time_key
+from survmom.core.tensor_checks import check_design_field, check_float
+from survmom.errors import SurvmomError
+
+__all__ = ["CANCELLATION", "Design", "DesignRows", "block_design", "design_rows", "event_log_sums", "make_design",
+           "risk_log_sums", "stratum_max"]
 
 # A difference of cumulative sums below this fraction of its larger term is recomputed directly.
 CANCELLATION = 2.0**-16
@@ -174,3 +179,61 @@ def event_log_sums(log_terms: Tensor, first: Tensor, stop: Tensor) -> Tensor:
             direct = torch.where(member, log_terms[:, None], -math.inf).logsumexp(0)
             log_sums.index_copy_(0, chunk, direct)
     return log_sums
+
+
+class DesignRows(NamedTuple):
+    """The study design of n rows sorted by descending time (each field (n,) or None: not used)."""
+
+    entry_keys: Tensor | None = None  # entry times mapped to keys by the map of the rows' time keys
+    weight: Tensor | None = None  # case weights >= 0
+    strata: Tensor | None = None  # int64 stratum codes >= 0
+
+    @property
+    def used(self) -> bool:
+        return self.entry_keys is not None or self.weight is not None or self.strata is not None
+
+    def sorted(self, order: Tensor) -> DesignRows:
+        """The fields of the rows ``order`` (m,) selects."""
+        return DesignRows(*(None if f is None else f.index_select(0, order) for f in self))
+
+
+def make_design(keys: Tensor, events: Tensor, rows: DesignRows) -> tuple[Design, Tensor | None]:
+    """The :class:`~survmom.core.risk_sets.Design` of rows sorted by ``keys`` (with event flags ``events``)
+    and the permutation to its block order (None: the identity)."""
+    strata, weight = rows.strata, rows.weight
+    n_strata = 1
+    if strata is not None:
+        strata = strata.to(torch.int64)
+        n_strata = int(strata.max().item()) + 1 if strata.shape[0] else 1
+    time_key, stop, order = block_design(keys, events, rows.entry_keys, strata, n_strata)
+    if order is not None:
+        strata = strata.index_select(0, order)
+    log_weight = None
+    if weight is not None:
+        weight = weight.to(torch.float64)
+        if order is not None:
+            weight = weight.index_select(0, order)
+        log_weight = torch.log(weight)
+    return Design(time_key, stop, strata, n_strata, weight, log_weight), order
+
+
+def design_rows(time: Tensor, entry: Tensor | None, weight: Tensor | None, strata: Tensor | None) -> DesignRows:
+    """Checked design fields of n rows in input order, the entry times mapped to descending-time keys."""
+    n = time.shape[0]
+    for name, values in (("entry", entry), ("weight", weight), ("strata", strata)):
+        check_design_field(values, n, name)
+    entry_keys = None
+    if entry is not None:
+        late = (entry.to(torch.float64) >= time.to(torch.float64)).nonzero().view(-1)
+        if late.shape[0]:
+            first = int(late[0])
+            raise SurvmomError(f"entry must be before time, got entry {float(entry[first]):g} >= time "
+                               f"{float(time[first]):g} at row {first} ({late.shape[0]} rows)")
+        entry_keys = descending_time_key(entry.to(time.dtype))
+    if weight is not None:
+        check_float(weight, "weight")
+        if not bool(((weight >= 0) & torch.isfinite(weight)).all()):
+            raise SurvmomError("weight must be finite and >= 0")
+    if strata is not None and (strata.is_floating_point() or (strata.shape[0] and int(strata.min()) < 0)):
+        raise SurvmomError("strata must be integer stratum codes >= 0")
+    return DesignRows(entry_keys, weight, strata)
