@@ -323,17 +323,22 @@ def test_unpenalised_linear_start_reaches_lifelines_coefficients(stanford, rossi
 
 
 @pytest.mark.slow
-def test_unpenalised_weibull_start_with_entry_reaches_lifelines_weibull_aft(stanford):
+@pytest.mark.parametrize("weights", [False, True])
+def test_unpenalised_weibull_start_with_entry_reaches_lifelines_weibull_aft(stanford, weights):
     frame, _ = stanford
     columns = ["age", "year"]
     x_frame = _standardised(frame, columns)
-    aft = fit_quietly(WeibullAFTFitter(), x_frame.assign(start=frame["start"], stop=frame["stop"],
-                                                         event=frame["event"]), "stop", "event", entry_col="start")
+    data = x_frame.assign(start=frame["start"], stop=frame["stop"], event=frame["event"])
+    kwargs, design = {}, {"entry": tensor(frame["start"])}
+    if weights:
+        data = data.assign(w=np.linspace(0.5, 2.0, len(frame)))
+        kwargs, design["weight"] = {"weights_col": "w"}, tensor(data["w"])
+    aft = fit_quietly(WeibullAFTFitter(), data, "stop", "event", entry_col="start", **kwargs)
     layer = _layer(2, 2)
     with torch.no_grad():
         layer.bias.copy_(torch.tensor([4.0, 0.0], dtype=torch.float64))
     assert fit_linear_start(layer, tensor(x_frame.to_numpy()), tensor(frame["event"], torch.bool),
-                            tensor(frame["stop"]), "weibull", penalty=0.0, entry=tensor(frame["start"]))
+                            tensor(frame["stop"]), "weibull", penalty=0.0, **design)
     scale = aft.params_["lambda_"]
     np.testing.assert_allclose(layer.weight.detach()[0].numpy(), scale[columns].to_numpy(), atol=1e-4)
     assert layer.bias[0].item() == pytest.approx(scale["Intercept"], abs=1e-4)

@@ -129,20 +129,21 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor) -> Tensor:
     ``stop_j <= k`` (entered at or after the event's time, or of a lower stratum).
 
     Args:
-        log_values: (n,) float64 log terms of the rows in block order (log weight + log hazard, shifted by
-            their stratum's maximum so that strata of very different hazards do not cancel).
+        log_values: (n,) float64 log terms of the rows in block order (log weight + log hazard), shifted by
+            their stratum's maximum (:func:`stratum_max`, so at most 0): strata of very different hazards do
+            not cancel.
         at: (E,) int64, for each event the last block position whose time key equals its own (ascending).
         stop: (n,) int64, :func:`block_design`'s.
 
     Returns:
         (E,) float64 log risk sums (-inf for an empty or zero-weight risk set).
     """
-    values, top = _shifted_exp(log_values)
+    values = torch.exp(log_values)
     n_events = at.shape[0]
     upto = torch.cumsum(values, 0).index_select(0, at)
     left = torch.zeros(n_events + 1, dtype=values.dtype, device=values.device).index_add_(0, stop, values)
     risk = upto - torch.cumsum(left[:n_events], 0)
-    log_risk = torch.log(risk.clamp(min=0.0)).add_(top)
+    log_risk = torch.log(risk.clamp(min=0.0))
     bad = risk <= CANCELLATION * upto
     if bool(bad.any()):
         first = torch.searchsorted(at, torch.arange(log_values.shape[0], device=at.device))
