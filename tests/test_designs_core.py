@@ -211,6 +211,19 @@ def test_cancelling_risk_sums_are_recomputed_exactly():
     torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_many_strata_take_the_sorting_path_with_the_same_result(monkeypatch, ties):
+    from survmom.core import risk_sets
+
+    x, event, time, design = _random_design(11, n=50)
+    expected = value_and_grad(lambda v: cox_loss(v, event, time, ties, "sum", **design), x)
+    monkeypatch.setattr(risk_sets, "_CHUNK_ENTRIES", 1)  # also recomputes every cancelling sum one by one
+    monkeypatch.setattr(risk_sets, "CANCELLATION", 0.5)
+    ours = value_and_grad(lambda v: cox_loss(v, event, time, ties, "sum", **design), x)
+    for a, b in zip(ours, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_bad_design_fields_are_clear_errors():
     x, event, time, design = _random_design(0, n=6)
     with pytest.raises(SurvmomError, match="entry must be before time"):
@@ -310,17 +323,22 @@ def test_unpenalised_linear_start_reaches_lifelines_coefficients(stanford, rossi
 
 
 @pytest.mark.slow
-def test_unpenalised_weibull_start_with_entry_reaches_lifelines_weibull_aft(stanford):
+@pytest.mark.parametrize("weights", [False, True])
+def test_unpenalised_weibull_start_with_entry_reaches_lifelines_weibull_aft(stanford, weights):
     frame, _ = stanford
     columns = ["age", "year"]
     x_frame = _standardised(frame, columns)
-    aft = fit_quietly(WeibullAFTFitter(), x_frame.assign(start=frame["start"], stop=frame["stop"],
-                                                         event=frame["event"]), "stop", "event", entry_col="start")
+    data = x_frame.assign(start=frame["start"], stop=frame["stop"], event=frame["event"])
+    kwargs, design = {}, {"entry": tensor(frame["start"])}
+    if weights:
+        data = data.assign(w=np.linspace(0.5, 2.0, len(frame)))
+        kwargs, design["weight"] = {"weights_col": "w"}, tensor(data["w"])
+    aft = fit_quietly(WeibullAFTFitter(), data, "stop", "event", entry_col="start", **kwargs)
     layer = _layer(2, 2)
     with torch.no_grad():
         layer.bias.copy_(torch.tensor([4.0, 0.0], dtype=torch.float64))
     assert fit_linear_start(layer, tensor(x_frame.to_numpy()), tensor(frame["event"], torch.bool),
-                            tensor(frame["stop"]), "weibull", penalty=0.0, entry=tensor(frame["start"]))
+                            tensor(frame["stop"]), "weibull", penalty=0.0, **design)
     scale = aft.params_["lambda_"]
     np.testing.assert_allclose(layer.weight.detach()[0].numpy(), scale[columns].to_numpy(), atol=1e-4)
     assert layer.bias[0].item() == pytest.approx(scale["Intercept"], abs=1e-4)

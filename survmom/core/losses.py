@@ -19,15 +19,21 @@ its rows sorted and calls :func:`cox_loss_sorted`. The Breslow estimator of the 
 cumulative hazard is :math:`\hat H_0(t) = \sum_{k: \tau_k \le t} d_k / R_k`, and
 :math:`S(t \mid x) = \exp(-\hat H_0(t)\, e^{x})`.
 
-Weibull accelerated failure time model with scale :math:`\lambda` and shape :math:`\rho` (as in lifelines'
-``WeibullAFTFitter``): :math:`S(t) = \exp(-(t/\lambda)^\rho)`,
-:math:`h(t) = (\rho/\lambda)(t/\lambda)^{\rho-1}`, negative log-likelihood
-:math:`-\ell = -\sum_i [\delta_i \log h(t_i) + \log S(t_i)]`, median :math:`\lambda (\ln 2)^{1/\rho}`.
+Study designs (optional ``entry``, ``weight``, ``strata``, as lifelines' ``CoxPHFitter(entry_col=...,
+weights_col=..., strata=...)`` and ``CoxTimeVaryingFitter``): the risk set of :math:`t` becomes
+:math:`\{j : e_j < t \le t_j, s_j = s\}` (delayed entry / counting-process rows, Therneau & Grambsch 2000,
+ch. 3; strata, Kalbfleisch & Prentice 2002, sec. 4.4), risk sums are weighted, :math:`R_k = \sum w_j
+e^{x_j}`, and Efron's term of the :math:`d_k` events tied at :math:`\tau_k` is
+:math:`a_k \sum_l \log(R_k - \tfrac{l}{d_k} D_k) - \sum_{i \in H_k} w_i x_i` with :math:`a_k` their mean
+weight (lifelines' ``_get_efron_values_single``). The same kernel computes it, with the risk sets of
+:mod:`~survmom.core.risk_sets`. The Weibull loss lives in :mod:`~survmom.core.weibull`.
 
 References:
     Cox, D. R. (1972). Regression models and life-tables. JRSS B 34(2), 187-220.
     Breslow, N. (1974). Covariance analysis of censored survival data. Biometrics 30(1), 89-99.
     Efron, B. (1977). The efficiency of Cox's likelihood function for censored data. JASA 72(359), 557-565.
+    Therneau, T. M. & Grambsch, P. M. (2000). Modeling Survival Data: Extending the Cox Model. Springer, ch. 3.
+    Kalbfleisch, J. D. & Prentice, R. L. (2002). The Statistical Analysis of Failure Time Data, 2nd ed. Wiley.
 """
 
 from __future__ import annotations
@@ -39,16 +45,14 @@ import torch
 from torch import Tensor
 
 from survmom import choices
-from survmom.core.risk_sets import Design, design_keys, event_log_sums, risk_log_sums, stratum_max
+from survmom.core.cox_survival import cox_median, cox_survival
+from survmom.core.risk_sets import Design, DesignRows, event_log_sums, make_design, risk_log_sums, stratum_max
+from survmom.core.risk_sets import design_rows as _design_rows
 from survmom.core.sorting import descending_time_key
-from survmom.core.tensor_checks import as_times as _as_times
-from survmom.core.tensor_checks import check_design_field as _check_design_field
 from survmom.core.tensor_checks import check_event_time as _check_event_time
 from survmom.core.tensor_checks import check_float as _check_float
-from survmom.core.tensor_checks import check_paired as _check_paired
 from survmom.core.tensor_checks import choice as _choice
 from survmom.core.tensor_checks import flat as _flat
-from survmom.core.weibull import LOG_LN2 as _LOG_LN2
 from survmom.core.weibull import weibull_log_median, weibull_loss, weibull_median, weibull_survival
 from survmom.errors import SurvmomError
 
@@ -122,6 +126,7 @@ class _DesignParts(NamedTuple):
 
     design: Design
     row_shift: Tensor | None  # (n,) each row's stratum shift (None: risk sums are plain prefix sums)
+    stop: Tensor | None  # (n,) risk_sets.stop_events: each row is at risk for the events [first, stop)
     event_shift: Tensor | None  # (E,) the shift of each event's stratum
     share: Tensor | None  # (E,) a_k = mean weight of the events tied with event k (None: unweighted)
     event_weight: Tensor | None  # (E,) weight of each event (None: unweighted)
@@ -177,18 +182,22 @@ def _design_log_risk(x: Tensor, ties: _Ties, design: Design) -> tuple[Tensor, _D
     gradient needs."""
     share = event_weight = None
     if design.weight is not None:
-        event_weight = design.weight.index_select(0, ties.event_pos)
-        _, group, size = torch.unique_consecutive(ties.event_end, return_inverse=True, return_counts=True)
-        total = torch.zeros(size.shape[0], dtype=torch.float64, device=x.device).index_add_(0, group, event_weight)
-        share = total.div_(size).index_select(0, group)
-    if design.entry_key is None:  # weights only: the risk sets are prefixes, as without a design
-        return _log_cumsum_exp(x).index_select(0, ties.event_end), _DesignParts(design, None, None, share,
+        # a_k: Breslow's denominators are equal within a tied group, so each event may carry its own weight;
+        # Efron's differ, and each carries the group's mean weight
+        event_weight = share = design.weight.index_select(0, ties.event_pos)
+        if ties.run is not None:
+            total = torch.zeros_like(event_weight).index_add_(0, ties.run, event_weight)
+            size = torch.zeros_like(event_weight).index_add_(0, ties.run, torch.ones_like(event_weight))
+            share = total.div_(size.clamp_(min=1.0)).index_select(0, ties.run)
+    stop = design.stop
+    if stop is None:  # weights only: the risk sets are prefixes, as without a design
+        return _log_cumsum_exp(x).index_select(0, ties.event_end), _DesignParts(design, None, None, None, share,
                                                                                 event_weight)
     shift = stratum_max(x, design.strata, design.n_strata)
     row_shift = shift.expand(x.shape[0]) if design.strata is None else shift.index_select(0, design.strata)
     event_shift = row_shift.index_select(0, ties.event_pos)
-    log_risk = risk_log_sums(x - row_shift, design, ties.event_end).add_(event_shift)
-    return log_risk, _DesignParts(design, row_shift, event_shift, share, event_weight)
+    log_risk = risk_log_sums(x - row_shift, ties.event_end, stop).add_(event_shift)
+    return log_risk, _DesignParts(design, row_shift, stop, event_shift, share, event_weight)
 
 
 def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
@@ -218,10 +227,9 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
         log_suffix = torch.cat((log_suffix, log_suffix.new_full((1,), -math.inf)))  # no event at or after j
         grad = torch.exp(x_at + log_suffix.index_select(0, torch.searchsorted(ties.event_end, position)))
     else:
-        design = extra.design
-        assert design.entry_key is not None and extra.event_shift is not None
-        sums = event_log_sums(log_terms + extra.event_shift, design.time_key.index_select(0, ties.event_pos),
-                              design.time_key.index_select(0, position), design.entry_key.index_select(0, position))
+        assert extra.stop is not None and extra.event_shift is not None
+        sums = event_log_sums(log_terms + extra.event_shift, torch.searchsorted(ties.event_end, position),
+                              extra.stop.index_select(0, position))
         grad = torch.exp(x_at - extra.row_shift.index_select(0, position) + sums)
     event_term = torch.ones_like(log_den) if extra is None or extra.event_weight is None else \
         extra.event_weight.clone()
@@ -259,41 +267,6 @@ class _CoxNLL(torch.autograd.Function):
         return grad.to(grad_out.dtype), None, None, None, None
 
 
-class DesignRows(NamedTuple):
-    """The study design of n rows sorted by descending time (each field (n,) or None: not used)."""
-
-    entry_keys: Tensor | None = None  # entry times mapped to keys by the map of the rows' time keys
-    weight: Tensor | None = None  # case weights >= 0
-    strata: Tensor | None = None  # int64 stratum codes >= 0
-
-    @property
-    def used(self) -> bool:
-        return self.entry_keys is not None or self.weight is not None or self.strata is not None
-
-    def sorted(self, order: Tensor) -> DesignRows:
-        """The fields of the rows ``order`` (m,) selects."""
-        return DesignRows(*(None if f is None else f.index_select(0, order) for f in self))
-
-
-def _design(keys: Tensor, rows: DesignRows) -> tuple[Design, Tensor | None]:
-    """The :class:`~survmom.core.risk_sets.Design` of rows sorted by ``keys`` and the permutation to its
-    block order (None: the identity)."""
-    time_key, entry_key, order = design_keys(keys, rows.entry_keys, rows.strata)
-    strata, weight = rows.strata, rows.weight
-    n_strata = 1
-    if strata is not None:
-        strata = strata.to(torch.int64)
-        n_strata = int(strata.max().item()) + 1 if strata.shape[0] else 1
-        strata = strata.index_select(0, order)
-    log_weight = None
-    if weight is not None:
-        weight = weight.to(torch.float64)
-        if order is not None:
-            weight = weight.index_select(0, order)
-        log_weight = torch.log(weight)
-    return Design(time_key, entry_key, strata, n_strata, weight, log_weight), order
-
-
 def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: Tensor, efron: bool,
              mean: bool, design_rows: DesignRows | None = None) -> Tensor:
     """The Cox loss of n rows sorted by ``keys``, with the gradient flowing to ``log_hz`` (B,) at the sorted
@@ -307,7 +280,7 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
         parts = _cox_value(x, ties)
         return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position,
                              1.0 / n_events if mean else 1.0)
-    design, order = _design(keys, design_rows)
+    design, order = make_design(keys, events, design_rows)
     if order is not None:  # into block order (stratum, then descending time)
         x, events = x.index_select(0, order), events.index_select(0, order)
         block = torch.empty_like(order).index_copy_(0, order, torch.arange(order.shape[0], device=order.device))
@@ -315,10 +288,12 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
     ties = _ties(design.time_key, events, efron)
     if ties.event_pos.shape[0] == 0:
         return log_hz[:0].sum()
-    total = float(ties.event_pos.shape[0]) if design.weight is None else \
-        design.weight.index_select(0, ties.event_pos).sum().item()
-    if mean and total == 0:
-        return log_hz[:0].sum()
+    total = 1.0
+    if mean:
+        total = float(ties.event_pos.shape[0]) if design.weight is None else \
+            design.weight.index_select(0, ties.event_pos).sum().item()
+        if total == 0:
+            return log_hz[:0].sum()
     parts = _cox_value(x, ties, design)
     return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position, 1.0 / total if mean else 1.0)
 
@@ -395,28 +370,6 @@ def cox_loss(
     if entry is not None or weight is not None or strata is not None:
         design = _design_rows(time, entry, weight, strata).sorted(order)
     return _cox_nll(flat, position, keys, x, event.index_select(0, order), efron, mean, design)
-
-
-def _design_rows(time: Tensor, entry: Tensor | None, weight: Tensor | None, strata: Tensor | None) -> DesignRows:
-    """Checked design fields of n rows in input order, the entry times mapped to descending-time keys."""
-    n = time.shape[0]
-    for name, values in (("entry", entry), ("weight", weight), ("strata", strata)):
-        _check_design_field(values, n, name)
-    entry_keys = None
-    if entry is not None:
-        late = (entry.to(torch.float64) >= time.to(torch.float64)).nonzero().view(-1)
-        if late.shape[0]:
-            first = int(late[0])
-            raise SurvmomError(f"entry must be before time, got entry {float(entry[first]):g} >= time "
-                               f"{float(time[first]):g} at row {first} ({late.shape[0]} rows)")
-        entry_keys = descending_time_key(entry.to(time.dtype))
-    if weight is not None:
-        _check_float(weight, "weight")
-        if not bool(((weight >= 0) & torch.isfinite(weight)).all()):
-            raise SurvmomError("weight must be finite and >= 0")
-    if strata is not None and (strata.is_floating_point() or (strata.shape[0] and int(strata.min()) < 0)):
-        raise SurvmomError("strata must be integer stratum codes >= 0")
-    return DesignRows(entry_keys, weight, strata)
 
 
 def cox_loss_sorted(
@@ -510,7 +463,7 @@ def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor, *, entry: Tens
     rows = None
     if entry is not None or weight is not None:
         rows = _design_rows(time, entry, weight, None).sorted(order)
-        design, _ = _design(keys, rows)
+        design, _ = make_design(keys, events, rows)
         keys = design.time_key
     ties = _ties(keys, events, False)
     ends, group, deaths = torch.unique_consecutive(ties.event_end, return_inverse=True, return_counts=True)
@@ -529,70 +482,3 @@ def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor, *, entry: Tens
     increments = torch.exp(log_deaths - log_risk)
     cumhaz = torch.cumsum(increments.flip(0), 0)
     return time.index_select(0, order.index_select(0, ends)).flip(0), cumhaz.to(log_hz.dtype)
-
-
-def _check_baseline(baseline_times: Tensor, baseline_cumhaz: Tensor) -> None:
-    if baseline_times.dim() != 1 or baseline_times.shape != baseline_cumhaz.shape:
-        raise SurvmomError(
-            "baseline_times and baseline_cumhaz must both have shape (k,), got "
-            f"{tuple(baseline_times.shape)} and {tuple(baseline_cumhaz.shape)}"
-        )
-
-
-def cox_survival(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor, times: Tensor, *,
-                 paired: bool = False) -> Tensor:
-    """Cox survival ``S(t|x) = exp(-H0(t) exp(log_hz))`` at the given times.
-
-    ``H0`` is the right-continuous step function through ``(baseline_times, baseline_cumhaz)`` (as returned
-    by :func:`breslow_baseline`): 0 before the first time, constant after the last.
-
-    Args:
-        log_hz: (n,) or (n, 1) log relative hazards, on the scale used to fit the baseline.
-        baseline_times: (k,) ascending times.
-        baseline_cumhaz: (k,) baseline cumulative hazard at ``baseline_times``.
-        times: (m,) evaluation times, same unit as ``baseline_times``; with ``paired``, (n,): one per row.
-
-    Returns:
-        (n, m) survival probabilities in ``log_hz``'s dtype; with ``paired``, (n,): ``S(times_i | x_i)``.
-    """
-    _check_float(log_hz, "log_hz")
-    x = _flat(log_hz, "log_hz").to(torch.float64)
-    _check_baseline(baseline_times, baseline_cumhaz)
-    t = _as_times(times)
-    if paired:
-        _check_paired(t, x.shape[0])
-    shape = (x.shape[0],) if paired else (x.shape[0], t.shape[0])
-    if baseline_times.shape[0] == 0:
-        return torch.ones(shape, dtype=log_hz.dtype, device=log_hz.device)
-    step = torch.searchsorted(baseline_times.to(torch.float64), t, right=True) - 1
-    log_h0 = torch.log(baseline_cumhaz.to(torch.float64))[step.clamp_min(0)]
-    log_h0 = torch.where(step >= 0, log_h0, -math.inf)
-    return torch.exp(-torch.exp(log_h0 + (x if paired else x[:, None]))).to(log_hz.dtype)
-
-
-def cox_median(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor) -> Tensor:
-    """Median survival time: the smallest baseline time with ``S(t|x) <= 0.5``, else ``inf``.
-
-    ``S <= 0.5`` iff ``log H0(t) >= log(ln 2) - log_hz``; ``H0`` is non-decreasing so one binary search per
-    row finds it. Rows whose survival never reaches 0.5 by the last baseline time get ``inf`` (as lifelines'
-    ``predict_median``).
-
-    Args:
-        log_hz: (n,) or (n, 1) log relative hazards.
-        baseline_times: (k,) ascending times.
-        baseline_cumhaz: (k,) baseline cumulative hazard at ``baseline_times``.
-
-    Returns:
-        (n,) medians, same unit as ``baseline_times``, in its dtype if floating point else ``log_hz``'s.
-    """
-    _check_float(log_hz, "log_hz")
-    x = _flat(log_hz, "log_hz").to(torch.float64)
-    _check_baseline(baseline_times, baseline_cumhaz)
-    dtype = baseline_times.dtype if baseline_times.is_floating_point() else log_hz.dtype
-    k = baseline_times.shape[0]
-    if k == 0:
-        return torch.full_like(x, math.inf, dtype=dtype)
-    log_h0 = torch.log(baseline_cumhaz.to(torch.float64)).contiguous()
-    idx = torch.searchsorted(log_h0, (_LOG_LN2 - x).contiguous())
-    median = baseline_times.to(torch.float64)[idx.clamp_max(k - 1)]
-    return torch.where(idx < k, median, math.inf).to(dtype)
