@@ -23,7 +23,6 @@ from survmom.data.cells import NA_MARKERS
 from survmom.data.designs import (
     apply_strata,
     check_intervals,
-    describe_levels,
     describe_stratum,
     fit_strata,
     parse_entry,
@@ -58,7 +57,6 @@ __all__ = [
     "apply_strata",
     "check_intervals",
     "declared_types",
-    "describe_levels",
     "describe_stratum",
     "fingerprint",
     "fit_strata",
