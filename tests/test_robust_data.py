@@ -201,8 +201,8 @@ def test_predict_refuses_to_write_nan_predictions(trained, tmp_path, monkeypatch
     """The last line of defence: a NaN the checks before did not foresee is an error naming rows, not output."""
     real = LoadedModel.outputs
 
-    def outputs(self, x, times):
-        columns = real(self, x, times)
+    def outputs(self, x, times, strata=None):
+        columns = real(self, x, times, strata)
         columns["risk"] = columns["risk"].copy()
         columns["risk"][[3, 6]] = np.nan
         return columns
