@@ -229,7 +229,8 @@ def design_rows(time: Tensor, entry: Tensor | None, weight: Tensor | None, strat
         check_design_field(values, n, name)
     entry_keys = None
     if entry is not None:
-        late = (entry.to(torch.float64) >= time.to(torch.float64)).nonzero().view(-1)
+        late = ~(entry.to(torch.float64) < time.to(torch.float64))  # NaN too
+        late = late.nonzero().view(-1)
         if late.shape[0]:
             first = int(late[0])
             raise SurvmomError(f"entry must be before time, got entry {float(entry[first]):g} >= time "
