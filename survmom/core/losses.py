@@ -211,7 +211,7 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
     ``exp(x_j - log R_k) * sum_{k tied} f_k exp(log R_k - log den_k)``, both factors bounded.
 
     With a design, ``x_j`` is ``log w_j + x_j``, the event terms ``w_j`` and ``a_k exp(x_j - log den_k)``,
-    and the first sum runs over the events whose risk sets hold j: those with ``c_j <= c_k < g_j``
+    and the first sum runs over the events whose risk sets hold j, ``first_j <= k < stop_j``
     (:func:`~survmom.core.risk_sets.event_log_sums`).
     """
     log_risk, log_den, ties, extra = parts.log_risk, parts.log_den, parts.ties, parts.design
