@@ -77,7 +77,7 @@ def fit_linear_start(
     rows, time64 = rows[order].to(x.device), time64[order]
     x64, event64 = x.detach()[rows].cpu().double(), event[rows].cpu()
     n, p = x64.shape
-    design = {name: None if values is None else values.detach()[rows].cpu()
+    design = {name: None if values is None else values.detach()[rows.to(values.device)].cpu()
               for name, values in (("entry", entry), ("weight", weight), ("strata", strata))}
     if design["entry"] is not None:
         design["entry"] = design["entry"].double()

@@ -101,11 +101,12 @@ class _Ties(NamedTuple):
     fraction: Tensor | None  # (E,) Efron only: f_k = l_k / d_k (float64), rank among the d_k tied events
 
 
-def _ties(keys: Tensor, events: Tensor, efron: bool) -> _Ties:
+def _ties(keys: Tensor, events: Tensor, efron: bool, event_pos: Tensor | None = None) -> _Ties:
     """:class:`_Ties` of rows sorted by ``keys`` (n,) ascending (equal exactly for tied times), ``events``
     (n,) bool or 0/1 in that order. Two events tie when their risk sets end at the same row."""
     n = keys.shape[0]
-    event_pos = events.nonzero().view(-1)
+    if event_pos is None:
+        event_pos = events.nonzero().view(-1)
     group_end = (keys[1:] != keys[:-1]).nonzero().view(-1)  # last row of each distinct time but the last one
     if group_end.shape[0] >= n - 1:  # no tied times
         return _Ties(event_pos, event_pos, None, None)
@@ -210,7 +211,7 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
     ``exp(x_j - log R_k) * sum_{k tied} f_k exp(log R_k - log den_k)``, both factors bounded.
 
     With a design, ``x_j`` is ``log w_j + x_j``, the event terms ``w_j`` and ``a_k exp(x_j - log den_k)``,
-    and the first sum runs over the events whose risk sets hold j: those with ``c_j <= c_k < g_j``
+    and the first sum runs over the events whose risk sets hold j, ``first_j <= k < stop_j``
     (:func:`~survmom.core.risk_sets.event_log_sums`).
     """
     log_risk, log_den, ties, extra = parts.log_risk, parts.log_den, parts.ties, parts.design
@@ -280,12 +281,13 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
         parts = _cox_value(x, ties)
         return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position,
                              1.0 / n_events if mean else 1.0)
-    design, order = make_design(keys, events, design_rows)
+    event_pos = events.nonzero().view(-1)
+    design, order = make_design(keys, events, design_rows, event_pos)
     if order is not None:  # into block order (stratum, then descending time)
         x, events = x.index_select(0, order), events.index_select(0, order)
         block = torch.empty_like(order).index_copy_(0, order, torch.arange(order.shape[0], device=order.device))
         position = block.index_select(0, position)
-    ties = _ties(design.time_key, events, efron)
+    ties = _ties(design.time_key, events, efron, event_pos if order is None else None)
     if ties.event_pos.shape[0] == 0:
         return log_hz[:0].sum()
     total = 1.0

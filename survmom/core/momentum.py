@@ -139,14 +139,15 @@ class Momentum(nn.Module):
         """Loss of the batch pooled with the bank; then EMA update and push. inputs (B, ...), event/time (B,);
         entry, weight, strata (B,): the design fields this model was built with (see :class:`Momentum`)."""
         online, target = self.online, self.target
-        design = self._batch_design(time, entry, weight, strata)
+        design = None
+        if entry is not None or weight is not None or strata is not None or self.bank.design_fields:
+            design = self._batch_design(time, entry, weight, strata)
         online_estimates = online(inputs)
         self._merged = None
         loss = self.pooled_loss(online_estimates, event, time, design=design)
         with torch.no_grad():
             self.ema.update()
-            self.bank.push(target(inputs), event, time, merged=self._merged,
-                           design=design if self.bank.design_fields else None)
+            self.bank.push(target(inputs), event, time, merged=self._merged, design=design)
         self._merged = None
         return loss
 
@@ -159,8 +160,6 @@ class Momentum(nn.Module):
             raise SurvmomError(f"this Momentum was built for the design fields "
                                f"({', '.join(self.bank.design_fields) or 'none'}), forward got "
                                f"({', '.join(given) or 'none'})")
-        if not given:
-            return design
         for name, values in zip(given, (v for v in design if v is not None), strict=True):
             if values.shape != time.shape:
                 raise SurvmomError(f"{name} must have shape {tuple(time.shape)} like time, got {tuple(values.shape)}")
@@ -172,9 +171,8 @@ class Momentum(nn.Module):
                     design: BankDesign | None = None) -> torch.Tensor:
         """Loss over bank rows (constants) + batch rows (with gradient); see the module notes for Weibull.
         ``design``: the batch's design fields (those the bank keeps)."""
-        design = design or BankDesign()
         if self.loss_name == "weibull":
-            if design.entry is None and design.weight is None:
+            if design is None:
                 return self.loss_fn(estimates, event, time)
             return weibull_loss(estimates, event, time, entry=design.entry, weight=design.weight)
         if self.loss_name == "cox":
@@ -187,7 +185,7 @@ class Momentum(nn.Module):
         return self.loss_fn(pooled, pooled_events, pooled_times)
 
     def _pooled_cox_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor,
-                         design: BankDesign) -> torch.Tensor:
+                         design: BankDesign | None) -> torch.Tensor:
         """Cox loss over bank + batch merged by time (the bank is kept sorted); gradient to the batch only.
 
         The merged run is kept for this step's push, which then needs no merge of its own. A batch already in
@@ -224,7 +222,7 @@ class Momentum(nn.Module):
             # The batch rows' sequence numbers are bank.incoming_seq(B), in batch row order.
             seq = merged(rows.seq, bank.incoming_seq(log_hz.shape[0]))
             self._merged = MergedRows(SortedRows(keys, values, events, seq), position)
-        if not bank.design_fields:
+        if design is None:
             return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
         bank_design = bank.design_by_time(rows)
         entry_keys = None if design.entry is None else merged(torch.neg(bank_design.entry), torch.neg(design.entry))

@@ -52,8 +52,8 @@ class Design(NamedTuple):
     log_weight: Tensor | None  # (n,) float64 log weights (-inf for weight 0)
 
 
-def block_design(keys: Tensor, events: Tensor, entry_keys: Tensor | None, strata: Tensor | None, n_strata: int
-                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+def block_design(keys: Tensor, events: Tensor, entry_keys: Tensor | None, strata: Tensor | None, n_strata: int,
+                 event_pos: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Block order, time keys and risk-set ends of n rows sorted by ``keys`` ascending (descending time).
 
     Args:
@@ -62,6 +62,7 @@ def block_design(keys: Tensor, events: Tensor, entry_keys: Tensor | None, strata
         entry_keys: (n,) the entry times mapped to keys by the same map (a later entry: a smaller key), or
             None (every row at risk from the start).
         strata: (n,) int64 stratum codes in [0, n_strata), or None.
+        event_pos: optional (E,) ``events.nonzero()``, if the caller has it.
 
     Returns:
         ``(time_key, stop, order)``: ``time_key`` (n,) ascending in block order (the given keys without
@@ -71,7 +72,8 @@ def block_design(keys: Tensor, events: Tensor, entry_keys: Tensor | None, strata
         stratum later than its entry; None without entry and strata. ``order`` (n,): given order -> block
         order (None without strata: the identity).
     """
-    event_pos = events.nonzero().view(-1)
+    if event_pos is None:
+        event_pos = events.nonzero().view(-1)
     if strata is None:
         if entry_keys is None:
             return keys, None, None
@@ -198,15 +200,17 @@ class DesignRows(NamedTuple):
         return DesignRows(*(None if f is None else f.index_select(0, order) for f in self))
 
 
-def make_design(keys: Tensor, events: Tensor, rows: DesignRows) -> tuple[Design, Tensor | None]:
-    """The :class:`~survmom.core.risk_sets.Design` of rows sorted by ``keys`` (with event flags ``events``)
-    and the permutation to its block order (None: the identity)."""
+def make_design(keys: Tensor, events: Tensor, rows: DesignRows, event_pos: Tensor | None = None
+                ) -> tuple[Design, Tensor | None]:
+    """The :class:`~survmom.core.risk_sets.Design` of rows sorted by ``keys`` (with event flags ``events``,
+    at positions ``event_pos`` if the caller has them) and the permutation to its block order (None: the
+    identity)."""
     strata, weight = rows.strata, rows.weight
     n_strata = 1
     if strata is not None:
         strata = strata.to(torch.int64)
         n_strata = int(strata.max().item()) + 1 if strata.shape[0] else 1
-    time_key, stop, order = block_design(keys, events, rows.entry_keys, strata, n_strata)
+    time_key, stop, order = block_design(keys, events, rows.entry_keys, strata, n_strata, event_pos)
     if order is not None:
         strata = strata.index_select(0, order)
     log_weight = None
@@ -225,7 +229,8 @@ def design_rows(time: Tensor, entry: Tensor | None, weight: Tensor | None, strat
         check_design_field(values, n, name)
     entry_keys = None
     if entry is not None:
-        late = (entry.to(torch.float64) >= time.to(torch.float64)).nonzero().view(-1)
+        late = ~(entry.to(torch.float64) < time.to(torch.float64))  # NaN too
+        late = late.nonzero().view(-1)
         if late.shape[0]:
             first = int(late[0])
             raise SurvmomError(f"entry must be before time, got entry {float(entry[first]):g} >= time "
