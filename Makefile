@@ -55,6 +55,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/bench_help.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_momentum_step.py $(BENCH_FLAGS)
+	$(PY) benchmarks/bench_designs.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_metrics.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_train.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_predict.py $(BENCH_FLAGS)

@@ -201,8 +201,8 @@ def test_predict_refuses_to_write_nan_predictions(trained, tmp_path, monkeypatch
     """The last line of defence: a NaN the checks before did not foresee is an error naming rows, not output."""
     real = LoadedModel.outputs
 
-    def outputs(self, x, times):
-        columns = real(self, x, times)
+    def outputs(self, x, times, strata=None):
+        columns = real(self, x, times, strata)
         columns["risk"] = columns["risk"].copy()
         columns["risk"][[3, 6]] = np.nan
         return columns
@@ -620,7 +620,8 @@ def test_repeated_ids_are_warned_about_once_per_run_with_a_sample(tmp_path) -> N
     repeated = [w for w in warnings if "share" in w]
     assert repeated == [f"{path}: 5 rows share 2 id(s) in the id column 'pid' ('P1' ×3, 'P2' ×2): survmom "
                         "expects one row per subject (e.g. its last follow-up); rows with the same id are trained "
-                        "on as different subjects"]
+                        "on as different subjects (kept on one side of the validation split); for "
+                        "counting-process rows (start, stop] give --entry-col start"]
     frame.drop_duplicates("pid").to_csv(path, index=False)  # unique ids (and one missing): no warning
     assert not [w for w in prepare_training_data(TrainConfig(out="m.pt", id_col="pid"), path).warnings
                 if "share" in w]

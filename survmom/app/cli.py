@@ -175,7 +175,23 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
                f"{metric}; checkpoint {result.checkpoint}", err=True)
 
 
-@app.command()
+PREDICT_HELP = (
+    "Predict with the target network: risk, median time and survival probabilities.\n\n"
+    "A stratified model (--strata) reads its stratum columns and predicts S(t) and the median from each row's "
+    "stratum's baseline. Counting-process rows are predicted one by one: the hazard of that interval's covariates, "
+    "S(t) from time 0 as if they held from the start.")
+EVALUATE_HELP = (
+    "Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t), integrated Brier, calibration.\n\n"
+    "A model with a study design reads its entry, weight and stratum columns from the file. Its C-index is the "
+    "design's concordance: with entry times a row is compared only with the events in its interval (entry, time] "
+    "(time-dependent concordance, Therneau & Atkinson; counting-process rows are scored per interval), with "
+    "weights a pair (i, j) counts w_i w_j, with strata only rows of one stratum are compared. Brier(t) and the "
+    "integrated Brier score are weighted (null with entry times); the C-index's CI, Uno's C, AUC(t) and the "
+    "calibration numbers, which do not take the design, are null, and the JSON says why (metric_note, "
+    "calibration_note).")
+
+
+@app.command(help=PREDICT_HELP)
 @handles_errors
 def predict(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
@@ -218,7 +234,7 @@ def inspect(
         render_summary(summary)
 
 
-@app.command()
+@app.command(help=EVALUATE_HELP)
 @handles_errors
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),

@@ -11,6 +11,18 @@ calibration curve (Austin et al. 2020; null with the reason in ``calibration_not
 estimated) and calibration in the large (mean predicted S(t) against the file's Kaplan–Meier S(t) and its 95%
 band); once per file, D-calibration (Haider et al. 2020) with 10 bins.
 
+Study designs (the model's ``--entry-col``, ``--weight-col``, ``--strata``; their columns are read from the
+file): the C-index is the concordance with the design (:func:`survmom.training.designs.design_concordance`):
+with entry times a row is compared only with the events in its interval ``(entry, time]`` (the time-dependent
+/ counting-process concordance of Therneau & Atkinson, R survival's "Concordance" vignette; counting-process
+rows are scored per interval, each with its own covariates), with weights pair (i, j) counts ``w_i w_j``, and
+with strata only rows of one stratum are compared (their log hazards share a baseline). Its confidence
+interval, Uno's C and AUC(t) have no design-aware estimator here: null, with the reason in ``metric_note``.
+Brier(t) and the IBS are weighted by the case weights; with entry times they are null (a row's S(t) is from
+time 0, and the IPCW weights ignore left truncation). The calibration numbers (ICI, E50, E90, in the large,
+D-calibration) take neither entry times nor weights: null with the reason in ``calibration_note``. Strata
+alone change no metric's definition: each row's S(t) is from its stratum's baseline.
+
 Every time (data, training rows, evaluation times, IBS grid) is float64: a float32 evaluation time such as
 100.1 rounds below the deaths recorded at exactly 100.1, and times above ~3.4e38 overflow. Evaluation times
 are checked here, before any metric, so that a bad ``--times`` is reported against the option.
@@ -28,7 +40,7 @@ from survmom.app.predict import check_times, load_model, show_times, time_label
 from survmom.core import calibration, metrics
 from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError, SurvmomError
-from survmom.training.prepare import read_outcomes
+from survmom.training.designs import design_concordance
 
 IBS_GRID_POINTS = 50
 D_CALIBRATION_BINS = 10
@@ -57,7 +69,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
             raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
         check_times(times, source, hint)
     times = sorted(float(t) for t in times)
-    outcomes = read_outcomes(data, model.config, model.preprocessor, delimiter=delimiter)
+    outcomes = model.read_outcomes(data, delimiter=delimiter)
     notice = text_notice(data, delimiter=delimiter)
     if notice and warn is not None:
         warn(notice)
@@ -67,23 +79,47 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
     _check_censoring(times, source, hint, checkpoint, train_event, train_time)
     eval_times = torch.tensor(times, dtype=torch.float64)
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
-    risk = torch.tensor(model.outputs(x, [])["risk"], dtype=torch.float64)
+    design = {name: torch.tensor(getattr(outcomes, name)) for name in ("entry", "weight", "strata")
+              if getattr(outcomes, name) is not None}
+    strata = design.get("strata")
+    # Weighted Brier: the file's rows by their weights, the IPCW censoring Kaplan-Meier by the training weights.
+    weight = {} if "weight" not in design else {
+        "weight": design["weight"], "train_weight": saved.train_design["weight"].to(torch.float64)}
+    notes = design_notes(design)
     grid = torch.linspace(times[0], times[-1], IBS_GRID_POINTS, dtype=torch.float64)
+    missing = [None] * len(times)
     try:
-        c, low, high = metrics.concordance_index_ci(risk, event, time)
-        uno = metrics.uno_concordance_index(risk, event, time, train_event, train_time, tau=times[-1])
-        auc, mean_auc = metrics.cumulative_dynamic_auc(risk, event, time, train_event, train_time, eval_times)
         est = model.estimates(x)
-        surv = model.survival(est, times)
-        brier = metrics.brier_score(surv, event, time, train_event, train_time, eval_times)
-        ibs = None
-        if len(times) > 1:
-            grid_surv = model.survival(est, grid.tolist())
-            ibs = metrics.integrated_brier_score(grid_surv, event, time, train_event, train_time, grid)
-        calibrated = [_calibration_at(surv[:, k], event, time, t) for k, t in enumerate(times)]
-        d_cal = calibration.d_calibration(model.survival_at_own_times(est, time), event, D_CALIBRATION_BINS)
+        risk = model.risk(est)
+        if design:
+            c, low, high = design_concordance(risk, event, time, **design), None, None
+            uno, auc, mean_auc = None, missing, None
+        else:
+            c, low, high = metrics.concordance_index_ci(risk, event, time)
+            uno = metrics.uno_concordance_index(risk, event, time, train_event, train_time, tau=times[-1])
+            auc, mean_auc = metrics.cumulative_dynamic_auc(risk, event, time, train_event, train_time, eval_times)
+        surv = model.survival(est, times, strata)
+        brier, ibs = missing, None
+        if "entry" not in design:
+            brier = metrics.brier_score(surv, event, time, train_event, train_time, eval_times, **weight)
+            if len(times) > 1:
+                grid_surv = model.survival(est, grid.tolist(), strata)
+                ibs = metrics.integrated_brier_score(grid_surv, event, time, train_event, train_time, grid, **weight)
+        if "entry" in design or "weight" in design:
+            calibrated = [_no_calibration(notes["calibration"]) for _ in times]
+            d_calibration = None
+        else:
+            calibrated = [_calibration_at(surv[:, k], event, time, t) for k, t in enumerate(times)]
+            d_cal = calibration.d_calibration(model.survival_at_own_times(est, time, strata), event,
+                                              D_CALIBRATION_BINS)
+            d_calibration = {"bins": D_CALIBRATION_BINS, "counts": d_cal.counts.tolist(), "chi2": d_cal.chi2,
+                             "df": d_cal.df, "p_value": d_cal.p_value}
     except SurvmomError as error:
         raise type(error)(f"{data}: {error}") from error
+    config = model.config
+    designed = {"design": {"entry_col": config.entry_col, "weight_col": config.weight_col,
+                           "strata": config.strata, "concordance": notes["concordance"]},
+                "metric_note": notes["metrics"]} if design else {}
     return {
         "checkpoint": str(checkpoint),
         "data": str(data),
@@ -94,14 +130,47 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         "uno_c": uno,
         "uno_tau": times[-1],
         "times": times,
-        "auc": [float(v) for v in auc],
+        "auc": [None if v is None else float(v) for v in auc],
         "mean_auc": mean_auc,
-        "brier": [float(v) for v in brier],
+        "brier": [None if v is None else float(v) for v in brier],
         "integrated_brier": ibs,
         **{key: [row[key] for row in calibrated] for key in calibrated[0]},
-        "d_calibration": {"bins": D_CALIBRATION_BINS, "counts": d_cal.counts.tolist(), "chi2": d_cal.chi2,
-                          "df": d_cal.df, "p_value": d_cal.p_value},
+        "d_calibration": d_calibration,
+        **designed,
     }
+
+
+def design_notes(design: dict[str, torch.Tensor]) -> dict[str, str | None]:
+    """What evaluate's numbers mean for a design with the fields ``design`` (entry, weight, strata): how the
+    C-index compares rows, why some metrics are null (``metrics``) and why calibration is (``calibration``)."""
+    fields = set(design)
+    how = []
+    if "entry" in fields:
+        how.append("a row is compared only with the events in its interval (entry, time] (time-dependent "
+                   "concordance, Therneau & Atkinson; counting-process rows are scored per interval)")
+    if "weight" in fields:
+        how.append("pair (i, j) counts w_i * w_j")
+    if "strata" in fields:
+        how.append("only rows of one stratum are compared")
+    used = ", ".join(f"--{name}-col" if name != "strata" else "--strata" for name in sorted(fields))
+    metrics_note = (f"the model has {used}: no design-aware confidence interval of the C-index, Uno's C or AUC(t) "
+                    "here (null)")
+    if "entry" in fields:
+        metrics_note += ("; Brier(t) and the integrated Brier score are null too: S(t) is predicted from time 0 "
+                         "and the IPCW weights ignore entry times")
+    calibration_note = None
+    if fields & {"entry", "weight"}:
+        calibration_note = ("not computed with " + " and ".join(
+            name for name, used_ in (("entry times", "entry" in fields), ("case weights", "weight" in fields))
+            if used_) + ": the smoothed calibration curve, the Kaplan-Meier of calibration in the large and "
+            "D-calibration here take neither")
+    return {"concordance": "; ".join(how) or None, "metrics": metrics_note, "calibration": calibration_note}
+
+
+def _no_calibration(note: str | None) -> dict[str, Any]:
+    """The calibration numbers of one time when the design rules them out: null, with ``note`` saying why."""
+    return {"ici": None, "e50": None, "e90": None, "calibration_note": note, "mean_predicted_survival": None,
+            "km_survival": None, "km_survival_ci95": [None, None]}
 
 
 def _calibration_at(pred: torch.Tensor, event: torch.Tensor, time: torch.Tensor, t: float) -> dict[str, Any]:
@@ -173,13 +242,21 @@ def render_evaluation(result: dict[str, Any]) -> None:
     summary.add_column("metric", style="bold")
     summary.add_column("value")
     low, high = result["harrell_c_ci95"]
-    summary.add_row("Harrell's C (95% CI)", f"{fmt(result['harrell_c'])} ({fmt(low)}–{fmt(high)})")
+    if result.get("design"):
+        summary.add_row("C-index (with the design)", fmt(result["harrell_c"]))
+    else:
+        summary.add_row("Harrell's C (95% CI)", f"{fmt(result['harrell_c'])} ({fmt(low)}–{fmt(high)})")
     summary.add_row(f"Uno's C (tau = {time_label(result['uno_tau'])})", fmt(result["uno_c"]))
     summary.add_row("mean AUC(t)", fmt(result["mean_auc"]))
     summary.add_row("integrated Brier score", fmt(result["integrated_brier"]))
     d_cal = result["d_calibration"]
-    summary.add_row(f"D-calibration chi2 (df {d_cal['df']})", f"{d_cal['chi2']:.2f} (p = {d_cal['p_value']:.3g})")
+    if d_cal is not None:
+        summary.add_row(f"D-calibration chi2 (df {d_cal['df']})",
+                        f"{d_cal['chi2']:.2f} (p = {d_cal['p_value']:.3g})")
     console.print(summary)
+    if result.get("design"):
+        console.print(Text(f"C-index with the study design: {result['design']['concordance']}"))
+        console.print(Text(f"n/a metrics: {result['metric_note']}"))
     per_time = Table(title="by time")
     for name in ("time", "AUC(t)", "Brier(t)", "ICI", "E50", "E90"):
         per_time.add_column(name, justify="right")
@@ -194,6 +271,10 @@ def render_evaluation(result: dict[str, Any]) -> None:
         large.add_row(time_label(t), fmt(result["mean_predicted_survival"][k]),
                       f"{fmt(result['km_survival'][k])} ({fmt(low)}–{fmt(high)})")
     console.print(large)
-    for t, note in zip(result["times"], result["calibration_note"]):
+    notes = dict(zip(result["times"], result["calibration_note"]))
+    if len(set(notes.values())) == 1 and None not in notes.values() and len(notes) > 1:
+        console.print(Text(f"calibration at every time: n/a, {next(iter(notes.values()))}"))
+        return
+    for t, note in notes.items():
         if note is not None:
             console.print(Text(f"ICI, E50, E90 at time {time_label(t)}: n/a, {note}"))

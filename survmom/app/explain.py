@@ -11,7 +11,9 @@ place, and the model's Harrell C on the file drops by
 where :math:`x^{\\pi, j}` is the input matrix with column j's block taken from the rows in the order of a
 random permutation :math:`\\pi` (Breiman 2001, "Random forests", Machine Learning 45:5-32, section 10;
 Fisher, Rudin & Dominici 2019, "All models are wrong, but many are useful", JMLR 20(177): "model reliance").
-A column the model does not use has :math:`\\Delta_j = 0` exactly; a negative value is chance.
+A column the model does not use has :math:`\\Delta_j = 0` exactly; a negative value is chance. For a model
+with a study design (entry times, weights, strata), C is the design's concordance, as ``survmom evaluate``
+reports it (:func:`~survmom.training.designs.design_concordance`).
 
 R permutations of the rows are drawn once from ``numpy.random.default_rng(seed)`` and used for every column
 (common random numbers: two columns are compared on the same shuffles). The interval is the 95% Student-t
@@ -33,16 +35,16 @@ import numpy as np
 import torch
 
 from survmom.app.predict import LoadedModel, load_model
-from survmom.core.metrics import concordance_index
 from survmom.data import fingerprint, text_notice
 from survmom.errors import ConfigError, DataError
-from survmom.training.prepare import read_outcomes
+from survmom.training.designs import design_concordance
 
 RISK_MEANING = {"cox": "log hazard", "weibull": "−log median time"}
 
 
 def permutation_drops(risk: Callable[[np.ndarray], np.ndarray], x: np.ndarray, event: np.ndarray, time: np.ndarray,
-                      blocks: list[slice], repeats: int, seed: int) -> tuple[float, np.ndarray]:
+                      blocks: list[slice], repeats: int, seed: int, design: dict[str, torch.Tensor] | None = None
+                      ) -> tuple[float, np.ndarray]:
     """Harrell's C of ``risk(x)`` and the drop in C (k, repeats) when each of the k ``blocks`` is permuted.
 
     ``risk``: maps inputs (m, p) float32 to risks (m,), higher = earlier event; ``x`` (n, p) float32, ``event``
@@ -50,9 +52,12 @@ def permutation_drops(risk: Callable[[np.ndarray], np.ndarray], x: np.ndarray, e
     drawn from ``numpy.random.default_rng(seed)``, the same for every block: one ``risk`` call (forward pass)
     per block and repeat, on one working copy of ``x`` whose block is overwritten and then put back.
     (One call on the stacked repeats would be no faster: its activations no longer fit in the cache.)
+    ``design``: the rows' entry, weight and strata tensors (n,) that the model uses; C is then the design's
+    concordance (:func:`~survmom.training.designs.design_concordance`).
     """
     event, time = torch.tensor(event), torch.tensor(time)  # copies: parsed outcomes may be read-only views
-    baseline = _concordance(risk(x), event, time)
+    design = design or {}
+    baseline = _concordance(risk(x), event, time, design)
     if math.isnan(baseline):  # no comparable pair: no C, permuted or not
         return baseline, np.full((len(blocks), repeats), math.nan)
     rng = np.random.default_rng(seed)
@@ -62,13 +67,14 @@ def permutation_drops(risk: Callable[[np.ndarray], np.ndarray], x: np.ndarray, e
     for k, cols in enumerate(blocks):
         for r, perm in enumerate(perms):
             work[:, cols] = x[perm, cols]
-            drops[k, r] = baseline - _concordance(risk(work), event, time)
+            drops[k, r] = baseline - _concordance(risk(work), event, time, design)
         work[:, cols] = x[:, cols]
     return baseline, drops
 
 
-def _concordance(risk: np.ndarray, event: torch.Tensor, time: torch.Tensor) -> float:
-    return concordance_index(torch.from_numpy(np.asarray(risk, dtype=np.float64)), event, time)
+def _concordance(risk: np.ndarray, event: torch.Tensor, time: torch.Tensor, design: dict[str, torch.Tensor]
+                 ) -> float:
+    return design_concordance(torch.from_numpy(np.asarray(risk, dtype=np.float64)), event, time, **design)
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | tuple[None, None]:
@@ -129,7 +135,7 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
     if repeats < 1:
         raise ConfigError(f"--repeats must be >= 1, got {repeats}")
     model = load_model(checkpoint)
-    outcomes = read_outcomes(data, model.config, model.preprocessor, delimiter=delimiter)
+    outcomes = model.read_outcomes(data, delimiter=delimiter)
     events = int(outcomes.event.sum())
     if events == 0:
         raise DataError(f"{data}: no events in the event column '{model.config.event_col}' ({len(outcomes)} rows, "
@@ -137,8 +143,10 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
     pre = model.preprocessor
     blocks = pre.input_slices()
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()  # torch.from_numpy needs writeable
+    design = {name: torch.tensor(getattr(outcomes, name)) for name in ("entry", "weight", "strata")
+              if getattr(outcomes, name) is not None}
     baseline, drops = permutation_drops(model_risk(model), x, outcomes.event, outcomes.time,
-                                        [cols for _, cols in blocks], repeats, seed)
+                                        [cols for _, cols in blocks], repeats, seed, design)
     if math.isnan(baseline):
         raise DataError(f"{data}: no pair of rows can be compared (a row with an event before another row's "
                         "time), so Harrell's C, and so permutation importance, is undefined")

@@ -6,6 +6,12 @@ Output columns: the id column (if configured or present); cox → ``log_hazard``
 ``median_time`` (user's time unit; ``inf`` where the survival curve never reaches 0.5) and ``surv_<t>``
 for each requested time t (labelled by :func:`time_label`). Only the columns the model needs (its features
 and the id column) are read; others are ignored. Memory does not grow with the number of rows.
+
+Study designs: a stratified Cox model (``--strata``) reads its stratum columns too and gives each row S(t)
+and the median from its own stratum's baseline hazard (a stratum it was not trained on is an error). Entry
+times and weights do not change a row's prediction and are not read. Counting-process rows (one row per
+interval of a subject, with time-varying covariates) are predicted per row: the row's hazard, and S(t) from
+time 0 as if its covariates held from the start.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from survmom.core.losses import cox_median, cox_survival, weibull_log_median, we
 from survmom.data import (
     NewValues,
     Preprocessor,
+    apply_strata,
     iter_table_batches,
     sample_rows,
     table_columns,
@@ -35,6 +42,8 @@ from survmom.data.table_writers import WRITERS, write_csv, writer_for
 from survmom.errors import CheckpointError, ConfigError, DataError
 from survmom.training.checkpoint import Checkpoint, read_checkpoint
 from survmom.training.config import PREDICTION_COLUMNS, TrainConfig
+from survmom.training.designs import stratified_median, stratified_survival
+from survmom.training.prepare import Outcomes, read_outcomes, strata_types
 from survmom.training.trainer import backbone_from_config, user_weibull_params
 
 OUTPUT_SUFFIXES = tuple(WRITERS)
@@ -87,6 +96,47 @@ class LoadedModel:
     baseline_cumhaz: torch.Tensor | None
     checkpoint: Checkpoint
 
+    @property
+    def stratified(self) -> bool:
+        """Whether the model has one baseline hazard per stratum (``--strata``)."""
+        return bool(self.config.strata)
+
+    def column_types(self) -> dict[str, str]:
+        """How to read a file for this model: the input columns' saved types, stratum columns as categories."""
+        return {**self.preprocessor.column_types(), **strata_types(self.config)}
+
+    def check_strata_columns(self, present: list[str], data: Path) -> None:
+        """DataError if a stratified model's stratum columns are not all among ``present`` (``data``'s)."""
+        missing = [name for name in self.config.strata or [] if name not in present]
+        if missing:
+            raise DataError(f"{data}: missing stratum column(s) {', '.join(map(repr, missing))}; the model was "
+                            f"trained with --strata {','.join(self.config.strata)} and predicts S(t) from each "
+                            "row's stratum")
+
+    def strata_of(self, frame: Any, data: Path) -> torch.Tensor | None:
+        """Stratum codes (n,) int64 of the rows of ``frame`` (read with :meth:`column_types`); None unstratified."""
+        if not self.stratified:
+            return None
+        codes = apply_strata(frame, self.config.strata, self.checkpoint.strata_levels, path=data)
+        return torch.from_numpy(codes)
+
+    def read_outcomes(self, data: Path, *, delimiter: str | None = None) -> Outcomes:
+        """A labelled file's features, outcomes and design columns (:func:`~survmom.training.prepare.read_outcomes`
+        with this model's stratum levels)."""
+        return read_outcomes(data, self.config, self.preprocessor, delimiter=delimiter,
+                             strata_levels=self.checkpoint.strata_levels)
+
+    def _strata(self, strata: Any, rows: int) -> torch.Tensor | None:
+        if not self.stratified:
+            return None
+        if strata is None:
+            raise DataError(f"{self.checkpoint.path}: a stratified model needs each row's stratum "
+                            f"({', '.join(self.config.strata)}) to give survival probabilities")
+        strata = torch.as_tensor(strata, dtype=torch.int64)
+        if len(strata) != rows:
+            raise ValueError(f"{len(strata)} stratum codes for {rows} rows")
+        return strata
+
     @torch.no_grad()
     def estimates(self, x: np.ndarray) -> torch.Tensor:
         """Target network outputs (n, d) for preprocessed features x (n, p)."""
@@ -96,20 +146,29 @@ class LoadedModel:
         """Weibull (log scale, log shape) (n, 2) in the user's time unit, from internal estimates (n, 2)."""
         return user_weibull_params(est, self.time_scale)
 
-    def survival(self, est: torch.Tensor, times: list[float]) -> torch.Tensor:
-        """S(t | x) (n, m) float64 at ``times`` (user's time unit) from target estimates (n, d)."""
+    def survival(self, est: torch.Tensor, times: list[float], strata: Any = None) -> torch.Tensor:
+        """S(t | x) (n, m) float64 at ``times`` (user's time unit) from target estimates (n, d); ``strata`` (n,)
+        int64: each row's stratum code (required by a stratified model, else ignored)."""
         at = torch.tensor(times, dtype=torch.float64)
+        codes = self._strata(strata, len(est))
+        if codes is not None:
+            return stratified_survival(est[:, 0].double(), codes, self.checkpoint.strata_baselines, at)
         if self.config.loss == "cox":
             return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at)
         return weibull_survival(self.user_params(est), at)
 
-    def survival_at_own_times(self, est: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+    def survival_at_own_times(self, est: torch.Tensor, time: torch.Tensor, strata: Any = None) -> torch.Tensor:
         """S(t_i | x_i) (n,) float64: row i's predicted survival at its own time ``time[i]`` (user's time unit),
-        as D-calibration needs."""
+        as D-calibration needs; ``strata`` as in :meth:`survival`."""
         at = time.to(torch.float64)
+        codes = self._strata(strata, len(est))
+        if codes is not None:
+            return stratified_survival(est[:, 0].double(), codes, self.checkpoint.strata_baselines, at,
+                                       paired=True)
         if self.config.loss == "cox":
             return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at, paired=True)
         return weibull_survival(self.user_params(est), at, paired=True)
+
     def risk(self, est: torch.Tensor) -> torch.Tensor:
         """Risk (n,) float64 from target estimates (n, d), higher = earlier event: cox the log hazard, weibull
         ``-log median`` (computed in log space, so it stays finite and ordered where the median overflows)."""
@@ -122,15 +181,19 @@ class LoadedModel:
         fixed = PREDICTION_COLUMNS["cox" if self.config.loss == "cox" else "weibull"]
         return [*fixed, *(f"surv_{time_label(t)}" for t in times)]
 
-    def outputs(self, x: np.ndarray, times: list[float]) -> dict[str, np.ndarray]:
-        """Named prediction columns for features x (n, p) at ``times`` (user's time unit)."""
+    def outputs(self, x: np.ndarray, times: list[float], strata: Any = None) -> dict[str, np.ndarray]:
+        """Named prediction columns for features x (n, p) at ``times`` (user's time unit); ``strata`` as in
+        :meth:`survival`."""
         est = self.estimates(x).double()
         columns: dict[str, np.ndarray] = {}
         if self.config.loss == "cox":
             log_hz = est[:, 0]
             columns["log_hazard"] = log_hz.numpy()
             columns["risk"] = log_hz.numpy()
-            columns["median_time"] = cox_median(log_hz, self.baseline_times, self.baseline_cumhaz).numpy()
+            codes = self._strata(strata, len(est))
+            median = (cox_median(log_hz, self.baseline_times, self.baseline_cumhaz) if codes is None
+                      else stratified_median(log_hz, codes, self.checkpoint.strata_baselines))
+            columns["median_time"] = median.numpy()
         else:
             params = self.user_params(est)
             columns["log_scale"] = params[:, 0].numpy()
@@ -139,10 +202,21 @@ class LoadedModel:
             columns["risk"] = risk.numpy()
             columns["median_time"] = torch.exp(-risk).numpy()
         if times:
-            surv = self.survival(est, times).numpy()
+            surv = self.survival(est, times, strata).numpy()
             for j, t in enumerate(times):
                 columns[f"surv_{time_label(t)}"] = surv[:, j]
         return columns
+
+
+def refuse_design(model: LoadedModel, checkpoint: Path, command: str) -> None:
+    """ConfigError for a model trained with entry times or case weights, which ``command`` (a figure built on
+    the unweighted Kaplan-Meier of a file) would ignore; strata are fine (each row's S(t) is its stratum's)."""
+    used = [option for option, value in (("--entry-col", model.config.entry_col),
+                                         ("--weight-col", model.config.weight_col)) if value is not None]
+    if used:
+        raise ConfigError(f"{checkpoint}: {command} does not take a model trained with {' and '.join(used)}: its "
+                          "Kaplan-Meier curves ignore entry times and case weights; use survmom evaluate (its "
+                          "C-index and Brier score take the design)")
 
 
 def load_model(path: Path) -> LoadedModel:
@@ -204,12 +278,13 @@ def _prediction_chunks(model: LoadedModel, data: Path, present: list[str], id_co
 
     pre = model.preprocessor
     pre.check_columns(present, path=data)
+    model.check_strata_columns(present, data)
     # Only the columns the model uses are read and checked: extra columns are ignored, whatever they hold.
     copy_id = id_col is not None and id_col in present
-    wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else [])))
-    for frame in iter_table_batches(data, wanted, chunk_rows, column_types=pre.column_types(), delimiter=delimiter):
+    wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else []) + list(model.config.strata or [])))
+    for frame in iter_table_batches(data, wanted, chunk_rows, column_types=model.column_types(), delimiter=delimiter):
         x = pre.transform(frame, path=data, new_values=new_values)
-        columns = model.outputs(x, times)
+        columns = model.outputs(x, times, model.strata_of(frame, data))
         _check_finite(columns, x, frame, pre, data)
         arrays: dict[str, Any] = {}
         if copy_id:

@@ -42,7 +42,23 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
                  "fill": bank["count"] / bank["capacity"] if bank["capacity"] else 1.0},
         "ema": {**saved.ema, "current_rate": current_rate},
         "history": saved.history,
+        **({"design": _design(saved)} if _design(saved) else {}),
     }
+
+
+def _design(saved: Any) -> dict[str, Any]:
+    """The study design of a checkpoint (absent from a plain model's summary): its entry, weight and stratum
+    columns and the stratum levels (code order) with their training rows and events."""
+    config = saved.config
+    design: dict[str, Any] = {key: value for key, value in (("entry_col", config.entry_col),
+                                                            ("weight_col", config.weight_col),
+                                                            ("strata", config.strata)) if value}
+    if saved.strata_levels is not None:
+        codes = saved.train_design["strata"]
+        design["strata_levels"] = [
+            {"values": dict(zip(config.strata, level)), "train_rows": int((codes == k).sum()),
+             "train_events": int(saved.train_event[codes == k].sum())} for k, level in enumerate(saved.strata_levels)]
+    return design
 
 
 def render_summary(summary: dict[str, Any]) -> None:
@@ -77,6 +93,12 @@ def render_summary(summary: dict[str, Any]) -> None:
                 f"{summary['ema']['num_updates']} updates, current rate {summary['ema']['current_rate']:.6f}"),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
     ]
+    design = summary.get("design", {})
+    rows += [(name, str(design[key])) for name, key in (("entry column", "entry_col"), ("weight column", "weight_col"))
+             if key in design]
+    if "strata" in design:
+        rows.append(("strata", f"{', '.join(design['strata'])}: {len(design['strata_levels'])} strata, each with "
+                               "its own baseline hazard"))
     for item, value in rows:
         overview.add_row(item, escape(value))
     console.print(overview)

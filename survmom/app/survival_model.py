@@ -13,6 +13,7 @@ Example::
     from survmom import SurvivalModel
     model = SurvivalModel(loss="cox", hidden=(64, 64), batch=32, epochs=40)
     model.fit(df, time_col="time", event_col="event", id_col="id")
+    # study designs: entry_col= (delayed entry, counting process), weight_col=, strata=["centre"]
     model.predict(new_df, times=[365, 730])          # the columns `survmom predict` writes
     model.predict_survival_function(new_df, times=[365, 730])   # rows x times
     model.score(test_df)                              # Harrell's C, as `survmom evaluate`
@@ -99,15 +100,21 @@ class SurvivalModel:
 
     @_naming_frames
     def fit(self, data: Data, time_col: str | None = None, event_col: str | None = None, id_col: str | None = None,
-            val: Data | None = None) -> SurvivalModel:
+            val: Data | None = None, *, entry_col: str | None = None, weight_col: str | None = None,
+            strata: Sequence[str] | str | None = None) -> SurvivalModel:
         """Train on ``data`` (a DataFrame, or a path to any file ``survmom train`` reads); returns ``self``.
 
-        ``time_col``, ``event_col``, ``id_col``: as the options of the same names (default: the model's).
+        ``time_col``, ``event_col``, ``id_col`` and the study design's ``entry_col``, ``weight_col``, ``strata``
+        (a list of columns, or "a,b"): as the options of the same names (default: the model's).
         ``val``: validation rows instead of the ``val_frac`` split (a DataFrame or a path).
         """
         from survmom.training import workflow
+        from survmom.training.config import parse_list
 
-        columns = {"time_col": time_col, "event_col": event_col, "id_col": id_col}
+        columns = {"time_col": time_col, "event_col": event_col, "id_col": id_col, "entry_col": entry_col,
+                   "weight_col": weight_col,
+                   "strata": parse_list(list(strata) if isinstance(strata, (list, tuple)) else strata,
+                                        str, "strata")}
         config = dataclasses.replace(self.config, **{k: v for k, v in columns.items() if v is not None})
         path = self._as_file(data, "train")
         config.val = None if val is None else str(self._as_file(val, "val"))

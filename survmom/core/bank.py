@@ -10,6 +10,11 @@ column 0 as float64, event and push sequence number of each row), updated at eac
 rows into the surviving ones (or by taking the merge a caller already made, see :meth:`push`), so a
 rank-based loss over bank + batch never has to sort the whole bank.
 
+A bank built with ``entry``, ``weight`` or ``strata`` also keeps each row's entry time (float64), case weight
+(float64) or stratum code (int64) in ring buffers of its own (registered, and so in ``state_dict``, only when
+enabled); :meth:`design_contents` and :meth:`design_by_time` return them aligned with :meth:`contents` and
+:meth:`by_time`.
+
 Example:
     >>> import torch
     >>> bank = MemoryBank(capacity=4, dim=1)
@@ -45,10 +50,24 @@ class MergedRows(NamedTuple):
     pushed_at: torch.Tensor  # (B,) merged position of each batch row, in batch row order
 
 
-class MemoryBank(nn.Module):
-    """Ring buffer of capacity ``capacity`` rows of (estimate (dim,), event, time)."""
+class BankDesign(NamedTuple):
+    """The design fields of bank rows, each (n,) or None where the bank does not keep it."""
 
-    def __init__(self, capacity: int, dim: int = 1, dtype: torch.dtype | None = None) -> None:
+    entry: torch.Tensor | None = None  # entry times (float64)
+    weight: torch.Tensor | None = None  # case weights (float64)
+    strata: torch.Tensor | None = None  # stratum codes (int64)
+
+
+_DESIGN_BUFFERS = (("entry", "entries", torch.float64), ("weight", "weights", torch.float64),
+                   ("strata", "strata", torch.int64))
+
+
+class MemoryBank(nn.Module):
+    """Ring buffer of capacity ``capacity`` rows of (estimate (dim,), event, time), and optionally each row's
+    entry time, case weight and stratum code (``entry``, ``weight``, ``strata``)."""
+
+    def __init__(self, capacity: int, dim: int = 1, dtype: torch.dtype | None = None, *, entry: bool = False,
+                 weight: bool = False, strata: bool = False) -> None:
         super().__init__()
         if capacity < 0 or dim < 1:
             raise StateError(f"bank needs capacity >= 0 and dim >= 1, got {capacity} and {dim}")
@@ -57,6 +76,11 @@ class MemoryBank(nn.Module):
         self.register_buffer("estimates", torch.zeros(capacity, dim, dtype=dtype))
         self.register_buffer("events", torch.zeros(capacity, dtype=torch.bool))
         self.register_buffer("times", torch.zeros(capacity, dtype=torch.float64))
+        self.design_fields = tuple(name for name, on in (("entry", entry), ("weight", weight), ("strata", strata))
+                                   if on)
+        for name, buffer, kind in _DESIGN_BUFFERS:
+            if name in self.design_fields:
+                self.register_buffer(buffer, torch.zeros(capacity, dtype=kind))
         # The rows sorted by descending time (first ``count`` entries valid), see by_time.
         self.register_buffer("order_keys", torch.zeros(capacity, dtype=torch.float64))
         self.register_buffer("order_values", torch.zeros(capacity, dtype=torch.float64))
@@ -84,19 +108,21 @@ class MemoryBank(nn.Module):
         return torch.arange(self.pushed, self.pushed + rows, device=self.order_seq.device)
 
     def push(self, estimates: torch.Tensor, events: torch.Tensor, times: torch.Tensor,
-             merged: MergedRows | None = None) -> None:
+             merged: MergedRows | None = None, design: BankDesign | None = None) -> None:
         """Store a batch: estimates (B, dim) or (B,), events (B,), times (B,); detached, newest C rows kept.
 
         ``merged`` (optional, for 0 < B <= capacity): :meth:`by_time` and these B rows already merged by
         descending time. Its keys, events and sequence numbers are taken; its values at ``pushed_at`` are
         replaced by column 0 of ``estimates`` (in place). A caller that merged them anyway (the pooled Cox
-        loss) saves the bank its own merge.
+        loss) saves the bank its own merge. ``design``: the rows' entry, weight and strata, (B,) each,
+        exactly the fields this bank keeps.
         """
+        self._check_design(design)
         if self.capacity == 0:
             return
         if torch.is_grad_enabled():  # Momentum pushes under no_grad already
             with torch.no_grad():
-                return self.push(estimates, events, times, merged)
+                return self.push(estimates, events, times, merged, design)
         if estimates.requires_grad or estimates.dim() != 2:
             estimates = estimates.detach().reshape(estimates.shape[0], -1)
         if estimates.shape[1] != self.dim:
@@ -108,9 +134,13 @@ class MemoryBank(nn.Module):
                              f"pushed, expected {self.count} bank + {n} pushed")  # checked before any write
         new_estimates, new_events, new_times = (
             (estimates, events, times) if n == estimates.shape[0] else (estimates[-n:], events[-n:], times[-n:]))
+        stores = [(self.estimates, new_estimates), (self.events, new_events), (self.times, new_times)]
+        if design is not None:
+            stores += [(getattr(self, buffer), getattr(design, name)[-n:]) for name, buffer, _ in _DESIGN_BUFFERS
+                       if name in self.design_fields]
         # Write at [position, position + n), wrapping past the end: slices, copy_ converts dtype and device.
         first = min(n, self.capacity - self.position)
-        for store, new in ((self.estimates, new_estimates), (self.events, new_events), (self.times, new_times)):
+        for store, new in stores:
             if first == n:
                 store[self.position : self.position + n] = new
             else:
@@ -173,6 +203,26 @@ class MemoryBank(nn.Module):
             return self._order_fields()
         return SortedRows(self.order_keys[:count], self.order_values[:count], self.order_events[:count],
                           self.order_seq[:count])
+
+    def _check_design(self, design: BankDesign | None) -> None:
+        given = () if design is None else tuple(name for name, value in design._asdict().items() if value is not None)
+        if given != self.design_fields:
+            raise StateError(f"this bank keeps the design fields ({', '.join(self.design_fields) or 'none'}), "
+                             f"got ({', '.join(given) or 'none'})")
+
+    def design_by_time(self, rows: SortedRows | None = None) -> BankDesign:
+        """The design fields of :meth:`by_time`'s rows (or of ``rows``, bank rows from it), (n,) each; None
+        where this bank does not keep the field."""
+        if not self.design_fields:
+            return BankDesign()
+        ring = (rows if rows is not None else self.by_time()).seq.remainder(max(self.capacity, 1))
+        return BankDesign(*(getattr(self, buffer).index_select(0, ring) if name in self.design_fields else None
+                            for name, buffer, _ in _DESIGN_BUFFERS))
+
+    def design_contents(self) -> BankDesign:
+        """The design fields of :meth:`contents`' rows, as views (n,); None where this bank does not keep it."""
+        return BankDesign(*(getattr(self, buffer)[: self.count] if name in self.design_fields else None
+                            for name, buffer, _ in _DESIGN_BUFFERS))
 
     def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The filled rows as views: estimates (n, dim), events (n,), times (n,) with n = len(self)."""

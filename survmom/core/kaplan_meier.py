@@ -15,17 +15,20 @@ from torch import Tensor
 _F64 = torch.float64
 
 
-def kaplan_meier_steps(event: Tensor, time: Tensor, censoring: bool = False) -> tuple[Tensor, Tensor]:
+def kaplan_meier_steps(event: Tensor, time: Tensor, censoring: bool = False, weight: Tensor | None = None
+                       ) -> tuple[Tensor, Tensor]:
     """Unique times (k,) ascending and the Kaplan-Meier curve just after each of them (k,), float64.
 
     Survival: ``S(t_k) = prod_{l<=k} (1 - d_l / r_l)``. Censoring (``censoring=True``):
     ``G(t_k) = prod_{l<=k} (1 - c_l / (r_l - d_l))``, i.e. at tied times events leave the risk set before
     censorings (scikit-survival's convention). ``d``, ``c``, ``r``: events, censorings, number at risk.
-    ``event`` (n,) bool, ``time`` (n,) float64.
+    ``event`` (n,) bool, ``time`` (n,) float64; ``weight`` (n,) optional case weights: ``d``, ``c``, ``r``
+    are then sums of weights (integer weights == replicated rows).
     """
-    uniq, d, counts, at_risk = _counts(event, time)
+    uniq, d, counts, at_risk = _counts(event, time, weight)
     num, den = (counts - d, at_risk - d) if censoring else (d, at_risk)
-    ratio = torch.where(num > 0, num / den.clamp(min=1.0), 0.0)
+    # num > 0 implies den >= num > 0; unweighted counts are integers, so the clamp changes nothing there.
+    ratio = torch.where(num > 0, num / (den.clamp(min=1.0) if weight is None else den), 0.0)
     return uniq, torch.cumprod(1.0 - ratio, 0)
 
 
@@ -101,9 +104,15 @@ def kaplan_meier(event: Tensor, time: Tensor, level: float = 0.95) -> KaplanMeie
     return KaplanMeier(uniq, survival, lower, upper, at_risk, d, counts - d)
 
 
-def _counts(event: Tensor, time: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Unique times (k,), events d (k,), rows ending there (k,) and rows at risk r (k,), float64."""
+def _counts(event: Tensor, time: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Unique times (k,), events d (k,), rows ending there (k,) and rows at risk r (k,), float64; with
+    ``weight`` (n,), sums of the rows' weights."""
     uniq, inverse, counts = torch.unique(time, sorted=True, return_inverse=True, return_counts=True)
+    if weight is not None:
+        w = weight.to(device=time.device, dtype=_F64)
+        d = torch.zeros(uniq.shape[0], dtype=_F64, device=time.device).index_add_(0, inverse, event.to(_F64) * w)
+        counts = torch.zeros(uniq.shape[0], dtype=_F64, device=time.device).index_add_(0, inverse, w)
+        return uniq, d, counts, w.sum() - (torch.cumsum(counts, 0) - counts)
     d = torch.zeros(uniq.shape[0], dtype=_F64, device=time.device).index_add_(0, inverse, event.to(_F64))
     counts = counts.to(_F64)
     at_risk = time.shape[0] - (torch.cumsum(counts, 0) - counts)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from survmom.core.losses import cox_loss, weibull_loss
 from survmom.core.optim import lbfgs_minimize
 from survmom.core.sorting import descending_time_key
+from survmom.errors import SurvmomError
 
 PENALTY = 0.1
 MAX_ROWS = 100_000
@@ -48,6 +49,9 @@ def fit_linear_start(
     penalty: float = PENALTY,
     max_rows: int = MAX_ROWS,
     seed: int = 0,
+    entry: Tensor | None = None,
+    weight: Tensor | None = None,
+    strata: Tensor | None = None,
 ) -> bool:
     """Overwrite ``linear`` (p → 1 for cox, p → 2 for weibull) with the penalised linear fit; True if it did.
 
@@ -55,6 +59,9 @@ def fit_linear_start(
         linear: the layer to set; its current bias is the Weibull starting point (a constant fit).
         x: (n, p) standardised features; event: (n,) bool; time: (n,) internal time units (> 0 for weibull).
         loss: ``"cox"`` or ``"weibull"``.
+        entry, weight, strata: optional (n,) study design of the rows, passed to the loss (strata: cox only):
+            entry times < time, case weights >= 0 (the objective's mean is then per unit of weight),
+            int64 stratum codes.
 
     The layer is left unchanged (and False returned) when there is no event or the fit is not finite.
     """
@@ -70,7 +77,18 @@ def fit_linear_start(
     rows, time64 = rows[order].to(x.device), time64[order]
     x64, event64 = x.detach()[rows].cpu().double(), event[rows].cpu()
     n, p = x64.shape
-    presorted = (keys, torch.arange(n))
+    design = {name: None if values is None else values.detach()[rows.to(values.device)].cpu()
+              for name, values in (("entry", entry), ("weight", weight), ("strata", strata))}
+    if design["entry"] is not None:
+        design["entry"] = design["entry"].double()
+    if design["weight"] is not None:
+        design["weight"] = design["weight"].double()
+        n = design["weight"].sum().item()
+        if n <= 0:
+            return False
+    if loss == "weibull" and design.pop("strata") is not None:
+        raise SurvmomError("strata apply to the cox loss only, not weibull")
+    presorted = (keys, torch.arange(x64.shape[0]))
     start = torch.zeros(p + 2 if loss == "weibull" else p, dtype=torch.float64)
     if loss == "weibull":
         start[p:] = linear.bias.detach().double().cpu()
@@ -78,10 +96,11 @@ def fit_linear_start(
     def objective(params: Tensor) -> Tensor:
         weights = params[:p]
         if loss == "cox":
-            nll = cox_loss(x64 @ weights, event64, time64, ties=ties, reduction="sum", presorted=presorted) / n
+            nll = cox_loss(x64 @ weights, event64, time64, ties=ties, reduction="sum", presorted=presorted,
+                           **design) / n
         else:
-            log_params = torch.stack([x64 @ weights + params[p], params[p + 1].expand(n)], dim=1)
-            nll = weibull_loss(log_params, event64, time64, reduction="sum") / n
+            log_params = torch.stack([x64 @ weights + params[p], params[p + 1].expand(x64.shape[0])], dim=1)
+            nll = weibull_loss(log_params, event64, time64, reduction="sum", **design) / n
         return nll + 0.5 * penalty * weights.square().sum()
 
     solution = lbfgs_minimize(objective, start)

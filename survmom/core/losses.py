@@ -19,15 +19,21 @@ its rows sorted and calls :func:`cox_loss_sorted`. The Breslow estimator of the 
 cumulative hazard is :math:`\hat H_0(t) = \sum_{k: \tau_k \le t} d_k / R_k`, and
 :math:`S(t \mid x) = \exp(-\hat H_0(t)\, e^{x})`.
 
-Weibull accelerated failure time model with scale :math:`\lambda` and shape :math:`\rho` (as in lifelines'
-``WeibullAFTFitter``): :math:`S(t) = \exp(-(t/\lambda)^\rho)`,
-:math:`h(t) = (\rho/\lambda)(t/\lambda)^{\rho-1}`, negative log-likelihood
-:math:`-\ell = -\sum_i [\delta_i \log h(t_i) + \log S(t_i)]`, median :math:`\lambda (\ln 2)^{1/\rho}`.
+Study designs (optional ``entry``, ``weight``, ``strata``, as lifelines' ``CoxPHFitter(entry_col=...,
+weights_col=..., strata=...)`` and ``CoxTimeVaryingFitter``): the risk set of :math:`t` becomes
+:math:`\{j : e_j < t \le t_j, s_j = s\}` (delayed entry / counting-process rows, Therneau & Grambsch 2000,
+ch. 3; strata, Kalbfleisch & Prentice 2002, sec. 4.4), risk sums are weighted, :math:`R_k = \sum w_j
+e^{x_j}`, and Efron's term of the :math:`d_k` events tied at :math:`\tau_k` is
+:math:`a_k \sum_l \log(R_k - \tfrac{l}{d_k} D_k) - \sum_{i \in H_k} w_i x_i` with :math:`a_k` their mean
+weight (lifelines' ``_get_efron_values_single``). The same kernel computes it, with the risk sets of
+:mod:`~survmom.core.risk_sets`. The Weibull loss lives in :mod:`~survmom.core.weibull`.
 
 References:
     Cox, D. R. (1972). Regression models and life-tables. JRSS B 34(2), 187-220.
     Breslow, N. (1974). Covariance analysis of censored survival data. Biometrics 30(1), 89-99.
     Efron, B. (1977). The efficiency of Cox's likelihood function for censored data. JASA 72(359), 557-565.
+    Therneau, T. M. & Grambsch, P. M. (2000). Modeling Survival Data: Extending the Cox Model. Springer, ch. 3.
+    Kalbfleisch, J. D. & Prentice, R. L. (2002). The Statistical Analysis of Failure Time Data, 2nd ed. Wiley.
 """
 
 from __future__ import annotations
@@ -39,7 +45,15 @@ import torch
 from torch import Tensor
 
 from survmom import choices
+from survmom.core.cox_survival import cox_median, cox_survival
+from survmom.core.risk_sets import Design, DesignRows, event_log_sums, make_design, risk_log_sums, stratum_max
+from survmom.core.risk_sets import design_rows as _design_rows
 from survmom.core.sorting import descending_time_key
+from survmom.core.tensor_checks import check_event_time as _check_event_time
+from survmom.core.tensor_checks import check_float as _check_float
+from survmom.core.tensor_checks import choice as _choice
+from survmom.core.tensor_checks import flat as _flat
+from survmom.core.weibull import weibull_log_median, weibull_loss, weibull_median, weibull_survival
 from survmom.errors import SurvmomError
 
 __all__ = [
@@ -60,47 +74,6 @@ _REDUCTIONS = ("mean", "sum")
 # range: terms flushed to zero or rounded as subnormals then change no sum by more than n * 2**-115 relative.
 # Below it (log hazards spread over ~660 nats), torch.logcumsumexp.
 _MIN_SHIFTED_SUM = 2.0**-960
-# -log S = (t/lambda)^rho = exp(z) is continued linearly in z beyond z = _WEIBULL_Z_LINEAR (H > 4.85e8).
-_WEIBULL_Z_LINEAR = 20.0
-_LOG_LN2 = math.log(math.log(2.0))
-
-
-# ----------------------------------------------------------------------------------------------- validation
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise SurvmomError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
-
-
-def _flat(values: Tensor, name: str) -> Tensor:
-    """View a (n,) or (n, 1) tensor as (n,)."""
-    if values.dim() == 1:
-        return values
-    if values.dim() == 2 and values.shape[1] == 1:
-        return values.reshape(-1)
-    raise SurvmomError(f"{name} must have shape (n,) or (n, 1), got {tuple(values.shape)}")
-
-
-def _check_float(values: Tensor, name: str) -> None:
-    if not values.is_floating_point():
-        raise SurvmomError(f"{name} must be a floating point tensor, got dtype {values.dtype}")
-
-
-def _check_event_time(event: Tensor, time: Tensor, n: int, name: str) -> None:
-    for what, t in (("event", event), ("time", time)):
-        if t.dim() != 1 or t.shape[0] != n:
-            raise SurvmomError(
-                f"{what} must have shape ({n},) to match {name} with {n} rows, got {tuple(t.shape)}"
-            )
-
-
-def _as_times(times: Tensor) -> Tensor:
-    """Evaluation times as a (m,) float64 tensor (a 0-d tensor counts as one time)."""
-    if times.dim() > 1:
-        raise SurvmomError(f"times must have shape (m,), got {tuple(times.shape)}")
-    return times.reshape(-1).to(torch.float64)
 
 
 # ---------------------------------------------------------------------------------------------- Cox kernel
@@ -128,11 +101,12 @@ class _Ties(NamedTuple):
     fraction: Tensor | None  # (E,) Efron only: f_k = l_k / d_k (float64), rank among the d_k tied events
 
 
-def _ties(keys: Tensor, events: Tensor, efron: bool) -> _Ties:
+def _ties(keys: Tensor, events: Tensor, efron: bool, event_pos: Tensor | None = None) -> _Ties:
     """:class:`_Ties` of rows sorted by ``keys`` (n,) ascending (equal exactly for tied times), ``events``
     (n,) bool or 0/1 in that order. Two events tie when their risk sets end at the same row."""
     n = keys.shape[0]
-    event_pos = events.nonzero().view(-1)
+    if event_pos is None:
+        event_pos = events.nonzero().view(-1)
     group_end = (keys[1:] != keys[:-1]).nonzero().view(-1)  # last row of each distinct time but the last one
     if group_end.shape[0] >= n - 1:  # no tied times
         return _Ties(event_pos, event_pos, None, None)
@@ -148,27 +122,83 @@ def _ties(keys: Tensor, events: Tensor, efron: bool) -> _Ties:
     return _Ties(event_pos, event_end, run, rank.to(torch.float64).div_(size.index_select(0, run)))
 
 
+class _DesignParts(NamedTuple):
+    """What a study design adds to the forward results (n sorted rows in block order, E events), float64."""
+
+    design: Design
+    row_shift: Tensor | None  # (n,) each row's stratum shift (None: risk sums are plain prefix sums)
+    stop: Tensor | None  # (n,) risk_sets.stop_events: each row is at risk for the events [first, stop)
+    event_shift: Tensor | None  # (E,) the shift of each event's stratum
+    share: Tensor | None  # (E,) a_k = mean weight of the events tied with event k (None: unweighted)
+    event_weight: Tensor | None  # (E,) weight of each event (None: unweighted)
+
+
 class _CoxParts(NamedTuple):
     """The forward results that the gradient reuses (n sorted rows, E events), all float64."""
 
     value: Tensor  # () negative partial log-likelihood, summed over the events
-    x_event: Tensor  # (E,) log hazards of the events
+    x_event: Tensor  # (E,) log hazards of the events (plus their log weights, with weights)
     log_risk: Tensor  # (E,) log R_k
     log_den: Tensor  # (E,) log (R_k - f_k D_k)
     ties: _Ties
+    design: _DesignParts | None = None
 
 
-def _cox_value(x: Tensor, ties: _Ties) -> _CoxParts:
+def _cox_value(x: Tensor, ties: _Ties, design: Design | None = None) -> _CoxParts:
     """Negative partial log-likelihood (sum) of rows sorted by descending time with log hazards ``x`` (n,)
     float64 and at least one event, in log space: ``log R`` from :func:`_log_cumsum_exp`, and Efron's
-    ``log(R - f D) = log R + log1p(-f D/R)`` with ``D/R = sum_{i tied} exp(x_i - log R) <= 1``."""
-    log_risk = _log_cumsum_exp(x).index_select(0, ties.event_end)
+    ``log(R - f D) = log R + log1p(-f D/R)`` with ``D/R = sum_{i tied} exp(x_i - log R) <= 1``.
+
+    With a ``design`` (rows in block order), ``x`` carries each row's log weight (``log w_j + x_j``), risk
+    sums follow :mod:`~survmom.core.risk_sets` (entry, strata), and the value is lifelines' weighted one:
+    ``sum_k [a_k sum_l log(R_k - l/d_k D_k) - sum_{i in H_k} w_i x_i]`` with ``a_k`` the mean weight of the
+    ``d_k`` events tied at ``tau_k`` (``CoxPHFitter._get_efron_values_single``).
+    """
+    extra = None
+    if design is None:
+        log_risk = _log_cumsum_exp(x).index_select(0, ties.event_end)
+    else:
+        x_raw = x
+        if design.log_weight is not None:
+            x = x + design.log_weight
+        log_risk, extra = _design_log_risk(x, ties, design)
     x_event = x.index_select(0, ties.event_pos)
     log_den = log_risk
     if ties.fraction is not None:
         tied = torch.zeros_like(log_risk).index_add_(0, ties.run, torch.exp(x_event - log_risk))  # D/R by time
         log_den = log_risk + torch.log1p(-ties.fraction * tied.index_select(0, ties.run))
-    return _CoxParts((log_den - x_event).sum(), x_event, log_risk, log_den, ties)
+    if extra is None:
+        return _CoxParts((log_den - x_event).sum(), x_event, log_risk, log_den, ties)
+    x_raw_event = x_raw.index_select(0, ties.event_pos)
+    if extra.share is None:
+        value = (log_den - x_raw_event).sum()
+    else:
+        value = (torch.where(extra.share > 0, extra.share * log_den, 0.0).sum()
+                 - (extra.event_weight * x_raw_event).sum())
+    return _CoxParts(value, x_event, log_risk, log_den, ties, extra)
+
+
+def _design_log_risk(x: Tensor, ties: _Ties, design: Design) -> tuple[Tensor, _DesignParts]:
+    """``log R_k`` (E,) of the design's risk sets for log weighted hazards ``x`` (n,), and the parts the
+    gradient needs."""
+    share = event_weight = None
+    if design.weight is not None:
+        # a_k: Breslow's denominators are equal within a tied group, so each event may carry its own weight;
+        # Efron's differ, and each carries the group's mean weight
+        event_weight = share = design.weight.index_select(0, ties.event_pos)
+        if ties.run is not None:
+            total = torch.zeros_like(event_weight).index_add_(0, ties.run, event_weight)
+            size = torch.zeros_like(event_weight).index_add_(0, ties.run, torch.ones_like(event_weight))
+            share = total.div_(size.clamp_(min=1.0)).index_select(0, ties.run)
+    stop = design.stop
+    if stop is None:  # weights only: the risk sets are prefixes, as without a design
+        return _log_cumsum_exp(x).index_select(0, ties.event_end), _DesignParts(design, None, None, None, share,
+                                                                                event_weight)
+    shift = stratum_max(x, design.strata, design.n_strata)
+    row_shift = shift.expand(x.shape[0]) if design.strata is None else shift.index_select(0, design.strata)
+    event_shift = row_shift.index_select(0, ties.event_pos)
+    log_risk = risk_log_sums(x - row_shift, ties.event_end, stop).add_(event_shift)
+    return log_risk, _DesignParts(design, row_shift, stop, event_shift, share, event_weight)
 
 
 def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
@@ -179,15 +209,39 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
     exp(x_j - log den_k))``. The first sum is ``exp(x_j + log S_k)`` with ``log S_k`` the reversed
     :func:`_log_cumsum_exp` of ``-log den`` from the first event k whose risk set holds j; Efron's term is
     ``exp(x_j - log R_k) * sum_{k tied} f_k exp(log R_k - log den_k)``, both factors bounded.
+
+    With a design, ``x_j`` is ``log w_j + x_j``, the event terms ``w_j`` and ``a_k exp(x_j - log den_k)``,
+    and the first sum runs over the events whose risk sets hold j, ``first_j <= k < stop_j``
+    (:func:`~survmom.core.risk_sets.event_log_sums`).
     """
-    log_risk, log_den, ties = parts.log_risk, parts.log_den, parts.ties
-    log_suffix = _log_cumsum_exp(log_den.neg().flip(0)).flip(0)
-    log_suffix = torch.cat((log_suffix, log_suffix.new_full((1,), -math.inf)))  # no event at or after j
-    grad = torch.exp(x_at + log_suffix.index_select(0, torch.searchsorted(ties.event_end, position)))
-    event_term = torch.ones_like(log_den)
+    log_risk, log_den, ties, extra = parts.log_risk, parts.log_den, parts.ties, parts.design
+    share = None if extra is None else extra.share
+    log_terms = log_den.neg()
+    if extra is not None:
+        design = extra.design
+        if design.log_weight is not None:
+            x_at = x_at + design.log_weight.index_select(0, position)
+        if share is not None:
+            log_terms = torch.where(share > 0, torch.log(share) - log_den, -math.inf)
+    if extra is None or extra.row_shift is None:
+        log_suffix = _log_cumsum_exp(log_terms.flip(0)).flip(0)
+        log_suffix = torch.cat((log_suffix, log_suffix.new_full((1,), -math.inf)))  # no event at or after j
+        grad = torch.exp(x_at + log_suffix.index_select(0, torch.searchsorted(ties.event_end, position)))
+    else:
+        assert extra.stop is not None and extra.event_shift is not None
+        sums = event_log_sums(log_terms + extra.event_shift, torch.searchsorted(ties.event_end, position),
+                              extra.stop.index_select(0, position))
+        grad = torch.exp(x_at - extra.row_shift.index_select(0, position) + sums)
+    event_term = torch.ones_like(log_den) if extra is None or extra.event_weight is None else \
+        extra.event_weight.clone()
     if ties.fraction is not None:
-        per_time = torch.zeros_like(log_den).index_add_(0, ties.run, ties.fraction * torch.exp(log_risk - log_den))
-        event_term.addcmul_(torch.exp(parts.x_event - log_risk), per_time.index_select(0, ties.run))
+        ratio = torch.exp(log_risk - log_den) if share is None else torch.where(
+            share > 0, share * torch.exp(log_risk - log_den), 0.0)
+        per_time = torch.zeros_like(log_den).index_add_(0, ties.run, ties.fraction * ratio)
+        tied = torch.exp(parts.x_event - log_risk)
+        if share is not None:
+            tied = torch.where(share > 0, tied, 0.0)
+        event_term.addcmul_(tied, per_time.index_select(0, ties.run))
     k = torch.searchsorted(ties.event_pos, position).clamp_(max=ties.event_pos.shape[0] - 1)
     is_event = ties.event_pos.index_select(0, k) == position
     return grad.addcmul_(is_event, event_term.index_select(0, k), value=-1)
@@ -215,15 +269,35 @@ class _CoxNLL(torch.autograd.Function):
 
 
 def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: Tensor, efron: bool,
-             mean: bool) -> Tensor:
+             mean: bool, design_rows: DesignRows | None = None) -> Tensor:
     """The Cox loss of n rows sorted by ``keys``, with the gradient flowing to ``log_hz`` (B,) at the sorted
-    rows ``position`` (B,); ``x`` (n,) float64 holds every row's log hazard (``log_hz``'s values included)."""
-    ties = _ties(keys, events, efron)
-    n_events = ties.event_pos.shape[0]
-    if n_events == 0:
-        return log_hz[:0].sum()  # exactly 0 and attached, even if log_hz holds inf
-    parts = _cox_value(x, ties)
-    return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position, 1.0 / n_events if mean else 1.0)
+    rows ``position`` (B,); ``x`` (n,) float64 holds every row's log hazard (``log_hz``'s values included).
+    ``design_rows``: the rows' entry, weight and strata (in the same order), if any."""
+    if design_rows is None or not design_rows.used:
+        ties = _ties(keys, events, efron)
+        n_events = ties.event_pos.shape[0]
+        if n_events == 0:
+            return log_hz[:0].sum()  # exactly 0 and attached, even if log_hz holds inf
+        parts = _cox_value(x, ties)
+        return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position,
+                             1.0 / n_events if mean else 1.0)
+    event_pos = events.nonzero().view(-1)
+    design, order = make_design(keys, events, design_rows, event_pos)
+    if order is not None:  # into block order (stratum, then descending time)
+        x, events = x.index_select(0, order), events.index_select(0, order)
+        block = torch.empty_like(order).index_copy_(0, order, torch.arange(order.shape[0], device=order.device))
+        position = block.index_select(0, position)
+    ties = _ties(design.time_key, events, efron, event_pos if order is None else None)
+    if ties.event_pos.shape[0] == 0:
+        return log_hz[:0].sum()
+    total = 1.0
+    if mean:
+        total = float(ties.event_pos.shape[0]) if design.weight is None else \
+            design.weight.index_select(0, ties.event_pos).sum().item()
+        if total == 0:
+            return log_hz[:0].sum()
+    parts = _cox_value(x, ties, design)
+    return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position, 1.0 / total if mean else 1.0)
 
 
 def _cox_arguments(log_hz: Tensor, ties: str, reduction: str) -> tuple[Tensor, bool, bool]:
@@ -241,6 +315,10 @@ def cox_loss(
     ties: str = "efron",
     reduction: str = "mean",
     presorted: tuple[Tensor, Tensor] | None = None,
+    *,
+    entry: Tensor | None = None,
+    weight: Tensor | None = None,
+    strata: Tensor | None = None,
 ) -> Tensor:
     r"""Negative Cox partial log-likelihood with Efron or Breslow handling of tied event times.
 
@@ -261,6 +339,15 @@ def cox_loss(
         presorted: optional (keys (n,), order (n,)): ``order`` sorts the samples by descending time and
             ``keys`` are :func:`~survmom.core.sorting.descending_time_key` of ``time[order]``; lets a caller
             that evaluates the loss many times on the same samples (L-BFGS) sort them once.
+        entry: optional (n,) entry times < ``time`` (delayed entry / left truncation, or the start of a
+            counting-process row): row j is at risk at t iff ``entry_j < t <= time_j`` (Therneau & Grambsch
+            2000, ch. 3; lifelines' ``entry_col`` and ``CoxTimeVaryingFitter``).
+        weight: optional (n,) case weights >= 0: weighted risk sums and event terms as lifelines'
+            ``weights_col`` (Efron: ``a_k sum_l log(R_k - l/d_k D_k) - sum_{i in H_k} w_i x_i`` with ``a_k``
+            the mean weight of the ``d_k`` tied events, ``R_k``, ``D_k`` weighted sums); ``"mean"`` then
+            divides by the summed weight of the events.
+        strata: optional (n,) int64 stratum codes >= 0: risk sets (and ties) never cross strata, the sum
+            runs over every stratum (lifelines' ``strata``).
 
     Returns:
         A 0-d tensor of ``log_hz``'s dtype (computed in float64). With no events it is a zero that is
@@ -281,7 +368,10 @@ def cox_loss(
     keys, order = presorted if presorted is not None else torch.sort(descending_time_key(time))
     position = torch.empty_like(order).index_copy_(0, order, torch.arange(n, device=order.device))
     x = flat.detach().to(torch.float64).index_select(0, order)
-    return _cox_nll(flat, position, keys, x, event.index_select(0, order), efron, mean)
+    design = None
+    if entry is not None or weight is not None or strata is not None:
+        design = _design_rows(time, entry, weight, strata).sorted(order)
+    return _cox_nll(flat, position, keys, x, event.index_select(0, order), efron, mean, design)
 
 
 def cox_loss_sorted(
@@ -292,6 +382,10 @@ def cox_loss_sorted(
     event: Tensor,
     ties: str = "efron",
     reduction: str = "mean",
+    *,
+    entry: Tensor | None = None,
+    weight: Tensor | None = None,
+    strata: Tensor | None = None,
 ) -> Tensor:
     r""":func:`cox_loss` over n rows already sorted by descending time, of which only B carry a gradient.
 
@@ -315,6 +409,8 @@ def cox_loss_sorted(
             ``position`` (the caller writes them; this is not checked).
         event: (n,) bool event flags of the sorted rows.
         ties, reduction: as in :func:`cox_loss`.
+        entry: optional (n,) the rows' entry times mapped to keys by the same map as ``keys`` (−entry for
+            keys −time); weight (n,) float, strata (n,) int64: as in :func:`cox_loss` (not checked here).
 
     Returns:
         A 0-d tensor of ``log_hz``'s dtype.
@@ -335,20 +431,27 @@ def cox_loss_sorted(
             f"cox_loss_sorted needs keys, values and event of shape ({n},) and one position per log_hz row, "
             f"got {tuple(values.shape)}, {tuple(event.shape)}, {tuple(position.shape)} for {tuple(flat.shape)}"
         )
-    return _cox_nll(flat, position, keys, values.detach().to(torch.float64), event, efron, mean)
+    design = DesignRows(entry, weight, strata)
+    return _cox_nll(flat, position, keys, values.detach().to(torch.float64), event, efron, mean,
+                    design if design.used else None)
 
 
-def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor) -> tuple[Tensor, Tensor]:
+def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor, *, entry: Tensor | None = None,
+                     weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Breslow (1974) estimator of the Cox baseline cumulative hazard at the distinct event times.
 
-    ``H0(tau_k) = sum_{k' <= k} d_k' / sum_{j: time_j >= tau_k'} exp(log_hz_j)`` (risk sums in log space, so
+    ``H0(tau_k) = sum_{k' <= k} d_k' / sum_{j in R(tau_k')} exp(log_hz_j)`` (risk sums in log space, so
     any finite ``log_hz`` is fine). ``H0`` is the baseline at ``log_hz = 0``: pass the linear predictor you
-    will later give to :func:`cox_survival`.
+    will later give to :func:`cox_survival`. With ``entry`` the risk set of t is ``{j: entry_j < t <=
+    time_j}``; with ``weight``, ``d_k`` is the summed weight of the events at ``tau_k`` and the risk sums are
+    weighted (as lifelines' ``baseline_cumulative_hazard_``). One stratum: a stratified model calls it on
+    each stratum's rows.
 
     Args:
         log_hz: (n,) or (n, 1) log relative hazards.
         event: (n,) bool or 0/1.
         time: (n,) event or censoring times.
+        entry: optional (n,) entry times < ``time``; weight: optional (n,) case weights >= 0.
 
     Returns:
         ``(times, cumhaz)``: the k distinct event times ascending, (k,) in ``time``'s dtype, and ``H0`` at
@@ -358,180 +461,26 @@ def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor) -> tuple[Tenso
     flat = _flat(log_hz, "log_hz")
     _check_event_time(event, time, flat.shape[0], "log_hz")
     keys, order = torch.sort(descending_time_key(time))
-    ends, deaths = torch.unique_consecutive(_ties(keys, event.index_select(0, order), False).event_end,
-                                            return_counts=True)
+    events = event.index_select(0, order)
+    rows = None
+    if entry is not None or weight is not None:
+        rows = _design_rows(time, entry, weight, None).sorted(order)
+        design, _ = make_design(keys, events, rows)
+        keys = design.time_key
+    ties = _ties(keys, events, False)
+    ends, group, deaths = torch.unique_consecutive(ties.event_end, return_inverse=True, return_counts=True)
     if ends.shape[0] == 0:
         return time[:0], flat[:0]
-    log_risk = _log_cumsum_exp(flat.to(torch.float64).index_select(0, order)).index_select(0, ends)
-    increments = torch.exp(torch.log(deaths.to(torch.float64)) - log_risk)
+    x = flat.to(torch.float64).index_select(0, order)
+    if rows is None:
+        log_risk = _log_cumsum_exp(x).index_select(0, ends)
+        log_deaths = torch.log(deaths.to(torch.float64))
+    else:
+        log_risk = _design_log_risk(x if design.log_weight is None else x + design.log_weight, ties,
+                                    design)[0].index_select(0, torch.cumsum(deaths, 0) - 1)
+        log_deaths = torch.log(deaths.to(torch.float64)) if design.weight is None else torch.log(
+            torch.zeros(ends.shape[0], dtype=torch.float64, device=x.device).index_add_(
+                0, group, design.weight.index_select(0, ties.event_pos)))
+    increments = torch.exp(log_deaths - log_risk)
     cumhaz = torch.cumsum(increments.flip(0), 0)
     return time.index_select(0, order.index_select(0, ends)).flip(0), cumhaz.to(log_hz.dtype)
-
-
-def _check_baseline(baseline_times: Tensor, baseline_cumhaz: Tensor) -> None:
-    if baseline_times.dim() != 1 or baseline_times.shape != baseline_cumhaz.shape:
-        raise SurvmomError(
-            "baseline_times and baseline_cumhaz must both have shape (k,), got "
-            f"{tuple(baseline_times.shape)} and {tuple(baseline_cumhaz.shape)}"
-        )
-
-
-def cox_survival(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor, times: Tensor, *,
-                 paired: bool = False) -> Tensor:
-    """Cox survival ``S(t|x) = exp(-H0(t) exp(log_hz))`` at the given times.
-
-    ``H0`` is the right-continuous step function through ``(baseline_times, baseline_cumhaz)`` (as returned
-    by :func:`breslow_baseline`): 0 before the first time, constant after the last.
-
-    Args:
-        log_hz: (n,) or (n, 1) log relative hazards, on the scale used to fit the baseline.
-        baseline_times: (k,) ascending times.
-        baseline_cumhaz: (k,) baseline cumulative hazard at ``baseline_times``.
-        times: (m,) evaluation times, same unit as ``baseline_times``; with ``paired``, (n,): one per row.
-
-    Returns:
-        (n, m) survival probabilities in ``log_hz``'s dtype; with ``paired``, (n,): ``S(times_i | x_i)``.
-    """
-    _check_float(log_hz, "log_hz")
-    x = _flat(log_hz, "log_hz").to(torch.float64)
-    _check_baseline(baseline_times, baseline_cumhaz)
-    t = _as_times(times)
-    if paired:
-        _check_paired(t, x.shape[0])
-    shape = (x.shape[0],) if paired else (x.shape[0], t.shape[0])
-    if baseline_times.shape[0] == 0:
-        return torch.ones(shape, dtype=log_hz.dtype, device=log_hz.device)
-    step = torch.searchsorted(baseline_times.to(torch.float64), t, right=True) - 1
-    log_h0 = torch.log(baseline_cumhaz.to(torch.float64))[step.clamp_min(0)]
-    log_h0 = torch.where(step >= 0, log_h0, -math.inf)
-    return torch.exp(-torch.exp(log_h0 + (x if paired else x[:, None]))).to(log_hz.dtype)
-
-
-def _check_paired(times: Tensor, n: int) -> None:
-    if times.shape[0] != n:
-        raise SurvmomError(f"paired times must have one time per row, shape ({n},), got {tuple(times.shape)}")
-
-
-def cox_median(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor) -> Tensor:
-    """Median survival time: the smallest baseline time with ``S(t|x) <= 0.5``, else ``inf``.
-
-    ``S <= 0.5`` iff ``log H0(t) >= log(ln 2) - log_hz``; ``H0`` is non-decreasing so one binary search per
-    row finds it. Rows whose survival never reaches 0.5 by the last baseline time get ``inf`` (as lifelines'
-    ``predict_median``).
-
-    Args:
-        log_hz: (n,) or (n, 1) log relative hazards.
-        baseline_times: (k,) ascending times.
-        baseline_cumhaz: (k,) baseline cumulative hazard at ``baseline_times``.
-
-    Returns:
-        (n,) medians, same unit as ``baseline_times``, in its dtype if floating point else ``log_hz``'s.
-    """
-    _check_float(log_hz, "log_hz")
-    x = _flat(log_hz, "log_hz").to(torch.float64)
-    _check_baseline(baseline_times, baseline_cumhaz)
-    dtype = baseline_times.dtype if baseline_times.is_floating_point() else log_hz.dtype
-    k = baseline_times.shape[0]
-    if k == 0:
-        return torch.full_like(x, math.inf, dtype=dtype)
-    log_h0 = torch.log(baseline_cumhaz.to(torch.float64)).contiguous()
-    idx = torch.searchsorted(log_h0, (_LOG_LN2 - x).contiguous())
-    median = baseline_times.to(torch.float64)[idx.clamp_max(k - 1)]
-    return torch.where(idx < k, median, math.inf).to(dtype)
-
-
-# ------------------------------------------------------------------------------------------------ Weibull
-
-
-def _weibull_params(log_params: Tensor) -> tuple[Tensor, Tensor]:
-    """Split (n, 2) / (n, 1) / (n,) log parameters into float64 (log scale, log shape), each (n,)."""
-    _check_float(log_params, "log_params")
-    p = log_params.to(torch.float64)
-    if p.dim() == 2 and p.shape[1] == 2:
-        return p[:, 0], p[:, 1]
-    if p.dim() == 1 or (p.dim() == 2 and p.shape[1] == 1):
-        p = p.reshape(-1)
-        return p, torch.zeros_like(p)
-    raise SurvmomError(f"log_params must have shape (n, 2), (n, 1) or (n,), got {tuple(log_params.shape)}")
-
-
-def weibull_loss(log_params: Tensor, event: Tensor, time: Tensor, reduction: str = "mean") -> Tensor:
-    """Negative Weibull AFT log-likelihood ``-sum_i [delta_i log h(t_i) + log S(t_i)]``.
-
-    With ``a = log lambda``, ``b = log rho`` and ``z = rho (log t - a) = log (t/lambda)^rho``:
-    ``log h(t) = b + z - log t`` and ``-log S(t) = exp(z)``: the term is ``exp(z) - delta (b + z - log t)``.
-    Computed in float64, returned in ``log_params``'s dtype.
-
-    Limits: times are clamped below at the smallest positive normal of ``time``'s dtype (times must be > 0;
-    the clamp only avoids ``log 0``). For ``z > 20`` (cumulative hazard above e^20 = 4.85e8, S < e^-4.8e8)
-    ``exp(z)`` is continued by its tangent ``e^20 (1 + z - 20)``, so loss and gradients stay finite (and
-    still push the prediction the right way) for log parameters up to about +-50 even in float32; below
-    that the likelihood is exact. Log shapes above ~700 overflow float64.
-
-    Args:
-        log_params: (n, 2) = (log scale, log shape), or (n, 1) / (n,) log scale with log shape 0
-            (exponential model). Scale is in the unit of ``time``.
-        event: (n,) bool or 0/1.
-        time: (n,) event or censoring times, > 0.
-        reduction: ``"mean"`` divides the sum by n (the number of samples), ``"sum"`` does not.
-
-    Returns:
-        A 0-d tensor in ``log_params``'s dtype; 0 (attached to the graph) when n = 0.
-    """
-    mean = _choice("reduction", reduction, _REDUCTIONS) == "mean"
-    log_scale, log_shape = _weibull_params(log_params)
-    n = log_scale.shape[0]
-    _check_event_time(event, time, n, "log_params")
-    if n == 0:
-        return log_params.reshape(-1)[:0].sum()
-    tiny = torch.finfo(time.dtype if time.is_floating_point() else torch.float32).tiny
-    log_t = torch.log(time.to(torch.float64).clamp_min(tiny))
-    z = torch.exp(log_shape) * (log_t - log_scale)
-    cap = _WEIBULL_Z_LINEAR
-    cumhaz = torch.where(z <= cap, torch.exp(z.clamp_max(cap)), math.exp(cap) * (1.0 + (z - cap)))
-    nll = (cumhaz - event.to(torch.float64) * (log_shape + z - log_t)).sum()
-    return (nll / n if mean else nll).to(log_params.dtype)
-
-
-def weibull_survival(log_params: Tensor, times: Tensor, *, paired: bool = False) -> Tensor:
-    """Weibull survival ``S(t|x) = exp(-(t/lambda)^rho)`` at the given times.
-
-    Args:
-        log_params: (n, 2) = (log scale, log shape), or (n, 1) / (n,) log scale with shape 1.
-        times: (m,) evaluation times, same unit as the training time; ``t <= 0`` gives ``S = 1``; with
-            ``paired``, (n,): one per row.
-
-    Returns:
-        (n, m) survival probabilities in ``log_params``'s dtype; with ``paired``, (n,): ``S(times_i | x_i)``.
-    """
-    log_scale, log_shape = _weibull_params(log_params)
-    log_t = torch.log(_as_times(times).clamp_min(0.0))
-    if paired:
-        _check_paired(log_t, log_scale.shape[0])
-        z = torch.exp(log_shape) * (log_t - log_scale)
-    else:
-        z = torch.exp(log_shape)[:, None] * (log_t[None, :] - log_scale[:, None])
-    return torch.exp(-torch.exp(z)).to(log_params.dtype)
-
-
-def weibull_median(log_params: Tensor) -> Tensor:
-    """Weibull median survival time ``lambda (ln 2)^(1/rho) = exp(a + log(ln 2) e^-b)``, (n,).
-
-    Args:
-        log_params: (n, 2) = (log scale, log shape), or (n, 1) / (n,) log scale with shape 1.
-
-    Returns:
-        (n,) medians in the unit of time, in ``log_params``'s dtype.
-    """
-    return torch.exp(_weibull_log_median(log_params)).to(log_params.dtype)
-
-
-def weibull_log_median(log_params: Tensor) -> Tensor:
-    """Log of :func:`weibull_median`, ``a + log(ln 2) e^-b``, (n,) in ``log_params``'s dtype: finite (and in
-    the order of the medians) where the median itself overflows to inf or underflows to 0."""
-    return _weibull_log_median(log_params).to(log_params.dtype)
-
-
-def _weibull_log_median(log_params: Tensor) -> Tensor:
-    log_scale, log_shape = _weibull_params(log_params)  # float64
-    return log_scale + _LOG_LN2 * torch.exp(-log_shape)

@@ -19,12 +19,17 @@ estimate ``G(t) = P(C > t)`` of the censoring distribution fitted on the trainin
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from survmom.core.kaplan_meier import kaplan_meier_steps, step_at
+from survmom.core.metric_inputs import as_float as _as_float
+from survmom.core.metric_inputs import eval_times as _eval_times
+from survmom.core.metric_inputs import event_time as _event_time
+from survmom.core.metric_inputs import optional as _optional
+from survmom.core.metric_inputs import risk_event_time as _risk_event_time
+from survmom.core.metric_inputs import train_data as _train_data
+from survmom.core.metric_inputs import weights as _weights
 from survmom.core.sorting import ascending_key
 from survmom.errors import SurvmomError
 
@@ -39,80 +44,6 @@ __all__ = [
 ]
 
 _F64 = torch.float64
-
-
-# ----------------------------------------------------------------------------------------------- validation
-def _as_float(x: Any, name: str, *, allow_inf: bool = False) -> Tensor:
-    """``x`` as a float64 tensor without NaN (and without +-inf unless ``allow_inf``)."""
-    t = torch.as_tensor(x).detach()
-    if t.is_complex() or t.dtype == torch.bool:
-        raise SurvmomError(f"{name} must hold real numbers, got dtype {t.dtype}")
-    t = t.to(_F64)
-    bad = torch.isnan(t) if allow_inf else ~torch.isfinite(t)
-    if bool(bad.any()):
-        kind = "NaN" if allow_inf else "NaN or infinite"
-        first = int(bad.flatten().nonzero()[0])
-        raise SurvmomError(f"{name} contains {kind} values (first at flat index {first})")
-    return t
-
-
-def _as_event(x: Any, name: str = "event") -> Tensor:
-    """``x`` as a bool tensor; accepts bool, or numbers that are all 0 or 1."""
-    t = torch.as_tensor(x).detach()
-    if t.dtype == torch.bool:
-        return t
-    if t.is_complex() or not bool(((t == 0) | (t == 1)).all()):
-        raise SurvmomError(f"{name} must be bool or 0/1 valued, got dtype {t.dtype} with other values")
-    return t != 0
-
-
-def _event_time(event: Any, time: Any, n: int | None = None) -> tuple[Tensor, Tensor]:
-    """Validated 1-D ``(event, time)`` of equal length (``n`` if given), on ``time``'s device."""
-    e = _as_event(event)
-    t = _as_float(time, "time")
-    if e.ndim != 1 or t.ndim != 1 or e.shape[0] != t.shape[0] or (n is not None and t.shape[0] != n):
-        want = "" if n is None else f" (n = {n} predictions)"
-        raise SurvmomError(
-            f"event and time must be 1-D of equal length{want}, got shapes {tuple(e.shape)}, {tuple(t.shape)}"
-        )
-    return e.to(t.device), t
-
-
-def _risk_event_time(risk: Any, event: Any, time: Any) -> tuple[Tensor, Tensor, Tensor]:
-    """Validated 1-D ``(risk, event, time)`` of equal length."""
-    r = _as_float(risk, "risk", allow_inf=True)
-    if r.ndim != 1:
-        raise SurvmomError(f"risk must be 1-D (n,), got shape {tuple(r.shape)}")
-    e, t = _event_time(event, time, r.shape[0])
-    return r.to(t.device), e, t
-
-
-def _train_data(train_event: Any, train_time: Any, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Validated 1-D non-empty ``(train_event, train_time)`` on ``device``."""
-    e = _as_event(train_event, "train_event").to(device)
-    t = _as_float(train_time, "train_time").to(device)
-    if e.ndim != 1 or t.ndim != 1 or e.shape[0] != t.shape[0] or t.shape[0] == 0:
-        raise SurvmomError(
-            f"train_event and train_time must be 1-D, non-empty and of equal length, got shapes "
-            f"{tuple(e.shape)} and {tuple(t.shape)}"
-        )
-    return e, t
-
-
-def _eval_times(times: Any, time: Tensor) -> Tensor:
-    """Validated evaluation ``times`` (m,): strictly increasing, inside the test follow-up [min, max)."""
-    ts = _as_float(times, "times").to(time.device).reshape(-1)
-    if ts.numel() == 0:
-        raise SurvmomError("times must contain at least one time point")
-    if ts.numel() > 1 and not bool((ts[1:] > ts[:-1]).all()):
-        raise SurvmomError("times must be strictly increasing")
-    lo, hi = float(time.min()), float(time.max())
-    if float(ts[0]) < lo or float(ts[-1]) >= hi:
-        raise SurvmomError(
-            f"times must lie within the follow-up of the test data [{lo:g}, {hi:g}), "
-            f"got [{float(ts[0]):g}, {float(ts[-1]):g}]"
-        )
-    return ts
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -290,9 +221,11 @@ def censoring_survival(train_event: Tensor, train_time: Tensor, at: Tensor) -> T
     return step_at(uniq, g, a.reshape(-1)).reshape(a.shape)
 
 
-def _ipcw_survival(train_event: Tensor, train_time: Tensor, at: Tensor) -> Tensor:
-    """``G(at)`` (same shape as ``at``), raising :class:`SurvmomError` where it is 0 or unknown."""
-    uniq, g = kaplan_meier_steps(train_event, train_time, censoring=True)
+def _ipcw_survival(train_event: Tensor, train_time: Tensor, at: Tensor, train_weight: Tensor | None = None
+                   ) -> Tensor:
+    """``G(at)`` (same shape as ``at``), raising :class:`SurvmomError` where it is 0 or unknown; the censoring
+    Kaplan-Meier weighted by ``train_weight`` (n,) if given."""
+    uniq, g = kaplan_meier_steps(train_event, train_time, censoring=True, weight=train_weight)
     t_max = float(uniq[-1])
     g_at = step_at(uniq, g, at)
     bad = (at > t_max) | (g_at <= 0.0)
@@ -307,8 +240,13 @@ def _ipcw_survival(train_event: Tensor, train_time: Tensor, at: Tensor) -> Tenso
 
 
 # ------------------------------------------------------------------------------------------- concordance
-def concordance_index(risk: Tensor, event: Tensor, time: Tensor) -> float:
+def concordance_index(risk: Tensor, event: Tensor, time: Tensor, *, entry: Tensor | None = None,
+                      weight: Tensor | None = None) -> float:
     """Harrell's concordance index, ``sum_{comparable (i,j)} ([r_i > r_j] + [r_i = r_j] / 2) / #comparable``.
+
+    With ``entry`` (n,) (delayed entry, counting-process rows) or ``weight`` (n,) (case weights), the
+    time-dependent concordance of :func:`survmom.core.design_metrics.design_concordance`: j must be at risk
+    at ``t_i`` (``entry_j < t_i``) and pair (i, j) counts ``w_i w_j``.
 
     ``risk``, ``event``, ``time``: (n,), see the module conventions. A pair is comparable when the sample
     with the shorter time had an event (``t_i < t_j``, ``event_i``), or when both times are equal and only
@@ -326,6 +264,10 @@ def concordance_index(risk: Tensor, event: Tensor, time: Tensor) -> float:
     1.0
     """
     r, e, t = _risk_event_time(risk, event, time)
+    if entry is not None or weight is not None:
+        from survmom.core.design_metrics import design_concordance  # it builds on this module's helpers
+
+        return design_concordance(r, e, t, _optional(entry, "entry", t, allow_inf=True), _weights(weight, t))
     num, den, _, _ = _concordance_parts(r, e, t, torch.ones_like(t))
     return float(num / den) if float(den) > 0 else float("nan")
 
@@ -446,7 +388,8 @@ def cumulative_dynamic_auc(
 
 
 def brier_score(
-    surv_prob: Tensor, event: Tensor, time: Tensor, train_event: Tensor, train_time: Tensor, times: Tensor
+    surv_prob: Tensor, event: Tensor, time: Tensor, train_event: Tensor, train_time: Tensor, times: Tensor, *,
+    weight: Tensor | None = None, train_weight: Tensor | None = None,
 ) -> Tensor:
     """Graf's IPCW Brier score at each of ``times`` (m,), as ``sksurv.metrics.brier_score``.
 
@@ -456,6 +399,8 @@ def brier_score(
     Samples censored before ``t`` contribute 0. ``times`` must be strictly increasing inside the test
     follow-up ``[min(time), max(time))``. Raises :class:`SurvmomError` where a needed ``G`` is 0 or unknown
     (scikit-survival instead drops such terms when the training ``G`` ends at 0). Returns float64 (m,).
+    ``weight`` (n,): case weights of the test rows (a weighted mean); ``train_weight``: of the training rows
+    (a weighted censoring Kaplan-Meier); integer weights equal replicated rows.
     """
     p_in = _as_float(surv_prob, "surv_prob")
     if p_in.ndim not in (1, 2):
@@ -473,17 +418,21 @@ def brier_score(
     cases = e[:, None] & (t[:, None] <= ts[None, :])
     controls = t[:, None] > ts[None, :]
     needed = e & (t <= ts[-1])
+    w, tw = _weights(weight, t), _weights(train_weight, tt, "train_weight")
     g_event = torch.ones_like(t)
     if bool(needed.any()):
-        g_event[needed] = _ipcw_survival(te, tt, t[needed])
-    g_times = _ipcw_survival(te, tt, ts)
+        g_event[needed] = _ipcw_survival(te, tt, t[needed], tw)
+    g_times = _ipcw_survival(te, tt, ts, tw)
     case_loss = torch.where(cases, p**2 / g_event[:, None], 0.0)
     control_loss = torch.where(controls, (1.0 - p) ** 2 / g_times, 0.0)
-    return (case_loss + control_loss).mean(0)
+    if w is None:
+        return (case_loss + control_loss).mean(0)
+    return (w[:, None] * (case_loss + control_loss)).sum(0) / w.sum()
 
 
 def integrated_brier_score(
-    surv_prob: Tensor, event: Tensor, time: Tensor, train_event: Tensor, train_time: Tensor, times: Tensor
+    surv_prob: Tensor, event: Tensor, time: Tensor, train_event: Tensor, train_time: Tensor, times: Tensor, *,
+    weight: Tensor | None = None, train_weight: Tensor | None = None,
 ) -> float:
     """Integrated Brier score ``int_{t_1}^{t_m} BS(t) dt / (t_m - t_1)`` by the trapezoid rule over ``times``.
 
@@ -493,6 +442,6 @@ def integrated_brier_score(
     ts = _as_float(times, "times").reshape(-1)
     if ts.numel() < 2:
         raise SurvmomError("integrated_brier_score needs at least two times")
-    bs = brier_score(surv_prob, event, time, train_event, train_time, ts)
+    bs = brier_score(surv_prob, event, time, train_event, train_time, ts, weight=weight, train_weight=train_weight)
     ts = ts.to(bs.device)
     return float(torch.trapezoid(bs, ts) / (ts[-1] - ts[0]))

@@ -22,6 +22,11 @@ Differences from torchsurv, all deliberate:
 * the target network always runs in eval mode (no dropout noise in the bank; BatchNorm uses running
   statistics, which are copied from the online network at every EMA update).
 
+Study designs (``entry``, ``weight``, ``strata`` flags): the bank keeps each row's entry time, case weight and
+stratum, and the pooled Cox loss applies the risk-set rules of :func:`~survmom.core.losses.cox_loss` to bank +
+batch rows (pooled loss == the one-batch loss of the same rows). Weibull takes entry and weights in its batch
+loss; strata are a Cox notion and refused for Weibull.
+
 Example:
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(5, 1))
@@ -44,11 +49,11 @@ import torch
 from torch import nn
 
 from survmom import choices
-from survmom.core.bank import MemoryBank, MergedRows, SortedRows
+from survmom.core.bank import BankDesign, MemoryBank, MergedRows, SortedRows
 from survmom.core.ema import EMA
 from survmom.core.losses import cox_loss, cox_loss_sorted, weibull_loss
 from survmom.core.sorting import merge_order, merge_runs
-from survmom.errors import ConfigError, StateError
+from survmom.errors import ConfigError, StateError, SurvmomError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 BUILTIN_LOSSES = choices.LOSSES
@@ -70,6 +75,8 @@ class Momentum(nn.Module):
         warmup: torch_ema's warm-up ``min(m, (1 + n)/(10 + n))``.
         ties: ``"efron"`` or ``"breslow"`` for the Cox loss.
         out_dim: width d of the estimates; default: the last ``nn.Linear``'s ``out_features``.
+        entry, weight, strata: the study design the rows carry (delayed entry / counting-process start,
+            case weights, Cox strata); :meth:`forward` then needs exactly these fields.
 
     ``ema`` is the :class:`~survmom.core.ema.EMA` of ``online`` whose averaged network is ``target``.
     """
@@ -88,11 +95,18 @@ class Momentum(nn.Module):
         warmup: bool = False,
         ties: str = "efron",
         out_dim: int | None = None,
+        entry: bool = False,
+        weight: bool = False,
+        strata: bool = False,
     ) -> None:
         super().__init__()
         capacity = batchsize * steps if bank_size is None else bank_size
         if capacity < 0:
             raise ConfigError(f"bank size must be >= 0, got {capacity}")
+        if (entry or weight or strata) and not isinstance(loss, str):
+            raise ConfigError("entry, weight and strata need the built-in cox or weibull loss, not a callable")
+        if strata and loss == "weibull":
+            raise ConfigError("strata apply to the cox loss only (a stratified baseline hazard), not weibull")
         self.loss_name = loss if isinstance(loss, str) else "custom"
         self.loss_fn = _resolve_loss(loss, ties)
         self.ties = ties
@@ -104,7 +118,8 @@ class Momentum(nn.Module):
         # The target network is the EMA's averaged network: the EMA updates it in place from the online one.
         self.ema = EMA(self.online, rate, rate_schedule, total_steps, warmup, averaged=self.target)
         dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), None)
-        self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype)
+        self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype, entry=entry,
+                               weight=weight, strata=strata)
         self._merged: MergedRows | None = None  # this step's bank + batch run, for the push
 
     def _apply(self, fn: Any, recurse: bool = True) -> Momentum:
@@ -118,24 +133,50 @@ class Momentum(nn.Module):
         self.target.eval()
         return self
 
-    def forward(self, inputs: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        """Loss of the batch pooled with the bank; then EMA update and push. inputs (B, ...), event/time (B,)."""
+    def forward(self, inputs: torch.Tensor, event: torch.Tensor, time: torch.Tensor, *,
+                entry: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+                strata: torch.Tensor | None = None) -> torch.Tensor:
+        """Loss of the batch pooled with the bank; then EMA update and push. inputs (B, ...), event/time (B,);
+        entry, weight, strata (B,): the design fields this model was built with (see :class:`Momentum`)."""
         online, target = self.online, self.target
+        design = None
+        if entry is not None or weight is not None or strata is not None or self.bank.design_fields:
+            design = self._batch_design(time, entry, weight, strata)
         online_estimates = online(inputs)
         self._merged = None
-        loss = self.pooled_loss(online_estimates, event, time)
+        loss = self.pooled_loss(online_estimates, event, time, design=design)
         with torch.no_grad():
             self.ema.update()
-            self.bank.push(target(inputs), event, time, merged=self._merged)
+            self.bank.push(target(inputs), event, time, merged=self._merged, design=design)
         self._merged = None
         return loss
 
-    def pooled_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        """Loss over bank rows (constants) + batch rows (with gradient); see the module notes for Weibull."""
+    def _batch_design(self, time: torch.Tensor, entry: torch.Tensor | None, weight: torch.Tensor | None,
+                      strata: torch.Tensor | None) -> BankDesign:
+        """The batch's design fields, checked against the constructor's flags, as float64 / int64 (B,)."""
+        design = BankDesign(entry, weight, strata)
+        given = tuple(name for name, value in design._asdict().items() if value is not None)
+        if given != self.bank.design_fields:
+            raise SurvmomError(f"this Momentum was built for the design fields "
+                               f"({', '.join(self.bank.design_fields) or 'none'}), forward got "
+                               f"({', '.join(given) or 'none'})")
+        for name, values in zip(given, (v for v in design if v is not None), strict=True):
+            if values.shape != time.shape:
+                raise SurvmomError(f"{name} must have shape {tuple(time.shape)} like time, got {tuple(values.shape)}")
+        device = self.bank.times.device
+        return BankDesign(*(None if v is None else v.to(device=device, dtype=kind)
+                            for v, kind in zip(design, (torch.float64, torch.float64, torch.int64), strict=True)))
+
+    def pooled_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor, *,
+                    design: BankDesign | None = None) -> torch.Tensor:
+        """Loss over bank rows (constants) + batch rows (with gradient); see the module notes for Weibull.
+        ``design``: the batch's design fields (those the bank keeps)."""
         if self.loss_name == "weibull":
-            return self.loss_fn(estimates, event, time)
+            if design is None:
+                return self.loss_fn(estimates, event, time)
+            return weibull_loss(estimates, event, time, entry=design.entry, weight=design.weight)
         if self.loss_name == "cox":
-            return self._pooled_cox_loss(estimates, event, time)
+            return self._pooled_cox_loss(estimates, event, time, design)
         bank_estimates, bank_events, bank_times = self.bank.contents()
         estimates = estimates.reshape(estimates.shape[0], -1)
         pooled = torch.cat([bank_estimates.to(estimates), estimates])
@@ -143,7 +184,8 @@ class Momentum(nn.Module):
         pooled_times = torch.cat([bank_times, time.to(bank_times)])
         return self.loss_fn(pooled, pooled_events, pooled_times)
 
-    def _pooled_cox_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+    def _pooled_cox_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor,
+                         design: BankDesign | None) -> torch.Tensor:
         """Cox loss over bank + batch merged by time (the bank is kept sorted); gradient to the batch only.
 
         The merged run is kept for this step's push, which then needs no merge of its own. A batch already in
@@ -180,7 +222,14 @@ class Momentum(nn.Module):
             # The batch rows' sequence numbers are bank.incoming_seq(B), in batch row order.
             seq = merged(rows.seq, bank.incoming_seq(log_hz.shape[0]))
             self._merged = MergedRows(SortedRows(keys, values, events, seq), position)
-        return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
+        if design is None:
+            return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
+        bank_design = bank.design_by_time(rows)
+        entry_keys = None if design.entry is None else merged(torch.neg(bank_design.entry), torch.neg(design.entry))
+        weight = None if design.weight is None else merged(bank_design.weight, design.weight)
+        strata = None if design.strata is None else merged(bank_design.strata, design.strata)
+        return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties, entry=entry_keys,
+                               weight=weight, strata=strata)
 
     @torch.no_grad()
     def infer(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -13,12 +13,22 @@ Modules, each importing only those listed before it:
 * ``text`` delimited text (CSV, TSV, compressed; delimiter and decimal comma detected); ``columnar`` Parquet;
   ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS (typed sources);
 * ``read`` read by file suffix, fingerprint, feature columns and forced types;
-* ``outcomes`` time and event; ``split`` the train/validation split;
+* ``outcomes`` time and event; ``designs`` entry times, case weights, strata and a subject's intervals;
+  ``split`` the train/validation split (by row, or by subject);
 * ``encoding`` fitted column specs and their arithmetic; ``diagnostics`` warnings about features;
   ``preprocess`` the :class:`Preprocessor` (fit, transform, plain-data state).
 """
 
 from survmom.data.cells import NA_MARKERS
+from survmom.data.designs import (
+    apply_strata,
+    check_intervals,
+    describe_stratum,
+    fit_strata,
+    parse_entry,
+    parse_weight,
+    subject_codes,
+)
 from survmom.data.diagnostics import NewValues
 from survmom.data.encoding import CategoricalColumn, NumericColumn
 from survmom.data.messages import sample_rows
@@ -35,7 +45,7 @@ from survmom.data.read import (
     table_columns,
     text_notice,
 )
-from survmom.data.split import stratified_split
+from survmom.data.split import stratified_split, subject_split
 
 __all__ = [
     "NA_MARKERS",
@@ -44,16 +54,24 @@ __all__ = [
     "NewValues",
     "NumericColumn",
     "Preprocessor",
+    "apply_strata",
+    "check_intervals",
     "declared_types",
+    "describe_stratum",
     "fingerprint",
+    "fit_strata",
     "forced_types",
     "iter_table_batches",
+    "parse_entry",
     "parse_event",
     "parse_time",
+    "parse_weight",
     "read_table",
     "sample_rows",
     "select_feature_columns",
     "stratified_split",
+    "subject_codes",
+    "subject_split",
     "table_columns",
     "text_notice",
 ]

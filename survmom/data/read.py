@@ -205,25 +205,30 @@ def select_feature_columns(
     features: list[str] | None,
     exclude: list[str] | None,
     path: Path,
+    design: dict[str, list[str]] | None = None,
 ) -> list[str]:
-    """Feature columns: ``features`` (default: all but time, event and id) minus ``exclude``, in file order.
+    """Feature columns: ``features`` (default: all but time, event, id and the ``design`` columns, role ->
+    names: entry, weight, strata) minus ``exclude``, in file order.
 
-    Unknown names in ``features``/``exclude`` and a missing time/event/id column raise DataError.
+    Unknown names in ``features``/``exclude`` and a missing time/event/id/design column raise DataError.
     """
     columns = list(columns)
     roles = {"time": time_col, "event": event_col, "id": id_col}
     if time_col == event_col:
         raise ConfigError(f"time and event columns must differ (both are '{time_col}')")
-    for role, name in roles.items():
-        if name is not None and name not in columns:
+    named = [(role, name) for role, name in roles.items() if name is not None]
+    named += [(role, name) for role, names in (design or {}).items() for name in names]
+    for role, name in named:
+        if name not in columns:
             raise _not_found(path, role, name, columns)
-    reserved = {n for n in roles.values() if n is not None}
+    reserved = {name for _, name in named}
     for option, names in (("features", features), ("exclude", exclude)):
         _check_known(option, names, columns, path)
     if features is not None:
         clash = [n for n in features if n in reserved]
         if clash:
-            raise ConfigError(f"features must not include the time, event or id column: {quote_list(clash)}")
+            raise ConfigError(f"features must not include the time, event, id, entry, weight or strata column: "
+                              f"{quote_list(clash)}")
         wanted = set(features)
         chosen = [c for c in columns if c in wanted]
     else:
@@ -243,15 +248,15 @@ def forced_types(
     *,
     categorical: list[str] | None,
     numeric: list[str] | None,
-    roles: dict[str, str | None],
+    roles: dict[str, str | list[str] | None],
     features: list[str],
     path: Path,
 ) -> dict[str, str]:
     """Column -> "category" or "numeric" as the user forces it (``--categorical``, ``--numeric``).
 
-    ``roles`` maps "time", "event", "id" to their columns. DataError for a name that is not a column of
-    ``path``; ConfigError for a column in both lists, for the time, event or id column, and for a column
-    that is not among the ``features`` (excluded, or left out of ``--features``).
+    ``roles`` maps "time", "event", "id" (and the design roles: entry, weight, strata) to their column(s).
+    DataError for a name that is not a column of ``path``; ConfigError for a column in both lists, for a column
+    with a role, and for a column that is not among the ``features`` (excluded, or left out of ``--features``).
     """
     given = {"categorical": categorical or [], "numeric": numeric or []}
     for option, names in given.items():
@@ -259,7 +264,8 @@ def forced_types(
     both = [n for n in given["categorical"] if n in set(given["numeric"])]
     if both:
         raise ConfigError(f"--categorical and --numeric both name {quote_list(both)}; give each column one type")
-    role_of = {name: role for role, name in roles.items() if name is not None}
+    role_of = {name: role for role, names in roles.items()
+               for name in ([names] if isinstance(names, str) else names or [])}
     used = set(features)
     for option, names in given.items():
         for name in names:

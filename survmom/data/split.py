@@ -34,3 +34,23 @@ def stratified_split(event: np.ndarray, frac: float, seed: int) -> tuple[np.ndar
     mask = np.zeros(n, dtype=bool)
     mask[val] = True
     return everything[~mask], everything[mask]
+
+
+def subject_split(subjects: np.ndarray | None, event: np.ndarray, frac: float, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx) like :func:`stratified_split`, but every row of a subject on one side.
+
+    ``subjects`` (n,) int64: the subject of each row (rows of one subject share a code), or None when each row
+    is its own subject (then exactly :func:`stratified_split`). ``frac`` is the fraction of subjects held out,
+    stratified by whether the subject has an event in any of its rows (counting-process data: a subject's
+    event is on its last interval).
+    """
+    if subjects is None:
+        return stratified_split(event, frac, seed)
+    _, subject = np.unique(np.asarray(subjects), return_inverse=True)
+    has_event = np.zeros(subject.max(initial=-1) + 1, dtype=bool)
+    np.logical_or.at(has_event, subject, np.asarray(event).astype(bool))
+    _, val_subjects = stratified_split(has_event, frac, seed)
+    in_val = np.isin(subject, val_subjects)
+    everything = np.arange(len(subject), dtype=np.int64)
+    return everything[~in_val], everything[in_val]

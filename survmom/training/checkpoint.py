@@ -10,6 +10,11 @@ a crafted pickle cannot run code. Format version 2 holds:
   training rows' risks and the Cox Breslow baseline);
 - the data's state: ``preprocessing``, ``data`` (path, fingerprint, rows, columns), ``train_outcomes`` and
   ``event_time_quantiles``; ``timings``;
+- for a model with a study design (``--entry-col``, ``--weight-col``, ``--strata``; optional keys, absent
+  from a plain model's file): ``train_outcomes`` also holds ``entry``/``weight``/``strata`` (n,); ``strata``:
+  ``{"levels": [[label, ...], ...]}`` (stratum code -> the labels of the config's ``strata`` columns); and
+  ``prediction`` holds ``strata_baselines`` (one ``{"times", "cumhaz"}`` per stratum code) instead of the
+  single ``baseline_times``/``baseline_cumhaz``;
 - ``checksum``: SHA-256 of all of the above (:func:`content_checksum`), so that a damaged byte anywhere, in
   a tensor's data too, is refused instead of predicting with it.
 
@@ -51,7 +56,10 @@ class Checkpoint:
     ``target_weights``: the target network's state dict for prediction (the best validated target, else the
     last one). ``baseline_times``/``baseline_cumhaz`` (m,) float64: the Cox Breslow baseline in the user's
     time unit (None for Weibull). ``train_time`` (n,) float64 and ``train_event`` (n,) bool: the training
-    rows' outcomes, for IPCW weights. ``train_risk`` (n,) float64: the same rows' risks at the prediction
+    rows' outcomes, for IPCW weights; ``train_design`` their design fields (entry, weight, strata), if used.
+    ``strata_levels``: stratum code -> labels of the ``--strata`` columns; ``strata_baselines``: (times, cumhaz)
+    per stratum code (then ``baseline_times``/``baseline_cumhaz`` are None); both None without strata.
+    ``train_risk`` (n,) float64: the same rows' risks at the prediction
     weights (predict's ``risk`` column), for risk groups cut at training quantiles; None in a checkpoint
     written before survmom kept them. ``state``: the whole dict, for :meth:`Trainer.load_state_dict`.
     """
@@ -68,6 +76,9 @@ class Checkpoint:
     train_event: torch.Tensor
     train_risk: torch.Tensor | None
     event_time_quantiles: list[float]
+    strata_levels: list[tuple[str, ...]] | None
+    strata_baselines: list[tuple[torch.Tensor, torch.Tensor]] | None
+    train_design: dict[str, torch.Tensor]
     progress: dict[str, Any]
     best_metric: float | None
     best_epoch: int
@@ -91,15 +102,20 @@ def data_state(prepared: PreparedData) -> dict[str, Any]:
     and the quartiles of the training event times (evaluate's default times)."""
     train = prepared.train
     event_times = train.time[train.event]
+    design = {name: torch.from_numpy(getattr(train, name).copy()) for name in ("entry", "weight", "strata")
+              if getattr(train, name) is not None}
     # Observed event times ("lower"), not interpolations: 68.3 rather than 68.30000000000001 in every report.
     quantiles = np.quantile(event_times, [0.25, 0.5, 0.75], method="lower").tolist() if len(event_times) else []
-    return {
+    state = {
         "preprocessing": prepared.preprocessor.to_state(),
         "data": dict(prepared.data_info),
         "train_outcomes": {"time": torch.from_numpy(train.time.astype(np.float64)),
-                           "event": torch.from_numpy(train.event.astype(bool))},
+                           "event": torch.from_numpy(train.event.astype(bool)), **design},
         "event_time_quantiles": [float(q) for q in quantiles],
     }
+    if prepared.strata_levels is not None:
+        state["strata"] = {"levels": [list(level) for level in prepared.strata_levels]}
+    return state
 
 
 def save_state(state: dict[str, Any], path: Path) -> None:
@@ -124,7 +140,9 @@ def read_checkpoint(path: Path) -> Checkpoint:
         target = best["target"] or {key[len("target."):]: value for key, value in momentum.items()
                                     if key.startswith("target.")}
         baseline = [prediction.get(key) for key in ("baseline_times", "baseline_cumhaz")]
-        if config.loss == "cox" and not all(isinstance(value, torch.Tensor) for value in baseline):
+        levels, strata_baselines = _strata(state, config, path)
+        if config.loss == "cox" and strata_baselines is None and not all(
+                isinstance(value, torch.Tensor) for value in baseline):
             raise CheckpointError(f"{path}: checkpoint has no Cox baseline hazard (its 'prediction' entry is "
                                   "missing or damaged); it cannot give survival probabilities")
         train_time = torch.as_tensor(outcomes["time"], dtype=torch.float64)
@@ -142,6 +160,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
             train_time=train_time, train_event=torch.as_tensor(outcomes["event"], dtype=torch.bool),
             train_risk=None if train_risk is None else train_risk.to(torch.float64),
             event_time_quantiles=[float(t) for t in state["event_time_quantiles"]],
+            strata_levels=levels, strata_baselines=strata_baselines,
+            train_design={name: outcomes[name] for name in ("entry", "weight", "strata") if name in outcomes},
             progress=dict(state["progress"]), best_metric=best["metric"], best_epoch=int(best["epoch"]),
             history=list(state["history"]), bank=dict(momentum["bank._extra_state"]),
             ema=dict(momentum["_extra_state"]["ema"]), versions=dict(state["versions"]), state=state,
@@ -217,6 +237,20 @@ def _canonical(value: Any) -> Iterator[bytes | memoryview]:
         yield from _tagged(b"B", value)
     else:  # torch.dtype, torch.Size and the like, which weights-only loading also allows
         yield from _tagged(b"O", f"{type(value).__name__}:{value!r}".encode())
+
+
+def _strata(state: dict[str, Any], config: TrainConfig, path: Path
+            ) -> tuple[list[tuple[str, ...]] | None, list[tuple[torch.Tensor, torch.Tensor]] | None]:
+    """(levels, per-stratum baselines) of a stratified model's checkpoint; (None, None) without strata."""
+    if not config.strata:
+        return None, None
+    levels = [tuple(str(label) for label in level) for level in state["strata"]["levels"]]
+    baselines = [(entry["times"], entry["cumhaz"]) for entry in state["prediction"].get("strata_baselines") or []]
+    if len(baselines) != len(levels) or not all(isinstance(t, torch.Tensor) and isinstance(h, torch.Tensor)
+                                                for t, h in baselines):
+        raise CheckpointError(f"{path}: checkpoint has no baseline hazard for each of its {len(levels)} strata "
+                              "(its 'prediction' entry is missing or damaged)")
+    return levels, baselines
 
 
 def _require(mapping: dict[str, Any], keys: tuple[str, ...], what: str) -> None:

@@ -64,6 +64,14 @@ class TrainConfig:
     time_col: str = field(default="time", metadata=cli("Column with the event or censoring time (> 0 for weibull)."))
     event_col: str = field(default="event", metadata=cli("Column with the event flag: 1/0, true/false, yes/no."))
     id_col: str | None = field(default=None, metadata=cli("Identifier column: not a feature, copied to predictions."))
+    entry_col: str | None = field(default=None, metadata=cli(
+        "Entry-time column (delayed entry / left truncation; the start of counting-process rows): a row is at risk "
+        "on (entry, time]; entry < time in every row."))
+    weight_col: str | None = field(default=None, metadata=cli(
+        "Case-weight column (finite, >= 0; lifelines' weights_col): weighted likelihood and metrics."))
+    strata: list[str] | None = field(default=None, metadata=cli(
+        "Comma-separated stratum columns (Cox): one baseline hazard per combination of their values; risk sets "
+        "never cross strata."))
     features: list[str] | None = field(
         default=None, metadata=cli("Comma-separated feature columns (default: all others)."))
     exclude: list[str] | None = field(
@@ -182,10 +190,35 @@ class TrainConfig:
             (self.time_col != self.event_col, f"--time-col and --event-col are both {self.time_col!r}"),
             (self.id_col not in (self.time_col, self.event_col),
              f"--id-col {self.id_col!r} is also the time or event column; an id column only labels predictions"),
+            (not self.strata or self.loss == "cox",
+             "--strata needs --loss cox (a stratified baseline hazard); a weibull model takes strata as features"),
+            _distinct_roles(self),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"{source}: {message}" if source != "options" else message)
+
+
+def design_roles(config: TrainConfig) -> dict[str, list[str]]:
+    """The outcome and design columns of a config, role -> column names (none of them is a feature):
+    time, event, id, entry, weight and strata (only those given)."""
+    roles = {"time": [config.time_col], "event": [config.event_col], "id": [config.id_col],
+             "entry": [config.entry_col], "weight": [config.weight_col], "strata": list(config.strata or [])}
+    return {role: [name for name in names if name is not None] for role, names in roles.items()
+            if any(name is not None for name in names)}
+
+
+def _distinct_roles(config: TrainConfig) -> tuple[bool, str]:
+    """(ok, message): each column has at most one of the roles time, event, id, entry, weight, strata."""
+    seen: dict[str, str] = {}
+    for role, names in design_roles(config).items():
+        for name in names:
+            if name in seen:
+                other = seen[name]
+                return False, (f"column {name!r} is given twice: as the {other} column and as the {role} column"
+                               if other != role else f"--{role.replace('_', '-')} names {name!r} twice")
+            seen[name] = role
+    return True, ""
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

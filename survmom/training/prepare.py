@@ -12,32 +12,49 @@ import pandas as pd
 from survmom.data import (
     CategoricalColumn,
     Preprocessor,
+    apply_strata,
+    check_intervals,
     declared_types,
+    describe_stratum,
     fingerprint,
+    fit_strata,
     forced_types,
+    parse_entry,
     parse_event,
     parse_time,
+    parse_weight,
     read_table,
     select_feature_columns,
-    stratified_split,
+    subject_codes,
+    subject_split,
     table_columns,
     text_notice,
 )
 from survmom.errors import DataError
 from survmom.system import memory_limit
-from survmom.training.config import TrainConfig
+from survmom.training.config import TrainConfig, design_roles
 
 
 @dataclass
 class Outcomes:
-    """Features and outcomes of one split: x (n, p) float32, event (n,) bool, time (n,) float64."""
+    """Features and outcomes of one split: x (n, p) float32, event (n,) bool, time (n,) float64; and the
+    design's columns where the config names them (else None): entry (n,) float64 (same unit as time),
+    weight (n,) float64, strata (n,) int64 codes of the model's stratum levels."""
 
     x: np.ndarray
     event: np.ndarray
     time: np.ndarray
+    entry: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    strata: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.time)
+
+    def rows(self, x: np.ndarray, index: np.ndarray) -> Outcomes:
+        """The outcomes of rows ``index`` with their features ``x`` (already those rows)."""
+        entry, weight, strata = (None if a is None else a[index] for a in (self.entry, self.weight, self.strata))
+        return Outcomes(x, self.event[index], self.time[index], entry, weight, strata)
 
 
 @dataclass
@@ -49,21 +66,29 @@ class PreparedData:
     val: Outcomes | None
     data_info: dict
     warnings: list[str] = field(default_factory=list)
+    strata_levels: list[tuple[str, ...]] | None = None  # code -> the labels of the --strata columns
+
+
+def design_columns(config: TrainConfig) -> dict[str, list[str]]:
+    """The design's columns (entry, weight, strata) a config names, role -> names."""
+    return {role: names for role, names in design_roles(config).items() if role in ("entry", "weight", "strata")}
 
 
 def prepare_training_data(
-    config: TrainConfig, data_path: Path, preprocessor: Preprocessor | None = None
+    config: TrainConfig, data_path: Path, preprocessor: Preprocessor | None = None,
+    strata_levels: list[tuple[str, ...]] | None = None,
 ) -> PreparedData:
-    """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one)."""
+    """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one, and the stored
+    ``strata_levels``)."""
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     if preprocessor is None:
         feature_cols = select_feature_columns(
             columns, time_col=config.time_col, event_col=config.event_col, id_col=config.id_col,
-            features=config.features, exclude=config.exclude, path=data_path,
+            features=config.features, exclude=config.exclude, path=data_path, design=design_columns(config),
         )
-        roles = {"time": config.time_col, "event": config.event_col, "id": config.id_col}
+        roles = design_roles(config)
         forced = forced_types(columns, categorical=config.categorical, numeric=config.numeric, roles=roles,
                               features=feature_cols, path=data_path)
         # The user's types, then a typed file's own (Parquet), decide; other columns are inferred.
@@ -74,22 +99,34 @@ def prepare_training_data(
     else:
         feature_cols = preprocessor.input_columns
         reading = preprocessor.column_types()  # as predict reads: the types do not depend on the file
-    _require_columns(columns, [config.time_col, config.event_col, *feature_cols], data_path)
+    reading = {**reading, **strata_types(config)}
+    design = [name for names in design_columns(config).values() for name in names]
+    _require_columns(columns, [config.time_col, config.event_col, *feature_cols, *design], data_path)
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(fingerprint, data_path)
         # Only the columns used are read: an excluded column is never parsed, whatever it holds.
         ids = [config.id_col] if config.id_col is not None and config.id_col in columns else []
-        table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols, *ids]),
+        table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols, *ids,
+                                                      *design]),
                            column_types=reading, delimiter=config.delimiter)
         data_fingerprint = hashing.result()
-    repeated_ids = [_repeated_ids(table[config.id_col], data_path, config.id_col)] if ids else []
-    event = parse_event(table[config.event_col], path=data_path, column=config.event_col)
-    time = parse_time(table[config.time_col], path=data_path, column=config.time_col,
-                      min_exclusive=config.loss == "weibull")
+    # Counting-process data (--entry-col with --id-col) has several rows per subject by design.
+    repeated_ids = [_repeated_ids(table[config.id_col], data_path, config.id_col)] if (
+        ids and config.entry_col is None) else []
+    outcomes = parse_outcomes(table, config, data_path, strata_levels)
+    event, time = outcomes.event, outcomes.time
+    if config.strata and strata_levels is None:
+        outcomes.strata, strata_levels = fit_strata(table, config.strata, path=data_path)
     if len(time) < 2:
         raise DataError(f"{data_path}: {len(time)} data row(s); training needs at least 2")
+    subjects = None
+    if ids:
+        subjects = subject_codes(table[config.id_col], path=data_path, column=config.id_col)
+        if config.entry_col is not None:
+            check_intervals(table[config.id_col], outcomes.entry, time, path=data_path, column=config.id_col)
     if config.val is None and config.val_frac > 0:
-        train_idx, val_idx = stratified_split(event, config.val_frac, config.seed)
+        # Every row of a subject on one side: rows of one subject are not independent.
+        train_idx, val_idx = subject_split(subjects, event, config.val_frac, config.seed)
     else:
         train_idx, val_idx = np.arange(len(time)), np.arange(0)
     split = len(val_idx) > 0
@@ -102,11 +139,12 @@ def prepare_training_data(
     check_encoded_size(preprocessor, len(time), data_path)
     # One pass over the columns writes every split: no full-size matrix, no row gather.
     x_parts = preprocessor.transform_parts(table, path=data_path, parts=parts)
-    train = Outcomes(x_parts[0], event[train_idx], time[train_idx])
+    train = outcomes.rows(x_parts[0], train_idx)
     notice = text_notice(data_path, delimiter=config.delimiter)  # how a text file was read, if not plain CSV
     warnings = [notice] if notice else []
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     _require_events(train, data_path, config.loss)
+    _require_design_events(train, data_path, config, strata_levels)
     inputs = train.x.shape[1]
     if inputs >= len(train):
         warnings.append(f"{inputs:,} inputs for {len(train):,} training rows: with at least as many inputs as rows "
@@ -117,7 +155,7 @@ def prepare_training_data(
             "rows": len(time), "train_rows": len(train), "columns": columns}
     if config.val is not None:
         val_path = Path(config.val)
-        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter)
+        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter, strata_levels=strata_levels)
         notice = text_notice(val_path, delimiter=config.delimiter)
         warnings += [notice] if notice else []
         val_fingerprint = fingerprint(val_path)
@@ -126,32 +164,57 @@ def prepare_training_data(
                             "measures fit, not prediction, and early stopping cannot see overfitting")
         info.update(val_path=str(val_path.resolve()), val_fingerprint=val_fingerprint)
     elif split:
-        val = Outcomes(x_parts[1], event[val_idx], time[val_idx])
+        val = outcomes.rows(x_parts[1], val_idx)
     info["val_rows"] = 0 if val is None else len(val)
     if val is not None and not val.event.any():
         warnings.append("the validation rows have no events: C-index cannot be computed, no early stopping")
     if config.batch is not None and len(train) < config.batch:
         warnings.append(f"{len(train)} training rows is fewer than --batch {config.batch}: "
                         f"each epoch is one batch of {len(train)}")
-    return PreparedData(preprocessor, train, val, info, warnings)
+    return PreparedData(preprocessor, train, val, info, warnings, strata_levels)
 
 
-def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None
-                  ) -> Outcomes:
-    """Read a file with features, time and event, and apply a fitted preprocessor.
+def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,
+                  strata_levels: list[tuple[str, ...]] | None = None) -> Outcomes:
+    """Read a file with features, time and event (and the design's columns), and apply a fitted preprocessor.
 
     ``delimiter`` is the command's ``--delimiter`` (None: detected), not the one saved with the model.
+    ``strata_levels``: the model's stratum levels (required when the config has strata).
     """
     columns = table_columns(path, delimiter=delimiter)
-    _require_columns(columns, [config.time_col, config.event_col], path)
+    design = [name for names in design_columns(config).values() for name in names]
+    _require_columns(columns, [config.time_col, config.event_col, *design], path)
     preprocessor.check_columns(columns, path=path)
-    table = read_table(path, _used(columns, [config.time_col, config.event_col, *preprocessor.input_columns]),
-                       column_types=preprocessor.column_types(), delimiter=delimiter)
+    used = [config.time_col, config.event_col, *preprocessor.input_columns, *design]
+    table = read_table(path, _used(columns, used), column_types={**preprocessor.column_types(), **strata_types(config)},
+                       delimiter=delimiter)
+    outcomes = parse_outcomes(table, config, path, strata_levels)
+    check_encoded_size(preprocessor, len(outcomes), path)
+    outcomes.x = preprocessor.transform(table, path=path)
+    return outcomes
+
+
+def strata_types(config: TrainConfig) -> dict[str, str]:
+    """Stratum columns are read as categories (text labels), whatever their values: "007" stays "007"."""
+    return dict.fromkeys(config.strata or [], "category")
+
+
+def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
+                   strata_levels: list[tuple[str, ...]] | None) -> Outcomes:
+    """Time, event and the design's columns of ``table`` (x left empty); strata coded by ``strata_levels``
+    (None: left for the caller to fit)."""
     event = parse_event(table[config.event_col], path=path, column=config.event_col)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
-    check_encoded_size(preprocessor, len(time), path)
-    return Outcomes(preprocessor.transform(table, path=path), event, time)
+    outcomes = Outcomes(np.empty((len(time), 0), dtype=np.float32), event, time)
+    if config.entry_col is not None:
+        outcomes.entry = parse_entry(table[config.entry_col], time, path=path, column=config.entry_col,
+                                     time_column=config.time_col, nonnegative=config.loss == "weibull")
+    if config.weight_col is not None:
+        outcomes.weight = parse_weight(table[config.weight_col], path=path, column=config.weight_col)
+    if config.strata and strata_levels is not None:
+        outcomes.strata = apply_strata(table, config.strata, strata_levels, path=path)
+    return outcomes
 
 
 def check_encoded_size(preprocessor: Preprocessor, rows: int, path: Path, memory: int | None = None) -> None:
@@ -191,7 +254,8 @@ def _repeated_ids(ids: pd.Series, path: Path, column: str) -> str | None:
     shown = ", ".join(f"{value!r} ×{count}" for value, count in counts.head(3).items())
     return (f"{path}: {int(repeated.sum()):,} rows share {len(counts):,} id(s) in the id column '{column}' "
             f"({shown}): survmom expects one row per subject (e.g. its last follow-up); rows with the same id "
-            "are trained on as different subjects")
+            "are trained on as different subjects (kept on one side of the validation split); for "
+            "counting-process rows (start, stop] give --entry-col start")
 
 
 def _used(columns: list[str], used: list[str]) -> list[str]:
@@ -205,6 +269,26 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
     if missing:
         shown = ", ".join(list(map(str, present))[:8])
         raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; columns are: {shown}")
+
+
+def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
+                           strata_levels: list[tuple[str, ...]] | None) -> None:
+    """Weighted data needs an event row with a positive weight; a Cox stratum needs an event among the
+    training rows (its baseline hazard is estimated from them)."""
+    if train.weight is not None and not (train.weight[train.event] > 0).any():
+        raise DataError(f"{path}: every event row among the training rows has weight 0 in '{config.weight_col}'; "
+                        "a model cannot learn without weighted events")
+    if train.strata is not None and strata_levels is not None:
+        events = np.bincount(train.strata[train.event], minlength=len(strata_levels))
+        empty = np.flatnonzero(events == 0)
+        if len(empty):
+            rows = np.bincount(train.strata, minlength=len(strata_levels))
+            shown = "; ".join(f"{describe_stratum(config.strata, strata_levels[k])} ({rows[k]} rows)"
+                              for k in empty[:5])
+            raise DataError(f"{path}: {len(empty)} {'stratum has' if len(empty) == 1 else 'strata have'} no event "
+                            f"among the training rows in "
+                            f"column(s) {', '.join(map(repr, config.strata))}: {shown}; each stratum's baseline "
+                            "hazard needs events (merge small strata, or drop them)")
 
 
 def _require_events(train: Outcomes, path: Path, loss: str) -> None:

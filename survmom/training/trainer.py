@@ -20,7 +20,6 @@ import torch
 
 from survmom.core.linear_start import fit_linear_start
 from survmom.core.losses import breslow_baseline, weibull_log_median, weibull_loss
-from survmom.core.metrics import concordance_index
 from survmom.core.model import LinearSkip, build_backbone, set_output_bias
 from survmom.core.momentum import Momentum
 from survmom.core.optim import AdamW, lbfgs_minimize
@@ -28,6 +27,7 @@ from survmom.core.sorting import descending_time_key
 from survmom.errors import TrainingDiverged
 from survmom.system import usable_cores
 from survmom.training.config import TrainConfig
+from survmom.training.designs import design_concordance, design_kwargs, stratified_baselines
 
 
 class Reporter(Protocol):
@@ -45,11 +45,16 @@ class Interrupted(Exception):
 
 @dataclass
 class Tensors:
-    """One split on the device: x (n, p) float32, event (n,) bool, time (n,) in internal time units."""
+    """One split on the device: x (n, p) float32, event (n,) bool, time (n,) in internal time units; the
+    design's fields where used (else None): entry (n,) (time's dtype and unit), weight (n,) float64,
+    strata (n,) int64 codes (:mod:`survmom.training.designs`)."""
 
     x: torch.Tensor
     event: torch.Tensor
     time: torch.Tensor
+    entry: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    strata: torch.Tensor | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,10 +87,12 @@ def backbone_from_config(config: TrainConfig, in_features: int) -> torch.nn.Modu
                           activation=config.activation, batchnorm=config.batchnorm, linear_skip=config.linear_skip)
 
 
-def fit_constant_weibull(event: torch.Tensor, time: torch.Tensor) -> tuple[float, float]:
-    """Maximum-likelihood (log scale, log shape) of a Weibull without covariates, time in internal units."""
+def fit_constant_weibull(event: torch.Tensor, time: torch.Tensor, **design: torch.Tensor) -> tuple[float, float]:
+    """Maximum-likelihood (log scale, log shape) of a Weibull without covariates, time in internal units;
+    ``design``: ``entry`` and/or ``weight`` (n,)."""
     event64, time64 = event.double().cpu(), time.double().cpu()
-    params = lbfgs_minimize(lambda p: weibull_loss(p.expand(len(time64), 2), event64, time64),
+    design = {name: value.double().cpu() for name, value in design.items() if name != "strata"}
+    params = lbfgs_minimize(lambda p: weibull_loss(p.expand(len(time64), 2), event64, time64, **design),
                             torch.zeros(1, 2, dtype=torch.float64), grad_tol=1e-10)
     log_scale, log_shape = params[0].tolist()
     if not (math.isfinite(log_scale) and math.isfinite(log_shape)):
@@ -108,7 +115,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         backbone = backbone_from_config(config, in_features)
         if fit_start and config.loss == "weibull":
-            set_output_bias(backbone, fit_constant_weibull(train.event, train.time))
+            set_output_bias(backbone, fit_constant_weibull(train.event, train.time, **design_kwargs(train)))
         self.fitted_start = False  # True when the network starts as a fitted linear model (worth validating)
         # The linear layer to start at the penalised linear fit: a LinearSkip's linear path, or the whole network
         # when it is linear (no hidden layers).
@@ -117,7 +124,7 @@ class Trainer:
         if fit_start and config.linear_init and start_layer is not None:
             self.fitted_start = fit_linear_start(
                 start_layer, train.x, train.event, train.time, config.loss, ties=config.ties,
-                penalty=config.linear_penalty, seed=config.seed,
+                penalty=config.linear_penalty, seed=config.seed, **design_kwargs(train),
             )
         _freeze_linear_path(backbone, self.fitted_start and config.linear_frozen)
         self.steps_per_epoch = len(self.batch_bounds())
@@ -125,6 +132,7 @@ class Trainer:
             backbone, config.loss, bank_size=config.bank_capacity(), rate=config.rate,
             rate_schedule=config.rate_schedule, total_steps=config.epochs * self.steps_per_epoch,
             warmup=config.rate_warmup, ties=config.ties,
+            **{name: True for name in design_kwargs(train)},
         ).to(device)
         self.optimizer = AdamW(self.momentum.online.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.epoch = 0  # completed epochs
@@ -220,7 +228,7 @@ class Trainer:
         """One optimizer step on the rows ``rows`` (B,); returns the loss; raises on NaN/inf."""
         data = self.train_data
         loss = self.momentum(data.x.index_select(0, rows), data.event.index_select(0, rows),
-                             data.time.index_select(0, rows))
+                             data.time.index_select(0, rows), **design_kwargs(data, rows))
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(
@@ -278,11 +286,14 @@ class Trainer:
             self.best_target = start_weights
 
     def validation_cindex(self) -> float | None:
-        """Harrell's C of the target network on the validation rows (None without usable validation)."""
-        if self.val_data is None or len(self.val_data.time) == 0 or not bool(self.val_data.event.any()):
+        """Harrell's C of the target network on the validation rows (None without usable validation); with a
+        design, its concordance (:func:`~survmom.training.designs.design_concordance`)."""
+        val = self.val_data
+        if val is None or len(val.time) == 0 or not bool(val.event.any()):
             return None
-        risk = risk_from_estimates(self.infer(self.val_data.x), self.config.loss)
-        value = concordance_index(risk.cpu(), self.val_data.event.cpu(), self.val_data.time.cpu())
+        risk = risk_from_estimates(self.infer(val.x), self.config.loss)
+        design = {name: value.cpu() for name, value in design_kwargs(val).items()}
+        value = design_concordance(risk.cpu(), val.event.cpu(), val.time.cpu(), **design)
         return None if math.isnan(value) else float(value)
 
     def infer(self, x: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
@@ -345,13 +356,25 @@ class Trainer:
             estimates = self.infer(self.train_data.x).double().cpu()
         if self.config.loss == "cox":
             log_hz = estimates[:, 0]
-            times, cumhaz = breslow_baseline(log_hz, self.train_data.event.cpu(),
-                                             self.train_data.time.double().cpu())
-            state = {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz, "train_risk": log_hz}
+            state = {**self._cox_baselines(log_hz), "train_risk": log_hz}
         else:
             state = {"train_risk": -weibull_log_median(user_weibull_params(estimates, self.time_scale))}
         self._prediction = None if best is None else (best, state)
         return dict(state)
+
+    def _cox_baselines(self, log_hz: torch.Tensor) -> dict[str, Any]:
+        """The Breslow baseline (``baseline_times`` in the user's time unit, ``baseline_cumhaz``) of the training
+        rows with the design's risk sets; stratified: ``strata_baselines``, one {times, cumhaz} per stratum."""
+        data = self.train_data
+        event, time = data.event.cpu(), data.time.double().cpu()
+        design = {name: value.cpu().double() for name, value in design_kwargs(data).items() if name != "strata"}
+        if data.strata is None:
+            times, cumhaz = breslow_baseline(log_hz, event, time, **design)
+            return {"baseline_times": times * self.time_scale, "baseline_cumhaz": cumhaz}
+        strata = data.strata.cpu()
+        baselines = stratified_baselines(log_hz, event, time, strata, int(strata.max()) + 1, **design)
+        return {"strata_baselines": [{"times": times * self.time_scale, "cumhaz": cumhaz}
+                                     for times, cumhaz in baselines]}
 
     @contextmanager
     def _target_weights(self, state: dict[str, torch.Tensor]) -> Iterator[None]:

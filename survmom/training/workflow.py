@@ -84,7 +84,7 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
     if config.val is not None:
         config.val = str(_unchanged_validation_file(Path(info["val_path"]), info["val_fingerprint"]))
     check_output_path(Path(out), [source])
-    prepared = prepare_training_data(config, source, saved.preprocessor)
+    prepared = prepare_training_data(config, source, saved.preprocessor, saved.strata_levels)
     if list(prepared.data_info["columns"]) != list(info["columns"]) and data_path is not None:
         missing = sorted(set(info["columns"]) - set(prepared.data_info["columns"]))
         if missing:
@@ -175,8 +175,15 @@ def _tensors(split: Outcomes | None, device: torch.device, time_scale: float, lo
     if split is None:
         return None
     time_dtype = torch.float64 if loss == "cox" else torch.float32
+
+    def on_device(values: np.ndarray | None, dtype: torch.dtype) -> torch.Tensor | None:
+        return None if values is None else torch.from_numpy(values).to(device=device, dtype=dtype)
+
     return Tensors(
         torch.from_numpy(split.x).to(device),
         torch.from_numpy(split.event).to(device),
         torch.from_numpy(split.time / time_scale).to(device=device, dtype=time_dtype),
+        entry=on_device(None if split.entry is None else split.entry / time_scale, time_dtype),
+        weight=on_device(split.weight, time_dtype),
+        strata=on_device(split.strata, torch.int64),
     )

@@ -19,11 +19,10 @@ import torch
 
 from survmom.app.evaluate import check_follow_up, outcome_tensors
 from survmom.app.figures import PALETTE, new_figure
-from survmom.app.predict import check_times, load_model, time_label
+from survmom.app.predict import check_times, load_model, refuse_design, time_label
 from survmom.core import calibration
 from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError
-from survmom.training.prepare import read_outcomes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,7 +46,8 @@ def calibration_numbers(checkpoint: Path, data: Path, t: float, *, groups: int =
     if t > train_max:
         raise ConfigError(f"--time: {time_label(t)} is beyond the training follow-up of {checkpoint} (last "
                           f"training time {time_label(train_max)}); use --time <= {time_label(train_max)}")
-    outcomes = read_outcomes(data, model.config, model.preprocessor, delimiter=delimiter)
+    refuse_design(model, checkpoint, "plot calibration")
+    outcomes = model.read_outcomes(data, delimiter=delimiter)
     notice = text_notice(data, delimiter=delimiter)
     if notice and warn is not None:
         warn(notice)
@@ -57,7 +57,7 @@ def calibration_numbers(checkpoint: Path, data: Path, t: float, *, groups: int =
                         f"censored); a calibration plot needs observed events")
     check_follow_up([t], "--time", "", data, time)
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
-    pred = model.survival(model.estimates(x), [t])[:, 0]
+    pred = model.survival(model.estimates(x), [t], outcomes.strata)[:, 0]
     return _numbers(checkpoint, data, model.config.time_col, t, pred, event, time, groups)
 
 

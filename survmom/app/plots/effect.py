@@ -67,13 +67,19 @@ def partial_dependence(checkpoint: Path, data: Path, feature: str, *, time: floa
     if times and times[0] > train_end:
         raise ConfigError(f"--time {time_label(times[0])} is beyond the training follow-up of {checkpoint} (last "
                           f"training time {time_label(train_end)}); S(t) is not estimated there")
-    pre.check_columns(table_columns(data, delimiter=delimiter), path=data)
-    table = read_table(data, pre.input_columns, column_types=pre.column_types(), delimiter=delimiter)
+    present = table_columns(data, delimiter=delimiter)
+    pre.check_columns(present, path=data)
+    if times:  # S(t) of a stratified model is each row's stratum's
+        model.check_strata_columns(present, data)
+    strata_columns = list(model.config.strata or []) if times else []
+    table = read_table(data, list(dict.fromkeys(pre.input_columns + strata_columns)),
+                       column_types=model.column_types(), delimiter=delimiter)
     if len(table) == 0:
         raise DataError(f"{data}: no data rows")
     check_encoded_size(pre, len(table), data)
     new_values = NewValues()
     x = pre.transform(table, path=data, new_values=new_values)
+    strata = model.strata_of(table, data) if times else None
 
     spec = pre.columns[pre.input_columns.index(feature)]
     categorical = isinstance(spec, CategoricalColumn)
@@ -92,7 +98,7 @@ def partial_dependence(checkpoint: Path, data: Path, feature: str, *, time: floa
         est = model.estimates(x)
         curves["risk"][g] = model.risk(est).numpy()
         if times:
-            curves["survival"][g] = model.survival(est, times)[:, 0].numpy()
+            curves["survival"][g] = model.survival(est, times, strata)[:, 0].numpy()
 
     result: dict[str, Any] = {
         "checkpoint": str(checkpoint),

@@ -21,12 +21,11 @@ import numpy as np
 import torch
 
 from survmom.app.plots.survival import survival_grid
-from survmom.app.predict import LoadedModel, load_model
+from survmom.app.predict import LoadedModel, load_model, refuse_design
 from survmom.core.kaplan_meier import kaplan_meier
 from survmom.core.logrank import logrank_test
 from survmom.data import text_notice
 from survmom.errors import CheckpointError, ConfigError, DataError
-from survmom.training.prepare import read_outcomes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -83,7 +82,8 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
     if saved.train_risk is None:
         raise CheckpointError(f"{checkpoint}: checkpoint has no training risks (written by an older survmom), so "
                               "risk groups cannot be cut at training quantiles; train the model again")
-    outcomes = read_outcomes(data, config, model.preprocessor, delimiter=delimiter)
+    refuse_design(model, checkpoint, "plot km")
+    outcomes = model.read_outcomes(data, delimiter=delimiter)
     notice = text_notice(data, delimiter=delimiter)
     if notice and warn is not None:
         warn(notice)
@@ -95,7 +95,7 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
                         "curves of risk groups need events")
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
     est = model.estimates(x)
-    risk = model.outputs(x, [])["risk"]
+    risk = model.risk(est).numpy()
     if np.isnan(risk).any():
         raise DataError(f"{data}: the model's risk is not a number for {int(np.isnan(risk).sum())} row(s); check "
                         "the values of those rows and their unit")
@@ -122,7 +122,8 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
         above, at_most = ranges[g]
         index = torch.from_numpy(rows)
         km = kaplan_meier(event[index], time[index])
-        predicted = _mean_survival(model, est[index], grid)
+        predicted = _mean_survival(model, est[index], grid,
+                                   None if outcomes.strata is None else outcomes.strata[rows])
         entries.append({
             "label": label, "risk_above": above, "risk_at_most": at_most,
             "training_quantiles": [g / groups, (g + 1) / groups],
@@ -141,12 +142,14 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
     }
 
 
-def _mean_survival(model: LoadedModel, est: torch.Tensor, times: list[float], chunk: int = 8192) -> torch.Tensor:
+def _mean_survival(model: LoadedModel, est: torch.Tensor, times: list[float], strata: np.ndarray | None = None,
+                   chunk: int = 8192) -> torch.Tensor:
     """The mean over rows of S(t | x) (m,) at ``times`` from target estimates ``est`` (n, d), ``chunk`` rows at a
     time (the whole (n, m) matrix of a large file would not fit in memory)."""
     total = torch.zeros(len(times), dtype=torch.float64)
     for start in range(0, len(est), chunk):
-        total += model.survival(est[start : start + chunk], times).sum(0)
+        codes = None if strata is None else strata[start : start + chunk]
+        total += model.survival(est[start : start + chunk], times, codes).sum(0)
     return total / len(est)
 
 

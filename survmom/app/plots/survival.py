@@ -68,22 +68,24 @@ def survival_data(checkpoint: Path, data: Path, ids: list[str] | None = None, ro
             raise DataError(f"{data}: no id column '{id_col}' (the model's --id-col) to find --ids in; "
                             "use --rows N (the first N rows of the file)")
     pre.check_columns(columns, path=data)
+    model.check_strata_columns(columns, data)
     notice = text_notice(data, delimiter=delimiter)
     if notice and warn is not None:
         warn(notice)
     copy_id = id_col is not None and id_col in columns
-    wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else [])))
-    batches = iter_table_batches(data, wanted, 65_536, column_types=pre.column_types(), delimiter=delimiter)
+    wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else []) + list(model.config.strata or [])))
+    batches = iter_table_batches(data, wanted, 65_536, column_types=model.column_types(), delimiter=delimiter)
     frame = _find_ids(batches, ids, id_col, data) if ids is not None else _first_rows(batches, selection, data)
     new_values = NewValues()
     x = pre.transform(frame, path=data, new_values=new_values)
     for message in new_values.warnings(data) if warn is not None else []:
         warn(message)
     est = model.estimates(x)
-    outputs = model.outputs(x, [])
+    strata = model.strata_of(frame, data)  # a stratified model: each row's S(t) from its stratum's baseline
+    outputs = model.outputs(x, [], strata)
     follow_up = float(model.checkpoint.train_time.max())
     times, steps = survival_grid(model, follow_up)
-    surv = model.survival(est, times).numpy()
+    surv = model.survival(est, times, strata).numpy()
     labels = _id_texts(frame[id_col]) if copy_id else [None] * len(frame)
     curves = []
     for i in range(len(frame)):
