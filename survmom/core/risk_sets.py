@@ -98,7 +98,8 @@ def block_design(keys: Tensor, events: Tensor, entry_keys: Tensor | None, strata
         counts = torch.zeros(n_strata, event_pos.shape[0] + 1, dtype=torch.int64, device=keys.device)
         counts[:, 1:] = torch.zeros(n_strata, event_pos.shape[0], dtype=torch.int64, device=keys.device).scatter_(
             0, event_strata[None, :], 1).cumsum(1)
-        stop = first_event.index_select(0, strata).add_(counts[strata, later_events])
+        flat = strata * (event_pos.shape[0] + 1) + later_events
+        stop = first_event.index_select(0, strata).add_(counts.view(-1).index_select(0, flat))
     else:
         entry_key = torch.searchsorted(keys, entry_keys.contiguous()).add_(strata * (n + 1))
         stop = torch.searchsorted(composite.index_select(0, event_pos).sort().values, entry_key)
