@@ -15,9 +15,11 @@ order, ``stop_j`` the first one of its stratum not later than its entry (or of t
   (:func:`event_log_sums`), which gives the closed-form gradient.
 
 Both differences are taken of exponentials shifted by the maximum of their stratum, in float64. A difference
-that cancels (below ``CANCELLATION`` of its larger term, e.g. when nearly everyone at risk at t entered
-later, or another stratum's hazards dwarf this one's) is recomputed directly as a masked ``logsumexp``, so
-every sum is accurate to a few ulps times ``1 / CANCELLATION`` at worst.
+that cancels (below ``CANCELLATION`` of its larger term) is computed again: when many do and there are strata
+(the running sums of many lower strata dwarf a small risk set), with sums that restart at each stratum
+(:func:`segmented_cumsum`); any still cancelling (nearly everyone at risk at t entered later, with far
+higher hazards) directly, as a masked ``logsumexp`` over the rows, O(n) each. Every sum is thus accurate to
+a few ulps times ``1 / CANCELLATION`` at worst.
 """
 
 from __future__ import annotations
