@@ -224,6 +224,44 @@ def test_many_strata_take_the_sorting_path_with_the_same_result(monkeypatch, tie
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("with_entry", [False, True])
+def test_sums_restart_per_stratum_when_one_running_sum_would_cancel(monkeypatch, with_entry):
+    """In each of 60 strata the last event's risk set is one row with a hazard e^-15 of its stratum's: a
+    running sum over all strata would hold ~10^3 against ~10^-7 and cancel; the sums restart at each
+    stratum instead (and the result is the brute-force loss)."""
+    from survmom.core import risk_sets
+
+    calls = []
+    scan = risk_sets.segmented_cumsum
+    monkeypatch.setattr(risk_sets, "segmented_cumsum", lambda *a, **k: calls.append(1) or scan(*a, **k))
+    gen = torch.Generator().manual_seed(4)
+    n = 600
+    strata = torch.arange(n) % 60
+    time = torch.randint(1, 30, (n,), generator=gen).double()
+    time[540:] = 40.0 + torch.arange(60.0, dtype=torch.float64)  # the last row of each stratum ...
+    x = torch.randn(n, generator=gen, dtype=torch.float64)
+    x[540:] = -15.0  # ... with a tiny hazard
+    event = torch.rand(n, generator=gen) < 0.6
+    event[540:] = True
+    design = {"strata": strata}
+    if with_entry:
+        design["entry"] = (time * torch.rand(n, generator=gen, dtype=torch.float64) * 0.8).floor() - 0.5
+    ours, grad = value_and_grad(lambda v: cox_loss(v, event, time, reduction="sum", **design), x)
+    ref, ref_grad = value_and_grad(lambda v: brute_force_cox(v, event, time, **design), x)
+    assert len(calls) >= 2
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=0)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_segmented_cumsum_restarts_at_each_segment():
+    from survmom.core.risk_sets import segmented_cumsum
+
+    values = torch.arange(1.0, 8.0, dtype=torch.float64)
+    segment = torch.tensor([0, 0, 0, 2, 2, 5, 5])
+    assert segmented_cumsum(values, segment).tolist() == [1, 3, 6, 4, 9, 6, 13]
+    assert segmented_cumsum(values, segment, reverse=True).tolist() == [6, 5, 3, 9, 5, 13, 7]
+
+
 def test_bad_design_fields_are_clear_errors():
     x, event, time, design = _random_design(0, n=6)
     with pytest.raises(SurvmomError, match="entry must be before time"):

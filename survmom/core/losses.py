@@ -46,7 +46,7 @@ from torch import Tensor
 
 from survmom import choices
 from survmom.core.cox_survival import cox_median, cox_survival
-from survmom.core.risk_sets import Design, DesignRows, event_log_sums, make_design, risk_log_sums, stratum_max
+from survmom.core.risk_sets import Blocks, Design, DesignRows, event_log_sums, make_design, risk_log_sums, stratum_max
 from survmom.core.risk_sets import design_rows as _design_rows
 from survmom.core.sorting import descending_time_key
 from survmom.core.tensor_checks import check_event_time as _check_event_time
@@ -197,7 +197,8 @@ def _design_log_risk(x: Tensor, ties: _Ties, design: Design) -> tuple[Tensor, _D
     shift = stratum_max(x, design.strata, design.n_strata)
     row_shift = shift.expand(x.shape[0]) if design.strata is None else shift.index_select(0, design.strata)
     event_shift = row_shift.index_select(0, ties.event_pos)
-    log_risk = risk_log_sums(x - row_shift, ties.event_end, stop).add_(event_shift)
+    blocks = None if design.strata is None else Blocks(design.strata, ties.event_pos)
+    log_risk = risk_log_sums(x - row_shift, ties.event_end, stop, blocks).add_(event_shift)
     return log_risk, _DesignParts(design, row_shift, stop, event_shift, share, event_weight)
 
 
@@ -229,8 +230,9 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
         grad = torch.exp(x_at + log_suffix.index_select(0, torch.searchsorted(ties.event_end, position)))
     else:
         assert extra.stop is not None and extra.event_shift is not None
+        blocks = None if extra.design.strata is None else Blocks(extra.design.strata, ties.event_pos)
         sums = event_log_sums(log_terms + extra.event_shift, torch.searchsorted(ties.event_end, position),
-                              extra.stop.index_select(0, position))
+                              extra.stop.index_select(0, position), blocks, position)
         grad = torch.exp(x_at - extra.row_shift.index_select(0, position) + sums)
     event_term = torch.ones_like(log_den) if extra is None or extra.event_weight is None else \
         extra.event_weight.clone()

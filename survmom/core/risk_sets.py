@@ -15,9 +15,11 @@ order, ``stop_j`` the first one of its stratum not later than its entry (or of t
   (:func:`event_log_sums`), which gives the closed-form gradient.
 
 Both differences are taken of exponentials shifted by the maximum of their stratum, in float64. A difference
-that cancels (below ``CANCELLATION`` of its larger term, e.g. when nearly everyone at risk at t entered
-later, or another stratum's hazards dwarf this one's) is recomputed directly as a masked ``logsumexp``, so
-every sum is accurate to a few ulps times ``1 / CANCELLATION`` at worst.
+that cancels (below ``CANCELLATION`` of its larger term) is computed again: when many do and there are strata
+(the running sums of many lower strata dwarf a small risk set), with sums that restart at each stratum
+(:func:`segmented_cumsum`); any still cancelling (nearly everyone at risk at t entered later, with far
+higher hazards) directly, as a masked ``logsumexp`` over the rows, O(n) each. Every sum is thus accurate to
+a few ulps times ``1 / CANCELLATION`` at worst.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from survmom.core.sorting import descending_time_key
 from survmom.core.tensor_checks import check_design_field, check_float
 from survmom.errors import SurvmomError
 
-__all__ = ["CANCELLATION", "Design", "DesignRows", "block_design", "design_rows", "event_log_sums", "make_design",
-           "risk_log_sums", "stratum_max"]
+__all__ = ["CANCELLATION", "Blocks", "Design", "DesignRows", "block_design", "design_rows", "event_log_sums",
+           "make_design", "risk_log_sums", "segmented_cumsum", "stratum_max"]
 
 # A difference of cumulative sums below this fraction of its larger term is recomputed directly.
 CANCELLATION = 2.0**-16
+# More cancelling sums than this, with strata: the sums restart at each stratum (segmented scans).
+_MANY_CANCELLING = 16
 # Direct recomputation works on chunks of at most this many (rows x queries) entries.
 _CHUNK_ENTRIES = 1 << 22
 
@@ -96,7 +100,8 @@ def block_design(keys: Tensor, events: Tensor, entry_keys: Tensor | None, strata
         counts = torch.zeros(n_strata, event_pos.shape[0] + 1, dtype=torch.int64, device=keys.device)
         counts[:, 1:] = torch.zeros(n_strata, event_pos.shape[0], dtype=torch.int64, device=keys.device).scatter_(
             0, event_strata[None, :], 1).cumsum(1)
-        stop = first_event.index_select(0, strata).add_(counts[strata, later_events])
+        flat = strata * (event_pos.shape[0] + 1) + later_events
+        stop = first_event.index_select(0, strata).add_(counts.view(-1).index_select(0, flat))
     else:
         entry_key = torch.searchsorted(keys, entry_keys.contiguous()).add_(strata * (n + 1))
         stop = torch.searchsorted(composite.index_select(0, event_pos).sort().values, entry_key)
@@ -124,11 +129,49 @@ def _shifted_exp(log_values: Tensor) -> tuple[Tensor, float]:
     return torch.exp(log_values - top), top
 
 
-def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor) -> Tensor:
+class Blocks(NamedTuple):
+    """The strata of rows in block order, for sums that must restart at each stratum."""
+
+    strata: Tensor  # (n,) int64 stratum codes, nondecreasing
+    event_pos: Tensor  # (E,) block positions of the events
+
+    def event_strata(self) -> Tensor:
+        return self.strata.index_select(0, self.event_pos)
+
+    def next_first_event(self, strata: Tensor) -> Tensor:
+        """For stratum codes (m,), the index of the first event of the next stratum (E past the last)."""
+        counts = torch.bincount(self.event_strata(), minlength=int(self.strata[-1]) + 1)
+        return torch.cumsum(counts, 0).index_select(0, strata)
+
+
+def segmented_cumsum(values: Tensor, segment: Tensor, reverse: bool = False) -> Tensor:
+    """Cumulative sums of ``values`` (m,) that restart wherever ``segment`` (m,) changes (``reverse``: sums
+    to each segment's end), by Hillis & Steele's doubling scan (1986): log2(longest segment) passes, every
+    partial sum made of terms of one segment only, so no segment's sum cancels against another's."""
+    if reverse:
+        return segmented_cumsum(values.flip(0), segment.flip(0)).flip(0)
+    m = values.shape[0]
+    index = torch.arange(m, device=values.device)
+    new = torch.ones(m, dtype=torch.bool, device=values.device)
+    new[1:] = segment[1:] != segment[:-1]
+    offset = index - torch.cummax(index.masked_fill(~new, 0), 0).values
+    out = values.clone()
+    step, longest = 1, int(offset.max()) + 1 if m else 0
+    while step < longest:
+        shifted = torch.zeros_like(out)
+        shifted[step:] = out[:-step]
+        out = out + torch.where(offset >= step, shifted, 0.0)
+        step *= 2
+    return out
+
+
+def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor, blocks: Blocks | None = None) -> Tensor:
     """``log sum_{j in R_k} exp(log_values_j)`` for the risk sets of the E events.
 
     ``R_k`` = the rows at or before ``at[k]`` in block order (time key <= the event's) minus those with
-    ``stop_j <= k`` (entered at or after the event's time, or of a lower stratum).
+    ``stop_j <= k`` (entered at or after the event's time, or of a lower stratum). When more than
+    ``_MANY_CANCELLING`` of these differences cancel and there are strata (many strata of very different
+    sizes or hazards), both sums restart at each stratum (:func:`segmented_cumsum`) instead.
 
     Args:
         log_values: (n,) float64 log terms of the rows in block order (log weight + log hazard), shifted by
@@ -136,6 +179,7 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor) -> Tensor:
             not cancel.
         at: (E,) int64, for each event the last block position whose time key equals its own (ascending).
         stop: (n,) int64, :func:`block_design`'s.
+        blocks: the rows' strata, if any.
 
     Returns:
         (E,) float64 log risk sums (-inf for an empty or zero-weight risk set).
@@ -145,8 +189,16 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor) -> Tensor:
     upto = torch.cumsum(values, 0).index_select(0, at)
     left = torch.zeros(n_events + 1, dtype=values.dtype, device=values.device).index_add_(0, stop, values)
     risk = upto - torch.cumsum(left[:n_events], 0)
-    log_risk = torch.log(risk.clamp(min=0.0))
     bad = risk <= CANCELLATION * upto
+    if blocks is not None and bool(bad.any()) and int(bad.sum()) > _MANY_CANCELLING:
+        event_strata = blocks.event_strata()
+        upto = segmented_cumsum(values, blocks.strata).index_select(0, at)
+        own = stop < blocks.next_first_event(blocks.strata)  # entered later, in its own stratum
+        left = torch.zeros(n_events + 1, dtype=values.dtype, device=values.device).index_add_(
+            0, torch.where(own, stop, n_events), values)
+        risk = upto - segmented_cumsum(left[:n_events], event_strata)
+        bad = risk <= CANCELLATION * upto
+    log_risk = torch.log(risk.clamp(min=0.0))
     if bool(bad.any()):
         first = torch.searchsorted(at, torch.arange(log_values.shape[0], device=at.device))
         events = torch.arange(n_events, device=at.device)
@@ -158,12 +210,17 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor) -> Tensor:
     return log_risk
 
 
-def event_log_sums(log_terms: Tensor, first: Tensor, stop: Tensor) -> Tensor:
+def event_log_sums(log_terms: Tensor, first: Tensor, stop: Tensor, blocks: Blocks | None = None,
+                   position: Tensor | None = None) -> Tensor:
     """``log sum_{first_j <= k < stop_j} exp(log_terms_k)`` for each query j.
+
+    Suffix sums over the events, restarted at each stratum when more than ``_MANY_CANCELLING`` differences
+    cancel (as in :func:`risk_log_sums`).
 
     Args:
         log_terms: (E,) float64 log terms of the events (-inf allowed).
         first, stop: (B,) int64 event index ranges: the events whose risk sets hold a row.
+        blocks, position: the rows' strata and the queries' block positions (B,), if there are strata.
 
     Returns:
         (B,) float64 (-inf for an empty range).
@@ -172,8 +229,14 @@ def event_log_sums(log_terms: Tensor, first: Tensor, stop: Tensor) -> Tensor:
     suffix = torch.cat((torch.cumsum(terms.flip(0), 0).flip(0), terms.new_zeros(1)))
     outer = suffix.index_select(0, first)
     sums = outer - suffix.index_select(0, stop)
-    log_sums = torch.log(sums.clamp(min=0.0)).add_(top)
     bad = (sums <= CANCELLATION * outer) & (first < stop)
+    if blocks is not None and position is not None and bool(bad.any()) and int(bad.sum()) > _MANY_CANCELLING:
+        suffix = torch.cat((segmented_cumsum(terms, blocks.event_strata(), reverse=True), terms.new_zeros(1)))
+        inside = stop < blocks.next_first_event(blocks.strata.index_select(0, position))
+        outer = suffix.index_select(0, first)
+        sums = torch.where(first < stop, outer - torch.where(inside, suffix.index_select(0, stop), 0.0), 0.0)
+        bad = (sums <= CANCELLATION * outer) & (first < stop)
+    log_sums = torch.log(sums.clamp(min=0.0)).add_(top)
     if bool(bad.any()):
         index = torch.arange(log_terms.shape[0], device=log_terms.device)
         for chunk in bad.nonzero().view(-1).split(max(1, _CHUNK_ENTRIES // max(index.shape[0], 1))):
