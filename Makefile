@@ -44,7 +44,7 @@ figures: demo
 
 test: setup
 	$(VENV)/bin/ruff check survmom tests benchmarks
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2
 
 # Benchmarks (see BENCHMARKS.md). BENCH_FLAGS=--quick for a short run. Installs benchmark-only peers.
 BENCH_FLAGS ?=
