@@ -226,6 +226,15 @@ def test_weighted_survival_equals_lifelines_weights(files, models, tmp_path):
     np.testing.assert_allclose(ours[["surv_20", "surv_40"]].to_numpy(), theirs, atol=2e-5)
 
 
+def _assert_linear_log_hazards(fitter, data: pd.DataFrame, model: Path, file: Path, tmp_path: Path) -> None:
+    """survmom predict's log hazards of a linear model equal lifelines' x @ beta, up to a constant (Cox)."""
+    out = tmp_path / "p.csv"
+    survmom("predict", model, file, "-o", out)
+    ours = predictions(out)["log_hazard"].to_numpy()
+    theirs = data[fitter.params_.index].to_numpy() @ fitter.params_.to_numpy()
+    np.testing.assert_allclose(ours - ours[0], theirs - theirs[0], atol=1e-4)
+
+
 @pytest.mark.slow
 def test_counting_process_log_hazards_match_the_time_varying_fit(files, models, tmp_path):
     from lifelines import CoxTimeVaryingFitter
@@ -233,11 +242,7 @@ def test_counting_process_log_hazards_match_the_time_varying_fit(files, models, 
     assert "rows share" not in models["counting_stderr"]  # repeated ids are the design, not a mistake
     data = pd.read_csv(files["stanford"]).drop(columns="w")
     fitter = CoxTimeVaryingFitter().fit(data, id_col="id", event_col="event", start_col="start", stop_col="stop")
-    out = tmp_path / "p.csv"
-    survmom("predict", models["counting"], files["stanford"], "-o", out)
-    ours = predictions(out)["log_hazard"].to_numpy()
-    theirs = data[fitter.params_.index].to_numpy() @ fitter.params_.to_numpy()
-    np.testing.assert_allclose(ours - ours[0], theirs - theirs[0], atol=1e-4)
+    _assert_linear_log_hazards(fitter, data, models["counting"], files["stanford"], tmp_path)
 
 
 @pytest.mark.slow
@@ -246,11 +251,7 @@ def test_delayed_entry_log_hazards_match_lifelines_entry_col(files, models, tmp_
 
     data = pd.read_csv(files["psych"])
     fitter = CoxPHFitter().fit(data, "exit", "C", entry_col="Age")
-    out = tmp_path / "p.csv"
-    survmom("predict", models["entry"], files["psych"], "-o", out)
-    ours = predictions(out)["log_hazard"].to_numpy()
-    theirs = data[fitter.params_.index].to_numpy() @ fitter.params_.to_numpy()
-    np.testing.assert_allclose(ours - ours[0], theirs - theirs[0], atol=1e-4)
+    _assert_linear_log_hazards(fitter, data, models["entry"], files["psych"], tmp_path)
 
 
 @pytest.mark.slow

@@ -437,9 +437,9 @@ def test_weibull_momentum_takes_entry_and_weights_in_its_batch_loss():
 def test_design_fields_must_match_the_constructor_flags():
     model = Momentum(_mlp(), "cox", 8, 2, weight=True)
     x, e, t, design = next(_design_batches(1, 8, FIELDS))
-    with pytest.raises(SurvmomError, match=r"built for the design fields \(weight\), forward got \(none\)"):
+    with pytest.raises(SurvmomError, match=r"keeps the design fields \(weight\), got \(none\)"):
         model(x, e, t)
-    with pytest.raises(SurvmomError, match=r"forward got \(entry, weight\)"):
+    with pytest.raises(SurvmomError, match=r"got \(entry, weight\)"):
         model(x, e, t, entry=design["entry"], weight=design["weight"])
     with pytest.raises(ConfigError, match="strata"):
         Momentum(_mlp(2), "weibull", 8, 2, strata=True)

@@ -117,7 +117,7 @@ class MemoryBank(nn.Module):
         loss) saves the bank its own merge. ``design``: the rows' entry, weight and strata, (B,) each,
         exactly the fields this bank keeps.
         """
-        self._check_design(design)
+        self.check_design(design)
         if self.capacity == 0:
             return
         if torch.is_grad_enabled():  # Momentum pushes under no_grad already
@@ -204,7 +204,8 @@ class MemoryBank(nn.Module):
         return SortedRows(self.order_keys[:count], self.order_values[:count], self.order_events[:count],
                           self.order_seq[:count])
 
-    def _check_design(self, design: BankDesign | None) -> None:
+    def check_design(self, design: BankDesign | None) -> None:
+        """Raise StateError unless ``design`` gives exactly the fields this bank keeps (None: none)."""
         given = () if design is None else tuple(name for name, value in design._asdict().items() if value is not None)
         if given != self.design_fields:
             raise StateError(f"this bank keeps the design fields ({', '.join(self.design_fields) or 'none'}), "

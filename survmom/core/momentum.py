@@ -155,13 +155,9 @@ class Momentum(nn.Module):
                       strata: torch.Tensor | None) -> BankDesign:
         """The batch's design fields, checked against the constructor's flags, as float64 / int64 (B,)."""
         design = BankDesign(entry, weight, strata)
-        given = tuple(name for name, value in design._asdict().items() if value is not None)
-        if given != self.bank.design_fields:
-            raise SurvmomError(f"this Momentum was built for the design fields "
-                               f"({', '.join(self.bank.design_fields) or 'none'}), forward got "
-                               f"({', '.join(given) or 'none'})")
-        for name, values in zip(given, (v for v in design if v is not None), strict=True):
-            if values.shape != time.shape:
+        self.bank.check_design(design)
+        for name, values in design._asdict().items():
+            if values is not None and values.shape != time.shape:
                 raise SurvmomError(f"{name} must have shape {tuple(time.shape)} like time, got {tuple(values.shape)}")
         device = self.bank.times.device
         return BankDesign(*(None if v is None else v.to(device=device, dtype=kind)
