@@ -145,10 +145,6 @@ def subject_codes(ids: pd.Series, *, path: Path, column: str) -> np.ndarray | No
     when no id is on more than one row."""
     codes, _ = text_view(ids, path=path, column=column)
     missing = codes < 0
-    if not missing.any() and len(np.unique(codes)) == len(codes):
-        return None
     codes = codes.copy()
     codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
-    if len(np.unique(codes)) == len(codes):
-        return None
-    return codes
+    return None if len(np.unique(codes)) == len(codes) else codes
