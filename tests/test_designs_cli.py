@@ -159,7 +159,7 @@ def test_split_without_repeated_ids_is_the_row_split():
 
 @pytest.mark.parametrize("entry", [False, True])
 def test_concordance_within_strata_equals_the_brute_force_definition(entry):
-    from survmom.training.designs import design_concordance
+    from survmom.core.metrics import concordance_index
 
     rng = np.random.default_rng(5)
     n = 300
@@ -170,7 +170,7 @@ def test_concordance_within_strata_equals_the_brute_force_definition(entry):
     design = {"strata": torch.from_numpy(strata), "weight": torch.from_numpy(weight)}
     if entry:
         design["entry"] = torch.from_numpy(start)
-    got = design_concordance(torch.from_numpy(risk), torch.from_numpy(event), torch.from_numpy(time), **design)
+    got = concordance_index(torch.from_numpy(risk), torch.from_numpy(event), torch.from_numpy(time), **design)
     assert got == pytest.approx(concordance_brute_force(risk, event, time, start, weight, strata), abs=1e-12)
 
 

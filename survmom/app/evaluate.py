@@ -12,7 +12,7 @@ estimated) and calibration in the large (mean predicted S(t) against the file's 
 band); once per file, D-calibration (Haider et al. 2020) with 10 bins.
 
 Study designs (the model's ``--entry-col``, ``--weight-col``, ``--strata``; their columns are read from the
-file): the C-index is the concordance with the design (:func:`survmom.training.designs.design_concordance`):
+file): the C-index is the concordance with the design (:func:`survmom.core.metrics.concordance_index`):
 with entry times a row is compared only with the events in its interval ``(entry, time]`` (the time-dependent
 / counting-process concordance of Therneau & Atkinson, R survival's "Concordance" vignette; counting-process
 rows are scored per interval, each with its own covariates), with weights pair (i, j) counts ``w_i w_j``, and
@@ -40,7 +40,6 @@ from survmom.app.predict import check_times, load_model, show_times, time_label
 from survmom.core import calibration, metrics
 from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError, SurvmomError
-from survmom.training.designs import design_concordance
 
 IBS_GRID_POINTS = 50
 D_CALIBRATION_BINS = 10
@@ -92,7 +91,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         est = model.estimates(x)
         risk = model.risk(est)
         if design:
-            c, low, high = design_concordance(risk, event, time, **design), None, None
+            c, low, high = metrics.concordance_index(risk, event, time, **design), None, None
             uno, auc, mean_auc = None, missing, None
         else:
             c, low, high = metrics.concordance_index_ci(risk, event, time)

@@ -13,7 +13,7 @@ random permutation :math:`\\pi` (Breiman 2001, "Random forests", Machine Learnin
 Fisher, Rudin & Dominici 2019, "All models are wrong, but many are useful", JMLR 20(177): "model reliance").
 A column the model does not use has :math:`\\Delta_j = 0` exactly; a negative value is chance. For a model
 with a study design (entry times, weights, strata), C is the design's concordance, as ``survmom evaluate``
-reports it (:func:`~survmom.training.designs.design_concordance`).
+reports it (:func:`~survmom.core.metrics.concordance_index`).
 
 R permutations of the rows are drawn once from ``numpy.random.default_rng(seed)`` and used for every column
 (common random numbers: two columns are compared on the same shuffles). The interval is the 95% Student-t
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from survmom.app.predict import LoadedModel, load_model
+from survmom.core import metrics
 from survmom.data import fingerprint, text_notice
 from survmom.errors import ConfigError, DataError
-from survmom.training.designs import design_concordance
 
 RISK_MEANING = {"cox": "log hazard", "weibull": "−log median time"}
 
@@ -53,7 +53,7 @@ def permutation_drops(risk: Callable[[np.ndarray], np.ndarray], x: np.ndarray, e
     per block and repeat, on one working copy of ``x`` whose block is overwritten and then put back.
     (One call on the stacked repeats would be no faster: its activations no longer fit in the cache.)
     ``design``: the rows' entry, weight and strata tensors (n,) that the model uses; C is then the design's
-    concordance (:func:`~survmom.training.designs.design_concordance`).
+    concordance (:func:`~survmom.core.metrics.concordance_index`).
     """
     event, time = torch.tensor(event), torch.tensor(time)  # copies: parsed outcomes may be read-only views
     design = design or {}
@@ -74,7 +74,7 @@ def permutation_drops(risk: Callable[[np.ndarray], np.ndarray], x: np.ndarray, e
 
 def _concordance(risk: np.ndarray, event: torch.Tensor, time: torch.Tensor, design: dict[str, torch.Tensor]
                  ) -> float:
-    return design_concordance(torch.from_numpy(np.asarray(risk, dtype=np.float64)), event, time, **design)
+    return metrics.concordance_index(torch.from_numpy(np.asarray(risk, dtype=np.float64)), event, time, **design)
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | tuple[None, None]:

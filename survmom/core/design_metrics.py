@@ -25,7 +25,7 @@ from torch import Tensor
 from survmom.core.metrics import _dominance, _stable_argsort
 from survmom.core.sorting import ascending_key
 
-__all__ = ["design_concordance"]
+__all__ = ["design_concordance", "stratum_windows"]
 
 _F64 = torch.float64
 
@@ -80,3 +80,19 @@ def design_concordance(risk: Tensor, event: Tensor, time: Tensor, entry: Tensor 
     num = (q_weight * (less + less_equal)).sum() * 0.5
     den = (q_weight * total).sum()
     return float(num / den) if float(den) > 0 else float("nan")
+
+
+def stratum_windows(time: Tensor, entry: Tensor | None, strata: Tensor) -> tuple[Tensor, Tensor]:
+    """(time, entry) (n,) float64 recoded so that a row is at risk only at the event times of its own stratum.
+
+    The times and entry times are replaced by their joint ranks (an order-preserving recoding, exact in float64)
+    and each stratum ``s`` (``strata`` (n,) int64 codes) is moved to a window of its own, ``s (k + 2)`` on; a
+    row without an entry time enters just before its stratum's window. Every concordance comparison is then
+    one within a stratum, with the same pairs and ties as before.
+    """
+    n = len(time)
+    values = time.double() if entry is None else torch.cat([time.double(), entry.double()])
+    distinct, rank = torch.unique(values, sorted=True, return_inverse=True)
+    offset = strata.to(device=time.device, dtype=_F64) * (len(distinct) + 2)
+    start = rank[n:].double() if entry is not None else torch.full((n,), -1.0, dtype=_F64, device=time.device)
+    return rank[:n].double() + offset, start + offset

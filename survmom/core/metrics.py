@@ -241,12 +241,14 @@ def _ipcw_survival(train_event: Tensor, train_time: Tensor, at: Tensor, train_we
 
 # ------------------------------------------------------------------------------------------- concordance
 def concordance_index(risk: Tensor, event: Tensor, time: Tensor, *, entry: Tensor | None = None,
-                      weight: Tensor | None = None) -> float:
+                      weight: Tensor | None = None, strata: Tensor | None = None) -> float:
     """Harrell's concordance index, ``sum_{comparable (i,j)} ([r_i > r_j] + [r_i = r_j] / 2) / #comparable``.
 
     With ``entry`` (n,) (delayed entry, counting-process rows) or ``weight`` (n,) (case weights), the
     time-dependent concordance of :func:`survmom.core.design_metrics.design_concordance`: j must be at risk
-    at ``t_i`` (``entry_j < t_i``) and pair (i, j) counts ``w_i w_j``.
+    at ``t_i`` (``entry_j < t_i``) and pair (i, j) counts ``w_i w_j``. With ``strata`` (n,) int64 codes, pairs
+    are compared within a stratum only, as R survival's ``concordance(..., strata)`` (a stratified Cox model's
+    log hazards of different strata share no baseline; :func:`~survmom.core.design_metrics.stratum_windows`).
 
     ``risk``, ``event``, ``time``: (n,), see the module conventions. A pair is comparable when the sample
     with the shorter time had an event (``t_i < t_j``, ``event_i``), or when both times are equal and only
@@ -264,6 +266,10 @@ def concordance_index(risk: Tensor, event: Tensor, time: Tensor, *, entry: Tenso
     1.0
     """
     r, e, t = _risk_event_time(risk, event, time)
+    if strata is not None and len(strata) and int(strata.max()) > int(strata.min()):
+        from survmom.core.design_metrics import stratum_windows
+
+        t, entry = stratum_windows(t, entry, strata)
     if entry is not None or weight is not None:
         from survmom.core.design_metrics import design_concordance  # it builds on this module's helpers
 

@@ -13,7 +13,6 @@ from typing import Any
 import torch
 
 from survmom.core.losses import breslow_baseline, cox_median, cox_survival
-from survmom.core.metrics import concordance_index
 
 DESIGN_FIELDS = ("entry", "weight", "strata")
 
@@ -25,30 +24,6 @@ def design_kwargs(data: Any, rows: torch.Tensor | None = None) -> dict[str, torc
     if rows is not None:
         fields = {name: value.index_select(0, rows) for name, value in fields.items()}
     return fields
-
-
-def design_concordance(risk: torch.Tensor, event: torch.Tensor, time: torch.Tensor, *,
-                       entry: torch.Tensor | None = None, weight: torch.Tensor | None = None,
-                       strata: torch.Tensor | None = None) -> float:
-    """Concordance of ``risk`` (n,) with the outcomes: Harrell's C; with ``entry``, a row counts as a comparison
-    for the events in ``(entry, time]`` only (the time-dependent / counting-process concordance of Therneau &
-    Atkinson, R survival's ``concordance`` vignette); with ``weight``, pair (i, j) counts ``w_i w_j``.
-
-    With ``strata`` (n,) int64, pairs are compared within a stratum only (a stratified Cox model's log
-    hazards of different strata share no baseline), as R's ``concordance(..., strata)``. This needs no second
-    implementation: the times and entry times are replaced by their joint ranks (an order-preserving recoding,
-    exact in float64) and each stratum is moved to a window of its own, so that a row is at risk only at the
-    event times of its own stratum.
-    """
-    if strata is not None and len(strata) and int(strata.max()) > int(strata.min()):
-        n = len(time)
-        values = time.double() if entry is None else torch.cat([time.double(), entry.double()])
-        distinct, rank = torch.unique(values, sorted=True, return_inverse=True)
-        offset = strata.to(torch.float64) * (len(distinct) + 2)
-        time = rank[:n].double() + offset
-        entry = (rank[n:].double() if entry is not None else torch.full((n,), -1.0, dtype=torch.float64)) + offset
-    fields = {name: value for name, value in (("entry", entry), ("weight", weight)) if value is not None}
-    return concordance_index(risk, event, time, **fields)
 
 
 def stratified_baselines(log_hz: torch.Tensor, event: torch.Tensor, time: torch.Tensor, strata: torch.Tensor,

@@ -20,6 +20,7 @@ import torch
 
 from survmom.core.linear_start import fit_linear_start
 from survmom.core.losses import breslow_baseline, weibull_log_median, weibull_loss
+from survmom.core.metrics import concordance_index
 from survmom.core.model import LinearSkip, build_backbone, set_output_bias
 from survmom.core.momentum import Momentum
 from survmom.core.optim import AdamW, lbfgs_minimize
@@ -27,7 +28,7 @@ from survmom.core.sorting import descending_time_key
 from survmom.errors import TrainingDiverged
 from survmom.system import usable_cores
 from survmom.training.config import TrainConfig
-from survmom.training.designs import design_concordance, design_kwargs, stratified_baselines
+from survmom.training.designs import design_kwargs, stratified_baselines
 
 
 class Reporter(Protocol):
@@ -287,13 +288,13 @@ class Trainer:
 
     def validation_cindex(self) -> float | None:
         """Harrell's C of the target network on the validation rows (None without usable validation); with a
-        design, its concordance (:func:`~survmom.training.designs.design_concordance`)."""
+        design, its concordance (:func:`~survmom.core.metrics.concordance_index`)."""
         val = self.val_data
         if val is None or len(val.time) == 0 or not bool(val.event.any()):
             return None
         risk = risk_from_estimates(self.infer(val.x), self.config.loss)
         design = {name: value.cpu() for name, value in design_kwargs(val).items()}
-        value = design_concordance(risk.cpu(), val.event.cpu(), val.time.cpu(), **design)
+        value = concordance_index(risk.cpu(), val.event.cpu(), val.time.cpu(), **design)
         return None if math.isnan(value) else float(value)
 
     def infer(self, x: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
