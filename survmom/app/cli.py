@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 internal error, 2 bad input or options (one line on std
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from inspect import Parameter, Signature, signature
 from pathlib import Path
@@ -19,6 +20,7 @@ from survmom.app.cli_common import (
     DELIMITER_HELP,
     FORMATS_HELP,
     handles_errors,
+    is_main_process,
     write_json,
 )
 from survmom.app.cli_common import collector_paused as _collector_paused
@@ -119,6 +121,8 @@ def train(
         if _explicit(ctx, name) or name not in values:
             values[name] = str(value) if isinstance(value, Path) else value
     resolved = TrainConfig.from_dict(values, source=str(config) if config else "options")
+    if _launches(resolved.nproc):
+        return
     _train_or_resume(lambda make: _workflow().train_from_file(resolved, data, make))
 
 
@@ -129,6 +133,7 @@ def train(
     "out": (None, "Write to this file (default: the checkpoint)."),
     "device": (None, f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]} (default: as saved)."),
     "quiet": (False, None),
+    "nproc": (None, "Continue with this many processes on this machine (default: 1; see train --nproc)."),
     "delimiter": (None, "Delimiter of the --data file (default: as training read the saved file; detected for "
                         "another file)."),
 })
@@ -144,6 +149,8 @@ def resume(
                  for name, value in options.items() if value is not None}
     if data is not None:  # the saved delimiter is the saved data file's: another file is detected on its own
         overrides.setdefault("delimiter", None)
+    if _launches(overrides["nproc"] if "nproc" in overrides else _saved_nproc(checkpoint)):
+        return
     _train_or_resume(lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides))
 
 
@@ -154,10 +161,37 @@ def _workflow():
     return workflow
 
 
+def _launches(nproc: int) -> bool:
+    """With ``--nproc N`` > 1 outside torchrun: run this same command as N ranks on this machine (torch's
+    launcher API; each rank sees torchrun's environment and trains) and return True when they are done."""
+    from survmom.training.distributed import launch_here, world_size
+
+    if nproc <= 1 or world_size() > 1:
+        return False
+    launch_here(nproc, sys.argv[1:])
+    return True
+
+
+def _saved_nproc(checkpoint: Path) -> int:
+    """The ``--nproc`` a checkpoint was trained with (1 where it cannot be read: resume then says why)."""
+    from survmom.errors import SurvmomError
+    from survmom.training.checkpoint import load_state
+
+    try:
+        return int(load_state(checkpoint)["config"].get("nproc", 1))
+    except (SurvmomError, TypeError, ValueError, AttributeError):
+        return 1
+
+
 def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
     from survmom.app.progress import make_reporter
 
-    result = run(lambda cfg: make_reporter(cfg.quiet))
+    main = is_main_process()
+    result = run(lambda cfg: make_reporter(cfg.quiet, silent=not main))
+    if not main:
+        if result.interrupted:
+            raise typer.Exit(130)
+        return
     metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
     if result.interrupted:
         typer.echo(f"interrupted after {result.epochs_done} complete epoch(s); resumable checkpoint saved to "

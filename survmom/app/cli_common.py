@@ -44,8 +44,14 @@ def collector_paused() -> Iterator[None]:
 
 
 def fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    if is_main_process():  # in a distributed run every rank stops with the same error: rank 0 tells it
+        typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def is_main_process() -> bool:
+    """False in the ranks other than 0 of a torchrun launch (``RANK`` set by torchrun)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 OUT_OF_MEMORY = "out of memory; try a smaller --batch, --bank-size or --hidden, or fewer rows"

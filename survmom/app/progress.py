@@ -12,9 +12,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 SMOOTHING = 0.9  # exponential smoothing of the displayed loss
 
 
-def make_reporter(quiet: bool = False, console: Console | None = None):
-    """Rich display when stderr is a terminal, plain lines otherwise; nothing but warnings when quiet."""
+def make_reporter(quiet: bool = False, console: Console | None = None, silent: bool = False):
+    """Rich display when stderr is a terminal, plain lines otherwise; nothing but warnings when quiet; nothing
+    at all when ``silent`` (the ranks other than 0 of a distributed run: rank 0 reports)."""
     console = console or Console(stderr=True)
+    if silent:
+        return SilentReporter(console)
     if quiet:
         return QuietReporter(console)
     if console.is_terminal:
@@ -48,6 +51,13 @@ class QuietReporter:
         """The untrained network (the linear start) scored ``cindex`` on the validation rows."""
 
     def close(self) -> None:
+        pass
+
+
+class SilentReporter(QuietReporter):
+    """Reports nothing."""
+
+    def warn(self, message: str) -> None:
         pass
 
 

@@ -38,6 +38,15 @@ MAX_ROWS = 100_000
 MAX_ENTRIES = 20_000_000  # rows x features of the float64 design copy (160 MB): wide one-hot data use fewer rows
 
 
+def start_rows(n: int, p: int, seed: int, max_rows: int = MAX_ROWS) -> Tensor:
+    """The rows (int64, in the order the fit takes them) that :func:`fit_linear_start` fits on, of ``n`` rows
+    with ``p`` features: all of them, or a seeded random subset of at most ``max_rows`` (fewer for wide data)."""
+    max_rows = min(max_rows, max(2_000, MAX_ENTRIES // max(p, 1)))
+    if n <= max_rows:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_rows]
+
+
 def fit_linear_start(
     linear: nn.Linear,
     x: Tensor,
@@ -67,10 +76,7 @@ def fit_linear_start(
     """
     if not bool(event.any()) or len(time) < 2:
         return False
-    max_rows = min(max_rows, max(2_000, MAX_ENTRIES // max(x.shape[1], 1)))
-    rows = torch.arange(len(time))
-    if len(time) > max_rows:
-        rows = torch.randperm(len(time), generator=torch.Generator().manual_seed(seed))[:max_rows]
+    rows = start_rows(len(time), x.shape[1], seed, max_rows)
     # Rows sorted once by descending time, so each Cox evaluation skips the sort; one gather of x.
     time64 = time.detach()[rows.to(time.device)].cpu().double()
     keys, order = torch.sort(descending_time_key(time64))

@@ -6,7 +6,8 @@ The MoCo idea (He et al. 2020) applied to survival, as in torchsurv's ``Momentum
 1. online estimates of the batch (with gradients);
 2. the loss over bank + batch (gradients flow only through the batch rows);
 3. EMA update of the target from the online network;
-4. target estimates of the batch pushed into the bank.
+4. target estimates of the batch pushed into the bank (in distributed training, the batches of every
+   process, all-gathered in rank order by ``share_rows``, so that every process holds the same bank).
 
 Differences from torchsurv, all deliberate:
 
@@ -56,6 +57,8 @@ from survmom.core.sorting import merge_order, merge_runs
 from survmom.errors import ConfigError, StateError, SurvmomError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+PushedRows = tuple[torch.Tensor, torch.Tensor, torch.Tensor, BankDesign | None]
+ShareRows = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, BankDesign | None], PushedRows]
 BUILTIN_LOSSES = choices.LOSSES
 
 
@@ -121,6 +124,9 @@ class Momentum(nn.Module):
         self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype, entry=entry,
                                weight=weight, strata=strata)
         self._merged: MergedRows | None = None  # this step's bank + batch run, for the push
+        # Distributed training: maps this process's pushed rows (target estimates, event, time, design) to the
+        # rows of every process in rank order (an all-gather; :mod:`survmom.training.distributed`).
+        self.share_rows: ShareRows | None = None
 
     def _apply(self, fn: Any, recurse: bool = True) -> Momentum:
         super()._apply(fn, recurse)
@@ -147,7 +153,11 @@ class Momentum(nn.Module):
         loss = self.pooled_loss(online_estimates, event, time, design=design)
         with torch.no_grad():
             self.ema.update()
-            self.bank.push(target(inputs), event, time, merged=self._merged, design=design)
+            estimates = target(inputs)
+            if self.share_rows is not None:  # every process's rows, so that every process's bank is the same
+                estimates, event, time, design = self.share_rows(estimates, event, time, design)
+                self._merged = None
+            self.bank.push(estimates, event, time, merged=self._merged, design=design)
         self._merged = None
         return loss
 

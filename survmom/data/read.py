@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -27,6 +28,7 @@ from survmom.errors import ConfigError, DataError
 
 _TYPED: tuple[FormatReader, ...] = (ARROW_IPC, *statistical.READERS)
 _COLUMNAR = (".parquet", ".pq")
+BLOCK_ROWS = 65536  # rows per block read when a typed file is dealt out to processes (read_table_share)
 SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
 _SUPPORTED_TEXT = ".csv, .tsv, .tab (each also .gz, .bz2, .zst, .xz), " + ", ".join(
     s for s in SUPPORTED if s not in text.TEXT_SUFFIXES)
@@ -48,6 +50,45 @@ def read_table(
     path = Path(path)
     reader = _format(path, delimiter)
     return reader.read(path, columns, _check_column_types(column_types))
+
+
+def read_table_share(
+    path: Path, columns: list[str] | None, *, share: int, shares: int, column_types: dict[str, str] | None = None,
+    delimiter: str | None = None,
+) -> pd.DataFrame:
+    """The rows of one share of a file dealt out to ``shares`` (a process of a distributed run reads its own).
+
+    Row ``i`` of the file goes to share ``i % shares``, so every share holds n/shares rows (± 1) whatever the
+    file's size; the frame's index holds each row's position in the file, so error messages name file rows.
+    Typed formats (Parquet, Arrow, Stata, SPSS, SAS) are streamed in blocks of :data:`BLOCK_ROWS` rows: memory
+    holds this share only. Delimited text is read whole and then dealt, because its column types are inferred
+    from all of its rows (a share read alone could infer another type); convert a large CSV to Parquet for
+    the memory to scale.
+    """
+    path = Path(path)
+    if _is_text(path):
+        table = read_table(path, columns, column_types=column_types, delimiter=delimiter)
+        return table[table.index.to_numpy() % shares == share]
+    frames = [frame[frame.index.to_numpy() % shares == share]
+              for frame in iter_table_batches(path, columns, BLOCK_ROWS, column_types=column_types)]
+    return concat_frames(frames)
+
+
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of one file's rows (same columns) as one frame in file order (by index); a text column keeps
+    its Categorical type, with the union of the frames' categories."""
+    if len(frames) == 1:
+        return frames[0]
+    columns = {}
+    for name in frames[0].columns:
+        pieces = [frame[name] for frame in frames]
+        if all(isinstance(piece.dtype, pd.CategoricalDtype) for piece in pieces):
+            values = pd.api.types.union_categoricals([piece.array for piece in pieces])
+            columns[name] = pd.Series(values, index=pd.Index(np.concatenate([p.index for p in pieces])))
+        else:
+            columns[name] = pd.concat(pieces)
+    frame = pd.DataFrame(columns)
+    return frame if frame.index.is_monotonic_increasing else frame.sort_index(kind="stable")
 
 
 def iter_table_batches(

@@ -126,6 +126,9 @@ class TrainConfig:
         default=10, metadata=cli("Stop after this many epochs without a better validation C-index."))
     seed: int = field(default=0, metadata=cli("Random seed (split, initialisation, batches, dropout)."))
     device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu or cuda."))
+    nproc: int = field(default=1, metadata=cli(
+        "Train with this many processes on this machine (torch.distributed through torch's launcher, as torchrun "
+        "--standalone does: gloo on CPU, NCCL on CUDA); --batch is per process. Across machines: torchrun."))
     # None: 1 thread for training steps (small tensors gain nothing from more).
     threads: int | None = field(default=None, metadata=cli(
         "CPU threads for training (default: 1, fastest for small batches; 0: torch's default)."))
@@ -184,6 +187,7 @@ class TrainConfig:
             (0 <= self.val_frac < 1, f"--val-frac must be in [0, 1), got {self.val_frac}"),
             (self.patience is None or self.patience >= 1, f"--patience must be at least 1, got {self.patience}"),
             (self.threads is None or self.threads >= 0, f"--threads must be >= 0, got {self.threads}"),
+            (self.nproc >= 1, f"--nproc must be at least 1, got {self.nproc}"),
             (0 <= self.seed <= MAX_SEED, f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}"),
             (self.grad_clip > 0, f"--grad-clip must be positive (inf: no clipping), got {self.grad_clip}"),
             (bool(self.time_col) and bool(self.event_col), "--time-col and --event-col must not be empty"),

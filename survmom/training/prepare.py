@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from survmom.data import (
     Preprocessor,
     apply_strata,
     check_intervals,
+    concat_frames,
     declared_types,
     describe_stratum,
     fingerprint,
@@ -24,6 +26,7 @@ from survmom.data import (
     parse_time,
     parse_weight,
     read_table,
+    read_table_share,
     select_feature_columns,
     subject_codes,
     subject_split,
@@ -33,6 +36,9 @@ from survmom.data import (
 from survmom.errors import DataError
 from survmom.system import memory_limit
 from survmom.training.config import TrainConfig, design_roles
+
+if TYPE_CHECKING:
+    from survmom.training.distributed import Ranks
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Outcomes:
     entry: np.ndarray | None = None
     weight: np.ndarray | None = None
     strata: np.ndarray | None = None
+    position: np.ndarray | None = None  # distributed: each row's place among all training rows (int64)
 
     def __len__(self) -> int:
         return len(self.time)
@@ -55,6 +62,31 @@ class Outcomes:
         """The outcomes of rows ``index`` with their features ``x`` (already those rows)."""
         entry, weight, strata = (None if a is None else a[index] for a in (self.entry, self.weight, self.strata))
         return Outcomes(x, self.event[index], self.time[index], entry, weight, strata)
+
+
+class SharedTable:
+    """The columns of a file that a distributed run shares out: ``here`` holds this process's rows (index: the
+    rows' places in the file); ``table[name]`` is the whole column, all-gathered in file order (kept for the
+    ``keep`` columns, the outcomes; a feature column is gathered when asked for, for the preprocessor's fit)."""
+
+    def __init__(self, ranks: Ranks, here: pd.DataFrame, keep: list[str]) -> None:
+        self.ranks, self.here = ranks, here
+        self.columns = here.columns
+        self._kept: dict[str, pd.Series] = {}
+        self._keep = set(keep)
+        self._rows = sum(ranks.exchange(lambda: len(here)))
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, name: str) -> pd.Series:
+        if name in self._kept:
+            return self._kept[name]
+        pieces = self.ranks.exchange(lambda: self.here[[name]])
+        column = concat_frames([piece for piece in pieces if len(piece)] or pieces[:1])[name]
+        if name in self._keep:
+            self._kept[name] = column
+        return column
 
 
 @dataclass
@@ -67,6 +99,7 @@ class PreparedData:
     data_info: dict
     warnings: list[str] = field(default_factory=list)
     strata_levels: list[tuple[str, ...]] | None = None  # code -> the labels of the --strata columns
+    all_train: Outcomes | None = None  # distributed: every process's training outcomes (x empty), in file order
 
 
 def design_columns(config: TrainConfig) -> dict[str, list[str]]:
@@ -76,10 +109,17 @@ def design_columns(config: TrainConfig) -> dict[str, list[str]]:
 
 def prepare_training_data(
     config: TrainConfig, data_path: Path, preprocessor: Preprocessor | None = None,
-    strata_levels: list[tuple[str, ...]] | None = None,
+    strata_levels: list[tuple[str, ...]] | None = None, ranks: Ranks | None = None,
 ) -> PreparedData:
     """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one, and the stored
-    ``strata_levels``)."""
+    ``strata_levels``).
+
+    ``ranks`` (a distributed run): this process reads its share of the file's rows
+    (:func:`~survmom.data.read_table_share`) and returns them as ``train`` and ``val``; the checks, the split,
+    the strata and the preprocessing are those of the whole file, as a single process gets them: the outcome
+    columns are all-gathered, and the preprocessor is fitted on each feature column all-gathered in turn
+    (one column in memory at a time). ``all_train`` then holds the outcomes of every training row.
+    """
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
@@ -106,9 +146,13 @@ def prepare_training_data(
         hashing = pool.submit(fingerprint, data_path)
         # Only the columns used are read: an excluded column is never parsed, whatever it holds.
         ids = [config.id_col] if config.id_col is not None and config.id_col in columns else []
-        table = read_table(data_path, _used(columns, [config.time_col, config.event_col, *feature_cols, *ids,
-                                                      *design]),
-                           column_types=reading, delimiter=config.delimiter)
+        used = _used(columns, [config.time_col, config.event_col, *feature_cols, *ids, *design])
+        if ranks is None:
+            table = read_table(data_path, used, column_types=reading, delimiter=config.delimiter)
+        else:
+            here = ranks.together(lambda: read_table_share(data_path, used, share=ranks.rank, shares=ranks.size,
+                                                           column_types=reading, delimiter=config.delimiter))
+            table = SharedTable(ranks, here, keep=[config.time_col, config.event_col, *ids, *design])
         data_fingerprint = hashing.result()
     # Counting-process data (--entry-col with --id-col) has several rows per subject by design.
     repeated_ids = [_repeated_ids(table[config.id_col], data_path, config.id_col)] if (
@@ -136,23 +180,35 @@ def prepare_training_data(
     parts = [~in_val, in_val] if split else [None]
     if preprocessor is None:  # fitted on the training rows only
         preprocessor = Preprocessor.fit(table, feature_cols, path=data_path, rows=parts[0], types=stated)
-    check_encoded_size(preprocessor, len(time), data_path)
-    # One pass over the columns writes every split: no full-size matrix, no row gather.
-    x_parts = preprocessor.transform_parts(table, path=data_path, parts=parts)
-    train = outcomes.rows(x_parts[0], train_idx)
+    check_encoded_size(preprocessor, len(time) if ranks is None else len(time) // ranks.size, data_path)
+    all_train = None
+    if ranks is None:
+        # One pass over the columns writes every split: no full-size matrix, no row gather.
+        x_parts = preprocessor.transform_parts(table, path=data_path, parts=parts)
+        train = outcomes.rows(x_parts[0], train_idx)
+    else:  # this process's rows only
+        local = table.here
+        rows_here = local.index.to_numpy()
+        parts_here = [~in_val[rows_here], in_val[rows_here]] if split else [None]
+        x_parts = ranks.together(lambda: preprocessor.transform_parts(local, path=data_path, parts=parts_here))
+        all_train = outcomes.rows(np.empty((len(train_idx), 0), dtype=np.float32), train_idx)
+        train_here = rows_here[~in_val[rows_here]]
+        train = outcomes.rows(x_parts[0], train_here)
+        train.position = np.searchsorted(train_idx, train_here)
     notice = text_notice(data_path, delimiter=config.delimiter)  # how a text file was read, if not plain CSV
     warnings = [notice] if notice else []
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
-    _require_events(train, data_path, config.loss)
-    _require_design_events(train, data_path, config, strata_levels)
+    whole = train if all_train is None else all_train  # every training row, also in a distributed run
+    _require_events(whole, data_path, config.loss)
+    _require_design_events(whole, data_path, config, strata_levels)
     inputs = train.x.shape[1]
-    if inputs >= len(train):
-        warnings.append(f"{inputs:,} inputs for {len(train):,} training rows: with at least as many inputs as rows "
+    if inputs >= len(whole):
+        warnings.append(f"{inputs:,} inputs for {len(whole):,} training rows: with at least as many inputs as rows "
                         "a model can fit the training rows exactly; rely on the validation C-index, and --exclude "
                         "columns that cannot matter")
     val: Outcomes | None = None
     info = {"path": str(Path(data_path).resolve()), "fingerprint": data_fingerprint,
-            "rows": len(time), "train_rows": len(train), "columns": columns}
+            "rows": len(time), "train_rows": len(whole), "columns": columns}
     if config.val is not None:
         val_path = Path(config.val)
         val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter, strata_levels=strata_levels)
@@ -164,14 +220,18 @@ def prepare_training_data(
                             "measures fit, not prediction, and early stopping cannot see overfitting")
         info.update(val_path=str(val_path.resolve()), val_fingerprint=val_fingerprint)
     elif split:
-        val = outcomes.rows(x_parts[1], val_idx)
-    info["val_rows"] = 0 if val is None else len(val)
-    if val is not None and not val.event.any():
+        val = outcomes.rows(x_parts[1], val_idx if ranks is None else rows_here[in_val[rows_here]])
+    val_events = val.event if config.val is not None or val is None or ranks is None else outcomes.event[val_idx]
+    info["val_rows"] = 0 if val is None else len(val_events)
+    if val is not None and not val_events.any():
         warnings.append("the validation rows have no events: C-index cannot be computed, no early stopping")
     if config.batch is not None and len(train) < config.batch:
         warnings.append(f"{len(train)} training rows is fewer than --batch {config.batch}: "
                         f"each epoch is one batch of {len(train)}")
-    return PreparedData(preprocessor, train, val, info, warnings, strata_levels)
+    if ranks is not None and val is not None and config.val is not None:  # this process's share of the file
+        pick = np.arange(ranks.rank, len(val), ranks.size)  # dealt out by row, as read_table_share does
+        val = val.rows(np.ascontiguousarray(val.x[pick]), pick)
+    return PreparedData(preprocessor, train, val, info, warnings, strata_levels, all_train)
 
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,

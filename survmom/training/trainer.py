@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 import torch
 
-from survmom.core.linear_start import fit_linear_start
+from survmom.core.bank import BankDesign
+from survmom.core.linear_start import fit_linear_start, start_rows
 from survmom.core.losses import breslow_baseline, weibull_log_median, weibull_loss
 from survmom.core.metrics import concordance_index
 from survmom.core.model import LinearSkip, build_backbone, set_output_bias
@@ -29,6 +30,7 @@ from survmom.errors import TrainingDiverged
 from survmom.system import usable_cores
 from survmom.training.config import TrainConfig
 from survmom.training.designs import design_kwargs, stratified_baselines
+from survmom.training.distributed import Ranks
 
 
 class Reporter(Protocol):
@@ -56,6 +58,7 @@ class Tensors:
     entry: torch.Tensor | None = None
     weight: torch.Tensor | None = None
     strata: torch.Tensor | None = None
+    position: torch.Tensor | None = None  # distributed: each row's place among all training rows (int64, CPU)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -105,27 +108,40 @@ class Trainer:
     """Holds the network, Momentum wrapper, optimizer, RNG and progress; one object per training run."""
 
     def __init__(self, config: TrainConfig, in_features: int, train: Tensors, val: Tensors | None,
-                 device: torch.device, time_scale: float = 1.0, fit_start: bool = True) -> None:
+                 device: torch.device, time_scale: float = 1.0, fit_start: bool = True,
+                 ranks: Ranks | None = None) -> None:
         """``fit_start=False`` skips the starting fits (constant Weibull, linear start): a caller about to
-        :meth:`load_state_dict` a checkpoint would overwrite them."""
+        :meth:`load_state_dict` a checkpoint would overwrite them. ``ranks``: a distributed run
+        (:mod:`survmom.training.distributed`); ``train`` and ``val`` are then this process's rows, and
+        ``train.position`` places them among all training rows."""
         self.config = config
         self.device = device
+        self.ranks = ranks
         self.train_data = train
         self.val_data = val
         self.time_scale = time_scale
+        # Every training row's outcomes (no features): this process's rows, or in a distributed run all of
+        # them, gathered in the order of a single process's training rows.
+        self.all_train = train if ranks is None else Tensors(
+            torch.empty(0), *(None if v is None else self.in_train_order(v)
+                              for v in (train.event, train.time, train.entry, train.weight, train.strata)))
+        # Every rank runs the same number of steps per epoch: as many rows as the rank with the most.
+        self.epoch_rows = len(train.time) if ranks is None else max(ranks.exchange(lambda: len(train.time)))
         torch.manual_seed(config.seed)
         backbone = backbone_from_config(config, in_features)
         if fit_start and config.loss == "weibull":
-            set_output_bias(backbone, fit_constant_weibull(train.event, train.time, **design_kwargs(train)))
+            whole = self.all_train
+            set_output_bias(backbone, fit_constant_weibull(whole.event, whole.time, **design_kwargs(whole)))
         self.fitted_start = False  # True when the network starts as a fitted linear model (worth validating)
         # The linear layer to start at the penalised linear fit: a LinearSkip's linear path, or the whole network
         # when it is linear (no hidden layers).
         start_layer = (backbone.linear if isinstance(backbone, LinearSkip)
                        else backbone[-1] if not config.hidden else None)
         if fit_start and config.linear_init and start_layer is not None:
+            sample = train if ranks is None else self._start_sample()
             self.fitted_start = fit_linear_start(
-                start_layer, train.x, train.event, train.time, config.loss, ties=config.ties,
-                penalty=config.linear_penalty, seed=config.seed, **design_kwargs(train),
+                start_layer, sample.x, sample.event, sample.time, config.loss, ties=config.ties,
+                penalty=config.linear_penalty, seed=config.seed, **design_kwargs(sample),
             )
         _freeze_linear_path(backbone, self.fitted_start and config.linear_frozen)
         self.steps_per_epoch = len(self.batch_bounds())
@@ -136,6 +152,10 @@ class Trainer:
             **{name: True for name in design_kwargs(train)},
         ).to(device)
         self.optimizer = AdamW(self.momentum.online.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        if ranks is not None:
+            self.momentum.share_rows = self._share_rows
+            torch.manual_seed(config.seed + 7919 * (ranks.rank + 1))  # each rank its own dropout masks
+        self._stopping = False  # a stop (SIGINT/SIGTERM) was asked for, on any rank
         self.epoch = 0  # completed epochs
         self.batch_index = 0  # next batch inside the current epoch
         self.step = 0  # optimizer steps so far
@@ -158,7 +178,7 @@ class Trainer:
     # --- batches -------------------------------------------------------------------------------------
     def batch_bounds(self) -> list[tuple[int, int]]:
         """(start, stop) of each batch in an epoch; the short last batch is kept (merged if 1 row + BN)."""
-        n, size = len(self.train_data.time), self.config.batch
+        n, size = self.epoch_rows, self.config.batch
         bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
         if self.config.batchnorm and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
             bounds[-2:] = [(bounds[-2][0], n)]
@@ -173,6 +193,8 @@ class Trainer:
         """
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.train_data.time), generator=generator)
+        if len(order) < self.epoch_rows:  # distributed, fewer rows here than on another rank: repeat some
+            order = order.repeat(-(-self.epoch_rows // max(len(order), 1)))[: self.epoch_rows]
         if self.config.loss == "cox":
             if self._batch_sort_key is None:
                 self._batch_sort_key = _batch_sort_key(self.train_data.time, self.batch_bounds())
@@ -207,11 +229,11 @@ class Trainer:
                 self.momentum.train()
                 while self.batch_index < len(bounds):
                     start, stop = bounds[self.batch_index]
-                    loss = self.train_step(order[start:stop])
+                    loss = self.train_step(order[start:stop], stop_requested)
                     if self.first_step_done is None:
                         self.first_step_done = clock.perf_counter()
-                    reporter.step(stop - start, loss)
-                    if stop_requested():
+                    reporter.step((stop - start) * self.world_size, loss)
+                    if self._stopping:
                         self.epoch_seconds += clock.perf_counter() - started
                         self._check_finite_weights()  # the caller saves this state: never a NaN checkpoint
                         score_start()
@@ -221,30 +243,95 @@ class Trainer:
                 record = self.finish_epoch()
                 reporter.end_epoch(record)
                 save(self.state_dict())
-                if stop_requested():
+                if self._agreed(stop_requested()):
                     raise Interrupted
             score_start()  # no epoch left to run
 
-    def train_step(self, rows: torch.Tensor) -> float:
-        """One optimizer step on the rows ``rows`` (B,); returns the loss; raises on NaN/inf."""
+    def train_step(self, rows: torch.Tensor, stop_requested: Callable[[], bool] = lambda: False) -> float:
+        """One optimizer step on the rows ``rows`` (B,); returns the loss (distributed: its mean over ranks);
+        raises on NaN/inf. Afterwards ``_stopping`` says whether ``stop_requested()`` was true (on any rank)."""
         data = self.train_data
         loss = self.momentum(data.x.index_select(0, rows), data.event.index_select(0, rows),
                              data.time.index_select(0, rows), **design_kwargs(data, rows))
         value = loss.item()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ranks is None:
+            self._check_finite_loss(value)
+            loss.backward()
+            self._stopping = stop_requested()
+        else:  # DDP: gradients averaged over ranks; the loss (and any stop request) travel with them
+            loss.backward()
+            value, self._stopping = self.ranks.average_gradients(self.optimizer.params, value, stop_requested())
+            self._check_finite_loss(value)
+        torch.nn.utils.clip_grad_norm_(self.optimizer.params, self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        self.batch_index += 1
+        samples = len(rows) * self.world_size
+        self.epoch_loss_sum += value * samples
+        self.epoch_samples += samples
+        return value
+
+    def _check_finite_loss(self, value: float) -> None:
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"loss became {value} at epoch {self.epoch + 1}, step {self.batch_index + 1}; "
                 "try a lower --lr or check the data for extreme values"
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.optimizer.params, self.config.grad_clip)
-        self.optimizer.step()
-        self.step += 1
-        self.batch_index += 1
-        self.epoch_loss_sum += value * len(rows)
-        self.epoch_samples += len(rows)
-        return value
+
+    @property
+    def world_size(self) -> int:
+        """The number of processes training this model (1 without torch.distributed)."""
+        return 1 if self.ranks is None else self.ranks.size
+
+    def _agreed(self, flag: bool) -> bool:
+        """``flag`` on this rank, or in a distributed run: true on any rank."""
+        return flag if self.ranks is None else not self.ranks.all_true(not flag)
+
+    # --- distributed -------------------------------------------------------------------------------
+    def in_train_order(self, values: torch.Tensor) -> torch.Tensor:
+        """Values (n_rank, ...) of this rank's training rows -> (n, ...) of every training row, in the order a
+        single process holds them (:attr:`Tensors.position`)."""
+        assert self.ranks is not None and self.train_data.position is not None
+        gathered = self.ranks.gather_rows(values)
+        places = self.ranks.gather_rows(self.train_data.position).to(gathered.device)
+        return torch.empty_like(gathered).index_copy_(0, places, gathered)
+
+    def _start_sample(self) -> Tensors:
+        """The training rows the linear start fits on (:func:`~survmom.core.linear_start.start_rows` of all
+        training rows), gathered from every rank in the order a single process takes them."""
+        assert self.ranks is not None and self.train_data.position is not None
+        train = self.train_data
+        chosen = start_rows(len(self.all_train.time), train.x.shape[1], self.config.seed)
+        slot = torch.full((len(self.all_train.time),), -1, dtype=torch.int64)
+        slot[chosen] = torch.arange(len(chosen))
+        mine = slot[train.position]
+        here = (mine >= 0).nonzero().view(-1).to(train.x.device)
+        places = self.ranks.gather_rows(mine[mine >= 0])
+
+        def gather(values: torch.Tensor | None) -> torch.Tensor | None:
+            if values is None:
+                return None
+            gathered = self.ranks.gather_rows(values.index_select(0, here))
+            return torch.empty_like(gathered).index_copy_(0, places.to(gathered.device), gathered)
+
+        return Tensors(*(gather(v) for v in (train.x, train.event, train.time, train.entry, train.weight,
+                                             train.strata)))
+
+    def _share_rows(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor,
+                    design: BankDesign | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, BankDesign | None]:
+        """The rows every rank pushes into its bank this step, in rank order (one all-gather of the rows packed
+        into float64 columns: estimates, event, time, then the design's fields; all exact in float64)."""
+        assert self.ranks is not None
+        fields = [] if design is None else [(name, value) for name, value in design._asdict().items()
+                                             if value is not None]
+        packed = torch.cat([estimates.double(), event.double()[:, None], time.double()[:, None],
+                            *(value.double()[:, None] for _, value in fields)], dim=1)
+        rows = self.ranks.gather_equal(packed)
+        width = estimates.shape[1]
+        shared = {name: rows[:, width + 2 + i].to(value.dtype) for i, (name, value) in enumerate(fields)}
+        return (rows[:, :width].to(estimates.dtype), rows[:, width].bool(), rows[:, width + 1].to(time.dtype),
+                None if design is None else BankDesign(**shared))
 
     def finish_epoch(self) -> dict[str, Any]:
         """Validate, update best/early stopping, append to history, reset the per-epoch counters."""
@@ -290,15 +377,22 @@ class Trainer:
         """Harrell's C of the target network on the validation rows (None without usable validation); with a
         design, its concordance (:func:`~survmom.core.metrics.concordance_index`)."""
         val = self.val_data
+        if self.ranks is not None and val is not None:  # every rank scores its rows; C of all of them
+            risk = self.ranks.gather_rows(risk_from_estimates(self.infer(val.x), self.config.loss))
+            val = Tensors(torch.empty(0), *(None if v is None else self.ranks.gather_rows(v)
+                                            for v in (val.event, val.time, val.entry, val.weight, val.strata)))
+        elif val is not None and len(val.time) and bool(val.event.any()):
+            risk = risk_from_estimates(self.infer(val.x), self.config.loss)
         if val is None or len(val.time) == 0 or not bool(val.event.any()):
             return None
-        risk = risk_from_estimates(self.infer(val.x), self.config.loss)
         design = {name: value.cpu() for name, value in design_kwargs(val).items()}
         value = concordance_index(risk.cpu(), val.event.cpu(), val.time.cpu(), **design)
         return None if math.isnan(value) else float(value)
 
     def infer(self, x: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
         """Target estimates (n, d) in chunks, eval mode, no gradients."""
+        if len(x) == 0:
+            return self.momentum.infer(x[:1]).new_empty((0, self.momentum.bank.dim))
         with _inference_threads(self.config.threads, len(x), x.device):
             return torch.cat([self.momentum.infer(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
@@ -323,14 +417,16 @@ class Trainer:
             "momentum": _to_cpu(self.momentum.state_dict()),
             "optimizer": _to_cpu(self.optimizer.state_dict()),
             "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []},
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+                    # distributed: every rank's CPU generator, in rank order
+                    **({} if self.ranks is None else {"ranks": self.ranks.exchange(torch.get_rng_state)})},
             "progress": {
                 "epoch": self.epoch, "batch_index": self.batch_index, "step": self.step,
                 "steps_per_epoch": self.steps_per_epoch, "epoch_loss_sum": self.epoch_loss_sum,
                 "epoch_samples": self.epoch_samples, "epoch_seconds": self.epoch_seconds,
                 "epochs_without_improvement": self.epochs_without_improvement,
                 "stopped_early": self.stopped_early, "fitted_start": self.fitted_start,
-                "start_val_cindex": self.start_metric,
+                "start_val_cindex": self.start_metric, "world_size": self.world_size,
             },
             "best": {"metric": self.best_metric, "epoch": self.best_epoch,
                      "target": None if self.best_target is None else _to_cpu(self.best_target)},
@@ -354,7 +450,8 @@ class Trainer:
         if best is not None and cached is not None and cached[0] is best:
             return dict(cached[1])
         with self._target_weights(self.final_target_state()):
-            estimates = self.infer(self.train_data.x).double().cpu()
+            estimates = self.infer(self.train_data.x).double()
+        estimates = (estimates if self.ranks is None else self.in_train_order(estimates)).cpu()
         if self.config.loss == "cox":
             log_hz = estimates[:, 0]
             state = {**self._cox_baselines(log_hz), "train_risk": log_hz}
@@ -366,7 +463,7 @@ class Trainer:
     def _cox_baselines(self, log_hz: torch.Tensor) -> dict[str, Any]:
         """The Breslow baseline (``baseline_times`` in the user's time unit, ``baseline_cumhaz``) of the training
         rows with the design's risk sets; stratified: ``strata_baselines``, one {times, cumhaz} per stratum."""
-        data = self.train_data
+        data = self.all_train
         event, time = data.event.cpu(), data.time.double().cpu()
         design = {name: value.cpu().double() for name, value in design_kwargs(data).items() if name != "strata"}
         if data.strata is None:
@@ -393,7 +490,11 @@ class Trainer:
         """Restore everything :meth:`state_dict` saved (same config and data shape)."""
         self.momentum.load_state_dict(state["momentum"])
         self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"])
+        ranks_rng = state["rng"].get("ranks")
+        if self.ranks is None or ranks_rng is None:
+            torch.set_rng_state(state["rng"]["torch"])
+        elif self.ranks.rank < len(ranks_rng):  # a rank beyond the saved ones keeps its seeded generator
+            torch.set_rng_state(ranks_rng[self.ranks.rank])
         if state["rng"]["cuda"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         progress = state["progress"]

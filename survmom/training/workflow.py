@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ import torch
 from survmom.atomic import check_output_path as check_writable_output
 from survmom.atomic import restored_on_error
 from survmom.data import fingerprint
-from survmom.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from survmom.training.checkpoint import data_state, read_checkpoint, write_checkpoint
+from survmom.errors import CheckpointError, ConfigError, DataError, SurvmomError, TrainingDiverged
+from survmom.training.checkpoint import data_state, load_state, read_checkpoint, write_checkpoint
 from survmom.training.config import TrainConfig, auto_batch, check_id_column_name
+from survmom.training.distributed import from_environment, is_restart, launch_token, world_size
 from survmom.training.prepare import Outcomes, prepare_training_data
 from survmom.training.trainer import Interrupted, Reporter, Tensors, Trainer, resolve_device
 
@@ -46,27 +48,43 @@ def check_output_path(out: Path, inputs: list[Path]) -> None:
 
 
 def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunResult:
-    """Fit preprocessing, build a Trainer and train; checkpoints go to ``config.out``."""
+    """Fit preprocessing, build a Trainer and train; checkpoints go to ``config.out``.
+
+    Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a distributed run
+    (:mod:`survmom.training.distributed`); a rank that torchrun restarted after a failure continues from the
+    checkpoint this launch wrote at ``--out``, if there is one.
+    """
     started = time.perf_counter()
     out = Path(config.out)
     check_id_column_name(config.id_col)
+    ranks = from_environment(config.device)
+    if ranks is not None and is_restart() and ranks.broadcast(_written_by_this_launch(out)):
+        return resume_from_checkpoint(out, None, None, None, make_reporter, {}, restarted=True)
     check_output_path(out, [data_path, *([Path(config.val)] if config.val else [])])
-    prepared = prepare_training_data(config, data_path)
-    if config.batch is None:
-        config.batch = auto_batch(len(prepared.train))
-    device = resolve_device(config.device)
+    prepared = prepare_training_data(config, data_path, ranks=ranks)
+    whole = prepared.all_train or prepared.train
+    if config.batch is None:  # per process: a distributed epoch has as many steps as a single process's
+        config.batch = auto_batch(-(-len(whole) // (1 if ranks is None else ranks.size)))
+    device = resolve_device(config.device) if ranks is None else ranks.device
     _set_threads(config)
-    time_scale = _time_scale(prepared.train, config.loss)
+    time_scale = _time_scale(whole, config.loss)
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
-                      _tensors(prepared.val, device, time_scale, config.loss), device, time_scale)
+                      _tensors(prepared.val, device, time_scale, config.loss), device, time_scale, ranks=ranks)
     extra = data_state(prepared)
     return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings, started)
 
 
 def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path: Path | None,
-                           out: Path | None, make_reporter, overrides: dict[str, Any]) -> RunResult:
-    """Continue a run from its checkpoint; refuses changed data unless ``data_path`` has the same schema."""
+                           out: Path | None, make_reporter, overrides: dict[str, Any], restarted: bool = False
+                           ) -> RunResult:
+    """Continue a run from its checkpoint; refuses changed data unless ``data_path`` has the same schema.
+
+    Under torchrun every rank resumes; with another number of processes than the checkpoint's it continues
+    with a warning (the batches differ, so it is no longer bit-identical to an uninterrupted run).
+    ``restarted``: torchrun restarted this launch's workers; a run that had ended is then done, not refused.
+    """
     started = time.perf_counter()
+    ranks = from_environment(overrides.get("device") or "auto") if world_size() > 1 else None
     saved = read_checkpoint(checkpoint_path)
     config = TrainConfig.from_dict({**saved.config.to_dict(), **overrides}, source=str(checkpoint_path))
     if epochs is not None:
@@ -84,17 +102,17 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
     if config.val is not None:
         config.val = str(_unchanged_validation_file(Path(info["val_path"]), info["val_fingerprint"]))
     check_output_path(Path(out), [source])
-    prepared = prepare_training_data(config, source, saved.preprocessor, saved.strata_levels)
+    prepared = prepare_training_data(config, source, saved.preprocessor, saved.strata_levels, ranks=ranks)
     if list(prepared.data_info["columns"]) != list(info["columns"]) and data_path is not None:
         missing = sorted(set(info["columns"]) - set(prepared.data_info["columns"]))
         if missing:
             raise DataError(f"{source}: schema differs from the training data (missing {', '.join(missing)})")
-    device = resolve_device(config.device)
+    device = resolve_device(config.device) if ranks is None else ranks.device
     _set_threads(config)
     time_scale = saved.time_scale
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
                       _tensors(prepared.val, device, time_scale, config.loss), device, time_scale,
-                      fit_start=False)
+                      fit_start=False, ranks=ranks)
     try:
         trainer.load_state_dict(saved.state)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
@@ -102,7 +120,16 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
             f"{checkpoint_path}: checkpoint does not match its own configuration ({error})"
         ) from error
     trainer.stopped_early = False if epochs is not None else trainer.stopped_early
-    if trainer.epoch >= config.epochs or trainer.stopped_early:
+    finished = trainer.epoch >= config.epochs or trainer.stopped_early
+    if restarted and finished:  # the failure came after the last checkpoint of a complete run
+        return RunResult(Path(out), trainer.epoch, trainer.best_epoch, trainer.best_metric, False,
+                         trainer.stopped_early, [])
+    saved_size = saved.state["progress"].get("world_size", 1)
+    if saved_size != trainer.world_size:
+        prepared.warnings.append(f"{checkpoint_path} was trained by {saved_size} process(es), this run has "
+                                 f"{trainer.world_size}: training continues, but not bit-identically to an "
+                                 "uninterrupted run (each process's batches differ)")
+    if finished:
         why = "early stopping ended it" if trainer.stopped_early else f"{trainer.epoch} of {config.epochs} epochs done"
         raise ConfigError(f"{checkpoint_path}: nothing to resume ({why}); pass --epochs N with N > {trainer.epoch} "
                           "to train further")
@@ -114,17 +141,21 @@ def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], report
          warnings: list[str], started: float) -> RunResult:
     """Train to ``epochs``; every checkpoint also records seconds from command start to the first step."""
 
+    main = trainer.ranks is None or trainer.ranks.is_main  # rank 0 writes and reports
+    launch = launch_token()
+
     def save(state: dict[str, Any]) -> None:
         first = trainer.first_step_done
         timings = {"time_to_first_step_s": None if first is None else first - started}
-        write_checkpoint(out, state, extra, timings)
+        if main:
+            write_checkpoint(out, {**state, **({"launch": launch} if launch else {})}, extra, timings)
 
     for message in warnings:
         reporter.warn(message)
     interrupted = False
     try:
         # A run that fails (diverges) leaves a checkpoint that was already at ``out`` as it was.
-        with restored_on_error(out) as had_checkpoint:
+        with restored_on_error(out) if main else nullcontext(False) as had_checkpoint:
             try:
                 trainer.fit(epochs, reporter, save)
             except Interrupted:
@@ -142,6 +173,16 @@ def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], report
         reporter.close()
     return RunResult(out, trainer.epoch, trainer.best_epoch, trainer.best_metric, interrupted,
                      trainer.stopped_early, warnings)
+
+
+def _written_by_this_launch(out: Path) -> bool:
+    """True when ``out`` is a checkpoint that this torchrun launch wrote (not an older file at that path)."""
+    if not out.is_file():
+        return False
+    try:
+        return load_state(out).get("launch") == launch_token()
+    except SurvmomError:
+        return False
 
 
 def _unchanged_validation_file(path: Path, expected: str) -> Path:
@@ -186,4 +227,5 @@ def _tensors(split: Outcomes | None, device: torch.device, time_scale: float, lo
         entry=on_device(None if split.entry is None else split.entry / time_scale, time_dtype),
         weight=on_device(split.weight, time_dtype),
         strata=on_device(split.strata, torch.int64),
+        position=None if split.position is None else torch.from_numpy(split.position),
     )
