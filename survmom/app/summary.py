@@ -36,6 +36,10 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
             "batch_in_epoch": progress["batch_index"],
             "stopped_early": progress["stopped_early"],
             "linear_start_fitted": progress["fitted_start"],
+            # distributed training: --batch is per process; the global batch is what one step sees in all
+            "world_size": progress.get("world_size", 1),
+            "batch_per_process": saved.config.batch,
+            "global_batch": None if saved.config.batch is None else saved.config.batch * progress.get("world_size", 1),
         },
         "validation": {"best_cindex": saved.best_metric, "best_epoch": saved.best_epoch},
         "bank": {"capacity": bank["capacity"], "filled": bank["count"],
@@ -87,6 +91,9 @@ def render_summary(summary: dict[str, Any]) -> None:
                         + (f"; interrupted in epoch {progress['epochs_done'] + 1} after {progress['batch_in_epoch']} "
                            f"step(s): survmom resume continues it" if progress["batch_in_epoch"] else "")),
         ("steps", str(progress["steps"])),
+        ("batch", f"{progress['batch_per_process']}" if progress["world_size"] == 1 else
+                  f"{progress['batch_per_process']} per process × {progress['world_size']} processes = "
+                  f"{progress['global_batch']} per step"),
         ("best validation C-index", "n/a" if best is None else f"{best:.4f} (epoch {validation['best_epoch']}{start})"),
         ("bank", f"{summary['bank']['filled']}/{summary['bank']['capacity']} ({summary['bank']['fill']:.0%})"),
         ("EMA", f"{summary['ema']['schedule']} rate {summary['ema']['rate']}, warm-up {summary['ema']['warmup']}, "

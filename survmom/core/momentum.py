@@ -6,8 +6,9 @@ The MoCo idea (He et al. 2020) applied to survival, as in torchsurv's ``Momentum
 1. online estimates of the batch (with gradients);
 2. the loss over bank + batch (gradients flow only through the batch rows);
 3. EMA update of the target from the online network;
-4. target estimates of the batch pushed into the bank (in distributed training, the batches of every
-   process, all-gathered in rank order by ``share_rows``, so that every process holds the same bank).
+4. target estimates of the batch pushed into the bank (in distributed training, with ``defer_push``, they
+   are left in ``pending`` for the trainer, which all-gathers every process's rows and pushes them in rank
+   order before the next step, so that every process holds the same bank).
 
 Differences from torchsurv, all deliberate:
 
@@ -57,8 +58,7 @@ from survmom.core.sorting import merge_order, merge_runs
 from survmom.errors import ConfigError, StateError, SurvmomError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-PushedRows = tuple[torch.Tensor, torch.Tensor, torch.Tensor, BankDesign | None]
-ShareRows = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, BankDesign | None], PushedRows]
+PendingRows = tuple[torch.Tensor, torch.Tensor, torch.Tensor, BankDesign | None]  # estimates, event, time, design
 BUILTIN_LOSSES = choices.LOSSES
 
 
@@ -124,9 +124,10 @@ class Momentum(nn.Module):
         self.bank = MemoryBank(capacity, out_dim or _output_width(backbone), dtype=dtype, entry=entry,
                                weight=weight, strata=strata)
         self._merged: MergedRows | None = None  # this step's bank + batch run, for the push
-        # Distributed training: maps this process's pushed rows (target estimates, event, time, design) to the
-        # rows of every process in rank order (an all-gather; :mod:`survmom.training.distributed`).
-        self.share_rows: ShareRows | None = None
+        # Distributed training (:mod:`survmom.training.distributed`): forward leaves the rows it would push in
+        # ``pending``; the caller pushes every process's rows (:meth:`MemoryBank.push`) before the next step.
+        self.defer_push = False
+        self.pending: PendingRows | None = None
 
     def _apply(self, fn: Any, recurse: bool = True) -> Momentum:
         super()._apply(fn, recurse)
@@ -154,10 +155,10 @@ class Momentum(nn.Module):
         with torch.no_grad():
             self.ema.update()
             estimates = target(inputs)
-            if self.share_rows is not None:  # every process's rows, so that every process's bank is the same
-                estimates, event, time, design = self.share_rows(estimates, event, time, design)
-                self._merged = None
-            self.bank.push(estimates, event, time, merged=self._merged, design=design)
+            if self.defer_push:
+                self.pending = (estimates, event, time, design)
+            else:
+                self.bank.push(estimates, event, time, merged=self._merged, design=design)
         self._merged = None
         return loss
 

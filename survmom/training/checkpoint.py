@@ -100,7 +100,7 @@ def write_checkpoint(path: Path, training: dict[str, Any], data: dict[str, Any],
 def data_state(prepared: PreparedData) -> dict[str, Any]:
     """The data's part of a checkpoint: preprocessing state, data info, training outcomes (for IPCW weights)
     and the quartiles of the training event times (evaluate's default times)."""
-    train = prepared.train
+    train = prepared.train if prepared.all_train is None else prepared.all_train  # every training row
     event_times = train.time[train.event]
     design = {name: torch.from_numpy(getattr(train, name).copy()) for name in ("entry", "weight", "strata")
               if getattr(train, name) is not None}

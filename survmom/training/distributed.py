@@ -9,9 +9,11 @@ use for the few collectives a run needs:
   rank's :class:`~survmom.errors.SurvmomError`, which every rank then raises (no rank waits forever on a
   rank that failed; every rank stops with the one message);
 * :meth:`Ranks.gather_rows`: rows (n_rank, ...) of every rank, concatenated in rank order;
-* :meth:`Ranks.average_gradients`: DistributedDataParallel's gradient averaging (one all-reduce of the
-  flattened gradients, as one DDP bucket would), with the step's loss in the same all-reduce so that a
-  non-finite loss on any rank stops every rank at the same step.
+* :meth:`Ranks.share_step`: a training step's one collective: DistributedDataParallel's gradient averaging
+  and MoCo's all-gather of the rows for the memory bank in one all-gather (with the step's loss, so that a
+  non-finite loss on any rank stops every rank at the same step). One all-gather rather than DDP's
+  all-reduce plus a second collective for the bank: each gloo collective costs a fixed ~0.2-1 ms here, as
+  much as a quarter of a step (BENCHMARKS.md, "Distributed").
 
 References: Li et al. 2020, "PyTorch Distributed: Experiences on Accelerating Data Parallel Training" (DDP's
 all-reduce of averaged gradients); He et al. 2020 (MoCo's ``concat_all_gather`` of the queue's keys).
@@ -91,25 +93,28 @@ class Ranks:
         dist.all_gather(pieces, rows.contiguous())
         return torch.cat(pieces)
 
-    def average_gradients(self, params: Sequence[torch.Tensor], loss: float, stop: bool) -> tuple[float, bool]:
-        """Replace each parameter's gradient by its mean over ranks; returns (the mean ``loss`` over ranks,
-        whether ``stop`` was true on any rank).
+    def share_step(self, grads: Sequence[torch.Tensor], rows: torch.Tensor, loss: float, stop: bool
+                   ) -> tuple[torch.Tensor, float, bool]:
+        """The one collective of a training step: every rank's gradients, ``rows`` (B, k) float64 (the bank's
+        new rows; B the same on every rank), ``loss`` and ``stop`` flag, all-gathered as one float64 tensor.
 
-        One all-reduce of the flattened gradients with the loss and the stop flag (a non-finite loss or a stop
-        request on any rank is then seen by every rank at the same step): every rank ends with bit-identical
-        gradients, so the optimizer keeps the ranks' weights identical.
+        Each gradient is replaced in place by its mean over ranks (DistributedDataParallel's averaging; summed
+        in rank order, so bit-identical on every rank and the optimizer keeps the ranks' weights identical).
+        Returns (every rank's rows in rank order (size × B, k), the mean loss, whether any rank asked to stop).
+        A non-finite loss on any rank makes the mean non-finite on every rank: they all stop at the same step.
         """
-        grads = [p.grad for p in params if p.grad is not None]
-        dtype = grads[0].dtype if grads else torch.float32
-        flat = torch.cat([*(g.reshape(-1) for g in grads),
-                          torch.tensor([loss, float(stop)], dtype=dtype, device=self.device)])
-        dist.all_reduce(flat)
-        flat.div_(self.size)
+        width = sum(g.numel() for g in grads)
+        packed = torch.cat([*(g.reshape(-1).double() for g in grads),
+                            torch.tensor([loss, float(stop)], dtype=torch.float64, device=rows.device),
+                            rows.reshape(-1)])
+        every = self.gather_equal(packed[None, :])  # (size, width + 2 + B k)
+        mean = every[:, : width + 2].sum(0).div_(self.size)
         offset = 0
         for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            g.copy_(mean[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
-        return float(flat[-2]), bool(flat[-1] > 0)
+        shared_rows = every[:, width + 2 :].reshape(-1, rows.shape[1])
+        return shared_rows, float(mean[width]), bool(every[:, width + 1].any())
 
     def all_true(self, flag: bool) -> bool:
         """True when ``flag`` is true on every rank."""

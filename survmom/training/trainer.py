@@ -153,7 +153,7 @@ class Trainer:
         ).to(device)
         self.optimizer = AdamW(self.momentum.online.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         if ranks is not None:
-            self.momentum.share_rows = self._share_rows
+            self.momentum.defer_push = True
             torch.manual_seed(config.seed + 7919 * (ranks.rank + 1))  # each rank its own dropout masks
         self._stopping = False  # a stop (SIGINT/SIGTERM) was asked for, on any rank
         self.epoch = 0  # completed epochs
@@ -261,7 +261,7 @@ class Trainer:
             self._stopping = stop_requested()
         else:  # DDP: gradients averaged over ranks; the loss (and any stop request) travel with them
             loss.backward()
-            value, self._stopping = self.ranks.average_gradients(self.optimizer.params, value, stop_requested())
+            value, self._stopping = self._share_step(value, stop_requested())
             self._check_finite_loss(value)
         torch.nn.utils.clip_grad_norm_(self.optimizer.params, self.config.grad_clip)
         self.optimizer.step()
@@ -318,20 +318,27 @@ class Trainer:
         return Tensors(*(gather(v) for v in (train.x, train.event, train.time, train.entry, train.weight,
                                              train.strata)))
 
-    def _share_rows(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor,
-                    design: BankDesign | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, BankDesign | None]:
-        """The rows every rank pushes into its bank this step, in rank order (one all-gather of the rows packed
-        into float64 columns: estimates, event, time, then the design's fields; all exact in float64)."""
-        assert self.ranks is not None
-        fields = [] if design is None else [(name, value) for name, value in design._asdict().items()
-                                             if value is not None]
+    def _share_step(self, value: float, stop: bool) -> tuple[float, bool]:
+        """Distributed: average the gradients over ranks and push every rank's new bank rows, in rank order,
+        into this rank's bank (one all-gather, :meth:`Ranks.share_step`); returns (mean loss, stop anywhere).
+
+        The rows travel packed in float64 columns (estimates, event, time, then the design's fields), which
+        holds each of them exactly.
+        """
+        assert self.ranks is not None and self.momentum.pending is not None
+        estimates, event, time, design = self.momentum.pending
+        self.momentum.pending = None
+        fields = [] if design is None else [(name, v) for name, v in design._asdict().items() if v is not None]
         packed = torch.cat([estimates.double(), event.double()[:, None], time.double()[:, None],
-                            *(value.double()[:, None] for _, value in fields)], dim=1)
-        rows = self.ranks.gather_equal(packed)
+                            *(v.double()[:, None] for _, v in fields)], dim=1)
+        grads = [p.grad for p in self.optimizer.params if p.grad is not None]
+        rows, value, stop = self.ranks.share_step(grads, packed, value, stop)
         width = estimates.shape[1]
-        shared = {name: rows[:, width + 2 + i].to(value.dtype) for i, (name, value) in enumerate(fields)}
-        return (rows[:, :width].to(estimates.dtype), rows[:, width].bool(), rows[:, width + 1].to(time.dtype),
-                None if design is None else BankDesign(**shared))
+        shared = {name: rows[:, width + 2 + i].to(v.dtype) for i, (name, v) in enumerate(fields)}
+        self.momentum.bank.push(rows[:, :width].to(estimates.dtype), rows[:, width].bool(),
+                                rows[:, width + 1].to(time.dtype),
+                                design=None if design is None else BankDesign(**shared))
+        return value, stop
 
     def finish_epoch(self) -> dict[str, Any]:
         """Validate, update best/early stopping, append to history, reset the per-epoch counters."""

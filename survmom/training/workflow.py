@@ -17,8 +17,8 @@ from survmom.data import fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError, SurvmomError, TrainingDiverged
 from survmom.training.checkpoint import data_state, load_state, read_checkpoint, write_checkpoint
 from survmom.training.config import TrainConfig, auto_batch, check_id_column_name
-from survmom.training.distributed import from_environment, is_restart, launch_token, world_size
-from survmom.training.prepare import Outcomes, prepare_training_data
+from survmom.training.distributed import Ranks, from_environment, is_restart, launch_token, world_size
+from survmom.training.prepare import Outcomes, PreparedData, prepare_training_data
 from survmom.training.trainer import Interrupted, Reporter, Tensors, Trainer, resolve_device
 
 # Suffixes of data files: a checkpoint written under one of these names would be mistaken for data.
@@ -61,6 +61,14 @@ def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunR
     if ranks is not None and is_restart() and ranks.broadcast(_written_by_this_launch(out)):
         return resume_from_checkpoint(out, None, None, None, make_reporter, {}, restarted=True)
     check_output_path(out, [data_path, *([Path(config.val)] if config.val else [])])
+    trainer, prepared = build_trainer(config, data_path, ranks)
+    extra = data_state(prepared)
+    return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings, started)
+
+
+def build_trainer(config: TrainConfig, data_path: Path, ranks: Ranks | None = None) -> tuple[Trainer, PreparedData]:
+    """The prepared data of ``data_path`` and a new Trainer on it (``ranks``: this process's part of a
+    distributed run); resolves the default ``--batch`` into ``config``."""
     prepared = prepare_training_data(config, data_path, ranks=ranks)
     whole = prepared.all_train or prepared.train
     if config.batch is None:  # per process: a distributed epoch has as many steps as a single process's
@@ -70,8 +78,7 @@ def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunR
     time_scale = _time_scale(whole, config.loss)
     trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
                       _tensors(prepared.val, device, time_scale, config.loss), device, time_scale, ranks=ranks)
-    extra = data_state(prepared)
-    return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings, started)
+    return trainer, prepared
 
 
 def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path: Path | None,
