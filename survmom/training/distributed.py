@@ -152,7 +152,12 @@ def from_environment(device_option: str) -> Ranks | None:
     else:
         device = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=TIMEOUT)
+        # torchrun's env:// store, with keys of their own for each restart of the workers: the agent keeps one
+        # store for all of them, and a restarted rank could otherwise read a dead rank's address left there.
+        store, rank, size = next(dist.rendezvous("env://", timeout=TIMEOUT))
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        dist.init_process_group("nccl" if use_cuda else "gloo", store=dist.PrefixStore(f"survmom/{attempt}", store),
+                                rank=rank, world_size=size, timeout=TIMEOUT)
     return Ranks(dist.get_rank(), dist.get_world_size(), device)
 
 
