@@ -51,26 +51,42 @@ def batches(
     path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
 ) -> Iterator[pd.DataFrame]:
     """Open the file and check the columns now; return a generator of frames of ``batch_rows`` rows."""
+    tables = arrow_batches(path, columns, batch_rows)
+
+    def generate() -> Iterator[pd.DataFrame]:
+        start = 0
+        for batch in tables:
+            yield frame(batch, path, column_types, start)
+            start += batch.num_rows
+
+    return generate()
+
+
+def arrow_batches(path: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Open the file and check the columns now; return a generator of Arrow record batches of ``batch_rows``
+    rows, with the selected columns' clean names."""
     pf, raw, names = _open(path, streaming=True)
     selected = select(names, columns, path)
     raw_of = dict(zip(names, raw, strict=True))
     if pf.metadata.num_rows == 0:
         raise DataError(f"{path}: has no data rows")
 
-    def generate() -> Iterator[pd.DataFrame]:
-        start = 0
+    def generate() -> Iterator[pa.RecordBatch]:
         try:
             for batch in pf.iter_batches(
                 batch_size=batch_rows, columns=[raw_of[c] for c in selected], use_threads=True
             ):
-                batch = batch.replace_schema_metadata(None).rename_columns(selected)
-                yield to_pandas(batch, path, column_types, start,
-                                not_text=lambda column, rows: _binary_data(path, column, rows))
-                start += batch.num_rows
+                yield batch.replace_schema_metadata(None).rename_columns(selected)
         except (pa.ArrowException, OSError, EOFError) as exc:
             raise DataError(f"{path}: corrupted Parquet file ({first_line(exc)})") from None
 
     return generate()
+
+
+def frame(table: pa.Table | pa.RecordBatch, path: Path, column_types: dict[str, str], start: int = 0
+          ) -> pd.DataFrame:
+    """Arrow rows of this file as a frame (index from ``start``), as :func:`read` makes them."""
+    return to_pandas(table, path, column_types, start, not_text=lambda column, rows: _binary_data(path, column, rows))
 
 
 def _open(path: Path, streaming: bool = False) -> tuple[pq.ParquetFile, list[str], list[str]]:

@@ -69,26 +69,33 @@ def read_table_share(
     if _is_text(path):
         table = read_table(path, columns, column_types=column_types, delimiter=delimiter)
         return table[table.index.to_numpy() % shares == share]
-    frames = [frame[frame.index.to_numpy() % shares == share]
-              for frame in iter_table_batches(path, columns, BLOCK_ROWS, column_types=column_types)]
-    return concat_frames(frames)
+    reader = _format(path, delimiter)
+    pieces, rows = [], 0
+    for batch in reader.arrow_batches(path, columns, BLOCK_ROWS):  # only this share's rows are kept (Arrow)
+        pieces.append(batch.take(pa.array(np.arange((share - rows) % shares, batch.num_rows, shares))))
+        rows += batch.num_rows
+    if not pieces:
+        raise DataError(f"{path}: has no data rows")
+    table = pa.Table.from_batches(pieces) if isinstance(pieces[0], pa.RecordBatch) else pa.concat_tables(pieces)
+    del pieces
+    frame = reader.frame(table, path, _check_column_types(column_types))
+    frame.index = pd.RangeIndex(share, rows, shares)  # each row's place in the file
+    return frame
 
 
 def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Frames of one file's rows (same columns) as one frame in file order (by index); a text column keeps
-    its Categorical type, with the union of the frames' categories."""
+    its Categorical type, with the union of the frames' categories (in order of first appearance)."""
     if len(frames) == 1:
         return frames[0]
-    columns = {}
+    frames = [frame.copy(deep=False) for frame in frames]  # categories are set on the copies, not the inputs
     for name in frames[0].columns:
-        pieces = [frame[name] for frame in frames]
-        if all(isinstance(piece.dtype, pd.CategoricalDtype) for piece in pieces):
-            values = pd.api.types.union_categoricals([piece.array for piece in pieces])
-            columns[name] = pd.Series(values, index=pd.Index(np.concatenate([p.index for p in pieces])))
-        else:
-            columns[name] = pd.concat(pieces)
-    frame = pd.DataFrame(columns)
-    return frame if frame.index.is_monotonic_increasing else frame.sort_index(kind="stable")
+        if all(isinstance(frame[name].dtype, pd.CategoricalDtype) for frame in frames):
+            categories = pd.Index(np.concatenate([frame[name].cat.categories.to_numpy() for frame in frames]))
+            for frame in frames:
+                frame[name] = frame[name].cat.set_categories(categories.unique())
+    whole = pd.concat(frames)
+    return whole if whole.index.is_monotonic_increasing else whole.sort_index(kind="stable")
 
 
 def iter_table_batches(
@@ -201,6 +208,12 @@ class _ArrowFormat:
 
     def read(self, path: Path, columns: list[str] | None, column_types: dict[str, str]) -> pd.DataFrame:
         return _frame(self.reader.read(path, columns), path, column_types, 0)
+
+    def arrow_batches(self, path: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa.Table]:
+        return self.reader.iter_batches(path, columns, batch_rows)
+
+    def frame(self, table: pa.Table, path: Path, column_types: dict[str, str], start: int = 0) -> pd.DataFrame:
+        return _frame(table, path, column_types, start)
 
     def batches(self, path: Path, columns: list[str] | None, batch_rows: int, column_types: dict[str, str]
                 ) -> Iterator[pd.DataFrame]:
