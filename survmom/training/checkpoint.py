@@ -15,6 +15,9 @@ a crafted pickle cannot run code. Format version 2 holds:
   ``{"levels": [[label, ...], ...]}`` (stratum code -> the labels of the config's ``strata`` columns); and
   ``prediction`` holds ``strata_baselines`` (one ``{"times", "cumhaz"}`` per stratum code) instead of the
   single ``baseline_times``/``baseline_cumhaz``;
+- distributed training (optional keys): ``progress`` holds ``world_size`` and ``global_batch`` (``--batch``
+  × processes), ``rng`` holds ``ranks`` (every rank's CPU generator state), and ``launch`` names the torchrun
+  launch that wrote the file (a restarted worker continues only from its own launch's file);
 - ``checksum``: SHA-256 of all of the above (:func:`content_checksum`), so that a damaged byte anywhere, in
   a tensor's data too, is refused instead of predicting with it.
 

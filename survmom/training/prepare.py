@@ -221,9 +221,11 @@ def prepare_training_data(
         info.update(val_path=str(val_path.resolve()), val_fingerprint=val_fingerprint)
     elif split:
         val = outcomes.rows(x_parts[1], val_idx if ranks is None else rows_here[in_val[rows_here]])
-    val_events = val.event if config.val is not None or val is None or ranks is None else outcomes.event[val_idx]
-    info["val_rows"] = 0 if val is None else len(val_events)
-    if val is not None and not val_events.any():
+    # The events of every validation row (a distributed run's split holds this process's share only).
+    val_events = None if val is None else (
+        outcomes.event[val_idx] if ranks is not None and config.val is None else val.event)
+    info["val_rows"] = 0 if val_events is None else len(val_events)
+    if val_events is not None and not val_events.any():
         warnings.append("the validation rows have no events: C-index cannot be computed, no early stopping")
     if config.batch is not None and len(train) < config.batch:
         warnings.append(f"{len(train)} training rows is fewer than --batch {config.batch}: "

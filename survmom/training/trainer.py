@@ -156,6 +156,7 @@ class Trainer:
             self.momentum.defer_push = True
             torch.manual_seed(config.seed + 7919 * (ranks.rank + 1))  # each rank its own dropout masks
         self._stopping = False  # a stop (SIGINT/SIGTERM) was asked for, on any rank
+        self._stop_requested: Callable[[], bool] = lambda: False  # set by fit
         self.epoch = 0  # completed epochs
         self.batch_index = 0  # next batch inside the current epoch
         self.step = 0  # optimizer steps so far
@@ -222,6 +223,7 @@ class Trainer:
                     reporter.start_validated(self.best_metric)
 
         with _stop_requests() as stop_requested:
+            self._stop_requested = stop_requested
             while self.epoch < epochs and not self.stopped_early:
                 order = self.epoch_permutation(self.epoch)
                 reporter.start_epoch(self.epoch + 1, epochs, len(bounds), self.batch_index)
@@ -229,11 +231,12 @@ class Trainer:
                 self.momentum.train()
                 while self.batch_index < len(bounds):
                     start, stop = bounds[self.batch_index]
-                    loss = self.train_step(order[start:stop], stop_requested)
+                    loss = self.train_step(order[start:stop])
                     if self.first_step_done is None:
                         self.first_step_done = clock.perf_counter()
                     reporter.step((stop - start) * self.world_size, loss)
-                    if self._stopping:
+                    # distributed: the stop request of any rank, agreed in the step's collective
+                    if stop_requested() if self.ranks is None else self._stopping:
                         self.epoch_seconds += clock.perf_counter() - started
                         self._check_finite_weights()  # the caller saves this state: never a NaN checkpoint
                         score_start()
@@ -247,9 +250,10 @@ class Trainer:
                     raise Interrupted
             score_start()  # no epoch left to run
 
-    def train_step(self, rows: torch.Tensor, stop_requested: Callable[[], bool] = lambda: False) -> float:
+    def train_step(self, rows: torch.Tensor) -> float:
         """One optimizer step on the rows ``rows`` (B,); returns the loss (distributed: its mean over ranks);
-        raises on NaN/inf. Afterwards ``_stopping`` says whether ``stop_requested()`` was true (on any rank)."""
+        raises on NaN/inf. Distributed: afterwards ``_stopping`` says whether a stop (SIGINT/SIGTERM) was asked
+        for during :meth:`fit` on any rank."""
         data = self.train_data
         loss = self.momentum(data.x.index_select(0, rows), data.event.index_select(0, rows),
                              data.time.index_select(0, rows), **design_kwargs(data, rows))
@@ -258,10 +262,9 @@ class Trainer:
         if self.ranks is None:
             self._check_finite_loss(value)
             loss.backward()
-            self._stopping = stop_requested()
         else:  # DDP: gradients averaged over ranks; the loss (and any stop request) travel with them
             loss.backward()
-            value, self._stopping = self._share_step(value, stop_requested())
+            value, self._stopping = self._share_step(value, self._stop_requested())
             self._check_finite_loss(value)
         torch.nn.utils.clip_grad_norm_(self.optimizer.params, self.config.grad_clip)
         self.optimizer.step()
@@ -434,6 +437,7 @@ class Trainer:
                 "epochs_without_improvement": self.epochs_without_improvement,
                 "stopped_early": self.stopped_early, "fitted_start": self.fitted_start,
                 "start_val_cindex": self.start_metric, "world_size": self.world_size,
+                "global_batch": self.config.batch * self.world_size,  # rows per step over all processes
             },
             "best": {"metric": self.best_metric, "epoch": self.best_epoch,
                      "target": None if self.best_target is None else _to_cpu(self.best_target)},
