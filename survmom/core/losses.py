@@ -101,13 +101,18 @@ class _Ties(NamedTuple):
     fraction: Tensor | None  # (E,) Efron only: f_k = l_k / d_k (float64), rank among the d_k tied events
 
 
-def _ties(keys: Tensor, events: Tensor, efron: bool, event_pos: Tensor | None = None) -> _Ties:
-    """:class:`_Ties` of rows sorted by ``keys`` (n,) ascending (equal exactly for tied times), ``events``
-    (n,) bool or 0/1 in that order. Two events tie when their risk sets end at the same row."""
+def _ties(keys: Tensor, events: Tensor, efron: bool, event_pos: Tensor | None = None,
+          strata: Tensor | None = None) -> _Ties:
+    """:class:`_Ties` of rows sorted by ``keys`` (n,) ascending (equal exactly for tied times; with ``strata``
+    (n,), in block order), ``events`` (n,) bool or 0/1 in that order. Two events tie when their risk sets end
+    at the same row: equal times of one stratum."""
     n = keys.shape[0]
     if event_pos is None:
         event_pos = events.nonzero().view(-1)
-    group_end = (keys[1:] != keys[:-1]).nonzero().view(-1)  # last row of each distinct time but the last one
+    changes = keys[1:] != keys[:-1]
+    if strata is not None:
+        changes |= strata[1:] != strata[:-1]
+    group_end = changes.nonzero().view(-1)  # last row of each distinct time (and stratum) but the last one
     if group_end.shape[0] >= n - 1:  # no tied times
         return _Ties(event_pos, event_pos, None, None)
     group_end = torch.cat((group_end, group_end.new_full((1,), n - 1)))
@@ -272,9 +277,10 @@ class _CoxNLL(torch.autograd.Function):
 
 def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: Tensor, efron: bool,
              mean: bool, design_rows: DesignRows | None = None) -> Tensor:
-    """The Cox loss of n rows sorted by ``keys``, with the gradient flowing to ``log_hz`` (B,) at the sorted
-    rows ``position`` (B,); ``x`` (n,) float64 holds every row's log hazard (``log_hz``'s values included).
-    ``design_rows``: the rows' entry, weight and strata (in the same order), if any."""
+    """The Cox loss of n rows sorted by ``keys`` (with strata: in block order, by stratum first), with the
+    gradient flowing to ``log_hz`` (B,) at the sorted rows ``position`` (B,); ``x`` (n,) float64 holds every
+    row's log hazard (``log_hz``'s values included). ``design_rows``: the rows' entry, weight and strata (in
+    the same order), if any."""
     if design_rows is None or not design_rows.used:
         ties = _ties(keys, events, efron)
         n_events = ties.event_pos.shape[0]
@@ -284,12 +290,8 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
         return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position,
                              1.0 / n_events if mean else 1.0)
     event_pos = events.nonzero().view(-1)
-    design, order = make_design(keys, events, design_rows, event_pos)
-    if order is not None:  # into block order (stratum, then descending time)
-        x, events = x.index_select(0, order), events.index_select(0, order)
-        block = torch.empty_like(order).index_copy_(0, order, torch.arange(order.shape[0], device=order.device))
-        position = block.index_select(0, position)
-    ties = _ties(design.time_key, events, efron, event_pos if order is None else None)
+    design = make_design(keys, events, design_rows, event_pos)
+    ties = _ties(keys, events, efron, event_pos, design.strata)
     if ties.event_pos.shape[0] == 0:
         return log_hz[:0].sum()
     total = 1.0
@@ -368,11 +370,15 @@ def cox_loss(
     n = flat.shape[0]
     _check_event_time(event, time, n, "log_hz")
     keys, order = presorted if presorted is not None else torch.sort(descending_time_key(time))
-    position = torch.empty_like(order).index_copy_(0, order, torch.arange(n, device=order.device))
-    x = flat.detach().to(torch.float64).index_select(0, order)
     design = None
     if entry is not None or weight is not None or strata is not None:
-        design = _design_rows(time, entry, weight, strata).sorted(order)
+        rows = _design_rows(time, entry, weight, strata)
+        if rows.strata is not None:  # block order: by stratum, then descending time
+            by_stratum = torch.sort(rows.strata.index_select(0, order), stable=True).indices
+            keys, order = keys.index_select(0, by_stratum), order.index_select(0, by_stratum)
+        design = rows.sorted(order)
+    position = torch.empty_like(order).index_copy_(0, order, torch.arange(n, device=order.device))
+    x = flat.detach().to(torch.float64).index_select(0, order)
     return _cox_nll(flat, position, keys, x, event.index_select(0, order), efron, mean, design)
 
 
@@ -389,7 +395,8 @@ def cox_loss_sorted(
     weight: Tensor | None = None,
     strata: Tensor | None = None,
 ) -> Tensor:
-    r""":func:`cox_loss` over n rows already sorted by descending time, of which only B carry a gradient.
+    r""":func:`cox_loss` over n rows already sorted by descending time (with ``strata``: by stratum, then by
+    descending time), of which only B carry a gradient.
 
     This is the pooled loss of a memory bank: n = bank + batch rows merged by time, the bank rows being
     constants. The value equals ``cox_loss`` of all n rows; the gradient, at the batch rows only, is
@@ -412,7 +419,8 @@ def cox_loss_sorted(
         event: (n,) bool event flags of the sorted rows.
         ties, reduction: as in :func:`cox_loss`.
         entry: optional (n,) the rows' entry times mapped to keys by the same map as ``keys`` (−entry for
-            keys −time); weight (n,) float, strata (n,) int64: as in :func:`cox_loss` (not checked here).
+            keys −time); weight (n,) float, strata (n,) int64 nondecreasing: as in :func:`cox_loss` (not
+            checked here).
 
     Returns:
         A 0-d tensor of ``log_hz``'s dtype.
@@ -467,8 +475,7 @@ def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor, *, entry: Tens
     rows = None
     if entry is not None or weight is not None:
         rows = _design_rows(time, entry, weight, None).sorted(order)
-        design, _ = make_design(keys, events, rows)
-        keys = design.time_key
+        design = make_design(keys, events, rows)
     ties = _ties(keys, events, False)
     ends, group, deaths = torch.unique_consecutive(ties.event_end, return_inverse=True, return_counts=True)
     if ends.shape[0] == 0:
