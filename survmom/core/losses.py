@@ -131,9 +131,9 @@ class _DesignParts(NamedTuple):
     """What a study design adds to the forward results (n sorted rows in block order, E events), float64."""
 
     design: Design
-    row_shift: Tensor | None  # (n,) each row's stratum shift (None: risk sums are plain prefix sums)
+    row_shift: Tensor | None  # (n,) each row's stratum shift, (1,) for one stratum (None: plain prefix sums)
     stop: Tensor | None  # (n,) risk_sets.stop_events: each row is at risk for the events [first, stop)
-    event_shift: Tensor | None  # (E,) the shift of each event's stratum
+    event_shift: Tensor | None  # (E,) the shift of each event's stratum, (1,) for one stratum
     share: Tensor | None  # (E,) a_k = mean weight of the events tied with event k (None: unweighted)
     event_weight: Tensor | None  # (E,) weight of each event (None: unweighted)
 
@@ -174,12 +174,11 @@ def _cox_value(x: Tensor, ties: _Ties, design: Design | None = None) -> _CoxPart
         log_den = log_risk + torch.log1p(-ties.fraction * tied.index_select(0, ties.run))
     if extra is None:
         return _CoxParts((log_den - x_event).sum(), x_event, log_risk, log_den, ties)
-    x_raw_event = x_raw.index_select(0, ties.event_pos)
+    x_raw_event = x_event if x_raw is x else x_raw.index_select(0, ties.event_pos)
     if extra.share is None:
         value = (log_den - x_raw_event).sum()
     else:
-        value = (torch.where(extra.share > 0, extra.share * log_den, 0.0).sum()
-                 - (extra.event_weight * x_raw_event).sum())
+        value = torch.where(extra.share > 0, extra.share * log_den, 0.0).sum() - extra.event_weight.dot(x_raw_event)
     return _CoxParts(value, x_event, log_risk, log_den, ties, extra)
 
 
@@ -199,10 +198,12 @@ def _design_log_risk(x: Tensor, ties: _Ties, design: Design) -> tuple[Tensor, _D
     if stop is None:  # weights only: the risk sets are prefixes, as without a design
         return _log_cumsum_exp(x).index_select(0, ties.event_end), _DesignParts(design, None, None, None, share,
                                                                                 event_weight)
-    shift = stratum_max(x, design.strata, design.n_strata)
-    row_shift = shift.expand(x.shape[0]) if design.strata is None else shift.index_select(0, design.strata)
-    event_shift = row_shift.index_select(0, ties.event_pos)
-    blocks = None if design.strata is None else Blocks(design.strata, ties.event_pos)
+    row_shift = event_shift = stratum_max(x, design.strata, design.n_strata)
+    blocks = None
+    if design.strata is not None:
+        row_shift = row_shift.index_select(0, design.strata)
+        event_shift = row_shift.index_select(0, ties.event_pos)
+        blocks = Blocks(design.strata, ties.event_pos)
     log_risk = risk_log_sums(x - row_shift, ties.event_end, stop, blocks).add_(event_shift)
     return log_risk, _DesignParts(design, row_shift, stop, event_shift, share, event_weight)
 
@@ -238,9 +239,9 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
         blocks = None if extra.design.strata is None else Blocks(extra.design.strata, ties.event_pos)
         sums = event_log_sums(log_terms + extra.event_shift, torch.searchsorted(ties.event_end, position),
                               extra.stop.index_select(0, position), blocks, position)
-        grad = torch.exp(x_at - extra.row_shift.index_select(0, position) + sums)
-    event_term = torch.ones_like(log_den) if extra is None or extra.event_weight is None else \
-        extra.event_weight.clone()
+        shift = extra.row_shift if blocks is None else extra.row_shift.index_select(0, position)
+        grad = torch.exp(x_at - shift + sums)
+    event_term = torch.ones_like(log_den) if extra is None or extra.event_weight is None else extra.event_weight
     if ties.fraction is not None:
         ratio = torch.exp(log_risk - log_den) if share is None else torch.where(
             share > 0, share * torch.exp(log_risk - log_den), 0.0)
@@ -248,7 +249,7 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
         tied = torch.exp(parts.x_event - log_risk)
         if share is not None:
             tied = torch.where(share > 0, tied, 0.0)
-        event_term.addcmul_(tied, per_time.index_select(0, ties.run))
+        event_term = torch.addcmul(event_term, tied, per_time.index_select(0, ties.run))
     k = torch.searchsorted(ties.event_pos, position).clamp_(max=ties.event_pos.shape[0] - 1)
     is_event = ties.event_pos.index_select(0, k) == position
     return grad.addcmul_(is_event, event_term.index_select(0, k), value=-1)
@@ -294,13 +295,13 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
     ties = _ties(keys, events, efron, event_pos, design.strata)
     if ties.event_pos.shape[0] == 0:
         return log_hz[:0].sum()
+    parts = _cox_value(x, ties, design)
     total = 1.0
     if mean:
-        total = float(ties.event_pos.shape[0]) if design.weight is None else \
-            design.weight.index_select(0, ties.event_pos).sum().item()
+        weights = None if parts.design is None else parts.design.event_weight
+        total = float(ties.event_pos.shape[0]) if weights is None else weights.sum().item()
         if total == 0:
             return log_hz[:0].sum()
-    parts = _cox_value(x, ties, design)
     return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position, 1.0 / total if mean else 1.0)
 
 

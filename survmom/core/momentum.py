@@ -225,7 +225,7 @@ class Momentum(nn.Module):
             self._merged = MergedRows(SortedRows(keys, values, events, seq), position)
         if design is None:
             return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
-        entry_keys = None if design.entry is None else merged(torch.neg(bank_design.entry), torch.neg(design.entry))
+        entry_keys = None if design.entry is None else merged(bank_design.entry, design.entry).neg_()
         weight = None if design.weight is None else merged(bank_design.weight, design.weight)
         if batch_strata is not None:
             strata = merge_runs(bank_design.strata, batch_strata, gather, sorted_position)

@@ -166,7 +166,7 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor, blocks: Blocks |
     values = torch.exp(log_values)
     n_events = at.shape[0]
     upto = torch.cumsum(values, 0).index_select(0, at)
-    left = torch.zeros(n_events + 1, dtype=values.dtype, device=values.device).index_add_(0, stop, values)
+    left = torch.bincount(stop, values, n_events + 1)  # the values leaving the risk sets at each event
     risk = upto - torch.cumsum(left[:n_events], 0)
     bad = risk <= CANCELLATION * upto
     n_bad = int(torch.count_nonzero(bad))
