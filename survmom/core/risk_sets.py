@@ -179,7 +179,7 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor, blocks: Blocks |
         risk = upto - segmented_cumsum(left[:n_events], event_strata)
         bad = risk <= CANCELLATION * upto
         n_bad = int(torch.count_nonzero(bad))
-    log_risk = torch.log(risk.clamp(min=0.0))
+    log_risk = torch.log(risk)  # a negative risk (rounding) is a bad one, recomputed below
     if n_bad:
         first = torch.searchsorted(at, torch.arange(log_values.shape[0], device=at.device))
         events = torch.arange(n_events, device=at.device)
