@@ -186,7 +186,8 @@ class Momentum(nn.Module):
         order: by stratum, then by time); gradient to the batch only.
 
         The merged run is kept for this step's push, which then needs no merge of its own. A batch already in
-        order of descending time (as :class:`~survmom.training.trainer.Trainer` hands them) is not sorted again.
+        order of descending time (as :class:`~survmom.training.trainer.Trainer` hands them) is not sorted again
+        (without strata); with strata, only the batch is sorted into block order, never bank + batch.
         """
         if estimates.dim() == 2 and estimates.shape[1] == 1:
             log_hz = estimates.reshape(-1)  # (B,): one view, one backward node
