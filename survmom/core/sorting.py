@@ -76,19 +76,18 @@ def grouped_searchsorted(keys: Tensor, groups: Tensor, queries: Tensor, query_gr
     """For each query, the number of sorted elements before it in block order: those of lower groups and those
     of its own group with a key < the query's (``right``: <=).
 
-    ``keys``, ``groups`` (n,): sorted by group, then key. ``queries``, ``query_groups`` (m,): sorted by group
-    (any key order inside a group). One binary search per group present among the queries, on its slice.
+    ``keys``, ``groups`` (n,): sorted by integer group, then key. ``queries``, ``query_groups`` (m,): sorted by
+    group (any key order inside a group). One binary search per group present among the queries, on its slice.
     """
     if queries.shape[0] == 0:
         return torch.zeros(0, dtype=torch.int64, device=keys.device)
     present, counts = torch.unique_consecutive(query_groups, return_counts=True)
     bounds = torch.searchsorted(groups, torch.cat((present, present + 1))).tolist()  # each group's [first, last)
     n_present = present.shape[0]
-    found = [torch.searchsorted(keys[first:last], group_queries, right=right)
+    found = [torch.searchsorted(keys[first:last], group_queries, right=right).add_(first)
              for first, last, group_queries in zip(bounds[:n_present], bounds[n_present:],
                                                    queries.split(counts.tolist()), strict=True)]
-    lower = torch.searchsorted(groups, query_groups)  # elements of lower groups
-    return lower.add_(found[0] if len(found) == 1 else torch.cat(found))
+    return found[0] if len(found) == 1 else torch.cat(found)
 
 
 def merge_order(key_a: Tensor, key_b: Tensor, group_a: Tensor | None = None,
