@@ -9,7 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from survmom.core.bank import MemoryBank, MergedRows, SortedRows
+from survmom.core.bank import BankDesign, MemoryBank, MergedRows, SortedRows
 from survmom.core.sorting import merge_order, merge_runs
 from survmom.errors import StateError
 
@@ -128,6 +128,28 @@ def test_by_time_always_holds_exactly_the_filled_rows_by_descending_time_older_f
         # Descending time; among equal times, older rows (smaller sequence numbers) first.
         order = sorted(range(len(bank)), key=lambda i: (-sorted_times[i].item(), rows.seq[i].item()))
         assert order == list(range(len(bank)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(capacity=st.integers(1, 30), sizes=st.lists(st.integers(1, 40), min_size=1, max_size=10),
+       seed=st.integers(0, 1000))
+def test_a_bank_with_strata_keeps_its_rows_by_stratum_then_descending_time(capacity, sizes, seed):
+    """Block order: by stratum, then descending time, older rows first on ties (as the stratified loss needs)."""
+    gen = torch.Generator().manual_seed(seed)
+    bank = MemoryBank(capacity=capacity, strata=True)
+    for size in sizes:
+        times = torch.randint(0, 6, (size,), generator=gen).double()  # ties within and across strata
+        strata = torch.randint(0, 3, (size,), generator=gen)
+        bank.push(torch.randn(size, 1, generator=gen), torch.rand(size, generator=gen) < 0.5, times,
+                  design=BankDesign(strata=strata))
+        rows = bank.by_time()
+        positions = torch.remainder(rows.seq, capacity)
+        assert sorted(rows.seq.tolist()) == list(range(bank.pushed - len(bank), bank.pushed))
+        assert torch.equal(rows.keys, -bank.times[positions])
+        assert torch.equal(bank.design_by_time().strata, bank.strata[positions])
+        block = [(bank.strata[p].item(), -bank.times[p].item(), s) for p, s in zip(positions.tolist(),
+                                                                                  rows.seq.tolist(), strict=True)]
+        assert block == sorted(block)
 
 
 def _merged_with(bank: MemoryBank, estimates, events, times) -> MergedRows:

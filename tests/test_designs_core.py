@@ -212,7 +212,7 @@ def test_cancelling_risk_sums_are_recomputed_exactly():
 
 
 @pytest.mark.parametrize("ties", ["efron", "breslow"])
-def test_many_strata_take_the_sorting_path_with_the_same_result(monkeypatch, ties):
+def test_many_strata_with_every_cancelling_sum_recomputed_in_chunks_give_the_same_result(monkeypatch, ties):
     from survmom.core import risk_sets
 
     x, event, time, design = _random_design(11, n=50)

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from survmom.core import momentum as momentum_module
+from survmom.core import sorting as sorting_module
 from survmom.core.losses import cox_loss, weibull_loss
-from survmom.core.momentum import Momentum, _ascending
+from survmom.core.momentum import Momentum
+from survmom.core.sorting import is_ascending
 from survmom.errors import ConfigError, StateError
 
 
@@ -85,7 +86,7 @@ def test_a_batch_in_time_order_skips_the_sort_and_takes_exactly_the_step_the_sor
         x, e, t = x[by_time].double(), e[by_time], t[by_time]
         loss_skipping = skipping(x, e, t)
         with monkeypatch.context() as patch:
-            patch.setattr(momentum_module, "_ascending", lambda keys: False)  # sort anyway
+            patch.setattr(sorting_module, "is_ascending", lambda keys: False)  # sort anyway
             loss_sorting = sorting(x, e, t)
         assert torch.equal(loss_skipping, loss_sorting)
         for opt, loss in zip(optimizers, (loss_skipping, loss_sorting), strict=True):
@@ -104,7 +105,7 @@ def test_a_batch_in_time_order_skips_the_sort_and_takes_exactly_the_step_the_sor
 @pytest.mark.parametrize(("time", "ascending"), [([3.0, 2.0, 2.0, 1.0], True), ([3.0, 1.0, 2.0], False),
                                                   ([2.0, float("nan")], False), ([5.0], True), ([], True)])
 def test_only_batches_in_descending_time_count_as_sorted(time, ascending):
-    assert _ascending(torch.neg(torch.tensor(time, dtype=torch.float64))) is ascending
+    assert is_ascending(torch.neg(torch.tensor(time, dtype=torch.float64))) is ascending
 
 
 @pytest.mark.parametrize("sizes", [[16, 16, 5], [3, 40, 1, 16], [1]])

@@ -8,7 +8,8 @@ modulo C; the loss functions are permutation invariant, so :meth:`contents` retu
 reordering. The bank also keeps its rows sorted by descending time (:meth:`by_time`: key −time, estimate
 column 0 as float64, event and push sequence number of each row), updated at each push by merging the new
 rows into the surviving ones (or by taking the merge a caller already made, see :meth:`push`), so a
-rank-based loss over bank + batch never has to sort the whole bank.
+rank-based loss over bank + batch never has to sort the whole bank. A bank that keeps strata keeps them in
+block order instead (by stratum, then by descending time), the order of the stratified Cox loss.
 
 A bank built with ``entry``, ``weight`` or ``strata`` also keeps each row's entry time (float64), case weight
 (float64) or stratum code (int64) in ring buffers of its own (registered, and so in ``state_dict``, only when
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from survmom.core.sorting import merge_order, merge_runs
+from survmom.core.sorting import block_order, merge_order, merge_runs
 from survmom.errors import StateError
 
 
@@ -155,7 +156,8 @@ class MemoryBank(nn.Module):
         else:
             self._merge_into_sorted(SortedRows(torch.neg(new_times.to(self.order_keys)), new_values,
                                                new_events.to(device=self.events.device, dtype=torch.bool),
-                                               self.incoming_seq(n)))
+                                               self.incoming_seq(n)),
+                                    None if design is None or design.strata is None else design.strata[-n:])
         self.position = (self.position + n) % self.capacity
         self.count = min(self.count + n, self.capacity)
         self.pushed += n
@@ -177,22 +179,28 @@ class MemoryBank(nn.Module):
             else:
                 torch.index_select(source, 0, keep, out=target)
 
-    def _merge_into_sorted(self, new: SortedRows) -> None:
-        """Drop the overwritten rows from the time-sorted run and merge the new rows (n,) in."""
+    def _merge_into_sorted(self, new: SortedRows, new_strata: torch.Tensor | None = None) -> None:
+        """Drop the overwritten rows from the sorted run and merge the new rows (n,) in (by stratum first, with
+        their stratum codes ``new_strata`` (n,))."""
         old = self.by_time()
         keep = (old.seq >= self._oldest_kept(new.keys.shape[0])).nonzero().view(-1)
-        new_keys, order = torch.sort(new.keys, stable=True)
-        gather, pushed_at = merge_order(old.keys.index_select(0, keep), new_keys)
+        old_keys, old_strata = old.keys.index_select(0, keep), None
+        if new_strata is not None:
+            old_strata = self.strata.index_select(0, old.seq.index_select(0, keep).remainder(self.capacity))
+            new_strata = new_strata.to(old_strata)
+        new_keys, order, new_strata = block_order(new.keys, new_strata)
+        gather, pushed_at = merge_order(old_keys, new_keys, old_strata, new_strata)
         size = gather.shape[0]
         for old_field, new_field, target in zip(old, new, self._order_fields(), strict=True):
-            merged = merge_runs(old_field.index_select(0, keep), new_field.index_select(0, order), gather, pushed_at)
-            target[:size] = merged
+            in_order = new_field if order is None else new_field.index_select(0, order)
+            target[:size] = merge_runs(old_field.index_select(0, keep), in_order, gather, pushed_at)
 
     def _order_fields(self) -> SortedRows:
         return SortedRows(self.order_keys, self.order_values, self.order_events, self.order_seq)
 
     def by_time(self) -> SortedRows:
         """The filled rows sorted by descending time, as views (n,) with n = len(self); ties: older rows first.
+        A bank that keeps strata: by stratum, then by descending time (block order).
 
         Keys are −time (float64, so ascending keys are descending times); values are estimate column 0 as
         float64; ``seq % capacity`` is each row's position in :attr:`estimates`, :attr:`events` and

@@ -101,13 +101,18 @@ class _Ties(NamedTuple):
     fraction: Tensor | None  # (E,) Efron only: f_k = l_k / d_k (float64), rank among the d_k tied events
 
 
-def _ties(keys: Tensor, events: Tensor, efron: bool, event_pos: Tensor | None = None) -> _Ties:
-    """:class:`_Ties` of rows sorted by ``keys`` (n,) ascending (equal exactly for tied times), ``events``
-    (n,) bool or 0/1 in that order. Two events tie when their risk sets end at the same row."""
+def _ties(keys: Tensor, events: Tensor, efron: bool, event_pos: Tensor | None = None,
+          strata: Tensor | None = None) -> _Ties:
+    """:class:`_Ties` of rows sorted by ``keys`` (n,) ascending (equal exactly for tied times; with ``strata``
+    (n,), in block order), ``events`` (n,) bool or 0/1 in that order. Two events tie when their risk sets end
+    at the same row: equal times of one stratum."""
     n = keys.shape[0]
     if event_pos is None:
         event_pos = events.nonzero().view(-1)
-    group_end = (keys[1:] != keys[:-1]).nonzero().view(-1)  # last row of each distinct time but the last one
+    changes = keys[1:] != keys[:-1]
+    if strata is not None:
+        changes |= strata[1:] != strata[:-1]
+    group_end = changes.nonzero().view(-1)  # last row of each distinct time (and stratum) but the last one
     if group_end.shape[0] >= n - 1:  # no tied times
         return _Ties(event_pos, event_pos, None, None)
     group_end = torch.cat((group_end, group_end.new_full((1,), n - 1)))
@@ -126,9 +131,9 @@ class _DesignParts(NamedTuple):
     """What a study design adds to the forward results (n sorted rows in block order, E events), float64."""
 
     design: Design
-    row_shift: Tensor | None  # (n,) each row's stratum shift (None: risk sums are plain prefix sums)
+    row_shift: Tensor | None  # (n,) each row's stratum shift, (1,) for one stratum (None: plain prefix sums)
     stop: Tensor | None  # (n,) risk_sets.stop_events: each row is at risk for the events [first, stop)
-    event_shift: Tensor | None  # (E,) the shift of each event's stratum
+    event_shift: Tensor | None  # (E,) the shift of each event's stratum, (1,) for one stratum
     share: Tensor | None  # (E,) a_k = mean weight of the events tied with event k (None: unweighted)
     event_weight: Tensor | None  # (E,) weight of each event (None: unweighted)
 
@@ -169,12 +174,11 @@ def _cox_value(x: Tensor, ties: _Ties, design: Design | None = None) -> _CoxPart
         log_den = log_risk + torch.log1p(-ties.fraction * tied.index_select(0, ties.run))
     if extra is None:
         return _CoxParts((log_den - x_event).sum(), x_event, log_risk, log_den, ties)
-    x_raw_event = x_raw.index_select(0, ties.event_pos)
+    x_raw_event = x_event if x_raw is x else x_raw.index_select(0, ties.event_pos)
     if extra.share is None:
         value = (log_den - x_raw_event).sum()
     else:
-        value = (torch.where(extra.share > 0, extra.share * log_den, 0.0).sum()
-                 - (extra.event_weight * x_raw_event).sum())
+        value = torch.where(extra.share > 0, extra.share * log_den, 0.0).sum() - extra.event_weight.dot(x_raw_event)
     return _CoxParts(value, x_event, log_risk, log_den, ties, extra)
 
 
@@ -194,10 +198,12 @@ def _design_log_risk(x: Tensor, ties: _Ties, design: Design) -> tuple[Tensor, _D
     if stop is None:  # weights only: the risk sets are prefixes, as without a design
         return _log_cumsum_exp(x).index_select(0, ties.event_end), _DesignParts(design, None, None, None, share,
                                                                                 event_weight)
-    shift = stratum_max(x, design.strata, design.n_strata)
-    row_shift = shift.expand(x.shape[0]) if design.strata is None else shift.index_select(0, design.strata)
-    event_shift = row_shift.index_select(0, ties.event_pos)
-    blocks = None if design.strata is None else Blocks(design.strata, ties.event_pos)
+    row_shift = event_shift = stratum_max(x, design.strata, design.n_strata)
+    blocks = None
+    if design.strata is not None:
+        row_shift = row_shift.index_select(0, design.strata)
+        event_shift = row_shift.index_select(0, ties.event_pos)
+        blocks = Blocks(design.strata, ties.event_pos)
     log_risk = risk_log_sums(x - row_shift, ties.event_end, stop, blocks).add_(event_shift)
     return log_risk, _DesignParts(design, row_shift, stop, event_shift, share, event_weight)
 
@@ -233,9 +239,9 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
         blocks = None if extra.design.strata is None else Blocks(extra.design.strata, ties.event_pos)
         sums = event_log_sums(log_terms + extra.event_shift, torch.searchsorted(ties.event_end, position),
                               extra.stop.index_select(0, position), blocks, position)
-        grad = torch.exp(x_at - extra.row_shift.index_select(0, position) + sums)
-    event_term = torch.ones_like(log_den) if extra is None or extra.event_weight is None else \
-        extra.event_weight.clone()
+        shift = extra.row_shift if blocks is None else extra.row_shift.index_select(0, position)
+        grad = torch.exp(x_at - shift + sums)
+    event_term = torch.ones_like(log_den) if extra is None or extra.event_weight is None else extra.event_weight
     if ties.fraction is not None:
         ratio = torch.exp(log_risk - log_den) if share is None else torch.where(
             share > 0, share * torch.exp(log_risk - log_den), 0.0)
@@ -243,7 +249,7 @@ def _cox_grad(parts: _CoxParts, x_at: Tensor, position: Tensor) -> Tensor:
         tied = torch.exp(parts.x_event - log_risk)
         if share is not None:
             tied = torch.where(share > 0, tied, 0.0)
-        event_term.addcmul_(tied, per_time.index_select(0, ties.run))
+        event_term = torch.addcmul(event_term, tied, per_time.index_select(0, ties.run))
     k = torch.searchsorted(ties.event_pos, position).clamp_(max=ties.event_pos.shape[0] - 1)
     is_event = ties.event_pos.index_select(0, k) == position
     return grad.addcmul_(is_event, event_term.index_select(0, k), value=-1)
@@ -272,9 +278,10 @@ class _CoxNLL(torch.autograd.Function):
 
 def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: Tensor, efron: bool,
              mean: bool, design_rows: DesignRows | None = None) -> Tensor:
-    """The Cox loss of n rows sorted by ``keys``, with the gradient flowing to ``log_hz`` (B,) at the sorted
-    rows ``position`` (B,); ``x`` (n,) float64 holds every row's log hazard (``log_hz``'s values included).
-    ``design_rows``: the rows' entry, weight and strata (in the same order), if any."""
+    """The Cox loss of n rows sorted by ``keys`` (with strata: in block order, by stratum first), with the
+    gradient flowing to ``log_hz`` (B,) at the sorted rows ``position`` (B,); ``x`` (n,) float64 holds every
+    row's log hazard (``log_hz``'s values included). ``design_rows``: the rows' entry, weight and strata (in
+    the same order), if any."""
     if design_rows is None or not design_rows.used:
         ties = _ties(keys, events, efron)
         n_events = ties.event_pos.shape[0]
@@ -284,21 +291,17 @@ def _cox_nll(log_hz: Tensor, position: Tensor, keys: Tensor, x: Tensor, events: 
         return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position,
                              1.0 / n_events if mean else 1.0)
     event_pos = events.nonzero().view(-1)
-    design, order = make_design(keys, events, design_rows, event_pos)
-    if order is not None:  # into block order (stratum, then descending time)
-        x, events = x.index_select(0, order), events.index_select(0, order)
-        block = torch.empty_like(order).index_copy_(0, order, torch.arange(order.shape[0], device=order.device))
-        position = block.index_select(0, position)
-    ties = _ties(design.time_key, events, efron, event_pos if order is None else None)
+    design = make_design(keys, events, design_rows, event_pos)
+    ties = _ties(keys, events, efron, event_pos, design.strata)
     if ties.event_pos.shape[0] == 0:
         return log_hz[:0].sum()
+    parts = _cox_value(x, ties, design)
     total = 1.0
     if mean:
-        total = float(ties.event_pos.shape[0]) if design.weight is None else \
-            design.weight.index_select(0, ties.event_pos).sum().item()
+        weights = None if parts.design is None else parts.design.event_weight
+        total = float(ties.event_pos.shape[0]) if weights is None else weights.sum().item()
         if total == 0:
             return log_hz[:0].sum()
-    parts = _cox_value(x, ties, design)
     return _CoxNLL.apply(log_hz, parts, x.index_select(0, position), position, 1.0 / total if mean else 1.0)
 
 
@@ -368,11 +371,15 @@ def cox_loss(
     n = flat.shape[0]
     _check_event_time(event, time, n, "log_hz")
     keys, order = presorted if presorted is not None else torch.sort(descending_time_key(time))
-    position = torch.empty_like(order).index_copy_(0, order, torch.arange(n, device=order.device))
-    x = flat.detach().to(torch.float64).index_select(0, order)
     design = None
     if entry is not None or weight is not None or strata is not None:
-        design = _design_rows(time, entry, weight, strata).sorted(order)
+        rows = _design_rows(time, entry, weight, strata)
+        if rows.strata is not None:  # block order: by stratum, then descending time
+            by_stratum = torch.sort(rows.strata.index_select(0, order), stable=True).indices
+            keys, order = keys.index_select(0, by_stratum), order.index_select(0, by_stratum)
+        design = rows.sorted(order)
+    position = torch.empty_like(order).index_copy_(0, order, torch.arange(n, device=order.device))
+    x = flat.detach().to(torch.float64).index_select(0, order)
     return _cox_nll(flat, position, keys, x, event.index_select(0, order), efron, mean, design)
 
 
@@ -389,7 +396,8 @@ def cox_loss_sorted(
     weight: Tensor | None = None,
     strata: Tensor | None = None,
 ) -> Tensor:
-    r""":func:`cox_loss` over n rows already sorted by descending time, of which only B carry a gradient.
+    r""":func:`cox_loss` over n rows already sorted by descending time (with ``strata``: by stratum, then by
+    descending time), of which only B carry a gradient.
 
     This is the pooled loss of a memory bank: n = bank + batch rows merged by time, the bank rows being
     constants. The value equals ``cox_loss`` of all n rows; the gradient, at the batch rows only, is
@@ -412,7 +420,8 @@ def cox_loss_sorted(
         event: (n,) bool event flags of the sorted rows.
         ties, reduction: as in :func:`cox_loss`.
         entry: optional (n,) the rows' entry times mapped to keys by the same map as ``keys`` (−entry for
-            keys −time); weight (n,) float, strata (n,) int64: as in :func:`cox_loss` (not checked here).
+            keys −time); weight (n,) float, strata (n,) int64 nondecreasing: as in :func:`cox_loss` (not
+            checked here).
 
     Returns:
         A 0-d tensor of ``log_hz``'s dtype.
@@ -467,8 +476,7 @@ def breslow_baseline(log_hz: Tensor, event: Tensor, time: Tensor, *, entry: Tens
     rows = None
     if entry is not None or weight is not None:
         rows = _design_rows(time, entry, weight, None).sorted(order)
-        design, _ = make_design(keys, events, rows)
-        keys = design.time_key
+        design = make_design(keys, events, rows)
     ties = _ties(keys, events, False)
     ends, group, deaths = torch.unique_consecutive(ties.event_end, return_inverse=True, return_counts=True)
     if ends.shape[0] == 0:

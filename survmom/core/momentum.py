@@ -54,7 +54,7 @@ from survmom import choices
 from survmom.core.bank import BankDesign, MemoryBank, MergedRows, SortedRows
 from survmom.core.ema import EMA
 from survmom.core.losses import cox_loss, cox_loss_sorted, weibull_loss
-from survmom.core.sorting import merge_order, merge_runs
+from survmom.core.sorting import block_order, merge_order, merge_runs
 from survmom.errors import ConfigError, StateError, SurvmomError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -193,10 +193,12 @@ class Momentum(nn.Module):
 
     def _pooled_cox_loss(self, estimates: torch.Tensor, event: torch.Tensor, time: torch.Tensor,
                          design: BankDesign | None) -> torch.Tensor:
-        """Cox loss over bank + batch merged by time (the bank is kept sorted); gradient to the batch only.
+        """Cox loss over bank + batch merged by time (the bank is kept sorted; with strata, both are in block
+        order: by stratum, then by time); gradient to the batch only.
 
         The merged run is kept for this step's push, which then needs no merge of its own. A batch already in
-        order of descending time (as :class:`~survmom.training.trainer.Trainer` hands them) is not sorted again.
+        order of descending time (as :class:`~survmom.training.trainer.Trainer` hands them) is not sorted again
+        (without strata); with strata, only the batch is sorted into block order, never bank + batch.
         """
         if estimates.dim() == 2 and estimates.shape[1] == 1:
             log_hz = estimates.reshape(-1)  # (B,): one view, one backward node
@@ -206,19 +208,23 @@ class Momentum(nn.Module):
         rows = bank.by_time()
         if time.dtype != rows.keys.dtype or time.device != rows.keys.device:
             time = time.to(rows.keys)
-        batch_keys = torch.neg(time)
-        order: torch.Tensor | None = None  # None: the batch rows are already in order of descending time
-        if not _ascending(batch_keys):
-            batch_keys, order = torch.sort(batch_keys, stable=True)
-        gather, sorted_position = merge_order(rows.keys, batch_keys)
+        bank_design = None if design is None else bank.design_by_time(rows)
+        strata = None if design is None else design.strata
+        # order: None when the batch rows are in the bank's order already (a batch sorted by time, no strata)
+        batch_keys, order, batch_strata = block_order(torch.neg(time), strata)
+
+        def in_order(batch_field: torch.Tensor) -> torch.Tensor:
+            return batch_field if order is None else batch_field.index_select(0, order)
+
+        gather, sorted_position = merge_order(rows.keys, batch_keys, None if strata is None else bank_design.strata,
+                                              batch_strata)
         position = sorted_position
         if order is not None:
             position = torch.empty_like(sorted_position).index_copy_(0, order, sorted_position)
 
         def merged(bank_field: torch.Tensor, batch_field: torch.Tensor) -> torch.Tensor:
-            """A bank field (n,) and a batch field (B,) in batch row order, merged by time: (n + B,)."""
-            in_order = batch_field if order is None else batch_field.index_select(0, order)
-            return merge_runs(bank_field, in_order, gather, sorted_position)
+            """A bank field (n,) and a batch field (B,) in batch row order, merged: (n + B,)."""
+            return merge_runs(bank_field, in_order(batch_field), gather, sorted_position)
 
         keys = merge_runs(rows.keys, batch_keys, gather, sorted_position)
         values = merged(rows.values, log_hz.detach().to(rows.values))
@@ -231,10 +237,10 @@ class Momentum(nn.Module):
             self._merged = MergedRows(SortedRows(keys, values, events, seq), position)
         if design is None:
             return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties)
-        bank_design = bank.design_by_time(rows)
-        entry_keys = None if design.entry is None else merged(torch.neg(bank_design.entry), torch.neg(design.entry))
+        entry_keys = None if design.entry is None else merged(bank_design.entry, design.entry).neg_()
         weight = None if design.weight is None else merged(bank_design.weight, design.weight)
-        strata = None if design.strata is None else merged(bank_design.strata, design.strata)
+        if batch_strata is not None:
+            strata = merge_runs(bank_design.strata, batch_strata, gather, sorted_position)
         return cox_loss_sorted(log_hz, position, keys, values, events, ties=self.ties, entry=entry_keys,
                                weight=weight, strata=strata)
 
@@ -273,13 +279,6 @@ class Momentum(nn.Module):
             raise StateError(f"Momentum state does not match this model: {detail}") from error
         self.ema.relist()  # assign=True replaces the networks' tensors
         return result
-
-
-def _ascending(keys: torch.Tensor) -> bool:
-    """Whether ``keys`` (B,) never decrease: a batch already sorted by time needs no sort (NaN: False)."""
-    if keys.shape[0] < 2:
-        return True
-    return bool(torch.all(keys[1:] >= keys[:-1]))
 
 
 def _resolve_loss(loss: str | LossFn, ties: str) -> LossFn:

@@ -4,7 +4,7 @@ Row ``j`` (entry :math:`e_j`, time :math:`t_j`, stratum :math:`s_j`, weight :mat
 :math:`t` iff :math:`e_j < t \le t_j` and it belongs to the stratum of the event (Therneau & Grambsch 2000,
 *Modeling Survival Data*, ch. 3: counting process form and left truncation; Kalbfleisch & Prentice 2002,
 *The Statistical Analysis of Failure Time Data*, sec. 6.3). Rows are put in block order (stratum, then
-descending time) and the events numbered in that order; ties share a time key (:func:`block_design`). Row j
+descending time) and the events numbered in that order; ties are equal times of one stratum. Row j
 is then at risk for the events ``first_j <= k < stop_j``: ``first_j`` the first event at or after it in block
 order, ``stop_j`` the first one of its stratum not later than its entry (or of the next stratum). Hence
 
@@ -30,12 +30,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from survmom.core.sorting import descending_time_key
+from survmom.core.sorting import descending_time_key, grouped_searchsorted
 from survmom.core.tensor_checks import check_design_field, check_float
 from survmom.errors import SurvmomError
 
-__all__ = ["CANCELLATION", "Blocks", "Design", "DesignRows", "block_design", "design_rows", "event_log_sums",
-           "make_design", "risk_log_sums", "segmented_cumsum", "stratum_max"]
+__all__ = ["CANCELLATION", "Blocks", "Design", "DesignRows", "design_rows", "event_log_sums", "make_design",
+           "risk_log_sums", "segmented_cumsum", "stop_events", "stratum_max"]
 
 # A difference of cumulative sums below this fraction of its larger term is recomputed directly.
 CANCELLATION = 2.0**-16
@@ -46,76 +46,55 @@ _CHUNK_ENTRIES = 1 << 22
 
 
 class Design(NamedTuple):
-    """n rows in block order (stratum, then descending time): their keys and the design fields."""
+    """The design fields of n rows in block order (stratum, then descending time) and their risk-set ends."""
 
-    time_key: Tensor  # (n,) ascending, equal exactly for tied times of one stratum
-    stop: Tensor | None  # (n,) int64, see block_design; None: risk sets are prefixes (no entry, one stratum)
+    stop: Tensor | None  # (n,) int64, see stop_events; None: risk sets are prefixes (no entry, one stratum)
     strata: Tensor | None  # (n,) int64 stratum codes, or None for one stratum
     n_strata: int
     weight: Tensor | None  # (n,) float64 case weights, or None (all 1)
     log_weight: Tensor | None  # (n,) float64 log weights (-inf for weight 0)
 
 
-def block_design(keys: Tensor, events: Tensor, entry_keys: Tensor | None, strata: Tensor | None, n_strata: int,
-                 event_pos: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Block order, time keys and risk-set ends of n rows sorted by ``keys`` ascending (descending time).
+def stop_events(keys: Tensor, events: Tensor, entry_keys: Tensor | None, strata: Tensor | None, n_strata: int,
+                event_pos: Tensor | None = None) -> Tensor | None:
+    """Where the risk sets of n rows in block order (by ``strata``, then by ``keys`` ascending) end.
 
     Args:
-        keys: (n,) ascending keys of the rows' times, equal exactly for tied times.
+        keys: (n,) keys of the rows' times, ascending within each stratum (descending time), equal exactly for
+            tied times.
         events: (n,) bool event flags of the rows.
         entry_keys: (n,) the entry times mapped to keys by the same map (a later entry: a smaller key), or
             None (every row at risk from the start).
-        strata: (n,) int64 stratum codes in [0, n_strata), or None.
+        strata: (n,) int64 stratum codes in [0, n_strata), nondecreasing, or None (one stratum).
         event_pos: optional (E,) ``events.nonzero()``, if the caller has it.
 
     Returns:
-        ``(time_key, stop, order)``: ``time_key`` (n,) ascending in block order (the given keys without
-        strata, else the integer keys ``s (n + 1) + r(t)``); ``stop`` (n,) in block order: row j is in the
-        risk sets of the events ``first_j <= k < stop_j`` (events numbered in block order, ``first_j`` the
-        first at or after row j), i.e. ``stop_j`` counts the events of lower strata and those of its own
-        stratum later than its entry; None without entry and strata. ``order`` (n,): given order -> block
-        order (None without strata: the identity).
+        ``stop`` (n,) int64: row j is in the risk sets of the events ``first_j <= k < stop_j`` (events numbered
+        in block order, ``first_j`` the first at or after row j), i.e. ``stop_j`` counts the events of lower
+        strata and those of its own stratum later than its entry; None without entry and strata (every
+        risk set is a prefix).
     """
+    if entry_keys is None and strata is None:
+        return None
     if event_pos is None:
         event_pos = events.nonzero().view(-1)
+    event_keys = keys.index_select(0, event_pos) if entry_keys is not None else None
     if strata is None:
-        if entry_keys is None:
-            return keys, None, None
-        return keys, torch.searchsorted(keys.index_select(0, event_pos), entry_keys.contiguous()), None
-    n = keys.shape[0]
-    index = torch.arange(n, device=keys.device)
-    starts = torch.ones(n, dtype=torch.bool, device=keys.device)
-    starts[1:] = keys[1:] != keys[:-1]
-    later = torch.cummax(index.masked_fill(~starts, 0), 0).values  # r(t_j): rows with a later time
-    composite = later.add_(strata * (n + 1))
+        return torch.searchsorted(event_keys, entry_keys.contiguous())
     event_strata = strata.index_select(0, event_pos)
-    event_count = torch.bincount(event_strata, minlength=n_strata)
-    first_event = torch.cumsum(event_count, 0).sub_(event_count)  # (S,) block index of each stratum's first event
-    order = torch.sort(strata, stable=True).indices  # rows sorted by time stay so inside each stratum
-    time_key = composite.index_select(0, order)
-    if entry_keys is None:
-        stop = (first_event + event_count).index_select(0, strata)
-    elif n_strata * (event_pos.shape[0] + 1) <= _CHUNK_ENTRIES:  # events of its stratum later than its entry
-        later_events = torch.searchsorted(keys.index_select(0, event_pos), entry_keys.contiguous())
-        counts = torch.zeros(n_strata, event_pos.shape[0] + 1, dtype=torch.int64, device=keys.device)
-        counts[:, 1:] = torch.zeros(n_strata, event_pos.shape[0], dtype=torch.int64, device=keys.device).scatter_(
-            0, event_strata[None, :], 1).cumsum(1)
-        flat = strata * (event_pos.shape[0] + 1) + later_events
-        stop = first_event.index_select(0, strata).add_(counts.view(-1).index_select(0, flat))
-    else:
-        entry_key = torch.searchsorted(keys, entry_keys.contiguous()).add_(strata * (n + 1))
-        stop = torch.searchsorted(composite.index_select(0, event_pos).sort().values, entry_key)
-    return time_key, stop.index_select(0, order), order
+    if entry_keys is None:  # every event of its own and of the lower strata
+        return torch.cumsum(torch.bincount(event_strata, minlength=n_strata), 0).index_select(0, strata)
+    return grouped_searchsorted(event_keys, event_strata, entry_keys.contiguous(), strata)
 
 
 def stratum_max(values: Tensor, strata: Tensor | None, n_strata: int) -> Tensor:
     """The largest finite value of each stratum, (S,) float64 (0 where none): the shift of its sums."""
     if strata is None:
         top = values.max().reshape(1) if values.shape[0] else values.new_zeros(1)
-        return torch.where(torch.isfinite(top), top, 0.0)
-    top = torch.full((n_strata,), -math.inf, dtype=values.dtype, device=values.device)
-    top = top.scatter_reduce_(0, strata, values, "amax")  # NaN or inf: a divergent model, shifted by 0
-    return torch.where(torch.isfinite(top), top, 0.0)
+    else:
+        top = torch.full((n_strata,), -math.inf, dtype=values.dtype, device=values.device)
+        top = top.scatter_reduce_(0, strata, values, "amax")
+    return top.nan_to_num_(0.0, 0.0, 0.0)  # NaN or inf: a divergent model (or no row), shifted by 0
 
 
 def _shifted_exp(log_values: Tensor) -> tuple[Tensor, float]:
@@ -168,7 +147,7 @@ def segmented_cumsum(values: Tensor, segment: Tensor, reverse: bool = False) -> 
 def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor, blocks: Blocks | None = None) -> Tensor:
     """``log sum_{j in R_k} exp(log_values_j)`` for the risk sets of the E events.
 
-    ``R_k`` = the rows at or before ``at[k]`` in block order (time key <= the event's) minus those with
+    ``R_k`` = the rows at or before ``at[k]`` in block order (of lower strata, or not later) minus those with
     ``stop_j <= k`` (entered at or after the event's time, or of a lower stratum). When more than
     ``_MANY_CANCELLING`` of these differences cancel and there are strata (many strata of very different
     sizes or hazards), both sums restart at each stratum (:func:`segmented_cumsum`) instead.
@@ -178,7 +157,7 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor, blocks: Blocks |
             their stratum's maximum (:func:`stratum_max`, so at most 0): strata of very different hazards do
             not cancel.
         at: (E,) int64, for each event the last block position whose time key equals its own (ascending).
-        stop: (n,) int64, :func:`block_design`'s.
+        stop: (n,) int64, :func:`stop_events`'s.
         blocks: the rows' strata, if any.
 
     Returns:
@@ -187,10 +166,11 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor, blocks: Blocks |
     values = torch.exp(log_values)
     n_events = at.shape[0]
     upto = torch.cumsum(values, 0).index_select(0, at)
-    left = torch.zeros(n_events + 1, dtype=values.dtype, device=values.device).index_add_(0, stop, values)
+    left = torch.bincount(stop, values, n_events + 1)  # the values leaving the risk sets at each event
     risk = upto - torch.cumsum(left[:n_events], 0)
     bad = risk <= CANCELLATION * upto
-    if blocks is not None and bool(bad.any()) and int(bad.sum()) > _MANY_CANCELLING:
+    n_bad = int(torch.count_nonzero(bad))
+    if blocks is not None and n_bad > _MANY_CANCELLING:
         event_strata = blocks.event_strata()
         upto = segmented_cumsum(values, blocks.strata).index_select(0, at)
         own = stop < blocks.next_first_event(blocks.strata)  # entered later, in its own stratum
@@ -198,8 +178,9 @@ def risk_log_sums(log_values: Tensor, at: Tensor, stop: Tensor, blocks: Blocks |
             0, torch.where(own, stop, n_events), values)
         risk = upto - segmented_cumsum(left[:n_events], event_strata)
         bad = risk <= CANCELLATION * upto
-    log_risk = torch.log(risk.clamp(min=0.0))
-    if bool(bad.any()):
+        n_bad = int(torch.count_nonzero(bad))
+    log_risk = torch.log(risk)  # a negative risk (rounding) is a bad one, recomputed below
+    if n_bad:
         first = torch.searchsorted(at, torch.arange(log_values.shape[0], device=at.device))
         events = torch.arange(n_events, device=at.device)
         for chunk in bad.nonzero().view(-1).split(max(1, _CHUNK_ENTRIES // max(log_values.shape[0], 1))):
@@ -230,14 +211,16 @@ def event_log_sums(log_terms: Tensor, first: Tensor, stop: Tensor, blocks: Block
     outer = suffix.index_select(0, first)
     sums = outer - suffix.index_select(0, stop)
     bad = (sums <= CANCELLATION * outer) & (first < stop)
-    if blocks is not None and position is not None and bool(bad.any()) and int(bad.sum()) > _MANY_CANCELLING:
+    n_bad = int(torch.count_nonzero(bad))
+    if blocks is not None and position is not None and n_bad > _MANY_CANCELLING:
         suffix = torch.cat((segmented_cumsum(terms, blocks.event_strata(), reverse=True), terms.new_zeros(1)))
         inside = stop < blocks.next_first_event(blocks.strata.index_select(0, position))
         outer = suffix.index_select(0, first)
         sums = torch.where(first < stop, outer - torch.where(inside, suffix.index_select(0, stop), 0.0), 0.0)
         bad = (sums <= CANCELLATION * outer) & (first < stop)
+        n_bad = int(torch.count_nonzero(bad))
     log_sums = torch.log(sums.clamp(min=0.0)).add_(top)
-    if bool(bad.any()):
+    if n_bad:
         index = torch.arange(log_terms.shape[0], device=log_terms.device)
         for chunk in bad.nonzero().view(-1).split(max(1, _CHUNK_ENTRIES // max(index.shape[0], 1))):
             lo, hi = first.index_select(0, chunk), stop.index_select(0, chunk)
@@ -263,26 +246,20 @@ class DesignRows(NamedTuple):
         return DesignRows(*(None if f is None else f.index_select(0, order) for f in self))
 
 
-def make_design(keys: Tensor, events: Tensor, rows: DesignRows, event_pos: Tensor | None = None
-                ) -> tuple[Design, Tensor | None]:
-    """The :class:`~survmom.core.risk_sets.Design` of rows sorted by ``keys`` (with event flags ``events``,
-    at positions ``event_pos`` if the caller has them) and the permutation to its block order (None: the
-    identity)."""
+def make_design(keys: Tensor, events: Tensor, rows: DesignRows, event_pos: Tensor | None = None) -> Design:
+    """The :class:`~survmom.core.risk_sets.Design` of rows in block order (by stratum, then ``keys``
+    ascending; with event flags ``events``, at positions ``event_pos`` if the caller has them)."""
     strata, weight = rows.strata, rows.weight
     n_strata = 1
     if strata is not None:
         strata = strata.to(torch.int64)
-        n_strata = int(strata.max().item()) + 1 if strata.shape[0] else 1
-    time_key, stop, order = block_design(keys, events, rows.entry_keys, strata, n_strata, event_pos)
-    if order is not None:
-        strata = strata.index_select(0, order)
+        n_strata = int(strata[-1]) + 1 if strata.shape[0] else 1
+    stop = stop_events(keys, events, rows.entry_keys, strata, n_strata, event_pos)
     log_weight = None
     if weight is not None:
         weight = weight.to(torch.float64)
-        if order is not None:
-            weight = weight.index_select(0, order)
         log_weight = torch.log(weight)
-    return Design(time_key, stop, strata, n_strata, weight, log_weight), order
+    return Design(stop, strata, n_strata, weight, log_weight)
 
 
 def design_rows(time: Tensor, entry: Tensor | None, weight: Tensor | None, strata: Tensor | None) -> DesignRows:
