@@ -21,6 +21,7 @@ all-reduce of averaged gradients); He et al. 2020 (MoCo's ``concat_all_gather`` 
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import sys
@@ -158,7 +159,15 @@ def from_environment(device_option: str) -> Ranks | None:
         attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
         dist.init_process_group("nccl" if use_cuda else "gloo", store=dist.PrefixStore(f"survmom/{attempt}", store),
                                 rank=rank, world_size=size, timeout=TIMEOUT)
+        # Shut gloo's threads down before the interpreter does: a process that exits with them running can
+        # abort ("terminate called without an active exception"), which torchrun counts as a failed rank.
+        atexit.register(_leave_process_group)
     return Ranks(dist.get_rank(), dist.get_world_size(), device)
+
+
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def launch_token() -> str | None:
