@@ -55,7 +55,7 @@ def test_large_inference_runs_on_two_threads_only_with_the_default_threads_optio
     given; a given --threads, small inputs and a 1-core machine keep the thread count; it is restored after."""
     import torch
 
-    from survmom.training import trainer as train
+    from survmom.training import process as train
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -64,11 +64,11 @@ def test_large_inference_runs_on_two_threads_only_with_the_default_threads_optio
         cpu = torch.device("cpu")
         seen = {}
         for name, option, rows in [("default", None, 40_000), ("given", 1, 40_000), ("small", None, 1_000)]:
-            with train._inference_threads(option, rows, cpu):
+            with train.inference_threads(option, rows, cpu):
                 seen[name] = torch.get_num_threads()
             assert torch.get_num_threads() == 1
         monkeypatch.setattr(train, "usable_cores", lambda: 1)
-        with train._inference_threads(None, 40_000, cpu):
+        with train.inference_threads(None, 40_000, cpu):
             seen["one core"] = torch.get_num_threads()
         assert seen == {"default": 2, "given": 1, "small": 1, "one core": 1}
     finally:

@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from survmom.core.bank import BankDesign
+from survmom.core.momentum import Momentum
 from survmom.errors import ConfigError, SurvmomError
 
 T = TypeVar("T")
@@ -88,6 +90,22 @@ class Ranks:
         dist.all_gather(pieces, padded)
         return torch.cat([piece[:size] for piece, size in zip(pieces, sizes, strict=True)]).to(rows.device)
 
+    def gather_to_places(self, fields: Sequence[torch.Tensor | None], places: torch.Tensor
+                         ) -> list[torch.Tensor | None]:
+        """Rows of every rank put in one order: this rank's row i goes to place ``places[i]`` (int64 (n_rank,);
+        -1: the row is left out). Returns each of ``fields`` (n_rank, ...) (None stays None) as (n, ...) with
+        n the number of places given over all ranks (each place 0..n-1 given once)."""
+        picked = (places >= 0).nonzero().view(-1)
+        where = self.gather_rows(places.index_select(0, picked))
+        out: list[torch.Tensor | None] = []
+        for values in fields:
+            if values is None:
+                out.append(None)
+                continue
+            gathered = self.gather_rows(values.index_select(0, picked.to(values.device)))
+            out.append(torch.empty_like(gathered).index_copy_(0, where.to(gathered.device), gathered))
+        return out
+
     def gather_equal(self, rows: torch.Tensor) -> torch.Tensor:
         """:meth:`gather_rows` for rows of the same shape on every rank (one collective)."""
         pieces = [torch.empty_like(rows) for _ in range(self.size)]
@@ -128,6 +146,29 @@ class Ranks:
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def share_step(ranks: Ranks, momentum: Momentum, grads: Sequence[torch.Tensor], loss: float, stop: bool
+               ) -> tuple[float, bool]:
+    """After a distributed step's backward: average ``grads`` over ranks and push every rank's new bank rows
+    (``momentum.pending``, left by ``Momentum.defer_push``), in rank order, into this rank's bank, with one
+    all-gather (:meth:`Ranks.share_step`); returns (the mean loss, whether any rank asked to stop).
+
+    The rows travel packed in float64 columns (estimates, event, time, then the design's fields), which holds
+    each of them exactly.
+    """
+    assert momentum.pending is not None
+    estimates, event, time, design = momentum.pending
+    momentum.pending = None
+    fields = [] if design is None else [(name, v) for name, v in design._asdict().items() if v is not None]
+    packed = torch.cat([estimates.double(), event.double()[:, None], time.double()[:, None],
+                        *(v.double()[:, None] for _, v in fields)], dim=1)
+    rows, loss, stop = ranks.share_step(grads, packed, loss, stop)
+    width = estimates.shape[1]
+    shared = {name: rows[:, width + 2 + i].to(v.dtype) for i, (name, v) in enumerate(fields)}
+    momentum.bank.push(rows[:, :width].to(estimates.dtype), rows[:, width].bool(), rows[:, width + 1].to(time.dtype),
+                       design=None if design is None else BankDesign(**shared))
+    return loss, stop
 
 
 def world_size() -> int:

@@ -9,16 +9,14 @@ at the end of every epoch. Everything needed to continue exactly is in :meth:`Tr
 from __future__ import annotations
 
 import math
-import signal
 import time as clock
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
-from survmom.core.bank import BankDesign
 from survmom.core.linear_start import fit_linear_start, start_rows
 from survmom.core.losses import breslow_baseline, weibull_log_median, weibull_loss
 from survmom.core.metrics import concordance_index
@@ -26,11 +24,11 @@ from survmom.core.model import LinearSkip, build_backbone, set_output_bias
 from survmom.core.momentum import Momentum
 from survmom.core.optim import AdamW, lbfgs_minimize
 from survmom.core.sorting import descending_time_key
-from survmom.errors import TrainingDiverged
-from survmom.system import usable_cores
+from survmom.errors import ConfigError, TrainingDiverged
 from survmom.training.config import TrainConfig
 from survmom.training.designs import design_kwargs, stratified_baselines
-from survmom.training.distributed import Ranks
+from survmom.training.distributed import Ranks, share_step
+from survmom.training.process import inference_threads, stop_requests
 
 
 class Reporter(Protocol):
@@ -66,8 +64,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from survmom.errors import ConfigError
-
         raise ConfigError("--device cuda was asked for, but no CUDA device is available")
     return torch.device(name)
 
@@ -126,7 +122,13 @@ class Trainer:
             torch.empty(0), *(None if v is None else self.in_train_order(v)
                               for v in (train.event, train.time, train.entry, train.weight, train.strata)))
         # Every rank runs the same number of steps per epoch: as many rows as the rank with the most.
-        self.epoch_rows = len(train.time) if ranks is None else max(ranks.exchange(lambda: len(train.time)))
+        self.epoch_rows = len(train.time)
+        if ranks is not None:
+            sizes = ranks.exchange(lambda: len(train.time))
+            if min(sizes) == 0:
+                raise ConfigError(f"{sum(sizes)} training rows cannot be shared by {ranks.size} processes (one "
+                                  "would get none); train with fewer processes")
+            self.epoch_rows = max(sizes)
         torch.manual_seed(config.seed)
         backbone = backbone_from_config(config, in_features)
         if fit_start and config.loss == "weibull":
@@ -222,7 +224,7 @@ class Trainer:
                 if self.best_metric is not None:
                     reporter.start_validated(self.best_metric)
 
-        with _stop_requests() as stop_requested:
+        with stop_requests() as stop_requested:
             self._stop_requested = stop_requested
             while self.epoch < epochs and not self.stopped_early:
                 order = self.epoch_permutation(self.epoch)
@@ -264,7 +266,8 @@ class Trainer:
             loss.backward()
         else:  # DDP: gradients averaged over ranks; the loss (and any stop request) travel with them
             loss.backward()
-            value, self._stopping = self._share_step(value, self._stop_requested())
+            grads = [p.grad for p in self.optimizer.params if p.grad is not None]
+            value, self._stopping = share_step(self.ranks, self.momentum, grads, value, self._stop_requested())
             self._check_finite_loss(value)
         torch.nn.utils.clip_grad_norm_(self.optimizer.params, self.config.grad_clip)
         self.optimizer.step()
@@ -296,9 +299,7 @@ class Trainer:
         """Values (n_rank, ...) of this rank's training rows -> (n, ...) of every training row, in the order a
         single process holds them (:attr:`Tensors.position`)."""
         assert self.ranks is not None and self.train_data.position is not None
-        gathered = self.ranks.gather_rows(values)
-        places = self.ranks.gather_rows(self.train_data.position).to(gathered.device)
-        return torch.empty_like(gathered).index_copy_(0, places, gathered)
+        return self.ranks.gather_to_places([values], self.train_data.position)[0]
 
     def _start_sample(self) -> Tensors:
         """The training rows the linear start fits on (:func:`~survmom.core.linear_start.start_rows` of all
@@ -308,40 +309,8 @@ class Trainer:
         chosen = start_rows(len(self.all_train.time), train.x.shape[1], self.config.seed)
         slot = torch.full((len(self.all_train.time),), -1, dtype=torch.int64)
         slot[chosen] = torch.arange(len(chosen))
-        mine = slot[train.position]
-        here = (mine >= 0).nonzero().view(-1).to(train.x.device)
-        places = self.ranks.gather_rows(mine[mine >= 0])
-
-        def gather(values: torch.Tensor | None) -> torch.Tensor | None:
-            if values is None:
-                return None
-            gathered = self.ranks.gather_rows(values.index_select(0, here))
-            return torch.empty_like(gathered).index_copy_(0, places.to(gathered.device), gathered)
-
-        return Tensors(*(gather(v) for v in (train.x, train.event, train.time, train.entry, train.weight,
-                                             train.strata)))
-
-    def _share_step(self, value: float, stop: bool) -> tuple[float, bool]:
-        """Distributed: average the gradients over ranks and push every rank's new bank rows, in rank order,
-        into this rank's bank (one all-gather, :meth:`Ranks.share_step`); returns (mean loss, stop anywhere).
-
-        The rows travel packed in float64 columns (estimates, event, time, then the design's fields), which
-        holds each of them exactly.
-        """
-        assert self.ranks is not None and self.momentum.pending is not None
-        estimates, event, time, design = self.momentum.pending
-        self.momentum.pending = None
-        fields = [] if design is None else [(name, v) for name, v in design._asdict().items() if v is not None]
-        packed = torch.cat([estimates.double(), event.double()[:, None], time.double()[:, None],
-                            *(v.double()[:, None] for _, v in fields)], dim=1)
-        grads = [p.grad for p in self.optimizer.params if p.grad is not None]
-        rows, value, stop = self.ranks.share_step(grads, packed, value, stop)
-        width = estimates.shape[1]
-        shared = {name: rows[:, width + 2 + i].to(v.dtype) for i, (name, v) in enumerate(fields)}
-        self.momentum.bank.push(rows[:, :width].to(estimates.dtype), rows[:, width].bool(),
-                                rows[:, width + 1].to(time.dtype),
-                                design=None if design is None else BankDesign(**shared))
-        return value, stop
+        return Tensors(*self.ranks.gather_to_places(
+            [train.x, train.event, train.time, train.entry, train.weight, train.strata], slot[train.position]))
 
     def finish_epoch(self) -> dict[str, Any]:
         """Validate, update best/early stopping, append to history, reset the per-epoch counters."""
@@ -403,7 +372,7 @@ class Trainer:
         """Target estimates (n, d) in chunks, eval mode, no gradients."""
         if len(x) == 0:
             return self.momentum.infer(x[:1]).new_empty((0, self.momentum.bank.dim))
-        with _inference_threads(self.config.threads, len(x), x.device):
+        with inference_threads(self.config.threads, len(x), x.device):
             return torch.cat([self.momentum.infer(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
     def _check_finite_weights(self) -> None:
@@ -563,43 +532,3 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, list):
         return [_to_cpu(v) for v in value]
     return value
-
-
-# From this many rows, a forward pass is large enough matrix work for a second thread to pay (160,000 rows of
-# the default network: 94 -> 56 ms on 2 cores); training steps stay on one thread.
-_THREADED_INFERENCE_ROWS = 32_768
-
-
-@contextmanager
-def _inference_threads(threads_option: int | None, rows: int, device: torch.device) -> Iterator[None]:
-    """Run a large CPU forward pass (validation, the Cox baseline's pass over the training rows) on 2 threads
-    when ``--threads`` was left at its default (1 for training) and 2 cores are available."""
-    before = torch.get_num_threads()
-    if threads_option is not None or device.type != "cpu" or rows < _THREADED_INFERENCE_ROWS or before >= 2 \
-            or usable_cores() < 2:
-        yield
-        return
-    torch.set_num_threads(2)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextmanager
-def _stop_requests() -> Iterator[Callable[[], bool]]:
-    """SIGINT/SIGTERM set a flag the loop checks after each step (never mid-step); handlers restored."""
-    requested = {"stop": False}
-
-    def handler(signum: int, frame: Any) -> None:
-        requested["stop"] = True
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with suppress(ValueError):  # not the main thread: no signal handling
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield lambda: requested["stop"]
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
