@@ -11,9 +11,9 @@ use for the few collectives a run needs:
 * :meth:`Ranks.gather_rows`: rows (n_rank, ...) of every rank, concatenated in rank order;
 * :meth:`Ranks.share_step`: a training step's one collective: DistributedDataParallel's gradient averaging
   and MoCo's all-gather of the rows for the memory bank in one all-gather (with the step's loss, so that a
-  non-finite loss on any rank stops every rank at the same step). One all-gather rather than DDP's
-  all-reduce plus a second collective for the bank: each gloo collective costs a fixed ~0.2-1 ms here, as
-  much as a quarter of a step (BENCHMARKS.md, "Distributed").
+  non-finite loss on any rank stops every rank at the same step), used by :func:`share_step`. One
+  all-gather rather than DDP's all-reduce plus a second collective for the bank: on a 2-core machine each
+  gloo collective costs a fixed 1.5-3 ms, as much as half a step (BENCHMARKS.md, "Distributed training").
 
 References: Li et al. 2020, "PyTorch Distributed: Experiences on Accelerating Data Parallel Training" (DDP's
 all-reduce of averaged gradients); He et al. 2020 (MoCo's ``concat_all_gather`` of the queue's keys).
