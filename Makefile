@@ -58,6 +58,7 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/bench_designs.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_metrics.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_train.py $(BENCH_FLAGS)
+	$(PY) benchmarks/bench_distributed.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_predict.py $(BENCH_FLAGS)
 
 lint: setup
