@@ -109,6 +109,10 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             if is_allocation_failure(error):
                 fail(OUT_OF_MEMORY, 2)
+            if os.environ.get("WORLD_SIZE", "1") != "1" and is_peer_failure(error):
+                fail("another process of this distributed run stopped or cannot be reached "
+                     f"({str(error).splitlines()[0][:160]}); under torchrun --max-restarts K the run restarts from "
+                     "its last checkpoint", 1)
             if isinstance(error, OSError) and error.errno in _ENVIRONMENT_ERRNOS:
                 where = f"{error.filename}: " if error.filename else ""
                 fail(f"{where}{error.strerror or error}", 2)
@@ -116,6 +120,14 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                   "rerun with --debug for the traceback", 1)
 
     return wrapper
+
+
+def is_peer_failure(error: Exception) -> bool:
+    """Whether torch.distributed raised ``error`` because a peer process died or hung (gloo reports it as a
+    RuntimeError naming its transport)."""
+    import torch.distributed as dist
+
+    return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and "gloo" in str(error))
 
 
 def warn(message: str) -> None:

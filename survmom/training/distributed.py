@@ -189,7 +189,11 @@ def from_environment(device_option: str) -> Ranks | None:
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but no CUDA device is available")
     if use_cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise ConfigError(f"process {local} of this machine has no GPU of its own ({torch.cuda.device_count()} "
+                              "CUDA device(s)): start at most one process per GPU, or train with --device cpu")
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
