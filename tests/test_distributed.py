@@ -96,6 +96,19 @@ def test_read_table_share_deals_rows_and_keeps_types(tmp_path: Path) -> None:
         assert share["group"].astype(str).tolist() == whole["group"].iloc[k::3].astype(str).tolist()
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".feather"])
+def test_read_table_share_of_text_and_arrow_files(tmp_path: Path, suffix: str) -> None:
+    frame = cohort(1000, seed=2)
+    path = tmp_path / f"c{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_feather(path)
+    whole = read_table(path)
+    for k in range(2):
+        share = read_table_share(path, ["a", "group", "time"], share=k, shares=2)
+        assert share.index.tolist() == list(range(k, 1000, 2))
+        assert share["a"].equals(whole["a"].iloc[k::2]) and share["time"].equals(whole["time"].iloc[k::2])
+        assert share["group"].astype(str).tolist() == whole["group"].iloc[k::2].astype(str).tolist()
+
+
 def test_ranks_hold_identical_weights_banks_and_the_single_process_preprocessing(data: Path, tmp_path: Path) -> None:
     result = run(torchrun(WORKER, data, tmp_path, json.dumps(SMALL)))
     assert result.returncode == 0, result.stderr
@@ -142,6 +155,27 @@ def test_ranks_agree_with_a_study_design(tmp_path: Path) -> None:
     assert {key for key in first if key.startswith("/bank.")} >= {"/bank.entries", "/bank.weights", "/bank.strata"}
     for key in first:
         assert torch.equal(first[key], second[key]), key
+
+
+def test_weibull_with_entry_and_weights_agrees_across_ranks_and_starts_as_one_process(tmp_path: Path) -> None:
+    frame = cohort(1200, seed=6)
+    rng = np.random.default_rng(6)
+    frame["entry"] = np.floor(frame["time"] * rng.uniform(0, 0.5, len(frame)))
+    frame["w"] = rng.uniform(0.5, 2.0, len(frame))
+    path = tmp_path / "weibull.parquet"
+    frame.to_parquet(path, index=False)
+    options = {**SMALL, "loss": "weibull", "entry_col": "entry", "weight_col": "w"}
+    result = run(torchrun(WORKER, path, tmp_path, json.dumps(options)))
+    assert result.returncode == 0, result.stderr
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    first, second = (dict(checkpoint_tensors(rank["momentum"])) for rank in ranks)
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+    # The constant Weibull fit and the linear start see every training row, as in one process.
+    single, _ = build_trainer(TrainConfig.from_dict({**options, "out": str(tmp_path / "x.pt")}), path)
+    start = {k: v for k, v in single.momentum.online.state_dict().items() if k.startswith("linear.")}
+    for key in start:
+        assert torch.equal(ranks[0]["start_linear"][key], start[key]), key
 
 
 def test_resume_with_the_same_processes_is_exact(data: Path, tmp_path: Path) -> None:

@@ -61,6 +61,10 @@ class Preprocessor:
     ) -> Preprocessor:
         """Learn the encoding of ``feature_cols`` from the training rows of ``df``.
 
+        ``df`` is a DataFrame, or any table that gives ``columns``, ``len(df)`` and a Series per ``df[name]``
+        (a distributed run passes :class:`~survmom.training.prepare.SharedTable`, which gathers each column of
+        every process's rows when asked for it).
+
         ``rows``: optional (n,) bool mask of the training rows (default: all); the same as fitting on
         ``df[rows]`` without copying the frame. At least one training row is needed. ``types``: column ->
         "numeric" or "category" where the file or the user states the type; other columns are inferred.
