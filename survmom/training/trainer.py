@@ -371,7 +371,7 @@ class Trainer:
     def infer(self, x: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
         """Target estimates (n, d) in chunks, eval mode, no gradients."""
         if len(x) == 0:
-            return self.momentum.infer(x[:1]).new_empty((0, self.momentum.bank.dim))
+            return x.new_empty((0, self.momentum.bank.dim))  # a rank of a distributed run without such rows
         with inference_threads(self.config.threads, len(x), x.device):
             return torch.cat([self.momentum.infer(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
