@@ -116,7 +116,9 @@ def _ties(keys: Tensor, events: Tensor, efron: bool, event_pos: Tensor | None = 
     if group_end.shape[0] >= n - 1:  # no tied times
         return _Ties(event_pos, event_pos, None, None)
     group_end = torch.cat((group_end, group_end.new_full((1,), n - 1)))
-    event_end = group_end.index_select(0, torch.searchsorted(group_end, event_pos))
+    # each row's group number, a running count of the changes before it (one pass, not a binary search per event)
+    group = torch.cat((changes.new_zeros(1, dtype=torch.int64), torch.cumsum(changes, 0)))
+    event_end = group_end.index_select(0, group.index_select(0, event_pos))
     if not efron or event_end.shape[0] < 2:
         return _Ties(event_pos, event_end, None, None)
     _, run, size = torch.unique_consecutive(event_end, return_inverse=True, return_counts=True)
