@@ -1,6 +1,6 @@
-"""Real survival data sets shipped inside scikit-survival and lifelines, as raw frames, plus shared helpers.
+"""Survival data sets as raw frames (real ones from scikit-survival and lifelines; large generated ones), helpers.
 
-Nothing is downloaded: every loader reads a file installed with its package. Each frame has the raw
+Nothing is downloaded: every real loader reads a file installed with its package. Each frame has the raw
 feature columns (categorical as text, missing values as NaN) and the outcome columns ``time`` (> 0) and
 ``event`` (0/1), exactly what a user would write to a CSV file for ``survmom train``.
 

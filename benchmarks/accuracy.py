@@ -49,7 +49,7 @@ Threads: with ``--jobs 1`` every peer uses the default (all cores: torch, XGBoos
 
 Usage::
 
-    python benchmarks/accuracy.py                       # 8 data sets x 5 splits x 7 methods
+    python benchmarks/accuracy.py                       # 8 data sets x 5 splits x 9 methods
     python benchmarks/accuracy.py --quick               # 3 data sets x 2 splits
     python benchmarks/accuracy.py --large --splits 3    # synth20k, synth100k + the truth ceiling
     python benchmarks/accuracy.py --datasets synth20k --rows 2000 --splits 1 --methods truth,xgboost_aft,rsf
