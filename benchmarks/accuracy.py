@@ -1,15 +1,21 @@
-"""Test-set accuracy of ``survmom train`` against peer survival models on real data sets.
+"""Test-set accuracy of ``survmom train`` against peer survival models on real and large generated data sets.
 
-For every data set (see ``benchmarks/_datasets.py``: all ship inside scikit-survival or lifelines, nothing is
-downloaded) and every seeded 80/20 split (stratified by event), each method is fitted on the training split
-and scored on the test split:
+For every data set (see ``benchmarks/_datasets.py``: the 8 real ones ship inside scikit-survival or lifelines,
+nothing is downloaded; ``--large`` runs the generated ``synth20k`` and ``synth100k`` instead: no package here
+ships a large real survival data set) and every seeded 80/20 split (stratified by event), each method is fitted
+on the training split and scored on the test split:
 
 * Harrell's C (``survmom.core.metrics.concordance_index``; risk higher = earlier event);
 * the integrated Brier score (``survmom.core.metrics.integrated_brier_score``, IPCW from the training split) on 20
   evenly spaced times from the 10th to the 90th percentile of the test event times (kept inside the test and
   training follow-up), for every method that yields survival curves; Cox-type peers get them from a Breslow
   baseline on their training rows;
-* fit seconds (wall clock; for survmom the whole ``survmom train`` process, ~2-3 s of it Python start-up).
+* fit seconds (wall clock of the whole fit; for survmom the whole ``survmom train`` process, ~2-3 s of it
+  Python start-up).
+
+On generated data sets the column ``truth`` is the ceiling, not a method (no seconds): the test C of the true
+log hazard and the IBS of the true survival (``_datasets.true_log_hazard``, ``true_survival``); the truth never
+reaches any method's features.
 
 Methods:
 
@@ -28,15 +34,25 @@ Methods:
 6. ``cox_mlp_b16``: the same MLP, optimiser and early stopping with the plain batch-16 Cox loss (torchsurv's
    ``neg_partial_log_likelihood``), no momentum;
 7. ``xgboost``: ``objective="survival:cox"``, eta 0.05, max_depth 3, at most 1000 rounds with early stopping
-   (50 rounds) on 10% of the training split.
+   (50 rounds) on 10% of the training split;
+8. ``xgboost_aft``: ``objective="survival:aft"``, normal error, the same eta, depth, rounds and early stopping;
+   risk = minus the predicted log time; survival curves from the normal AFT law with its scale re-fitted on the
+   validation rows (``benchmarks/_tree_peers.py``);
+9. ``rsf``: scikit-survival ``RandomSurvivalForest``, 100 trees, min_samples_leaf 15, max_features sqrt; a
+   training split over 20,000 rows is replaced by a seeded 20,000-row subsample, and times are coarsened to at
+   most 100 distinct event times for the forest (memory); both said in the record's ``info``.
 
-Peers 3-7 share one design matrix fitted on the training split: numeric columns median-imputed and
+Peers 3-9 share one design matrix fitted on the training split: numeric columns median-imputed and
 standardised, categorical columns one-hot encoded over the training categories (missing → most frequent).
+Threads: with ``--jobs 1`` every peer uses the default (all cores: torch, XGBoost nthread 0, the forest's n_jobs
+-1); with more jobs each task uses one.
 
 Usage::
 
-    python benchmarks/accuracy.py                       # 8 data sets x 5 splits x 7 methods
+    python benchmarks/accuracy.py                       # 8 data sets x 5 splits x 9 methods
     python benchmarks/accuracy.py --quick               # 3 data sets x 2 splits
+    python benchmarks/accuracy.py --large --splits 3    # synth20k, synth100k + the truth ceiling
+    python benchmarks/accuracy.py --datasets synth20k --rows 2000 --splits 1 --methods truth,xgboost_aft,rsf
     python benchmarks/accuracy.py --methods survmom --survmom-args "--rate 0.99" --json bench_results/r099.json
     python benchmarks/accuracy.py --datasets gbsg2,lung --splits 3 --jobs 2
     python benchmarks/accuracy.py --methods survmom --variant r99="--rate 0.99" --variant h32="--hidden 32,32"
@@ -69,12 +85,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _datasets as data
+from _datasets import step_function_at, validation_rows
+from _tree_peers import fit_rsf, fit_xgboost_aft
 
-METHODS = ("survmom", "survmom_weibull", "coxph", "deepsurv", "torchsurv_momentum", "cox_mlp_b16", "xgboost")
+METHODS = ("survmom", "survmom_weibull", "coxph", "deepsurv", "torchsurv_momentum", "cox_mlp_b16", "xgboost",
+           "xgboost_aft", "rsf")
 PEERS = METHODS[2:]
+TRUTH = "truth"  # the ceiling column of generated data sets: scored like a method, never fitted
 QUICK_DATASETS = ("gbsg2", "whas500", "aids")
 IBS_POINTS = 20
-VAL_FRAC = 0.1
 _WARM: set[str] = set()  # peer methods already fitted once in this process
 
 
@@ -119,12 +138,6 @@ def evaluation_times(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return grid if len(grid) >= 2 else np.array([])
 
 
-def validation_rows(event: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fit_rows, val_rows): VAL_FRAC of the training split held out, stratified by event."""
-    fit_rows, val_rows = data.splits(event, 1, VAL_FRAC, seed=10_000 + seed)[0]
-    return fit_rows, val_rows
-
-
 def breslow_survival(risk_train: np.ndarray, train: pd.DataFrame, risk_test: np.ndarray,
                      times: np.ndarray) -> np.ndarray | None:
     """Cox survival (n_test, m) at ``times`` from a Breslow baseline fitted on the training log hazards."""
@@ -139,15 +152,6 @@ def breslow_survival(risk_train: np.ndarray, train: pd.DataFrame, risk_test: np.
                                       torch.as_tensor(train["time"].to_numpy(float)))
     return cox_survival(torch.as_tensor(risk_test, dtype=torch.float64), base_t, base_h,
                         torch.as_tensor(times)).numpy()
-
-
-def step_function_at(index: np.ndarray, values: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Right-continuous step function through (index (k,), values (k, n)) at ``times`` (m,) → (n, m); 1 before."""
-    pos = np.searchsorted(index, times, side="right") - 1
-    out = np.ones((values.shape[1], len(times)))
-    ok = pos >= 0
-    out[:, ok] = values[pos[ok]].T
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ methods
@@ -349,37 +353,51 @@ def fit_xgboost(train, test, x_train, x_test, names, times, seed, threads=None):
 
 
 PEER_FITS = {"coxph": fit_coxph, "deepsurv": fit_deepsurv, "torchsurv_momentum": fit_torchsurv_momentum,
-             "cox_mlp_b16": fit_cox_mlp_b16, "xgboost": fit_xgboost}
+             "cox_mlp_b16": fit_cox_mlp_b16, "xgboost": fit_xgboost, "xgboost_aft": fit_xgboost_aft, "rsf": fit_rsf}
+THREADED = ("xgboost", "xgboost_aft", "rsf")  # peers that take ``threads`` (torch ones: torch.set_num_threads)
 
 
 # --------------------------------------------------------------------------------------------- one task
-def run_task(task: tuple[str, int, str, str, int | None]) -> dict[str, Any]:
-    """Fit ``method`` on split ``k`` of ``dataset`` and score it; errors are recorded, not raised."""
+def run_task(task: tuple[str, int, str, str, int | None, int | None]) -> dict[str, Any]:
+    """Fit ``method`` on split ``k`` of ``dataset`` (its first ``rows`` rows if set) and score it.
+
+    Errors are recorded, not raised. Method ``truth`` scores the true log hazard of a generated data set.
+    """
     import torch
 
     from survmom.core.metrics import concordance_index, integrated_brier_score
     from survmom.errors import SurvmomError
 
-    dataset, k, method, survmom_args, threads = task
+    dataset, k, method, survmom_args, threads, rows = task
     if threads:
         torch.set_num_threads(threads)
     frame = data.load(dataset)
+    truth = data.true_log_hazard(dataset)
+    if rows:
+        frame = frame.iloc[:rows]
+        truth = None if truth is None else truth[:rows]
     train_rows, test_rows = data.splits(frame["event"].to_numpy(), k + 1)[k]
     train, test = frame.iloc[train_rows].reset_index(drop=True), frame.iloc[test_rows].reset_index(drop=True)
     times = evaluation_times(train, test)
     record: dict[str, Any] = {"dataset": dataset, "split": k, "method": method, "cindex": None, "ibs": None,
-                              "seconds": None, "error": None}
+                              "seconds": None, "error": None, "n_train": len(train), "n_test": len(test)}
     if method.startswith("survmom"):
         record["survmom_args"] = survmom_args
         record["survmom_source"] = data.survmom_source()["sha256"]
     try:
-        if method.startswith("survmom"):
+        if method == TRUTH:
+            if truth is None:
+                raise ValueError("no known truth: not a generated data set")
+            risk = truth[test_rows]
+            surv = data.true_survival(risk, times) if len(times) else None
+            result = {"risk": risk, "surv": surv, "seconds": None}
+        elif method.startswith("survmom"):
             extra = shlex.split(survmom_args) + (["--loss", "weibull"] if method == "survmom_weibull" else [])
             result = fit_survmom(train, test, times, extra, threads)
         else:
             x_train, x_test, names = design_matrix(train, test)
             fit = PEER_FITS[method]
-            if method == "xgboost":
+            if method in THREADED:
                 fit = functools.partial(fit, threads=threads)
             if method not in _WARM:  # first fit in this process: pay imports and JIT outside the timer
                 _WARM.add(method)
@@ -456,8 +474,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"2 splits on {', '.join(QUICK_DATASETS)}")
-    parser.add_argument("--datasets", help=f"comma-separated, from {', '.join(data.DATASETS)}")
-    parser.add_argument("--methods", help=f"comma-separated, from {', '.join(METHODS)}")
+    parser.add_argument("--large", action="store_true",
+                        help=f"the generated data sets {', '.join(data.LARGE_DATASETS)} (+ the truth column)")
+    parser.add_argument("--datasets", help=f"comma-separated, from {', '.join(data.DATASETS + data.LARGE_DATASETS)}")
+    parser.add_argument("--methods", help=f"comma-separated, from {', '.join((*METHODS, TRUTH))}")
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)  # debug: first ROWS rows of each data set
     parser.add_argument("--splits", type=int, help="number of 80/20 splits (default 5; --quick 2)")
     parser.add_argument("--survmom-args", default="", help='extra flags for both survmom runs, e.g. "--rate 0.99"')
     parser.add_argument("--variant", action="append", default=[], metavar='NAME="ARGS"',
@@ -477,9 +498,12 @@ def main() -> None:
         print(f"survmom train on {args.speed} rows ({args.survmom_args or 'defaults'}): median "
               f"{result['median_s']:.1f} s wall of {', '.join(f'{s:.1f}' for s in result['seconds'])}")
         return
-    datasets = args.datasets.split(",") if args.datasets else list(QUICK_DATASETS if args.quick else data.DATASETS)
-    methods = args.methods.split(",") if args.methods else list(METHODS)
-    unknown = sorted(set(methods) - set(METHODS)) + sorted(set(datasets) - set(data.DATASETS))
+    default_datasets = data.LARGE_DATASETS if args.large else QUICK_DATASETS if args.quick else data.DATASETS
+    datasets = args.datasets.split(",") if args.datasets else list(default_datasets)
+    generated = any(d in data.SYNTHETIC for d in datasets)
+    methods = args.methods.split(",") if args.methods else [*([TRUTH] if generated else []), *METHODS]
+    unknown = (sorted(set(methods) - {*METHODS, TRUTH})
+               + sorted(set(datasets) - {*data.DATASETS, *data.LARGE_DATASETS}))
     if unknown:
         parser.error(f"unknown method(s)/data set(s): {', '.join(unknown)}")
     extra_args = {m: args.survmom_args for m in methods}
@@ -489,10 +513,12 @@ def main() -> None:
             parser.error(f'--variant expects NAME="FLAGS", got {variant!r}')
         methods.append(f"survmom:{name}")
         extra_args[f"survmom:{name}"] = f"{args.survmom_args} {flags}".strip()
+    if args.rows and args.reuse:
+        parser.error("--rows and --reuse do not mix: reused records may come from full-size data sets")
     n_splits = args.splits or (2 if args.quick else 5)
     threads = 1 if args.jobs > 1 else None
     reused = _reusable(args.reuse, datasets, n_splits, extra_args)
-    tasks = [(d, k, m, extra_args[m], threads) for d in datasets for k in range(n_splits) for m in methods
+    tasks = [(d, k, m, extra_args[m], threads, args.rows) for d in datasets for k in range(n_splits) for m in methods
              if (d, k, m) not in reused]
     started = clock.perf_counter()
     records = list(reused.values())

@@ -1,0 +1,109 @@
+"""The generated large data sets of the accuracy benchmark (benchmarks/_datasets.py) and its two tree peers."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _datasets as data
+import accuracy
+from _tree_peers import aft_normal_scale, coarse_times
+
+FEATURES = ["age", "bmi", "crp", "albumin", "creatinine", "sbp", "hemoglobin", "nodes", "female", "stage",
+            "smoking", "treatment", "region"]
+
+
+@pytest.fixture(scope="module")
+def synth20k():
+    return data.load("synth20k"), data.true_log_hazard("synth20k")
+
+
+def test_generator_is_deterministic_for_a_seed():
+    frame_a, eta_a = data.synthetic(3000, seed=7)
+    frame_b, eta_b = data.synthetic(3000, seed=7)
+    frame_c, _ = data.synthetic(3000, seed=8)
+    assert frame_a.equals(frame_b)
+    np.testing.assert_array_equal(eta_a, eta_b)
+    assert not frame_a.equals(frame_c)
+
+
+def test_large_data_sets_have_the_documented_sizes_and_real_ones_stay_the_default():
+    assert data.DATASETS == ("gbsg2", "whas500", "flchain", "veteran", "actg320", "aids", "rossi", "lung")
+    assert not set(data.LARGE_DATASETS) & set(data.DATASETS)
+    for name, rows in (("synth20k", 20_000), ("synth100k", 100_000)):
+        frame = data.load(name)
+        assert frame.shape == (rows, len(FEATURES) + 2)
+        assert len(data.true_log_hazard(name)) == rows
+
+
+def test_the_truth_is_never_a_column(synth20k):
+    frame, eta = synth20k
+    assert list(frame.columns) == [*FEATURES, "time", "event"]
+    numeric = frame.select_dtypes("number").fillna(0).to_numpy(float)
+    assert max(abs(np.corrcoef(column, eta)[0, 1]) for column in numeric.T) < 0.9
+    assert data.true_log_hazard("gbsg2") is None
+
+
+def test_event_fraction_ties_and_whole_days(synth20k):
+    frame, _ = synth20k
+    assert 0.4 <= frame["event"].mean() <= 0.6
+    time = frame["time"].to_numpy()
+    assert time.min() >= 1 and np.all(time == np.ceil(time))
+    assert frame.loc[frame["event"] == 1, "time"].duplicated().mean() > 0.5  # tied event days
+
+
+def test_missing_cells_in_two_columns(synth20k):
+    frame, _ = synth20k
+    missing = frame.isna().mean()
+    assert set(missing[missing > 0].index) == {"crp", "albumin"}
+    assert 0.03 < missing["crp"] < 0.07 and 0.03 < missing["albumin"] < 0.07
+
+
+def test_true_survival_matches_kaplan_meier(synth20k):
+    from lifelines import KaplanMeierFitter
+
+    frame, eta = synth20k
+    times = np.array([180.0, 730.5, 1500.0])
+    km = KaplanMeierFitter().fit(frame["time"], frame["event"]).survival_function_at_times(times).to_numpy()
+    np.testing.assert_allclose(data.true_survival(eta, times).mean(axis=0), km, atol=0.01)
+
+
+def test_truth_beats_a_linear_cox_on_held_out_rows(synth20k):
+    from lifelines import CoxPHFitter
+    from lifelines.utils import concordance_index
+
+    frame, eta = synth20k
+    train, test = frame.iloc[:3000], frame.iloc[3000:6000]
+    x_train, x_test, names = accuracy.design_matrix(train, test)
+    fit_frame = pd.DataFrame(x_train, columns=names).assign(time=train["time"].to_numpy(),
+                                                            event=train["event"].to_numpy())
+    cox = CoxPHFitter(penalizer=0.01).fit(fit_frame, "time", "event")
+    cox_risk = cox.predict_log_partial_hazard(pd.DataFrame(x_test, columns=names)).to_numpy()
+    c_cox = concordance_index(test["time"], -cox_risk, test["event"])
+    c_truth = concordance_index(test["time"], -eta[3000:6000], test["event"])
+    assert c_truth > 0.75
+    assert c_truth > c_cox + 0.05
+
+
+def test_aft_scale_is_the_maximum_likelihood_sigma():
+    rng = np.random.default_rng(0)
+    mu = rng.normal(6, 1, 20_000)
+    log_t = mu + 0.7 * rng.standard_normal(20_000)
+    censor = np.log(rng.exponential(2000, 20_000))
+    event = log_t <= censor
+    assert aft_normal_scale(mu, np.exp(np.minimum(log_t, censor)), event) == pytest.approx(0.7, abs=0.02)
+
+
+def test_coarse_times_move_up_to_at_most_bins_event_times():
+    rng = np.random.default_rng(1)
+    time = np.ceil(rng.exponential(500, 5000))
+    event = rng.random(5000) < 0.6
+    coarse = coarse_times(time, event, bins=50)
+    assert len(np.unique(coarse[event])) <= 50
+    assert np.all(coarse >= time)
+    assert np.all(np.diff(coarse[np.argsort(time, kind="stable")]) >= 0)  # order kept (ties may form)
+    small = np.array([3.0, 1.0, 2.0])
+    np.testing.assert_array_equal(coarse_times(small, np.ones(3, bool), bins=50), small)
