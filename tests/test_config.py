@@ -108,7 +108,7 @@ def _captured_train(monkeypatch, *args: str) -> TrainConfig:
     def train_from_file(config, data, make_reporter):
         seen.append(config)
         return SimpleNamespace(best_metric=None, interrupted=False, stopped_early=False, epochs_done=0,
-                               checkpoint="m.pt")
+                               checkpoint="m.pt", ensemble=1, members=[])
 
     monkeypatch.setattr(cli, "_workflow", lambda: SimpleNamespace(train_from_file=train_from_file))
     result = CliRunner().invoke(cli.app, ["train", "data.csv", *args])
@@ -154,7 +154,7 @@ def test_resume_overrides_reuse_the_train_options_definitions(monkeypatch):
     def resume_from_checkpoint(checkpoint, epochs, data, out, make_reporter, overrides):
         seen.append((epochs, out, overrides))
         return SimpleNamespace(best_metric=None, interrupted=False, stopped_early=False, epochs_done=0,
-                               checkpoint="m.pt")
+                               checkpoint="m.pt", ensemble=1, members=[])
 
     monkeypatch.setattr(cli, "_workflow", lambda: SimpleNamespace(resume_from_checkpoint=resume_from_checkpoint))
     runner = CliRunner()

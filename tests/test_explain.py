@@ -246,7 +246,7 @@ def test_a_few_valued_column_keeps_its_values_between_the_5th_and_95th_percentil
 def test_a_linear_cox_model_has_a_straight_partial_dependence_with_its_coefficient_as_slope(files):
     result = effect_json(files["cox"], files["test"], "--feature", "strong", "--sample", "20", "--seed", "5")
     model = load_model(files["cox"])
-    layers = [m for m in model.network.modules() if isinstance(m, torch.nn.Linear)]
+    layers = [m for m in model.members[0].network.modules() if isinstance(m, torch.nn.Linear)]
     assert len(layers) == 1
     spec = model.preprocessor.columns[model.preprocessor.input_columns.index("strong")]
     slope = float(layers[0].weight.detach()[0, model.preprocessor.feature_names.index("strong")]) / spec.scale

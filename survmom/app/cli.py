@@ -193,6 +193,9 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
             raise typer.Exit(130)
         return
     metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
+    if result.ensemble > 1:
+        _ensemble_done(result)
+        return
     if result.interrupted:
         typer.echo(f"interrupted after {result.epochs_done} complete epoch(s); resumable checkpoint saved to "
                    f"{result.checkpoint} (continue with: survmom resume {result.checkpoint})", err=True)
@@ -207,6 +210,20 @@ def _train_or_resume(run: Callable[[Callable[..., Any]], Any]) -> None:
         str(result.best_epoch))
     typer.echo(f"done: {result.epochs_done} epoch(s){stop}; best epoch {best}, validation C-index "
                f"{metric}; checkpoint {result.checkpoint}", err=True)
+
+
+def _ensemble_done(result: Any) -> None:
+    """The last line of a cross-fitted ensemble's training (or its interruption)."""
+    if result.interrupted:
+        typer.echo(f"interrupted in ensemble member {len(result.members) + 1} of {result.ensemble} after "
+                   f"{result.epochs_done} complete epoch(s) of it; resumable checkpoint saved to {result.checkpoint} "
+                   f"(continue with: survmom resume {result.checkpoint})", err=True)
+        raise typer.Exit(130)
+    scores = [c for _, c in result.members if c is not None]
+    shown = ", ".join("n/a" if c is None else f"{c:.4f}" for _, c in result.members)
+    mean = f" (mean {sum(scores) / len(scores):.4f}, each on its own fold)" if scores else ""
+    typer.echo(f"done: ensemble of {result.ensemble} members; validation C-index per member {shown}{mean}; "
+               f"checkpoint {result.checkpoint}", err=True)
 
 
 PREDICT_HELP = (

@@ -66,6 +66,7 @@ def plot_history(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
+    member: int = typer.Option(1, help="The member of a cross-fitted ensemble (--ensemble) to draw, from 1."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Training loss and validation C-index per epoch; the linear start as epoch 0, the best epoch marked."""
@@ -73,7 +74,7 @@ def plot_history(
     with collector_paused():
         from survmom.app.plots.history import draw_history, history_data
 
-    figure_outputs(history_data(checkpoint), draw_history, out, as_json, "the training history")
+    figure_outputs(history_data(checkpoint, member), draw_history, out, as_json, "the training history")
 
 
 @plot_app.command("survival")

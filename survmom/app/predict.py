@@ -29,6 +29,7 @@ import torch
 
 from survmom.atomic import atomic_write, check_output_path
 from survmom.core.losses import cox_median, cox_survival, weibull_log_median, weibull_survival
+from survmom.core.mixture import median_by_bisection, median_on_grid
 from survmom.data import (
     NewValues,
     Preprocessor,
@@ -85,21 +86,44 @@ def show_times(values: list[float]) -> str:
 
 
 @dataclass
-class LoadedModel:
-    """A checkpoint ready for inference: config, preprocessor, target network and prediction state."""
+class Member:
+    """One network that predicts: the target network of a model, or of one member of an ensemble, with what turns
+    its outputs into survival (its time scale and Cox baseline hazards)."""
 
-    config: TrainConfig
-    preprocessor: Preprocessor
     network: torch.nn.Module
     time_scale: float
     baseline_times: torch.Tensor | None
     baseline_cumhaz: torch.Tensor | None
+    strata_baselines: list[tuple[torch.Tensor, torch.Tensor]] | None
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint ready for inference: config, preprocessor and its members (one network, or the K members of
+    a cross-fitted ensemble, whose survival curves are averaged).
+
+    Target estimates ``est`` are (K, n, d): member k's network outputs for n rows.
+    """
+
+    config: TrainConfig
+    preprocessor: Preprocessor
+    members: list[Member]
     checkpoint: Checkpoint
 
     @property
     def stratified(self) -> bool:
         """Whether the model has one baseline hazard per stratum (``--strata``)."""
         return bool(self.config.strata)
+
+    @property
+    def baseline_times(self) -> torch.Tensor | None:
+        """The times (m,) ascending where a Cox model's survival curves step (every member's and stratum's
+        baseline times); None for Weibull."""
+        if self.config.loss != "cox":
+            return None
+        times = [t for m in self.members for t in ([m.baseline_times] if m.strata_baselines is None
+                                                   else [times for times, _ in m.strata_baselines])]
+        return torch.unique(torch.cat([t.to(torch.float64) for t in times]))
 
     def column_types(self) -> dict[str, str]:
         """How to read a file for this model: the input columns' saved types, stratum columns as categories."""
@@ -139,42 +163,66 @@ class LoadedModel:
 
     @torch.no_grad()
     def estimates(self, x: np.ndarray) -> torch.Tensor:
-        """Target network outputs (n, d) for preprocessed features x (n, p)."""
-        return self.network(torch.from_numpy(x))
+        """Target network outputs (K, n, d) of the K members for preprocessed features x (n, p)."""
+        features = torch.from_numpy(x)
+        return torch.stack([member.network(features) for member in self.members])
 
     def user_params(self, est: torch.Tensor) -> torch.Tensor:
-        """Weibull (log scale, log shape) (n, 2) in the user's time unit, from internal estimates (n, 2)."""
-        return user_weibull_params(est, self.time_scale)
+        """Weibull (log scale, log shape) (K, n, 2) in the user's time unit, from internal estimates (K, n, 2)."""
+        return torch.stack([user_weibull_params(e, m.time_scale) for e, m in zip(est, self.members, strict=True)])
 
     def survival(self, est: torch.Tensor, times: list[float], strata: Any = None) -> torch.Tensor:
-        """S(t | x) (n, m) float64 at ``times`` (user's time unit) from target estimates (n, d); ``strata`` (n,)
-        int64: each row's stratum code (required by a stratified model, else ignored)."""
+        """S(t | x) (n, m) float64 at ``times`` (user's time unit) from target estimates (K, n, d), the members'
+        mean; ``strata`` (n,) int64: each row's stratum code (required by a stratified model, else ignored)."""
         at = torch.tensor(times, dtype=torch.float64)
-        codes = self._strata(strata, len(est))
-        if codes is not None:
-            return stratified_survival(est[:, 0].double(), codes, self.checkpoint.strata_baselines, at)
-        if self.config.loss == "cox":
-            return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at)
-        return weibull_survival(self.user_params(est), at)
+        return self._mean_survival(est, at, strata, paired=False)
 
     def survival_at_own_times(self, est: torch.Tensor, time: torch.Tensor, strata: Any = None) -> torch.Tensor:
         """S(t_i | x_i) (n,) float64: row i's predicted survival at its own time ``time[i]`` (user's time unit),
         as D-calibration needs; ``strata`` as in :meth:`survival`."""
-        at = time.to(torch.float64)
-        codes = self._strata(strata, len(est))
-        if codes is not None:
-            return stratified_survival(est[:, 0].double(), codes, self.checkpoint.strata_baselines, at,
-                                       paired=True)
-        if self.config.loss == "cox":
-            return cox_survival(est[:, 0].double(), self.baseline_times, self.baseline_cumhaz, at, paired=True)
-        return weibull_survival(self.user_params(est), at, paired=True)
+        return self._mean_survival(est, time.to(torch.float64), strata, paired=True)
+
+    def _mean_survival(self, est: torch.Tensor, at: torch.Tensor, strata: Any, paired: bool) -> torch.Tensor:
+        codes = self._strata(strata, est.shape[1])
+        curves = []
+        for e, member in zip(est, self.members, strict=True):
+            if codes is not None:
+                curves.append(stratified_survival(e[:, 0].double(), codes, member.strata_baselines, at,
+                                                  paired=paired))
+            elif self.config.loss == "cox":
+                curves.append(cox_survival(e[:, 0].double(), member.baseline_times, member.baseline_cumhaz, at,
+                                           paired=paired))
+            else:
+                curves.append(weibull_survival(user_weibull_params(e, member.time_scale), at, paired=paired))
+        return curves[0] if len(curves) == 1 else torch.stack(curves).mean(0)
 
     def risk(self, est: torch.Tensor) -> torch.Tensor:
-        """Risk (n,) float64 from target estimates (n, d), higher = earlier event: cox the log hazard, weibull
-        ``-log median`` (computed in log space, so it stays finite and ordered where the median overflows)."""
+        """Risk (n,) float64 from target estimates (K, n, d), higher = earlier event, the members' mean: cox the
+        log hazard, weibull ``-log median`` (computed in log space, so it stays finite and ordered where the
+        median overflows)."""
         if self.config.loss == "cox":
-            return est[:, 0].double()
-        return -weibull_log_median(self.user_params(est))
+            return est[:, :, 0].double().mean(0)
+        return -weibull_log_median(self.user_params(est).reshape(-1, 2)).reshape(est.shape[:2]).mean(0)
+
+    def median(self, est: torch.Tensor, strata: Any = None) -> torch.Tensor:
+        """Median survival time (n,) float64 (user's unit; inf where the curve never reaches 0.5): one member's
+        own, or the smallest time where the members' mean curve reaches 0.5 (:mod:`survmom.core.mixture`)."""
+        codes = self._strata(strata, est.shape[1])
+        if len(self.members) == 1:
+            member, log_hz = self.members[0], est[0, :, 0].double()
+            if codes is not None:
+                return stratified_median(log_hz, codes, member.strata_baselines)
+            if self.config.loss == "cox":
+                return cox_median(log_hz, member.baseline_times, member.baseline_cumhaz)
+            return torch.exp(weibull_log_median(self.user_params(est)[0]))
+
+        def survival_at(t: torch.Tensor) -> torch.Tensor:
+            return self._mean_survival(est, t, strata, paired=True)
+
+        if self.config.loss == "cox":
+            return median_on_grid(survival_at, self.baseline_times, est.shape[1])
+        members = torch.exp(weibull_log_median(self.user_params(est).reshape(-1, 2)).reshape(est.shape[:2]))
+        return median_by_bisection(survival_at, members.min(0).values, members.max(0).values)
 
     def output_names(self, times: list[float]) -> list[str]:
         """The names of the prediction columns :meth:`outputs` gives for ``times``, in order."""
@@ -183,24 +231,18 @@ class LoadedModel:
 
     def outputs(self, x: np.ndarray, times: list[float], strata: Any = None) -> dict[str, np.ndarray]:
         """Named prediction columns for features x (n, p) at ``times`` (user's time unit); ``strata`` as in
-        :meth:`survival`."""
+        :meth:`survival`. An ensemble's log_hazard / log_scale / log_shape and risk are its members' means; its
+        median_time and surv_<t> come from the members' mean survival curve."""
         est = self.estimates(x).double()
         columns: dict[str, np.ndarray] = {}
         if self.config.loss == "cox":
-            log_hz = est[:, 0]
-            columns["log_hazard"] = log_hz.numpy()
-            columns["risk"] = log_hz.numpy()
-            codes = self._strata(strata, len(est))
-            median = (cox_median(log_hz, self.baseline_times, self.baseline_cumhaz) if codes is None
-                      else stratified_median(log_hz, codes, self.checkpoint.strata_baselines))
-            columns["median_time"] = median.numpy()
+            columns["log_hazard"] = est[:, :, 0].mean(0).numpy()
         else:
-            params = self.user_params(est)
+            params = self.user_params(est).mean(0)
             columns["log_scale"] = params[:, 0].numpy()
             columns["log_shape"] = params[:, 1].numpy()
-            risk = self.risk(est)  # -log median
-            columns["risk"] = risk.numpy()
-            columns["median_time"] = torch.exp(-risk).numpy()
+        columns["risk"] = self.risk(est).numpy()
+        columns["median_time"] = self.median(est, strata).numpy()
         if times:
             surv = self.survival(est, times, strata).numpy()
             for j, t in enumerate(times):
@@ -220,17 +262,22 @@ def refuse_design(model: LoadedModel, checkpoint: Path, command: str) -> None:
 
 
 def load_model(path: Path) -> LoadedModel:
-    """The checkpoint's target network (best validated weights) with its preprocessing, ready to predict."""
+    """The checkpoint's target network (best validated weights), or an ensemble's members', with its
+    preprocessing, ready to predict."""
     saved = read_checkpoint(path)
+    return LoadedModel(saved.config, saved.preprocessor, [_member(saved, member) for member in saved.members], saved)
+
+
+def _member(saved: Checkpoint, member: Checkpoint) -> Member:
+    """The network of one (member) checkpoint, ready to predict."""
     try:
-        network = backbone_from_config(saved.config, len(saved.preprocessor.feature_names))
-        network.load_state_dict(saved.target_weights)
+        network = backbone_from_config(member.config, len(saved.preprocessor.feature_names))
+        network.load_state_dict(member.target_weights)
     except Exception as error:
-        raise CheckpointError(f"{path}: checkpoint content is inconsistent ({type(error).__name__}: "
+        raise CheckpointError(f"{saved.path}: checkpoint content is inconsistent ({type(error).__name__}: "
                               f"{str(error).splitlines()[0][:160] if str(error) else ''})") from error
     network.eval()
-    return LoadedModel(saved.config, saved.preprocessor, network, saved.time_scale, saved.baseline_times,
-                       saved.baseline_cumhaz, saved)
+    return Member(network, member.time_scale, member.baseline_times, member.baseline_cumhaz, member.strata_baselines)
 
 
 def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[float] | None = None,

@@ -50,6 +50,9 @@ class QuietReporter:
     def start_validated(self, cindex: float) -> None:
         """The untrained network (the linear start) scored ``cindex`` on the validation rows."""
 
+    def start_member(self, member: int, members: int) -> None:
+        """Member ``member`` (from 0) of a cross-fitted ensemble of ``members`` starts or continues training."""
+
     def close(self) -> None:
         pass
 
@@ -82,6 +85,9 @@ class PlainReporter(QuietReporter):
 
     def start_validated(self, cindex: float) -> None:
         print(_start_line(cindex), file=sys.stderr, flush=True)
+
+    def start_member(self, member: int, members: int) -> None:
+        print(_member_line(member, members), file=sys.stderr, flush=True)
 
 
 class RichReporter(PlainReporter):
@@ -138,6 +144,9 @@ class RichReporter(PlainReporter):
         self.val = cindex
         self.progress.console.print(_start_line(cindex), highlight=False, markup=False)
 
+    def start_member(self, member: int, members: int) -> None:
+        self.progress.console.print(_member_line(member, members), highlight=False, markup=False)
+
     def warn(self, message: str) -> None:
         self.progress.console.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True,
                                     markup=False)  # user text (column names, values) is shown as is
@@ -149,3 +158,7 @@ class RichReporter(PlainReporter):
 def _start_line(cindex: float) -> str:
     """The epoch-0 line: the untrained network (the linear start) is the best so far by construction."""
     return f"epoch 0 (linear start)  val C-index {_format_metric(cindex)} *"
+
+
+def _member_line(member: int, members: int) -> str:
+    return f"ensemble member {member + 1} of {members} (validated on fold {member + 1})"

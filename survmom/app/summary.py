@@ -47,7 +47,18 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
         "ema": {**saved.ema, "current_rate": current_rate},
         "history": saved.history,
         **({"design": _design(saved)} if _design(saved) else {}),
+        **({"ensemble": _ensemble(saved)} if saved.ensemble_size > 1 else {}),
     }
+
+
+def _ensemble(saved: Any) -> dict[str, Any]:
+    """A cross-fitted ensemble's members (absent from a single model's summary): its size, the trained members'
+    best epochs and validation C-indexes (each on its own fold), and which member the progress, bank and EMA
+    entries describe (the one in training, or the last one)."""
+    record = saved.state["ensemble"]
+    trained = [{"member": k + 1, "best_epoch": m["state"]["best"]["epoch"], "best_cindex": m["state"]["best"]["metric"],
+                "epochs_done": m["state"]["progress"]["epoch"]} for k, m in enumerate(record["members"])]
+    return {"size": saved.ensemble_size, "trained": trained, "shown_member": int(record["current"]) + 1}
 
 
 def _design(saved: Any) -> dict[str, Any]:
@@ -106,6 +117,14 @@ def render_summary(summary: dict[str, Any]) -> None:
     if "strata" in design:
         rows.append(("strata", f"{', '.join(design['strata'])}: {len(design['strata_levels'])} strata, each with "
                                "its own baseline hazard"))
+    if "ensemble" in summary:
+        ensemble = summary["ensemble"]
+        scores = ", ".join("n/a" if m["best_cindex"] is None else f"{m['best_cindex']:.4f}"
+                           for m in ensemble["trained"])
+        rows.insert(0, ("ensemble", f"{ensemble['size']} cross-fitted members, {len(ensemble['trained'])} trained"
+                                    + (f" (validation C-index {scores}, each on its own fold)" if scores else "")
+                                    + f"; epochs, steps, best C, bank and EMA below are member "
+                                      f"{ensemble['shown_member']}'s"))
     for item, value in rows:
         overview.add_row(item, escape(value))
     console.print(overview)

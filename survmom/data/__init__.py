@@ -47,7 +47,7 @@ from survmom.data.read import (
     table_columns,
     text_notice,
 )
-from survmom.data.split import stratified_split, subject_split
+from survmom.data.split import stratified_folds, stratified_split, subject_folds, subject_split
 
 __all__ = [
     "NA_MARKERS",
@@ -73,8 +73,10 @@ __all__ = [
     "read_table_share",
     "sample_rows",
     "select_feature_columns",
+    "stratified_folds",
     "stratified_split",
     "subject_codes",
+    "subject_folds",
     "subject_split",
     "table_columns",
     "text_notice",

@@ -54,3 +54,32 @@ def subject_split(subjects: np.ndarray | None, event: np.ndarray, frac: float, s
     in_val = np.isin(subject, val_subjects)
     everything = np.arange(len(subject), dtype=np.int64)
     return everything[~in_val], everything[in_val]
+
+
+def stratified_folds(event: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold (n,) int64 in [0, ``folds``) of each row: the rows dealt out at random, events and censored rows
+    separately, so every fold holds about 1/``folds`` of each (cross-fitting, as K-fold cross-validation).
+
+    Deterministic for a seed. DataError when there are fewer rows than folds, ConfigError for ``folds`` < 2.
+    """
+    event = np.asarray(event).astype(bool).ravel()
+    if folds < 2:
+        raise ConfigError(f"cross-fitting needs at least 2 folds, got {folds}")
+    if len(event) < folds:
+        raise DataError(f"{len(event)} row(s) cannot be dealt into {folds} folds")
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(np.flatnonzero(event)), rng.permutation(np.flatnonzero(~event))])
+    fold = np.empty(len(event), dtype=np.int64)
+    fold[order] = np.arange(len(event)) % folds  # dealt in turn: fold sizes differ by at most one
+    return fold
+
+
+def subject_folds(subjects: np.ndarray | None, event: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold (n,) int64 of each row like :func:`stratified_folds`, every row of a subject in one fold
+    (``subjects`` as in :func:`subject_split`; None: each row its own subject)."""
+    if subjects is None:
+        return stratified_folds(event, folds, seed)
+    _, subject = np.unique(np.asarray(subjects), return_inverse=True)
+    has_event = np.zeros(subject.max(initial=-1) + 1, dtype=bool)
+    np.logical_or.at(has_event, subject, np.asarray(event).astype(bool))
+    return stratified_folds(has_event, folds, seed)[subject]

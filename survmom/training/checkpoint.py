@@ -31,7 +31,7 @@ import errno
 import hashlib
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,9 @@ class Checkpoint:
     ema: dict[str, Any]
     versions: dict[str, str]
     state: dict[str, Any]
+    # A cross-fitted ensemble (``--ensemble K``): K, and the members that predict (else [self] and 1)
+    members: list[Checkpoint] = field(default_factory=list)
+    ensemble_size: int = 1
 
 
 def write_checkpoint(path: Path, training: dict[str, Any], data: dict[str, Any], timings: dict[str, Any]) -> None:
@@ -103,7 +106,8 @@ def write_checkpoint(path: Path, training: dict[str, Any], data: dict[str, Any],
 def data_state(prepared: PreparedData) -> dict[str, Any]:
     """The data's part of a checkpoint: preprocessing state, data info, training outcomes (for IPCW weights)
     and the quartiles of the training event times (evaluate's default times)."""
-    train = prepared.train if prepared.all_train is None else prepared.all_train  # every training row
+    # every training row (distributed: of every process; a member of an ensemble: every row of the file)
+    train = next(rows for rows in (prepared.every_row, prepared.all_train, prepared.train) if rows is not None)
     event_times = train.time[train.event]
     design = {name: torch.from_numpy(getattr(train, name).copy()) for name in ("entry", "weight", "strata")
               if getattr(train, name) is not None}
@@ -133,47 +137,73 @@ def save_state(state: dict[str, Any], path: Path) -> None:
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Load, verify and unpack a checkpoint; any problem is a one-line :class:`CheckpointError`."""
+    """Load, verify and unpack a checkpoint; any problem is a one-line :class:`CheckpointError`.
+
+    A cross-fitted ensemble's :attr:`Checkpoint.members` are its trained members (the member in training when
+    none is); its ``train_risk`` is the members' mean risk of every row, the ensemble's ``risk``.
+    """
     path = Path(path)
     state = load_state(path)
     try:
-        best, prediction, outcomes = state["best"], state["prediction"], state["train_outcomes"]
-        config = TrainConfig.from_dict(state["config"], source=f"{path}: saved config")
-        momentum = state["momentum"]
-        target = best["target"] or {key[len("target."):]: value for key, value in momentum.items()
-                                    if key.startswith("target.")}
-        baseline = [prediction.get(key) for key in ("baseline_times", "baseline_cumhaz")]
-        levels, strata_baselines = _strata(state, config, path)
-        if config.loss == "cox" and strata_baselines is None and not all(
-                isinstance(value, torch.Tensor) for value in baseline):
-            raise CheckpointError(f"{path}: checkpoint has no Cox baseline hazard (its 'prediction' entry is "
-                                  "missing or damaged); it cannot give survival probabilities")
-        train_time = torch.as_tensor(outcomes["time"], dtype=torch.float64)
-        train_risk = prediction.get("train_risk")
-        if train_risk is not None and not (isinstance(train_risk, torch.Tensor)
-                                           and train_risk.shape == train_time.shape):
-            raise CheckpointError(f"{path}: checkpoint's training risks do not match its {len(train_time)} training "
-                                  "rows (its 'prediction' entry is damaged)")
-        _require(state["progress"], ("epoch", "batch_index", "step", "stopped_early", "fitted_start"), "progress")
-        _require(momentum["bank._extra_state"], ("capacity", "count"), "bank")
-        return Checkpoint(
-            path=path, config=config, preprocessor=Preprocessor.from_state(state["preprocessing"]),
-            data=dict(state["data"]), time_scale=float(state["time_scale"]), target_weights=dict(target),
-            baseline_times=baseline[0], baseline_cumhaz=baseline[1],
-            train_time=train_time, train_event=torch.as_tensor(outcomes["event"], dtype=torch.bool),
-            train_risk=None if train_risk is None else train_risk.to(torch.float64),
-            event_time_quantiles=[float(t) for t in state["event_time_quantiles"]],
-            strata_levels=levels, strata_baselines=strata_baselines,
-            train_design={name: outcomes[name] for name in ("entry", "weight", "strata") if name in outcomes},
-            progress=dict(state["progress"]), best_metric=best["metric"], best_epoch=int(best["epoch"]),
-            history=list(state["history"]), bank=dict(momentum["bank._extra_state"]),
-            ema=dict(momentum["_extra_state"]["ema"]), versions=dict(state["versions"]), state=state,
-        )
+        record = state.get("ensemble")
+        checkpoint = _unpack(state, path, member=record is not None)
+        if record is not None:
+            size, members = int(record["size"]), list(record["members"])
+            if size < 2 or len(members) > size or not isinstance(record["current"], int):
+                raise CheckpointError(f"{path}: checkpoint's ensemble record is damaged")
+            checkpoint.ensemble_size = size
+            if members:
+                checkpoint.members = [_unpack({**state, **member["state"]}, path, member=True) for member in members]
+                risks = torch.stack([torch.as_tensor(member["risk"], dtype=torch.float64) for member in members])
+                if risks.shape[1:] != checkpoint.train_time.shape:
+                    raise CheckpointError(f"{path}: checkpoint's ensemble risks do not match its "
+                                          f"{len(checkpoint.train_time)} rows (the ensemble record is damaged)")
+                checkpoint.train_risk = risks.mean(0)
+        return checkpoint
     except (CheckpointError, ConfigError) as error:
         raise CheckpointError(str(error)) from error
     except Exception as error:
         raise CheckpointError(f"{path}: checkpoint content is inconsistent ({type(error).__name__}: "
                               f"{str(error).splitlines()[0][:160] if str(error) else ''})") from error
+
+
+def _unpack(state: dict[str, Any], path: Path, member: bool = False) -> Checkpoint:
+    """The :class:`Checkpoint` of a checkpoint dict; ``member``: the trainer state in it is one member's of an
+    ensemble (its training risks are of its own training rows, not of the saved outcomes: left out)."""
+    best, prediction, outcomes = state["best"], state["prediction"], state["train_outcomes"]
+    config = TrainConfig.from_dict(state["config"], source=f"{path}: saved config")
+    momentum = state["momentum"]
+    target = best["target"] or {key[len("target."):]: value for key, value in momentum.items()
+                                if key.startswith("target.")}
+    baseline = [prediction.get(key) for key in ("baseline_times", "baseline_cumhaz")]
+    levels, strata_baselines = _strata(state, config, path)
+    if config.loss == "cox" and strata_baselines is None and not all(
+            isinstance(value, torch.Tensor) for value in baseline):
+        raise CheckpointError(f"{path}: checkpoint has no Cox baseline hazard (its 'prediction' entry is "
+                              "missing or damaged); it cannot give survival probabilities")
+    train_time = torch.as_tensor(outcomes["time"], dtype=torch.float64)
+    train_risk = None if member else prediction.get("train_risk")
+    if train_risk is not None and not (isinstance(train_risk, torch.Tensor)
+                                       and train_risk.shape == train_time.shape):
+        raise CheckpointError(f"{path}: checkpoint's training risks do not match its {len(train_time)} training "
+                              "rows (its 'prediction' entry is damaged)")
+    _require(state["progress"], ("epoch", "batch_index", "step", "stopped_early", "fitted_start"), "progress")
+    _require(momentum["bank._extra_state"], ("capacity", "count"), "bank")
+    checkpoint = Checkpoint(
+        path=path, config=config, preprocessor=Preprocessor.from_state(state["preprocessing"]),
+        data=dict(state["data"]), time_scale=float(state["time_scale"]), target_weights=dict(target),
+        baseline_times=baseline[0], baseline_cumhaz=baseline[1],
+        train_time=train_time, train_event=torch.as_tensor(outcomes["event"], dtype=torch.bool),
+        train_risk=None if train_risk is None else train_risk.to(torch.float64),
+        event_time_quantiles=[float(t) for t in state["event_time_quantiles"]],
+        strata_levels=levels, strata_baselines=strata_baselines,
+        train_design={name: outcomes[name] for name in ("entry", "weight", "strata") if name in outcomes},
+        progress=dict(state["progress"]), best_metric=best["metric"], best_epoch=int(best["epoch"]),
+        history=list(state["history"]), bank=dict(momentum["bank._extra_state"]),
+        ema=dict(momentum["_extra_state"]["ema"]), versions=dict(state["versions"]), state=state,
+    )
+    checkpoint.members = [checkpoint]
+    return checkpoint
 
 
 def load_state(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

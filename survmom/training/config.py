@@ -21,6 +21,7 @@ DEFAULT_BANK_SIZE = 2048
 SMALL_DATA_BATCH = 32
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds fit; the trainer derives per-epoch seeds from it
 STEPS_PER_EPOCH_LARGE_DATA = 500
+MAX_ENSEMBLE = 50
 # The columns predict writes for each loss, in order, before one ``surv_<t>`` column per --times value.
 PREDICTION_COLUMNS = {"cox": ("log_hazard", "risk", "median_time"),
                       "weibull": ("log_scale", "log_shape", "risk", "median_time")}
@@ -122,6 +123,10 @@ class TrainConfig:
     val_frac: float = field(
         default=0.2, metadata=cli("Fraction of rows held out for validation, stratified by event."))
     val: str | None = field(default=None, metadata=cli("Validation file instead of a random split.", path=True))
+    ensemble: int = field(default=1, metadata=cli(
+        "Members of a cross-fitted ensemble: K > 1 deals the rows into K folds and trains K models, member k "
+        "validated (and early-stopped) on fold k and trained on the others, so every row is trained on; "
+        "predictions average the members' survival curves. Takes K times as long; --val-frac is then 1/K."))
     patience: int | None = field(
         default=10, metadata=cli("Stop after this many epochs without a better validation C-index."))
     seed: int = field(default=0, metadata=cli("Random seed (split, initialisation, batches, dropout)."))
@@ -150,6 +155,11 @@ class TrainConfig:
         config = cls(**{k: _normalise(k, v, source) for k, v in values.items()})
         config.validate(source)
         return config
+
+    def member(self, index: int) -> TrainConfig:
+        """The config member ``index`` of an ensemble trains with: this one with its own seed (initialisation,
+        batches, dropout); the folds come from this config's seed."""
+        return dataclasses.replace(self, seed=(self.seed + index) % (MAX_SEED + 1))
 
     def bank_capacity(self) -> int:
         """Bank size in samples: ``bank_size``, else ``bank_steps × batch``, else :data:`DEFAULT_BANK_SIZE`."""
@@ -187,6 +197,12 @@ class TrainConfig:
             (0 <= self.val_frac < 1, f"--val-frac must be in [0, 1), got {self.val_frac}"),
             (self.patience is None or self.patience >= 1, f"--patience must be at least 1, got {self.patience}"),
             (self.threads is None or self.threads >= 0, f"--threads must be >= 0, got {self.threads}"),
+            (1 <= self.ensemble <= MAX_ENSEMBLE,
+             f"--ensemble must be an integer from 1 to {MAX_ENSEMBLE}, got {self.ensemble}"),
+            (self.ensemble == 1 or self.val is None,
+             "--ensemble needs the random split (each member validates on its own fold), not a --val file"),
+            (self.ensemble == 1 or self.nproc == 1,
+             "--ensemble trains its members one after another in one process; drop --nproc"),
             (self.nproc >= 1, f"--nproc must be at least 1, got {self.nproc}"),
             (0 <= self.seed <= MAX_SEED, f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}"),
             (self.grad_clip > 0, f"--grad-clip must be positive (inf: no clipping), got {self.grad_clip}"),

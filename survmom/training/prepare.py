@@ -29,6 +29,7 @@ from survmom.data import (
     read_table_share,
     select_feature_columns,
     subject_codes,
+    subject_folds,
     subject_split,
     table_columns,
     text_notice,
@@ -100,6 +101,9 @@ class PreparedData:
     warnings: list[str] = field(default_factory=list)
     strata_levels: list[tuple[str, ...]] | None = None  # code -> the labels of the --strata columns
     all_train: Outcomes | None = None  # distributed: every process's training outcomes (x empty), in file order
+    # A member of a cross-fitted ensemble: every row's outcomes (x empty), and the file rows of train and val
+    every_row: Outcomes | None = None
+    rows: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def design_columns(config: TrainConfig) -> dict[str, list[str]]:
@@ -110,6 +114,7 @@ def design_columns(config: TrainConfig) -> dict[str, list[str]]:
 def prepare_training_data(
     config: TrainConfig, data_path: Path, preprocessor: Preprocessor | None = None,
     strata_levels: list[tuple[str, ...]] | None = None, ranks: Ranks | None = None,
+    fold: tuple[int, int] | None = None,
 ) -> PreparedData:
     """Read ``data_path`` (and ``config.val``), split, fit preprocessing (or apply a stored one, and the stored
     ``strata_levels``).
@@ -119,6 +124,11 @@ def prepare_training_data(
     the strata and the preprocessing are those of the whole file, as a single process gets them: the outcome
     columns are all-gathered, and the preprocessor is fitted on each feature column all-gathered in turn
     (one column in memory at a time). ``all_train`` then holds the outcomes of every training row.
+
+    ``fold`` (member k, K): member k of a cross-fitted ensemble; the rows are dealt into K folds by
+    ``config.seed`` (:func:`~survmom.data.subject_folds`), fold k is the validation split, and a preprocessor
+    is fitted on every row (unsupervised, and then the same for all members). ``every_row`` and ``rows`` are
+    set for it.
     """
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
@@ -168,7 +178,17 @@ def prepare_training_data(
         subjects = subject_codes(table[config.id_col], path=data_path, column=config.id_col)
         if config.entry_col is not None:
             check_intervals(table[config.id_col], outcomes.entry, time, path=data_path, column=config.id_col)
-    if config.val is None and config.val_frac > 0:
+    if fold is not None:
+        member, folds = fold
+        if config.val is not None or ranks is not None:
+            raise ValueError("an ensemble member's split is its fold: no --val file, one process")
+        units = len(time) if subjects is None else len(np.unique(subjects))
+        if units < folds:
+            raise DataError(f"{data_path}: {units} {'row' if subjects is None else 'subject'}(s) are too few for "
+                            f"--ensemble {folds}: each member validates on a fold of its own")
+        in_fold = subject_folds(subjects, event, folds, config.seed) == member
+        train_idx, val_idx = np.flatnonzero(~in_fold), np.flatnonzero(in_fold)
+    elif config.val is None and config.val_frac > 0:
         # Every row of a subject on one side: rows of one subject are not independent.
         train_idx, val_idx = subject_split(subjects, event, config.val_frac, config.seed)
     else:
@@ -178,8 +198,9 @@ def prepare_training_data(
     in_val = np.zeros(len(time), dtype=bool)
     in_val[val_idx] = True
     parts = [~in_val, in_val] if split else [None]
-    if preprocessor is None:  # fitted on the training rows only
-        preprocessor = Preprocessor.fit(table, feature_cols, path=data_path, rows=parts[0], types=stated)
+    if preprocessor is None:  # fitted on the training rows only (an ensemble: on every row)
+        preprocessor = Preprocessor.fit(table, feature_cols, path=data_path, rows=None if fold else parts[0],
+                                        types=stated)
     check_encoded_size(preprocessor, len(time) if ranks is None else len(time) // ranks.size, data_path)
     all_train = None
     if ranks is None:
@@ -233,7 +254,10 @@ def prepare_training_data(
     if ranks is not None and val is not None and config.val is not None:  # this process's share of the file
         pick = np.arange(ranks.rank, len(val), ranks.size)  # dealt out by row, as read_table_share does
         val = val.rows(np.ascontiguousarray(val.x[pick]), pick)
-    return PreparedData(preprocessor, train, val, info, warnings, strata_levels, all_train)
+    prepared = PreparedData(preprocessor, train, val, info, warnings, strata_levels, all_train)
+    if fold is not None:
+        prepared.every_row, prepared.rows = outcomes, (train_idx, val_idx)
+    return prepared
 
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,

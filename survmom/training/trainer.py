@@ -432,13 +432,23 @@ class Trainer:
         with self._target_weights(self.final_target_state()):
             estimates = self.infer(self.train_data.x).double()
         estimates = (estimates if self.ranks is None else self.in_train_order(estimates)).cpu()
-        if self.config.loss == "cox":
-            log_hz = estimates[:, 0]
-            state = {**self._cox_baselines(log_hz), "train_risk": log_hz}
-        else:
-            state = {"train_risk": -weibull_log_median(user_weibull_params(estimates, self.time_scale))}
+        risk = self._risk_of(estimates)
+        state = {**self._cox_baselines(risk), "train_risk": risk} if self.config.loss == "cox" else {"train_risk": risk}
         self._prediction = None if best is None else (best, state)
         return dict(state)
+
+    def prediction_risks(self, x: torch.Tensor) -> torch.Tensor:
+        """Risk (n,) float64 on the CPU of rows ``x`` (n, p) at the prediction weights, as the ``risk`` column
+        of ``survmom predict`` gives it (Cox log hazard; Weibull minus the log median in the user's unit)."""
+        with self._target_weights(self.final_target_state()):
+            estimates = self.infer(x).double().cpu()
+        return self._risk_of(estimates)
+
+    def _risk_of(self, estimates: torch.Tensor) -> torch.Tensor:
+        """The ``risk`` column (n,) of target estimates (n, d) float64."""
+        if self.config.loss == "cox":
+            return estimates[:, 0]
+        return -weibull_log_median(user_weibull_params(estimates, self.time_scale))
 
     def _cox_baselines(self, log_hz: torch.Tensor) -> dict[str, Any]:
         """The Breslow baseline (``baseline_times`` in the user's time unit, ``baseline_cumhaz``) of the training

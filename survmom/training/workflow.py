@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import torch
 
 from survmom.atomic import check_output_path as check_writable_output
 from survmom.atomic import restored_on_error
-from survmom.data import fingerprint
+from survmom.data import Preprocessor, fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError, SurvmomError, TrainingDiverged
 from survmom.training.checkpoint import data_state, load_state, read_checkpoint, write_checkpoint
 from survmom.training.config import TrainConfig, auto_batch, check_id_column_name
@@ -36,6 +36,9 @@ class RunResult:
     interrupted: bool
     stopped_early: bool
     warnings: list[str]
+    # A cross-fitted ensemble: (best epoch, best validation C-index) of each trained member, and its size
+    members: list[tuple[int, float | None]] = field(default_factory=list)
+    ensemble: int = 1
 
 
 def check_output_path(out: Path, inputs: list[Path]) -> None:
@@ -61,6 +64,11 @@ def train_from_file(config: TrainConfig, data_path: Path, make_reporter) -> RunR
     if ranks is not None and is_restart() and ranks.broadcast(_written_by_this_launch(out)):
         return resume_from_checkpoint(out, None, None, None, make_reporter, {}, restarted=True)
     check_output_path(out, [data_path, *([Path(config.val)] if config.val else [])])
+    if config.ensemble > 1:
+        if ranks is not None:
+            raise ConfigError("--ensemble does not run under torchrun: its members train one after another in one "
+                              "process")
+        return _train_members(config, data_path, out, make_reporter, started, [], None, None, None)
     trainer, prepared = build_trainer(config, data_path, ranks)
     extra = data_state(prepared)
     return _run(trainer, config.epochs, out, extra, make_reporter(config), prepared.warnings, started)
@@ -109,6 +117,15 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
     if config.val is not None:
         config.val = str(_unchanged_validation_file(Path(info["val_path"]), info["val_fingerprint"]))
     check_output_path(Path(out), [source])
+    if saved.ensemble_size > 1:
+        record = saved.state["ensemble"]
+        done = list(record["members"])
+        if len(done) >= saved.ensemble_size:
+            raise ConfigError(f"{checkpoint_path}: nothing to resume (all {saved.ensemble_size} members of the "
+                              "ensemble are trained)")
+        partial = saved.state if record["current"] == len(done) else None  # the member in training, if begun
+        return _train_members(config, source, Path(out), make_reporter, started, done, partial,
+                              saved.preprocessor, saved.strata_levels)
     prepared = prepare_training_data(config, source, saved.preprocessor, saved.strata_levels, ranks=ranks)
     if list(prepared.data_info["columns"]) != list(info["columns"]) and data_path is not None:
         missing = sorted(set(info["columns"]) - set(prepared.data_info["columns"]))
@@ -180,6 +197,69 @@ def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], report
         reporter.close()
     return RunResult(out, trainer.epoch, trainer.best_epoch, trainer.best_metric, interrupted,
                      trainer.stopped_early, warnings)
+
+
+def _train_members(config: TrainConfig, data_path: Path, out: Path, make_reporter, started: float,
+                   done: list[dict[str, Any]], partial: dict[str, Any] | None, preprocessor: Preprocessor | None,
+                   strata_levels: list[tuple[str, ...]] | None) -> RunResult:
+    """Train the members of a cross-fitted ensemble one after another, from member ``len(done)`` on.
+
+    Member k is validated on fold k of ``config.ensemble`` and trained on the others with seed
+    ``config.member(k).seed``. Every checkpoint holds the trained members (``done``: each member's trainer
+    state and its risks of every row, in file order) and the trainer state of the member in training at the top
+    level, which ``partial`` is when resuming it (None: it starts afresh). ``preprocessor``/``strata_levels``:
+    the ensemble's (None: fitted on every row by the first member).
+    """
+    size = config.ensemble
+    result: RunResult | None = None
+    first = len(done)
+    for member in range(first, size):
+        prepared = prepare_training_data(config, data_path, preprocessor, strata_levels, fold=(member, size))
+        preprocessor, strata_levels = prepared.preprocessor, prepared.strata_levels
+        if config.batch is None:  # resolved once, from the first member's training rows, and saved
+            config.batch = auto_batch(len(prepared.train))
+        trainer = _new_trainer(config.member(member), prepared, fit_start=partial is None)
+        if partial is not None:
+            trainer.load_state_dict(partial)
+            partial = None
+        shared = {**data_state(prepared), "config": config.to_dict()}  # the ensemble's config, not the member's
+        reporter = make_reporter(config)
+        reporter.start_member(member, size)
+        result = _run(trainer, config.epochs, out, {**shared, "ensemble": _record(size, done, member)}, reporter,
+                      prepared.warnings if member == first else [], started)
+        if result.interrupted:
+            break
+        done = [*done, {"state": trainer.state_dict(), "risk": _every_row_risks(trainer, prepared)}]
+        write_checkpoint(out, trainer.state_dict(), {**shared, "ensemble": _record(size, done, member)},
+                         {"time_to_first_step_s": None})
+    assert result is not None
+    result.ensemble = size
+    result.members = [(int(m["state"]["best"]["epoch"]), m["state"]["best"]["metric"]) for m in done]
+    return result
+
+
+def _record(size: int, members: list[dict[str, Any]], current: int) -> dict[str, Any]:
+    """A checkpoint's ensemble record: K, the trained members, the member whose trainer state is at the top."""
+    return {"size": size, "members": members, "current": current}
+
+
+def _new_trainer(config: TrainConfig, prepared: PreparedData, fit_start: bool = True) -> Trainer:
+    """A single-process Trainer on ``prepared`` (the CPU or the configured device)."""
+    device = resolve_device(config.device)
+    _set_threads(config)
+    time_scale = _time_scale(prepared.train, config.loss)
+    return Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
+                   _tensors(prepared.val, device, time_scale, config.loss), device, time_scale, fit_start=fit_start)
+
+
+def _every_row_risks(trainer: Trainer, prepared: PreparedData) -> torch.Tensor:
+    """A member's risks (n,) float64 of every row of the file, in file order (the ``risk`` column)."""
+    assert prepared.rows is not None and prepared.every_row is not None and trainer.val_data is not None
+    train_rows, val_rows = prepared.rows
+    risk = torch.empty(len(prepared.every_row), dtype=torch.float64)
+    risk[torch.from_numpy(train_rows)] = trainer.prediction_risks(trainer.train_data.x)
+    risk[torch.from_numpy(val_rows)] = trainer.prediction_risks(trainer.val_data.x)
+    return risk
 
 
 def _written_by_this_launch(out: Path) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from survmom.errors import CheckpointError
+from survmom.errors import CheckpointError, ConfigError
 from survmom.training.checkpoint import read_checkpoint
 
 if TYPE_CHECKING:
@@ -23,15 +23,27 @@ LOSS_NAMES = {"cox": "Cox negative log partial likelihood per event (batch + ban
               "weibull": "Weibull negative log-likelihood per row"}
 
 
-def history_data(checkpoint: Path) -> dict[str, Any]:
+def history_data(checkpoint: Path, member: int = 1) -> dict[str, Any]:
     """The numbers behind the figure (what ``--json`` prints): the per-epoch records and the best epoch.
 
     ``epochs``: the records as saved (``epoch``, ``loss``, ``val_cindex`` (None without validation),
     ``best`` (a new best at that epoch), ``seconds``, ``samples_per_s``, ``rate`` (the EMA rate));
     ``start_val_cindex``: the linear start's validation C (epoch 0; None when there was none or it was not
     scored); ``best_epoch``/``best_val_cindex``: the weights predict uses (None: the last epoch's, unvalidated).
+    A cross-fitted ensemble: those of member ``member`` (from 1; the trained ones and the one in training), with
+    ``member`` and ``members`` (K); a single model: ``member`` and ``members`` are 1.
     """
-    saved = read_checkpoint(checkpoint)
+    saved = ensemble = read_checkpoint(checkpoint)
+    if ensemble.ensemble_size > 1:
+        trained = len(ensemble.state["ensemble"]["members"])
+        available = ensemble.members[:trained] + ([ensemble] if ensemble.state["ensemble"]["current"] == trained
+                                                  else [])
+        if not 1 <= member <= len(available):
+            raise ConfigError(f"{checkpoint}: --member must be from 1 to {len(available)} (the ensemble's members "
+                              f"with a history, of {ensemble.ensemble_size}), got {member}")
+        saved = available[member - 1]
+    elif member != 1:
+        raise ConfigError(f"{checkpoint}: --member {member} asks for an ensemble member; this is a single model")
     if not saved.history:
         raise CheckpointError(f"{checkpoint}: no completed epoch yet, so no training history to plot; "
                               f"continue it with: survmom resume {checkpoint}")
@@ -51,6 +63,8 @@ def history_data(checkpoint: Path) -> dict[str, Any]:
         "stopped_early": bool(saved.progress["stopped_early"]),
         "patience": saved.config.patience,
         "bank_capacity": int(saved.bank["capacity"]),
+        "member": member,
+        "members": ensemble.ensemble_size,
     }
 
 
@@ -112,7 +126,8 @@ def _title(data: dict[str, Any]) -> str:
     name = Path(data["checkpoint"]).name
     trained_on = Path(data["data"]).name if data["data"] else "its training data"
     rows = f"{data['train_rows']:,} training rows" if data["train_rows"] is not None else "training rows"
-    line = f"Training history of {name} ({trained_on}: {rows}, {len(data['epochs'])} epochs"
+    of = f"member {data['member']} of {data['members']} (cross-fitted) of " if data.get("members", 1) > 1 else ""
+    line = f"Training history of {of}{name} ({trained_on}: {rows}, {len(data['epochs'])} epochs"
     if data["stopped_early"]:
         line += ", stopped early"
     if data["best_epoch"] is None:

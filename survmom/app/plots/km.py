@@ -122,7 +122,7 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
         above, at_most = ranges[g]
         index = torch.from_numpy(rows)
         km = kaplan_meier(event[index], time[index])
-        predicted = _mean_survival(model, est[index], grid,
+        predicted = _mean_survival(model, est[:, index], grid,
                                    None if outcomes.strata is None else outcomes.strata[rows])
         entries.append({
             "label": label, "risk_above": above, "risk_at_most": at_most,
@@ -144,13 +144,14 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
 
 def _mean_survival(model: LoadedModel, est: torch.Tensor, times: list[float], strata: np.ndarray | None = None,
                    chunk: int = 8192) -> torch.Tensor:
-    """The mean over rows of S(t | x) (m,) at ``times`` from target estimates ``est`` (n, d), ``chunk`` rows at a
-    time (the whole (n, m) matrix of a large file would not fit in memory)."""
+    """The mean over rows of S(t | x) (m,) at ``times`` from target estimates ``est`` (K, n, d), ``chunk`` rows at
+    a time (the whole (n, m) matrix of a large file would not fit in memory)."""
     total = torch.zeros(len(times), dtype=torch.float64)
-    for start in range(0, len(est), chunk):
+    rows = est.shape[1]
+    for start in range(0, rows, chunk):
         codes = None if strata is None else strata[start : start + chunk]
-        total += model.survival(est[start : start + chunk], times, codes).sum(0)
-    return total / len(est)
+        total += model.survival(est[:, start : start + chunk], times, codes).sum(0)
+    return total / rows
 
 
 def _risk_range(above: float | None, at_most: float | None) -> str:
