@@ -18,6 +18,10 @@ a crafted pickle cannot run code. Format version 2 holds:
 - distributed training (optional keys): ``progress`` holds ``world_size`` and ``global_batch`` (``--batch``
   × processes), ``rng`` holds ``ranks`` (every rank's CPU generator state), and ``launch`` names the torchrun
   launch that wrote the file (a restarted worker continues only from its own launch's file);
+- a cross-fitted ensemble (``--ensemble K``; optional key): ``ensemble`` = ``{"size": K, "members": [{"state":
+  a trained member's trainer state, "risk": its risks (n,) of every row in file order}, ...], "current": the
+  member whose trainer state is at the top level}``; the top-level ``config`` is the ensemble's, and the data's
+  state holds every row (``train_outcomes`` in file order);
 - ``checksum``: SHA-256 of all of the above (:func:`content_checksum`), so that a damaged byte anywhere, in
   a tensor's data too, is refused instead of predicting with it.
 
