@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 SURVMOM := $(VENV)/bin/survmom
 DEMO := demo_out
 
-.PHONY: setup demo figures test lint bench clean
+.PHONY: setup demo figures test lint bench accuracy clean
 
 # The CPU build of torch goes in first, pinned by constraints.txt, so pip never resolves a CUDA build.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -60,6 +60,10 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/bench_train.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_distributed.py $(BENCH_FLAGS)
 	$(PY) benchmarks/bench_predict.py $(BENCH_FLAGS)
+
+# The README's accuracy table (every method, the 8 data sets, 5 splits), regenerated in place.
+accuracy: $(VENV)/.bench-installed
+	$(PY) benchmarks/accuracy.py --jobs 2 --readme README.md
 
 lint: setup
 	$(VENV)/bin/ruff check survmom tests benchmarks

@@ -107,3 +107,26 @@ def test_coarse_times_move_up_to_at_most_bins_event_times():
     assert np.all(np.diff(coarse[np.argsort(time, kind="stable")]) >= 0)  # order kept (ties may form)
     small = np.array([3.0, 1.0, 2.0])
     np.testing.assert_array_equal(coarse_times(small, np.ones(3, bool), bins=50), small)
+
+
+def test_the_readme_table_is_written_between_its_markers_from_the_records(tmp_path):
+    records = [{"dataset": d, "split": k, "method": m, "cindex": c + 0.01 * k, "ibs": 0.1 + 0.01 * k}
+               for d, base in (("gbsg2", 0.70), ("lung", 0.60)) for k in range(2)
+               for m, c in (("survmom", base), ("survmom:e5", base + 0.02), ("rsf", base + 0.01))]
+    methods = ["survmom", "survmom:e5", "rsf"]
+    block = accuracy.readme_table(records, ["gbsg2", "lung"], methods, {"survmom": "", "survmom:e5": "--ensemble 5"}, 2)
+    lines = block.splitlines()
+    assert lines[2] == "| data set | survmom (default) | survmom --ensemble 5 | rsf |"
+    assert lines[4] == "| gbsg2 | 0.705 ± 0.007 | 0.725 ± 0.007 | 0.715 ± 0.007 |"
+    assert lines[6] == "| **mean** | **0.655** | **0.675** | **0.665** |"
+    assert lines[7].startswith("| **mean integrated Brier score (lower is better)** | **0.105** |")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{accuracy.README_START}\nold table\n{accuracy.README_END}\nafter\n")
+    accuracy.write_readme_table(readme, block)
+    text = readme.read_text()
+    assert "old table" not in text and block in text and text.startswith("intro\n") and text.endswith("after\n")
+    accuracy.write_readme_table(readme, "second")  # markers kept: it can be regenerated again
+    assert readme.read_text() == f"intro\n{accuracy.README_START}\nsecond\n{accuracy.README_END}\nafter\n"
+    (tmp_path / "plain.md").write_text("no markers\n")
+    with pytest.raises(ValueError, match="no '<!-- accuracy-table"):
+        accuracy.write_readme_table(tmp_path / "plain.md", block)
