@@ -23,6 +23,7 @@ from survmom.data import columnar, statistical, text
 from survmom.data.arrow_ipc import ARROW_IPC
 from survmom.data.formats import FormatReader, reader_for
 from survmom.data.messages import plural, quote_list
+from survmom.data.statistical import value_codes
 from survmom.data.tables import check_file, to_pandas
 from survmom.errors import ConfigError, DataError
 
@@ -32,7 +33,9 @@ BLOCK_ROWS = 65536  # rows per block read when a typed file is dealt out to proc
 SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
 _SUPPORTED_TEXT = ".csv, .tsv, .tab (each also .gz, .bz2, .zst, .xz), " + ", ".join(
     s for s in SUPPORTED if s not in text.TEXT_SUFFIXES)
-COLUMN_TYPES = ("numeric", "category", "string")  # read as float64, as Categorical text, as object text
+# read as float64, as Categorical text, as object text; "code": as the file has it, but a value-labelled column
+# (Stata, SPSS) gives its codes, not its labels (outcome columns: status 1 labelled "dead" is the event 1)
+COLUMN_TYPES = ("numeric", "category", "string", "code")
 
 
 def read_table(
@@ -42,8 +45,9 @@ def read_table(
     """Read a whole file into a DataFrame with a RangeIndex (row i is data row i + 1).
 
     ``columns`` selects (and orders) columns; missing ones raise a DataError naming all of them.
-    ``column_types`` maps column name -> "numeric" (read as float64), "category" or "string" (read as text);
-    pass :meth:`Preprocessor.column_types` at prediction time so types do not depend on the new file.
+    ``column_types`` maps column name -> "numeric" (read as float64), "category" or "string" (read as text),
+    or "code" (as read, but a value-labelled column's codes rather than its labels; "numeric" gives the codes
+    too); pass :meth:`Preprocessor.column_types` at prediction time so types do not depend on the new file.
     Text columns come back as pandas ``Categorical`` unless ``column_types`` marks them "string".
     ``delimiter`` (``--delimiter``) applies to delimited text only (see :func:`~survmom.data.text.dialect`).
     """
@@ -235,7 +239,7 @@ def _frame(table: pa.Table, path: Path, column_types: dict[str, str], start: int
         return DataError(f"{path}: column '{column}' holds binary data, not UTF-8 text ({rows}); "
                          f"store it as text, or leave the column out")
 
-    return to_pandas(table, path, column_types, start, not_text=not_text)
+    return to_pandas(value_codes(table, path, column_types), path, column_types, start, not_text=not_text)
 
 
 def _check_column_types(column_types: dict[str, str] | None) -> dict[str, str]:

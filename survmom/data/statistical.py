@@ -6,7 +6,9 @@ Types follow what the file declares (the type rule: a typed source decides):
 * text (``str``/``strL``, SPSS ``A``, SAS character) -> string, so categorical downstream even when its values
   look like numbers (centre "120"); an empty string is missing, as these formats have no other missing text;
 * a column with value labels (Stata, SPSS) -> categorical (Arrow dictionary of the labels); a value without a
-  label keeps its code as text ("3"); the categories are the labels present in the batch, in code order;
+  label keeps its code as text ("3"); the categories are the labels present in the batch, in code order; the
+  field keeps the label -> code pairs, so that :func:`value_codes` gives the codes where they are meant
+  (outcome columns, ``--numeric``);
 * missing values of every kind (Stata ``.`` and ``.a``-``.z``, SPSS system- and user-missing, SAS ``.`` and
   ``.A``-``.Z``) -> null;
 * dates and datetimes (by their display format: Stata ``%td``/``%tc``, SPSS ``DATE``/``DATETIME``, SAS
@@ -26,6 +28,7 @@ ReadStat's ``row_offset``/``row_limit``; each block is one library call that has
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,8 @@ from survmom.data.formats import FormatReader, check_batch_rows, rebatch
 from survmom.data.messages import first_line
 from survmom.data.tables import check_file, clean_names, select
 from survmom.errors import DataError
+
+CODES_KEY = b"survmom.value_codes"  # a labelled column's field metadata: JSON [[label, code], ...]
 
 BLOCK_ROWS = 1 << 18  # rows per ReadStat call when streaming: few calls, each block a few tens of MB
 
@@ -112,9 +117,46 @@ def _column(values: pd.Series, declared: str, labels: dict[Any, str] | None) -> 
 
 
 def _table(frame: pd.DataFrame, meta: Any, wanted: list[str], selected: list[str]) -> pa.Table:
+    """The typed table of ``frame``; a labelled column's field keeps its label -> code pairs (:func:`value_codes`)."""
     labels = meta.variable_value_labels
-    arrays = [_column(frame[raw], meta.readstat_variable_types[raw], labels.get(raw)) for raw in wanted]
-    return pa.Table.from_arrays(arrays, names=selected)
+    arrays, fields = [], []
+    for raw, name in zip(wanted, selected, strict=True):
+        array = _column(frame[raw], meta.readstat_variable_types[raw], labels.get(raw))
+        labelled = pa.types.is_dictionary(array.type)
+        pairs = [[str(label), code] for code, label in labels[raw].items()] if labelled else None
+        fields.append(pa.field(name, array.type, metadata={CODES_KEY: json.dumps(pairs)} if pairs else None))
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def value_codes(table: pa.Table, path: Path, column_types: dict[str, str]) -> pa.Table:
+    """``table`` with each value-labelled column that ``column_types`` marks "code" or "numeric" as its codes
+    (float64 for numeric codes, else text): the outcome columns of a Stata or SPSS file mean their codes (status
+    1 labelled "dead" is an event), and so does a labelled feature forced ``--numeric`` (a scale 1-5 labelled
+    "never" ... "always"). A value without a label is its code already (as text). Other columns are unchanged."""
+    for index, field in enumerate(table.schema):
+        if column_types.get(field.name) not in ("code", "numeric") or CODES_KEY not in (field.metadata or {}):
+            continue
+        pairs = json.loads(field.metadata[CODES_KEY])
+        numeric = all(isinstance(code, (int, float)) for _, code in pairs)
+        codes: dict[str, Any] = {}
+        for label, code in pairs:
+            if codes.setdefault(label, code) != code:
+                raise DataError(f"{path}: column '{field.name}' labels codes {_code_text(codes[label])} and "
+                                f"{_code_text(code)} both {label!r}: its codes cannot be told apart from the labels; "
+                                "give each code its own label")
+        kind = pa.float64() if numeric else pa.string()
+        chunks = [_decoded(chunk, codes, kind) for chunk in table.column(index).chunks]
+        table = table.set_column(index, pa.field(field.name, kind), pa.chunked_array(chunks, kind))
+    return table
+
+
+def _decoded(chunk: pa.Array, codes: dict[str, Any], kind: pa.DataType) -> pa.Array:
+    """A labelled chunk (labels; a code without a label as its text) as codes of type ``kind``."""
+    chunk = chunk if pa.types.is_dictionary(chunk.type) else chunk.cast(pa.string()).dictionary_encode()
+    texts = chunk.dictionary.to_pylist()
+    values = [codes[text] if text in codes else float(text) if kind == pa.float64() else text for text in texts]
+    return pc.take(pa.array(values, kind), chunk.indices)
 
 
 def _plan(path: Path, kind: str, columns: list[str] | None) -> tuple[Any, list[str], list[str]]:

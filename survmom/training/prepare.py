@@ -149,7 +149,7 @@ def prepare_training_data(
     else:
         feature_cols = preprocessor.input_columns
         reading = preprocessor.column_types()  # as predict reads: the types do not depend on the file
-    reading = {**reading, **strata_types(config)}
+    reading = {**reading, **strata_types(config), **outcome_types(config)}
     design = [name for names in design_columns(config).values() for name in names]
     _require_columns(columns, [config.time_col, config.event_col, *feature_cols, *design], data_path)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -272,12 +272,19 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *
     _require_columns(columns, [config.time_col, config.event_col, *design], path)
     preprocessor.check_columns(columns, path=path)
     used = [config.time_col, config.event_col, *preprocessor.input_columns, *design]
-    table = read_table(path, _used(columns, used), column_types={**preprocessor.column_types(), **strata_types(config)},
-                       delimiter=delimiter)
+    table = read_table(path, _used(columns, used), delimiter=delimiter,
+                       column_types={**preprocessor.column_types(), **strata_types(config), **outcome_types(config)})
     outcomes = parse_outcomes(table, config, path, strata_levels)
     check_encoded_size(preprocessor, len(outcomes), path)
     outcomes.x = preprocessor.transform(table, path=path)
     return outcomes
+
+
+def outcome_types(config: TrainConfig) -> dict[str, str]:
+    """Time, event, entry and weight columns are read as "code": a value-labelled column of a Stata or SPSS file
+    gives its codes (status 1 labelled "dead" is the event 1), any other column as the file has it."""
+    names = [config.time_col, config.event_col, config.entry_col, config.weight_col]
+    return dict.fromkeys((name for name in names if name is not None), "code")
 
 
 def strata_types(config: TrainConfig) -> dict[str, str]:

@@ -1,0 +1,84 @@
+"""Value-labelled columns of Stata and SPSS files: outcome columns mean their codes, features their labels.
+
+A clinical file's status is typically stored as codes with labels (0 "alive", 1 "dead"): the event is the code.
+Oracle: the same data written as CSV with the codes (outcomes) and the label texts (features) trains to the
+same model, bit for bit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+import torch
+
+from survmom.data import read_table
+from survmom.errors import DataError
+from survmom.training.checkpoint import read_checkpoint
+
+from cli_runner import run_survmom
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+EVENT_LABELS = {0: "alive", 1: "dead"}
+SEX_LABELS = {1: "female", 2: "male"}
+
+
+@pytest.fixture(scope="module")
+def cohort() -> pd.DataFrame:
+    frame = pd.read_csv(SAMPLE / "cohort.csv").head(300)[["id", "age", "sex", "bmi", "time", "event"]]
+    frame["sex"] = np.where(frame["sex"] == "F", 1, 2)
+    return frame
+
+
+@pytest.fixture(scope="module", params=["dta", "sav"])
+def labelled(request, cohort, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("labelled") / f"cohort.{request.param}"
+    write = pyreadstat.write_dta if request.param == "dta" else pyreadstat.write_sav
+    write(cohort, str(path), variable_value_labels={"event": EVENT_LABELS, "sex": SEX_LABELS})
+    return path
+
+
+def test_a_code_column_reads_as_its_codes_and_an_untyped_one_as_its_labels(labelled, cohort):
+    codes = read_table(labelled, ["event", "sex"], column_types={"event": "code"})
+    np.testing.assert_array_equal(codes["event"].to_numpy(), cohort["event"].to_numpy(float))
+    assert codes["event"].dtype == np.float64
+    assert list(codes["sex"].astype(str)) == [SEX_LABELS[v] for v in cohort["sex"]]
+    numeric = read_table(labelled, ["sex"], column_types={"sex": "numeric"})  # --numeric: the codes too
+    np.testing.assert_array_equal(numeric["sex"].to_numpy(), cohort["sex"].to_numpy(float))
+
+
+def test_a_code_without_a_label_keeps_its_value_and_shared_labels_are_refused(cohort, tmp_path):
+    frame = cohort.copy()
+    frame.loc[:4, "event"] = 9  # 9 has no label
+    path = tmp_path / "partly.dta"
+    pyreadstat.write_dta(frame, str(path), variable_value_labels={"event": EVENT_LABELS})
+    got = read_table(path, ["event"], column_types={"event": "code"})["event"].to_numpy()
+    np.testing.assert_array_equal(got, frame["event"].to_numpy(float))
+    shared = tmp_path / "shared.sav"
+    pyreadstat.write_sav(cohort, str(shared), variable_value_labels={"event": {0: "no", 1: "no"}})
+    with pytest.raises(DataError, match=r"shared.sav: column 'event' labels codes 0 and 1 both 'no'"):
+        read_table(shared, ["event"], column_types={"event": "code"})
+
+
+def test_a_labelled_status_trains_as_the_same_data_in_csv(labelled, cohort, tmp_path):
+    csv = tmp_path / "cohort.csv"
+    as_text = cohort.copy()
+    as_text["sex"] = as_text["sex"].map(SEX_LABELS)
+    as_text.to_csv(csv, index=False)
+    models = {}
+    for name, source in (("labelled", labelled), ("csv", csv)):
+        models[name] = tmp_path / f"{name}.pt"
+        run_survmom("train", source, "--id-col", "id", "--epochs", "2", "--hidden", "8", "-q",
+                    "--out", models[name], check=True)
+    got, want = read_checkpoint(models["labelled"]), read_checkpoint(models["csv"])
+    assert got.preprocessor.column_types() == want.preprocessor.column_types() == {
+        "age": "numeric", "sex": "category", "bmi": "numeric"}
+    assert torch.equal(got.train_event, want.train_event) and int(got.train_event.sum()) > 0
+    assert got.best_metric == want.best_metric
+    for key, value in want.target_weights.items():
+        assert torch.equal(got.target_weights[key], value), key
+    scores = run_survmom("evaluate", models["labelled"], labelled, "--json", check=True)
+    assert '"harrell_c"' in scores.stdout
