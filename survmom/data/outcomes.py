@@ -9,6 +9,7 @@ import pandas as pd
 
 from survmom.data.cells import FALSE_WORDS, TRUE_WORDS, as_float, is_missing_text, per_row, text_view
 from survmom.data.messages import refuse_rows
+from survmom.errors import DataError
 
 _EVENT_HINT = "; use 1/0, true/false or yes/no (1 = event, 0 = censored)"
 
@@ -30,23 +31,68 @@ def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: boo
     return np.ascontiguousarray(time, dtype=np.float64)
 
 
-def parse_event(values: pd.Series, *, path: Path, column: str) -> np.ndarray:
+def parse_event(values: pd.Series, *, path: Path, column: str, event_value: str | None = None) -> np.ndarray:
     """Event indicators, (n,) bool: True = event observed, False = censored.
 
     Accepts bool, 0/1 (int or float) and the text spellings true/false, yes/no, t/f, y/n, 1/0 (any case,
     surrounding whitespace ignored). Anything else, missing values included, raises a DataError.
+    ``event_value`` (``--event-value``): the value that means an event instead (R's ``Surv(time, status == 2)``:
+    "2"; or a word such as "dead"); every other value is censored, a missing value is an error, and so is a
+    column where no row holds it.
     """
     where = {"values": values, "path": path, "column": column, "what": "invalid event value{s}"}
+    if event_value is not None:
+        return _event_is(values, event_value, where)
     if values.dtype == np.bool_:
         return values.to_numpy(dtype=bool, copy=True)
     if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype):
         num = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        refuse_rows(mask=~((num == 0) | (num == 1)), shown=num, hint=_EVENT_HINT, **where)
+        refuse_rows(mask=~((num == 0) | (num == 1)), shown=num, hint=_event_hint(np.unique(num[~np.isnan(num)])),
+                    **where)
         return num == 1
     codes, uniques = text_view(values, path=path, column=column)
     flags = per_row(_bool_codes(uniques), codes, -1)
-    refuse_rows(mask=flags < 0, shown=per_row(uniques, codes, None), hint=_EVENT_HINT, **where)
+    refuse_rows(mask=flags < 0, shown=per_row(uniques, codes, None), hint=_event_hint(uniques), **where)
     return flags == 1
+
+
+def _event_hint(uniques: np.ndarray) -> str:
+    """The advice for unrecognised event values; R's coding (1 censored, 2 event) gets its own."""
+    numbers = {as_number(value) for value in uniques}
+    if numbers == {1.0, 2.0}:
+        return (_EVENT_HINT + "; with R's coding (1 = censored, 2 = event) pass --event-value 2")
+    return _EVENT_HINT + ", or name the value meaning an event with --event-value (e.g. --event-value dead)"
+
+
+def as_number(value: object) -> float | None:
+    """``value`` as a float when it is a number or a number's text ("2", " 2.0 "), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return None if is_missing_text(value) else float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
+    """Rows equal to ``event_value``: as numbers where both are numbers (2 = "2.0"), else as text ignoring case
+    and surrounding spaces. Missing values are refused; so is a column where no row holds the value."""
+    target_number, target_word = as_number(event_value), str(event_value).strip().lower()
+    codes, uniques = text_view(values, path=where["path"], column=where["column"])
+    matches = np.array([(as_number(v) is not None and as_number(v) == target_number)
+                        or (isinstance(v, str) and v.strip().lower() == target_word) for v in uniques], dtype=bool)
+    missing = np.array([v is None or is_missing_text(v) for v in uniques], dtype=bool)
+    shown = per_row(uniques, codes, None)
+    refuse_rows(mask=per_row(missing, codes, True), shown=shown,
+                **{**where, "what": "missing event value{s}"})
+    event = per_row(matches, codes, False)
+    if not event.any():
+        present = ", ".join(repr(v) for v in list(dict.fromkeys(u for u in uniques if u is not None))[:5])
+        raise DataError(f"{where['path']}: no row of column '{where['column']}' holds the event value "
+                        f"{event_value!r} (--event-value); its values are {present}")
+    return np.asarray(event, dtype=bool)
 
 
 def _bool_codes(uniques: np.ndarray) -> np.ndarray:

@@ -64,6 +64,9 @@ class TrainConfig:
 
     time_col: str = field(default="time", metadata=cli("Column with the event or censoring time (> 0 for weibull)."))
     event_col: str = field(default="event", metadata=cli("Column with the event flag: 1/0, true/false, yes/no."))
+    event_value: str | None = field(default=None, metadata=cli(
+        "The event column's value that means an event (2 for R's 1 = censored / 2 = event, or a word such as "
+        "dead); every other value is then censored."))
     id_col: str | None = field(default=None, metadata=cli("Identifier column: not a feature, copied to predictions."))
     entry_col: str | None = field(default=None, metadata=cli(
         "Entry-time column (delayed entry / left truncation; the start of counting-process rows): a row is at risk "

@@ -296,7 +296,7 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
                    strata_levels: list[tuple[str, ...]] | None) -> Outcomes:
     """Time, event and the design's columns of ``table`` (x left empty); strata coded by ``strata_levels``
     (None: left for the caller to fit)."""
-    event = parse_event(table[config.event_col], path=path, column=config.event_col)
+    event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
     outcomes = Outcomes(np.empty((len(time), 0), dtype=np.float32), event, time)

@@ -1,0 +1,88 @@
+"""Event columns coded otherwise than 1/0: --event-value (R's 1 = censored / 2 = event, words such as "dead").
+
+Oracle: the recoded file trains to the same model, bit for bit, as the same data coded 1/0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lifelines.datasets import load_lung
+
+from survmom.data.outcomes import parse_event
+from survmom.errors import DataError
+from survmom.training.checkpoint import read_checkpoint
+from survmom.training.config import TrainConfig
+
+from cli_runner import run_survmom
+
+ARGS = ("--epochs", "2", "--hidden", "8", "-q")
+
+
+@pytest.fixture(scope="module")
+def lung(tmp_path_factory) -> dict[str, Path]:
+    """lifelines' lung (status 1/0), and the same rows with R's coding (status 2/1) and with words."""
+    folder = tmp_path_factory.mktemp("lung")
+    frame = load_lung().dropna().reset_index(drop=True)
+    paths = {"plain": folder / "lung.csv", "r": folder / "lung_r.csv", "words": folder / "lung_words.csv"}
+    frame.to_csv(paths["plain"], index=False)
+    frame.assign(status=frame["status"] + 1).to_csv(paths["r"], index=False)
+    frame.assign(status=np.where(frame["status"] == 1, " Dead", "alive")).to_csv(paths["words"], index=False)
+    return paths
+
+
+def _train(source: Path, out: Path, *flags: str) -> None:
+    run_survmom("train", source, "--event-col", "status", *ARGS, "--out", out, *flags, check=True)
+
+
+def test_r_coding_and_words_train_as_the_same_data_coded_1_0(lung, tmp_path):
+    _train(lung["plain"], tmp_path / "plain.pt")
+    _train(lung["r"], tmp_path / "r.pt", "--event-value", "2")
+    _train(lung["words"], tmp_path / "words.pt", "--event-value", "DEAD")
+    want = read_checkpoint(tmp_path / "plain.pt")
+    for name in ("r", "words"):
+        got = read_checkpoint(tmp_path / f"{name}.pt")
+        assert torch.equal(got.train_event, want.train_event)
+        assert got.best_metric == want.best_metric
+        for key, value in want.target_weights.items():
+            assert torch.equal(got.target_weights[key], value), (name, key)
+    assert read_checkpoint(tmp_path / "r.pt").config.event_value == "2"
+    # evaluate reads the file's events with the saved coding
+    plain = run_survmom("evaluate", tmp_path / "plain.pt", lung["plain"], "--json", check=True).stdout
+    coded = run_survmom("evaluate", tmp_path / "r.pt", lung["r"], "--json", check=True).stdout
+    assert plain.split('"harrell_c":')[1][:20] == coded.split('"harrell_c":')[1][:20]
+
+
+def test_an_event_value_picks_one_state_of_several_and_compares_numbers_as_numbers():
+    states = pd.Series([0, 1, 2, 1, 0, 2])  # censored, death, relapse
+    np.testing.assert_array_equal(parse_event(states, path=Path("f.csv"), column="state", event_value="1.0"),
+                                  [False, True, False, True, False, False])
+    text = pd.Series(["2", " 1", "2.0", "x"])
+    np.testing.assert_array_equal(parse_event(text, path=Path("f.csv"), column="s", event_value="2"),
+                                  [True, False, True, False])
+
+
+def test_event_value_errors_name_the_file_column_and_values():
+    with pytest.raises(DataError, match=r"f.csv: no row of column 'status' holds the event value 'died' "
+                                        r"\(--event-value\); its values are 'dead', 'alive'"):
+        parse_event(pd.Series(["dead", "alive"]), path=Path("f.csv"), column="status", event_value="died")
+    with pytest.raises(DataError, match=r"f.csv: column 'status' has 1 missing event value \(row 2"):
+        parse_event(pd.Series(["dead", None, "alive"]), path=Path("f.csv"), column="status", event_value="dead")
+
+
+def test_r_coding_without_the_option_says_how_to_read_it(lung, tmp_path):
+    result = run_survmom("train", lung["r"], "--event-col", "status", *ARGS, "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "lung_r.csv: column 'status' has" in result.stderr
+    assert "with R's coding (1 = censored, 2 = event) pass --event-value 2" in result.stderr
+    assert not (tmp_path / "m.pt").exists()
+    words = run_survmom("train", lung["words"], "--event-col", "status", *ARGS, "--out", tmp_path / "m.pt")
+    assert words.returncode == 2 and "--event-value (e.g. --event-value dead)" in words.stderr
+
+
+def test_a_yaml_number_is_the_event_value_text():
+    assert TrainConfig.from_dict({"event_value": 2}).event_value == "2"
