@@ -245,6 +245,9 @@ def test_an_ensemble_interrupted_in_its_second_member_resumes_bit_identically(co
     saved = read_checkpoint(stopped)
     assert len(saved.members) == 1 and saved.state["ensemble"]["current"] == 1
     assert saved.progress["step"] == 20
+    early = run_survmom("predict", stopped, data, check=True)
+    assert "an unfinished ensemble (1 of 3 members trained): its 1 trained member(s) predict" in early.stderr
+    assert len(pd.read_csv(io.StringIO(early.stdout))) == 300
     resumed = workflow.resume_from_checkpoint(stopped, None, None, None, lambda config: quiet(), {})
     assert len(resumed.members) == 3
     got, want = torch.load(stopped, weights_only=True), torch.load(cox_ensemble, weights_only=True)

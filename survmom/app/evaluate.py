@@ -59,7 +59,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         raise ConfigError(f"{source}: no evaluation times given; pass comma-separated numbers, e.g. --times 100,200")
     if given:
         check_times(times, source, hint)
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, warn)
     saved = model.checkpoint
     if not given:
         source, hint = f"{checkpoint}: default evaluation times", "; pass --times"

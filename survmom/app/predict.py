@@ -261,10 +261,16 @@ def refuse_design(model: LoadedModel, checkpoint: Path, command: str) -> None:
                           "C-index and Brier score take the design)")
 
 
-def load_model(path: Path) -> LoadedModel:
+def load_model(path: Path, warn: Callable[[str], None] | None = None) -> LoadedModel:
     """The checkpoint's target network (best validated weights), or an ensemble's members', with its
-    preprocessing, ready to predict."""
+    preprocessing, ready to predict; ``warn`` is told when an ensemble's training is unfinished."""
     saved = read_checkpoint(path)
+    trained = len(saved.state["ensemble"]["members"]) if saved.ensemble_size > 1 else 1
+    if warn is not None and trained < saved.ensemble_size:
+        using = (f"its {trained} trained member(s) predict" if trained else
+                 "the first member, still in training, predicts")
+        warn(f"{path}: an unfinished ensemble ({trained} of {saved.ensemble_size} members trained): {using}; "
+             f"finish it with: survmom resume {path}")
     return LoadedModel(saved.config, saved.preprocessor, [_member(saved, member) for member in saved.members], saved)
 
 
@@ -293,7 +299,7 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
     times = check_times(times or [])
     if out is not None:
         _check_output(out, data, checkpoint)
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, warn)
     id_col = model.config.id_col
     present = table_columns(data, delimiter=delimiter)
     notice = text_notice(data, delimiter=delimiter)
