@@ -289,6 +289,10 @@ def test_cli_ensemble_on_parquet_end_to_end(tmp_path):
     train = run_survmom("train", source, "--id-col", "id", "--ensemble", "2", "--epochs", "2", "--hidden", "8",
                         "--out", out, check=True)
     assert "ensemble member 2 of 2" in train.stderr and "done: ensemble of 2 members" in train.stderr
+    assert "--val-frac" not in train.stderr
+    again = run_survmom("train", source, "--id-col", "id", "--ensemble", "2", "--epochs", "1", "--hidden", "8",
+                        "--val-frac", "0.1", "--out", tmp_path / "again.pt", check=True)
+    assert "warning: --val-frac 0.1 is not used by --ensemble 2: member k validates on fold k" in again.stderr
     pred = run_survmom("predict", out, source, "--times", "365", "-o", tmp_path / "pred.parquet", check=True)
     assert pred.stdout == ""
     got = pd.read_parquet(tmp_path / "pred.parquet")

@@ -225,8 +225,12 @@ def _train_members(config: TrainConfig, data_path: Path, out: Path, make_reporte
         shared = {**data_state(prepared), "config": config.to_dict()}  # the ensemble's config, not the member's
         reporter = make_reporter(config)
         reporter.start_member(member, size)
+        warnings = prepared.warnings if member == first else []
+        if member == first and config.val_frac != TrainConfig().val_frac:
+            warnings = [f"--val-frac {config.val_frac} is not used by --ensemble {size}: member k validates on fold k "
+                        f"(1/{size} of the rows)", *warnings]
         result = _run(trainer, config.epochs, out, {**shared, "ensemble": _record(size, done, member)}, reporter,
-                      prepared.warnings if member == first else [], started)
+                      warnings, started)
         if result.interrupted:
             break
         done = [*done, {"state": trainer.state_dict(), "risk": _every_row_risks(trainer, prepared)}]
