@@ -7,6 +7,7 @@ same model, bit for bit.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,14 @@ import pandas as pd
 import pyreadstat
 import pytest
 import torch
+from rich.console import Console
 
+from survmom.app.progress import QuietReporter
 from survmom.data import read_table
 from survmom.errors import DataError
+from survmom.training import workflow
 from survmom.training.checkpoint import read_checkpoint
+from survmom.training.config import TrainConfig
 
 from cli_runner import run_survmom
 
@@ -71,8 +76,9 @@ def test_a_labelled_status_trains_as_the_same_data_in_csv(labelled, cohort, tmp_
     models = {}
     for name, source in (("labelled", labelled), ("csv", csv)):
         models[name] = tmp_path / f"{name}.pt"
-        run_survmom("train", source, "--id-col", "id", "--epochs", "2", "--hidden", "8", "-q",
-                    "--out", models[name], check=True)
+        config = TrainConfig.from_dict({"id_col": "id", "epochs": 2, "hidden": [8], "quiet": True,
+                                        "out": str(models[name])})
+        workflow.train_from_file(config, source, lambda config: QuietReporter(Console(file=io.StringIO())))
     got, want = read_checkpoint(models["labelled"]), read_checkpoint(models["csv"])
     assert got.preprocessor.column_types() == want.preprocessor.column_types() == {
         "age": "numeric", "sex": "category", "bmi": "numeric"}
