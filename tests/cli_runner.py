@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from rich.console import Console
+
+from survmom.app.progress import QuietReporter
 
 ROOT = Path(__file__).resolve().parents[1]
 # A wide terminal (help and tables are not wrapped) and one intra-op thread: several of these processes run at
@@ -35,3 +41,24 @@ def checkpoint_tensors(value, prefix: str = ""):
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             yield from checkpoint_tensors(item, f"{prefix}/{i}")
+
+
+def first_rows(source: Path, target: Path, rows: int) -> Path:
+    """``target``: the header and the first ``rows`` data rows of the CSV ``source``."""
+    lines = Path(source).read_text().splitlines(keepends=True)
+    target.write_text("".join(lines[: rows + 1]))
+    return target
+
+
+class SignalAtStep(QuietReporter):
+    """A quiet reporter (for in-process training) that sends this process SIGINT after its ``at_step``-th
+    optimizer step, like a Ctrl-C; it counts over every member of an ensemble when it is their reporter."""
+
+    def __init__(self, at_step: int) -> None:
+        super().__init__(Console(file=io.StringIO()))
+        self.steps, self.at_step = 0, at_step
+
+    def step(self, samples: int, loss: float) -> None:
+        self.steps += 1
+        if self.steps == self.at_step:
+            os.kill(os.getpid(), signal.SIGINT)

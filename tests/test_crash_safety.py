@@ -40,7 +40,7 @@ from survmom.training.checkpoint import read_checkpoint
 from survmom.training.config import TrainConfig
 from survmom.training.trainer import Trainer
 
-from cli_runner import checkpoint_tensors
+from cli_runner import SignalAtStep, checkpoint_tensors, first_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -94,10 +94,7 @@ def digest(path: Path) -> str:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """The first 300 rows of the sample cohort."""
-    path = tmp_path_factory.mktemp("data") / "cohort300.csv"
-    lines = (SAMPLE / "cohort.csv").read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[:301]))
-    return path
+    return first_rows(SAMPLE / "cohort.csv", tmp_path_factory.mktemp("data") / "cohort300.csv", 300)
 
 
 @pytest.fixture(scope="module")
@@ -236,19 +233,6 @@ def test_ctrl_c_saves_a_resumable_checkpoint_exits_130_and_resume_is_bit_identic
     assert_same_model(out, reference)
 
 
-class _SignalAtStep(QuietReporter):
-    """A quiet reporter that sends this process SIGINT after a given optimizer step, like a Ctrl-C."""
-
-    def __init__(self, at_step: int) -> None:
-        super().__init__(Console(file=io.StringIO()))
-        self.steps, self.at_step = 0, at_step
-
-    def step(self, samples: int, loss: float) -> None:
-        self.steps += 1
-        if self.steps == self.at_step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def _config(out: Path, **changes) -> TrainConfig:
     values = {"id_col": "id", "hidden": [16], "epochs": 3, "batch": 16, "seed": 7, "device": "cpu",
               "quiet": True, "out": str(out)}
@@ -258,7 +242,7 @@ def _config(out: Path, **changes) -> TrainConfig:
 def test_an_interrupt_in_the_middle_of_an_epoch_resumes_exactly_at_that_batch(data, tmp_path):
     full, stopped = tmp_path / "full.pt", tmp_path / "stopped.pt"
     workflow.train_from_file(_config(full), data, lambda config: silent())
-    result = workflow.train_from_file(_config(stopped), data, lambda config: _SignalAtStep(15 + 6))
+    result = workflow.train_from_file(_config(stopped), data, lambda config: SignalAtStep(15 + 6))
     assert result.interrupted
     progress = read_checkpoint(stopped).progress
     assert (progress["epoch"], progress["batch_index"], progress["step"]) == (1, 6, 21)
@@ -334,7 +318,7 @@ def test_nan_weights_when_interrupted_mid_epoch_are_never_saved(data, tmp_path, 
     saved = _saves(monkeypatch)
     _poison_at(monkeypatch, epoch=1, batch=3, network="target")
     with pytest.raises(TrainingDiverged, match=r"at epoch 2, step 4"):
-        workflow.train_from_file(_config(out), data, lambda config: _SignalAtStep(15 + 4))
+        workflow.train_from_file(_config(out), data, lambda config: SignalAtStep(15 + 4))
     assert len(saved) == 1 and out.read_bytes() == saved[0]
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ from survmom.training.checkpoint import read_checkpoint
 from survmom.training.config import TrainConfig
 from survmom.training.trainer import user_weibull_params
 
-from cli_runner import checkpoint_tensors, run_survmom
+from cli_runner import SignalAtStep, checkpoint_tensors, first_rows, run_survmom
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -49,10 +47,7 @@ def _config(out: Path, **changes) -> TrainConfig:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """The first 300 rows of the sample cohort."""
-    path = tmp_path_factory.mktemp("data") / "cohort300.csv"
-    lines = (SAMPLE / "cohort.csv").read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[:301]))
-    return path
+    return first_rows(SAMPLE / "cohort.csv", tmp_path_factory.mktemp("data") / "cohort300.csv", 300)
 
 
 @pytest.fixture(scope="module")
@@ -221,25 +216,12 @@ def test_a_weibull_ensemble_median_is_where_the_mean_curve_crosses_one_half(data
 # ------------------------------------------------------------------------------------------------ resume
 
 
-class _SignalAtStep(QuietReporter):
-    """Sends this process SIGINT after a given optimizer step counted over every member, like a Ctrl-C."""
-
-    def __init__(self, at_step: int) -> None:
-        super().__init__(Console(file=io.StringIO()))
-        self.steps, self.at_step = 0, at_step
-
-    def step(self, samples: int, loss: float) -> None:
-        self.steps += 1
-        if self.steps == self.at_step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 @pytest.mark.slow
 def test_an_ensemble_interrupted_in_its_second_member_resumes_bit_identically(cox_ensemble, data, tmp_path):
     stopped = tmp_path / "stopped.pt"
     first = read_checkpoint(cox_ensemble).members[0].progress["step"]  # 3 epochs of ceil(200 / 16) = 13 steps
     assert first == 39
-    reporter = _SignalAtStep(first + 20)  # 20 steps into member 2 (its epoch 2)
+    reporter = SignalAtStep(first + 20)  # 20 steps into member 2 (its epoch 2)
     result = workflow.train_from_file(_config(stopped), data, lambda config: reporter)
     assert result.interrupted and len(result.members) == 1
     saved = read_checkpoint(stopped)
