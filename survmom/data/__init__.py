@@ -32,7 +32,7 @@ from survmom.data.designs import (
 from survmom.data.diagnostics import NewValues
 from survmom.data.encoding import CategoricalColumn, NumericColumn
 from survmom.data.messages import sample_rows
-from survmom.data.outcomes import parse_event, parse_time
+from survmom.data.outcomes import as_number, parse_event, parse_time
 from survmom.data.preprocess import Preprocessor
 from survmom.data.read import (
     SUPPORTED,
@@ -57,6 +57,7 @@ __all__ = [
     "NumericColumn",
     "Preprocessor",
     "apply_strata",
+    "as_number",
     "check_intervals",
     "concat_frames",
     "declared_types",

@@ -81,7 +81,8 @@ def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
     and surrounding spaces. Missing values are refused; so is a column where no row holds the value."""
     target_number, target_word = as_number(event_value), str(event_value).strip().lower()
     codes, uniques = text_view(values, path=where["path"], column=where["column"])
-    matches = np.array([(as_number(v) is not None and as_number(v) == target_number)
+    matches = np.array([_bool_is(v, target_word) if isinstance(v, (bool, np.bool_))
+                        else (as_number(v) is not None and as_number(v) == target_number)
                         or (isinstance(v, str) and v.strip().lower() == target_word) for v in uniques], dtype=bool)
     missing = np.array([v is None or is_missing_text(v) for v in uniques], dtype=bool)
     shown = per_row(uniques, codes, None)
@@ -93,6 +94,11 @@ def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
         raise DataError(f"{where['path']}: no row of column '{where['column']}' holds the event value "
                         f"{event_value!r} (--event-value); its values are {present}")
     return np.asarray(event, dtype=bool)
+
+
+def _bool_is(value: bool | np.bool_, word: str) -> bool:
+    """Whether a boolean cell is the event value ``word``: True is "true"/"yes"/"1"..., False "false"/"no"/"0"..."""
+    return word in (TRUE_WORDS if value else FALSE_WORDS)
 
 
 def _bool_codes(uniques: np.ndarray) -> np.ndarray:

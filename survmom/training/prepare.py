@@ -14,6 +14,7 @@ from survmom.data import (
     CategoricalColumn,
     Preprocessor,
     apply_strata,
+    as_number,
     check_intervals,
     concat_frames,
     declared_types,
@@ -282,8 +283,10 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *
 
 def outcome_types(config: TrainConfig) -> dict[str, str]:
     """Time, event, entry and weight columns are read as "code": a value-labelled column of a Stata or SPSS file
-    gives its codes (status 1 labelled "dead" is the event 1), any other column as the file has it."""
-    names = [config.time_col, config.event_col, config.entry_col, config.weight_col]
+    gives its codes (status 1 labelled "dead" is the event 1), any other column as the file has it. With an
+    ``--event-value`` that is a word ("dead"), the event column keeps its labels, so the word can name one."""
+    by_label = config.event_value is not None and as_number(config.event_value) is None
+    names = [config.time_col, None if by_label else config.event_col, config.entry_col, config.weight_col]
     return dict.fromkeys((name for name in names if name is not None), "code")
 
 
