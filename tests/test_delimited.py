@@ -62,6 +62,26 @@ def test_numeric_columns_with_decimal_commas_stream_and_parse_missing_spellings(
         np.testing.assert_array_equal(frame["age"], [np.nan] * 7 + [3.5])
 
 
+# Excel's export where the decimal mark is a comma: thousands grouped by points, "1.234,5" = 1234.5
+EXCEL = "id;time;income;site\n1;1.234,5;12.000;A\n2;3,25;NA;B\n3;10;1.500.000,75;C\n"
+
+
+def test_excel_numbers_with_grouped_thousands_read_as_numbers(tmp_path):
+    path = write(tmp_path, "excel.csv", EXCEL)
+    assert (dialect(path).delimiter, dialect(path).decimal) == (";", ",")
+    whole = read_table(path)
+    assert whole["time"].tolist() == [1234.5, 3.25, 10.0]
+    np.testing.assert_array_equal(whole["income"], [12000.0, np.nan, 1500000.75])
+    assert list(whole["site"].astype(str)) == ["A", "B", "C"]
+    types = {"time": "numeric", "income": "numeric"}  # as predict reads them: typed, streamed
+    streamed = pd.concat(list(iter_table_batches(path, None, 2, column_types=types)))
+    np.testing.assert_array_equal(streamed["income"], whole["income"])
+    assert streamed["time"].tolist() == whole["time"].tolist()
+    with pytest.raises(DataError, match=r"excel.csv: column 'time' should be numeric but has 1 non-numeric value "
+                                        r"\(row 2: 'abc'\)"):
+        read_table(write(tmp_path, "excel.csv", EXCEL.replace(";3,25;", ";abc;")), column_types=types)
+
+
 def test_tsv_and_tab_are_tab_separated_in_any_case(tmp_path):
     want = read_table(write(tmp_path, "plain.csv", PLAIN))
     for name in ("d.tsv", "d.TAB", "d.Tsv"):
