@@ -153,3 +153,18 @@ def test_the_delimiter_option_is_ignored_by_typed_formats(tmp_path):
     path = tmp_path / "d.parquet"
     pq.write_table(pa.table({"a": [1.0, 2.0], "b": ["x", "y"]}), path)
     assert read_table(path, delimiter=";")["a"].tolist() == [1.0, 2.0]
+
+
+def test_a_spreadsheets_empty_trailing_columns_are_not_columns(tmp_path):
+    """Excel's export "a,b,," with nothing under the unnamed trailing columns reads as "a,b"; unnamed columns
+    holding values, or in the middle, stay an error naming every one of them."""
+    want = read_table(write(tmp_path, "plain.csv", PLAIN))
+    trailing = write(tmp_path, "trailing.csv", PLAIN.replace("\n", ",,\n"))
+    assert table_columns(trailing) == ["id", "time", "age"]
+    assert read_table(trailing).equals(want)
+    streamed = pd.concat(list(iter_table_batches(trailing, None, 2, column_types={"time": "numeric"})))
+    assert streamed["time"].tolist() == want["time"].tolist() and list(streamed.columns) == ["id", "time", "age"]
+    with pytest.raises(DataError, match=r"full.csv: column 4 has an empty name in the header \(name it"):
+        read_table(write(tmp_path, "full.csv", PLAIN.replace("\n", ",\n").replace("40,", "40,7")))
+    with pytest.raises(DataError, match=r"middle.csv: columns 2, 4 have empty names in the header"):
+        read_table(write(tmp_path, "middle.csv", "id,,time,\n1,,2,5\n"))

@@ -23,6 +23,7 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import lzma
 import re
 from collections.abc import Iterator
@@ -294,7 +295,16 @@ def _header(path: Path, how: Dialect) -> list[str]:
         if "\n" not in text:
             raise _not_utf8(path, detail="in the header row") from None
     try:
-        names = next(csv.reader(io.StringIO(text), delimiter=how.delimiter))
+        rows = csv.reader(io.StringIO(text), delimiter=how.delimiter)
+        names = next(rows)
+        # A spreadsheet's export may end every line in empty fields ("a,b,,"): unnamed columns that are empty
+        # in the first lines are not columns (pyarrow reads only the named ones).
+        named = len(names)
+        while named > 1 and not names[named - 1].strip():
+            named -= 1
+        if named < len(names) and names[named - 1].strip() and all(
+                not "".join(row[named:]).strip() for row in itertools.islice(rows, _PROBE_LINES)):
+            names = names[:named]
     except (csv.Error, StopIteration) as exc:
         raise DataError(f"{path}: cannot parse the CSV header ({first_line(exc)})") from None
     if len(names) == 1:
