@@ -9,7 +9,8 @@ Modules, each importing only those listed before it:
 * ``messages`` pieces of error and warning messages; ``cells`` what a cell means (missing-value spellings,
   numbers in text, true/false words, category labels);
 * ``tables`` what the readers share; ``table_writers`` prediction files by suffix; ``formats`` the protocol of
-  the typed Arrow readers and the one Arrow-type mapping;
+  the typed Arrow readers and the one Arrow-type mapping; ``text_numbers`` numbers held as text in a delimited
+  file (decimal comma, Excel's grouped thousands "1.234,5");
 * ``text`` delimited text (CSV, TSV, compressed; delimiter and decimal comma detected); ``columnar`` Parquet;
   ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS (typed sources);
 * ``read`` read by file suffix, fingerprint, feature columns and forced types;
