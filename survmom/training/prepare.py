@@ -379,7 +379,8 @@ def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
         empty = np.flatnonzero(events == 0)
         if len(empty):
             rows = np.bincount(train.strata, minlength=len(strata_levels))
-            shown = "; ".join(f"{describe_stratum(config.strata, strata_levels[k])} ({rows[k]} rows)"
+            shown = "; ".join(f"{describe_stratum(config.strata, strata_levels[k])} ({rows[k]} training "
+                              f"row{'' if rows[k] == 1 else 's'})"
                               for k in empty[:5])
             raise DataError(f"{path}: {len(empty)} {'stratum has' if len(empty) == 1 else 'strata have'} no event "
                             f"among the training rows in "
