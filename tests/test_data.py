@@ -434,7 +434,8 @@ def test_event_from_categorical_column():
     [
         ([1, 2, 0, -1], ["2 invalid event values", "rows 2, 4", "2.0", "-1.0", "yes/no"]),
         (["yes", "maybe", None], ["2 invalid event values", "rows 2, 3", "'maybe'", "<missing>"]),
-        ([1.0, np.nan, 0.0], ["1 invalid event value ", "row 2", "<missing>"]),
+        ([1.0, np.nan, 0.0], ["1 missing event value ", "(row 2: <missing>)", "every row needs one (1 = event"]),
+        (["yes", " NA", None, "no"], ["2 missing event values (rows 2, 3: ' NA', <missing>); every row needs one"]),
     ],
 )
 def test_invalid_events_report_count_rows_and_values(values, expected):

@@ -47,13 +47,23 @@ def parse_event(values: pd.Series, *, path: Path, column: str, event_value: str 
         return values.to_numpy(dtype=bool, copy=True)
     if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype):
         num = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        refuse_rows(mask=~((num == 0) | (num == 1)), shown=num, hint=_event_hint(np.unique(num[~np.isnan(num)])),
-                    **where)
+        bad = ~((num == 0) | (num == 1))
+        refuse_rows(mask=bad, shown=num, **_event_problem(where, np.isnan(num[bad]).all(),
+                                                         np.unique(num[~np.isnan(num)])))
         return num == 1
     codes, uniques = text_view(values, path=path, column=column)
     flags = per_row(_bool_codes(uniques), codes, -1)
-    refuse_rows(mask=flags < 0, shown=per_row(uniques, codes, None), hint=_event_hint(uniques), **where)
+    missing = per_row(np.array([is_missing_text(v) for v in uniques], dtype=bool), codes, True)
+    refuse_rows(mask=flags < 0, shown=per_row(uniques, codes, None),
+                **_event_problem(where, missing[flags < 0].all(), uniques))
     return flags == 1
+
+
+def _event_problem(where: dict, only_missing: bool, uniques: np.ndarray) -> dict:
+    """``where`` with what is wrong and the advice: missing flags (nothing to recode), or unrecognised values."""
+    if only_missing:
+        return {**where, "what": "missing event value{s}", "hint": "; every row needs one (1 = event, 0 = censored)"}
+    return {**where, "hint": _event_hint(uniques)}
 
 
 def _event_hint(uniques: np.ndarray) -> str:
