@@ -187,7 +187,8 @@ def prepare_training_data(
         if units < folds:
             raise DataError(f"{data_path}: {units} {'row' if subjects is None else 'subject'}(s) are too few for "
                             f"--ensemble {folds}: each member validates on a fold of its own")
-        in_fold = subject_folds(subjects, event, folds, config.seed) == member
+        assignment = subject_folds(subjects, event, folds, config.seed)
+        in_fold = assignment == member
         train_idx, val_idx = np.flatnonzero(~in_fold), np.flatnonzero(in_fold)
     elif config.val is None and config.val_frac > 0:
         # Every row of a subject on one side: rows of one subject are not independent.
@@ -222,7 +223,13 @@ def prepare_training_data(
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     whole = train if all_train is None else all_train  # every training row, also in a distributed run
     _require_events(whole, data_path, config.loss)
-    _require_design_events(whole, data_path, config, strata_levels)
+    if fold is None:
+        _require_design_events(whole, data_path, config, strata_levels)
+    else:  # every member's training rows, checked before the first member trains and is saved
+        for other in range(fold[1]):
+            rows = np.flatnonzero(assignment != other)
+            _require_design_events(outcomes.rows(np.empty((len(rows), 0), dtype=np.float32), rows), data_path,
+                                   config, strata_levels, f" of ensemble member {other + 1} (its fold held out)")
     inputs = train.x.shape[1]
     if inputs >= len(whole):
         warnings.append(f"{inputs:,} inputs for {len(whole):,} training rows: with at least as many inputs as rows "
@@ -368,9 +375,9 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
-                           strata_levels: list[tuple[str, ...]] | None) -> None:
+                           strata_levels: list[tuple[str, ...]] | None, member: str = "") -> None:
     """Weighted data needs an event row with a positive weight; a Cox stratum needs an event among the
-    training rows (its baseline hazard is estimated from them)."""
+    training rows (its baseline hazard is estimated from them); ``member`` says whose training rows."""
     if train.weight is not None and not (train.weight[train.event] > 0).any():
         raise DataError(f"{path}: every event row among the training rows has weight 0 in '{config.weight_col}'; "
                         "a model cannot learn without weighted events")
@@ -383,9 +390,10 @@ def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
                               f"row{'' if rows[k] == 1 else 's'})"
                               for k in empty[:5])
             raise DataError(f"{path}: {len(empty)} {'stratum has' if len(empty) == 1 else 'strata have'} no event "
-                            f"among the training rows in "
+                            f"among the training rows{member} in "
                             f"column(s) {', '.join(map(repr, config.strata))}: {shown}; each stratum's baseline "
-                            "hazard needs events (merge small strata, or drop them)")
+                            "hazard needs events (merge small strata, or drop them"
+                            f"{', or use fewer --ensemble members' if member else ''})")
 
 
 def _require_events(train: Outcomes, path: Path, loss: str) -> None:
