@@ -126,8 +126,12 @@ def as_float(values: pd.Series, *, path: Path, column: str, context: str = "") -
         if isinstance(dtype, np.dtype):
             return values.to_numpy(dtype=np.float64, copy=False)
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-        raise DataError(f"{path}: {column_phrase(column, context)} holds dates/times, not numbers")
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        raise DataError(f"{path}: {column_phrase(column, context)} holds durations, not numbers; convert it to a "
+                        "number in the unit you mean (e.g. days: its total seconds / 86400)")
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        raise DataError(f"{path}: {column_phrase(column, context)} holds dates/times, not numbers; convert it to a "
+                        "number (e.g. days since a reference date, or follow-up days as exit date - entry date)")
     return numbers_from_text(values, path=path, column=column, context=context)
 
 
