@@ -26,6 +26,7 @@ from survmom.data import (
     select_feature_columns,
     stratified_split,
 )
+from survmom.data.cells import parse_numbers
 from survmom.errors import ConfigError, DataError, StateError
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
@@ -117,6 +118,13 @@ def test_csv_na_markers_read_as_missing(tmp_path, marker):
     path = write(tmp_path, "d.csv", f"x,y\n1.5,a\n{marker},b\n")
     df = read_table(path)
     assert np.isnan(df["x"][1]) and df["x"].dtype == np.float64
+
+
+def test_excels_na_error_value_is_missing_in_every_spelling(tmp_path):
+    """Excel exports a failed lookup as "#N/A": a missing value, not a category of a numeric column."""
+    df = read_table(write(tmp_path, "d.csv", "x,y\n1.5,a\n#N/A,b\n2, #n/a \n"))
+    assert df["x"].dtype == np.float64 and np.isnan(df["x"][1])
+    assert np.isnan(parse_numbers(np.array([" #n/a ", "2"], dtype=object))[0][0])
 
 
 def test_dot_is_not_a_missing_marker(tmp_path):

@@ -16,7 +16,8 @@ import pandas as pd
 from survmom.data.messages import SAMPLE, column_phrase, plural, row_numbers, show_rows
 from survmom.errors import DataError
 
-NA_MARKERS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")  # missing in every reader
+# Missing in every reader; "#N/A" is Excel's (a failed lookup, exported as text)
+NA_MARKERS = ("", "NA", "N/A", "#N/A", "NaN", "nan", "null", "NULL", "None")
 NA_LOWER = frozenset(m.lower() for m in NA_MARKERS)  # missing in text, any case and surrounding whitespace
 TRUE_WORDS = frozenset({"true", "yes", "1", "t", "y", "1.0"})
 FALSE_WORDS = frozenset({"false", "no", "0", "f", "n", "0.0"})
