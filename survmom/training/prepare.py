@@ -35,6 +35,7 @@ from survmom.data import (
     table_columns,
     text_notice,
 )
+from survmom.data.messages import quote_list
 from survmom.errors import DataError
 from survmom.system import memory_limit
 from survmom.training.config import TrainConfig, design_roles
@@ -134,6 +135,7 @@ def prepare_training_data(
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
+    text_in_file: set[str] = set()  # feature columns a typed file stores as text, the user not saying otherwise
     if preprocessor is None:
         feature_cols = select_feature_columns(
             columns, time_col=config.time_col, event_col=config.event_col, id_col=config.id_col,
@@ -146,6 +148,7 @@ def prepare_training_data(
         declared = declared_types(data_path)
         stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
                   if name in forced or name in declared}
+        text_in_file = {name for name in feature_cols if declared.get(name) == "category" and name not in forced}
         reading = forced  # a forced-categorical CSV column is read as text: "007" stays "007"
     else:
         feature_cols = preprocessor.input_columns
@@ -221,6 +224,7 @@ def prepare_training_data(
     notice = text_notice(data_path, delimiter=config.delimiter)  # how a text file was read, if not plain CSV
     warnings = [notice] if notice else []
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
+    warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
     whole = train if all_train is None else all_train  # every training row, also in a distributed run
     _require_events(whole, data_path, config.loss)
     if fold is None:
@@ -365,6 +369,16 @@ def _used(columns: list[str], used: list[str]) -> list[str]:
     """The ``used`` columns, each once, in the file's order."""
     wanted = set(used)
     return [name for name in columns if name in wanted]
+
+
+def _numbers_stored_as_text(preprocessor: Preprocessor, text_in_file: set[str], path: Path) -> list[str]:
+    """A warning per text column of a typed file (Parquet written from ``read_csv(dtype=str)``) whose more than
+    10 categories are all numbers: a quantity (age) made one input per value, unless the user says --numeric."""
+    return [f"{path}: column '{spec.name}' is stored as text but all its {len(spec.categories)} values are "
+            f"numbers ({quote_list(list(spec.categories), 3)}); treated as categorical, one input per value: "
+            f"--numeric {spec.name} reads it as a number"
+            for spec in preprocessor.columns if isinstance(spec, CategoricalColumn) and spec.name in text_in_file
+            and len(spec.categories) > 10 and all(as_number(c) is not None for c in spec.categories)]
 
 
 def _require_columns(present, needed: list[str], path: Path) -> None:
