@@ -311,3 +311,17 @@ def test_a_stratum_whose_only_event_is_in_one_fold_is_refused_before_any_member_
                      r"\(its fold held out\) in column\(s\) 'site': site='rare' \(\d training rows\); .*"
                      r"or use fewer --ensemble members\)", result.stderr), result.stderr
     assert not out.exists()
+
+
+def test_a_member_whose_training_rows_have_no_event_is_named(data, tmp_path):
+    """One event among 12 rows, 3 members: the member whose fold holds it would train on no events (the message
+    said 'no events in the event column', wrong for a file with one)."""
+    frame = pd.read_csv(data).head(12).assign(event=0)
+    frame.loc[5, "event"] = 1
+    path, out = tmp_path / "one.csv", tmp_path / "model.pt"
+    frame.to_csv(path, index=False)
+    result = run_survmom("train", path, "--id-col", "id", "--ensemble", "3", "--epochs", "1", "-q", "--out", out)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert re.search(r"one.csv: the training rows of ensemble member \d \(its fold held out\) have no events "
+                     r"\(1 event in the file\); use fewer --ensemble members", result.stderr), result.stderr
+    assert not out.exists()

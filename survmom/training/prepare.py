@@ -35,7 +35,7 @@ from survmom.data import (
     table_columns,
     text_notice,
 )
-from survmom.data.messages import quote_list
+from survmom.data.messages import plural, quote_list
 from survmom.errors import DataError
 from survmom.system import memory_limit
 from survmom.training.config import TrainConfig, design_roles
@@ -226,12 +226,17 @@ def prepare_training_data(
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
     whole = train if all_train is None else all_train  # every training row, also in a distributed run
-    _require_events(whole, data_path, config.loss)
+    if fold is None or not event.any():
+        _require_events(whole, data_path, config.loss)
     if fold is None:
         _require_design_events(whole, data_path, config, strata_levels)
     else:  # every member's training rows, checked before the first member trains and is saved
         for other in range(fold[1]):
             rows = np.flatnonzero(assignment != other)
+            if not event[rows].any():
+                raise DataError(f"{data_path}: the training rows of ensemble member {other + 1} (its fold held "
+                                f"out) have no events ({plural(int(event.sum()), 'event')} in the file); use "
+                                "fewer --ensemble members")
             _require_design_events(outcomes.rows(np.empty((len(rows), 0), dtype=np.float32), rows), data_path,
                                    config, strata_levels, f" of ensemble member {other + 1} (its fold held out)")
     inputs = train.x.shape[1]
