@@ -26,6 +26,7 @@ from survmom.data import (
     select_feature_columns,
     stratified_split,
 )
+from survmom.data.cells import parse_numbers
 from survmom.errors import ConfigError, DataError, StateError
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
@@ -117,6 +118,13 @@ def test_csv_na_markers_read_as_missing(tmp_path, marker):
     path = write(tmp_path, "d.csv", f"x,y\n1.5,a\n{marker},b\n")
     df = read_table(path)
     assert np.isnan(df["x"][1]) and df["x"].dtype == np.float64
+
+
+def test_excels_na_error_value_is_missing_in_every_spelling(tmp_path):
+    """Excel exports a failed lookup as "#N/A": a missing value, not a category of a numeric column."""
+    df = read_table(write(tmp_path, "d.csv", "x,y\n1.5,a\n#N/A,b\n2, #n/a \n"))
+    assert df["x"].dtype == np.float64 and np.isnan(df["x"][1])
+    assert np.isnan(parse_numbers(np.array([" #n/a ", "2"], dtype=object))[0][0])
 
 
 def test_dot_is_not_a_missing_marker(tmp_path):
@@ -434,7 +442,8 @@ def test_event_from_categorical_column():
     [
         ([1, 2, 0, -1], ["2 invalid event values", "rows 2, 4", "2.0", "-1.0", "yes/no"]),
         (["yes", "maybe", None], ["2 invalid event values", "rows 2, 3", "'maybe'", "<missing>"]),
-        ([1.0, np.nan, 0.0], ["1 invalid event value ", "row 2", "<missing>"]),
+        ([1.0, np.nan, 0.0], ["1 missing event value ", "(row 2: <missing>)", "every row needs one (1 = event"]),
+        (["yes", " NA", None, "no"], ["2 missing event values (rows 2, 3: ' NA', <missing>); every row needs one"]),
     ],
 )
 def test_invalid_events_report_count_rows_and_values(values, expected):
@@ -941,8 +950,9 @@ def test_preprocessing_warns_in_column_order_and_raises_the_first_column_s_error
 
 
 # The data package's modules from the bottom up: each may import only modules before it (no circles).
-DATA_LAYERS = ["messages", "cells", "tables", "table_writers", "formats", "text", "columnar", "arrow_ipc",
-               "statistical", "read", "outcomes", "designs", "split", "encoding", "diagnostics", "preprocess"]
+DATA_LAYERS = ["messages", "cells", "tables", "table_writers", "formats", "text_numbers", "text", "columnar",
+               "arrow_ipc", "statistical", "read", "outcomes", "designs", "split", "encoding", "diagnostics",
+               "preprocess"]
 
 
 def test_data_modules_import_only_the_modules_below_them():

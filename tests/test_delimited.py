@@ -62,6 +62,26 @@ def test_numeric_columns_with_decimal_commas_stream_and_parse_missing_spellings(
         np.testing.assert_array_equal(frame["age"], [np.nan] * 7 + [3.5])
 
 
+# Excel's export where the decimal mark is a comma: thousands grouped by points, "1.234,5" = 1234.5
+EXCEL = "id;time;income;site\n1;1.234,5;12.000;A\n2;3,25;NA;B\n3;10;1.500.000,75;C\n"
+
+
+def test_excel_numbers_with_grouped_thousands_read_as_numbers(tmp_path):
+    path = write(tmp_path, "excel.csv", EXCEL)
+    assert (dialect(path).delimiter, dialect(path).decimal) == (";", ",")
+    whole = read_table(path)
+    assert whole["time"].tolist() == [1234.5, 3.25, 10.0]
+    np.testing.assert_array_equal(whole["income"], [12000.0, np.nan, 1500000.75])
+    assert list(whole["site"].astype(str)) == ["A", "B", "C"]
+    types = {"time": "numeric", "income": "numeric"}  # as predict reads them: typed, streamed
+    streamed = pd.concat(list(iter_table_batches(path, None, 2, column_types=types)))
+    np.testing.assert_array_equal(streamed["income"], whole["income"])
+    assert streamed["time"].tolist() == whole["time"].tolist()
+    with pytest.raises(DataError, match=r"excel.csv: column 'time' should be numeric but has 1 non-numeric value "
+                                        r"\(row 2: 'abc'\)"):
+        read_table(write(tmp_path, "excel.csv", EXCEL.replace(";3,25;", ";abc;")), column_types=types)
+
+
 def test_tsv_and_tab_are_tab_separated_in_any_case(tmp_path):
     want = read_table(write(tmp_path, "plain.csv", PLAIN))
     for name in ("d.tsv", "d.TAB", "d.Tsv"):
@@ -133,3 +153,18 @@ def test_the_delimiter_option_is_ignored_by_typed_formats(tmp_path):
     path = tmp_path / "d.parquet"
     pq.write_table(pa.table({"a": [1.0, 2.0], "b": ["x", "y"]}), path)
     assert read_table(path, delimiter=";")["a"].tolist() == [1.0, 2.0]
+
+
+def test_a_spreadsheets_empty_trailing_columns_are_not_columns(tmp_path):
+    """Excel's export "a,b,," with nothing under the unnamed trailing columns reads as "a,b"; unnamed columns
+    holding values, or in the middle, stay an error naming every one of them."""
+    want = read_table(write(tmp_path, "plain.csv", PLAIN))
+    trailing = write(tmp_path, "trailing.csv", PLAIN.replace("\n", ",,\n"))
+    assert table_columns(trailing) == ["id", "time", "age"]
+    assert read_table(trailing).equals(want)
+    streamed = pd.concat(list(iter_table_batches(trailing, None, 2, column_types={"time": "numeric"})))
+    assert streamed["time"].tolist() == want["time"].tolist() and list(streamed.columns) == ["id", "time", "age"]
+    with pytest.raises(DataError, match=r"full.csv: column 4 has an empty name in the header \(name it"):
+        read_table(write(tmp_path, "full.csv", PLAIN.replace("\n", ",\n").replace("40,", "40,7")))
+    with pytest.raises(DataError, match=r"middle.csv: columns 2, 4 have empty names in the header"):
+        read_table(write(tmp_path, "middle.csv", "id,,time,\n1,,2,5\n"))

@@ -417,3 +417,16 @@ def test_bad_design_input_exits_2_with_one_line_and_writes_nothing(name, files, 
     for text in expect:
         assert text in lines[0], f"{text!r} not in {lines[0]!r}"
     assert snapshot(tmp_path) == before
+
+
+def test_a_stratum_without_training_events_is_named_with_its_training_rows(files, tmp_path):
+    """A one-row, censored stratum (a site with one patient): refused in one line naming it and its rows."""
+    rossi = pd.read_csv(files["rossi"]).assign(site=lambda d: np.where(d.index % 2 == 0, "Zürich, CH", "Bern"))
+    rossi.loc[5, ["site", "arrest"]] = ["only one", 0]
+    path = tmp_path / "sites.csv"
+    rossi.to_csv(path, index=False)
+    result = survmom("train", path, *ROSSI, "--strata", "site", *LINEAR, "-o", tmp_path / "m.pt", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert (f"{path}: 1 stratum has no event among the training rows in column(s) 'site': site='only one' "
+            "(1 training row); each stratum's baseline hazard needs events") in result.stderr
+    assert not (tmp_path / "m.pt").exists()

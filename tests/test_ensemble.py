@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -282,3 +283,34 @@ def test_cli_ensemble_on_parquet_end_to_end(tmp_path):
     assert got["surv_365"].between(0, 1).all()
     run_survmom("plot", "km", out, source, "-o", tmp_path / "km.png", check=True)
     assert (tmp_path / "km.png").stat().st_size > 0
+
+
+def test_a_stratum_whose_only_event_is_in_one_fold_is_refused_before_any_member_is_saved(data, tmp_path):
+    """A site with 4 patients and 1 event: the member whose fold holds that event has a stratum without
+    events. Refused before member 1 trains (it used to be saved, half an ensemble that resume cannot finish)."""
+    frame = pd.read_csv(data)
+    frame.loc[:3, "site"], frame.loc[:3, "event"] = "rare", [1, 0, 0, 0]
+    path = tmp_path / "sites.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "model.pt"
+    result = run_survmom("train", path, "--id-col", "id", "--strata", "site", "--ensemble", "3", "--epochs", "1",
+                         "--hidden", "8", "-q", "--out", out)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert re.search(r"sites.csv: 1 stratum has no event among the training rows of ensemble member \d "
+                     r"\(its fold held out\) in column\(s\) 'site': site='rare' \(\d training rows\); .*"
+                     r"or use fewer --ensemble members\)", result.stderr), result.stderr
+    assert not out.exists()
+
+
+def test_a_member_whose_training_rows_have_no_event_is_named(data, tmp_path):
+    """One event among 12 rows, 3 members: the member whose fold holds it would train on no events (the message
+    said 'no events in the event column', wrong for a file with one)."""
+    frame = pd.read_csv(data).head(12).assign(event=0)
+    frame.loc[5, "event"] = 1
+    path, out = tmp_path / "one.csv", tmp_path / "model.pt"
+    frame.to_csv(path, index=False)
+    result = run_survmom("train", path, "--id-col", "id", "--ensemble", "3", "--epochs", "1", "-q", "--out", out)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert re.search(r"one.csv: the training rows of ensemble member \d \(its fold held out\) have no events "
+                     r"\(1 event in the file\); use fewer --ensemble members", result.stderr), result.stderr
+    assert not out.exists()

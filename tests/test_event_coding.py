@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 import pytest
 import torch
 from lifelines.datasets import load_lung
@@ -94,3 +95,33 @@ def test_r_coding_without_the_option_says_how_to_read_it(lung, tmp_path):
 
 def test_a_yaml_number_is_the_event_value_text():
     assert TrainConfig.from_dict({"event_value": 2}).event_value == "2"
+
+
+def test_an_event_value_names_a_state_of_a_boolean_column():
+    flags = pd.Series([True, False, True])
+    for word in ("true", "TRUE", "1", "yes"):
+        np.testing.assert_array_equal(parse_event(flags, path=Path("f.parquet"), column="d", event_value=word),
+                                      [True, False, True])
+    np.testing.assert_array_equal(parse_event(flags, path=Path("f.parquet"), column="d", event_value="false"),
+                                  [False, True, False])
+
+
+@pytest.mark.slow
+def test_an_event_value_word_names_a_value_label_of_a_stata_status(lung, tmp_path):
+    """Stata status coded R's way (1 "alive", 2 "dead"): --event-value dead (the label) and 2 (the code) both
+    train as the data coded 1/0."""
+    frame = pd.read_csv(lung["plain"]).rename(columns=lambda name: name.replace(".", "_"))  # Stata's names
+    plain, labelled = tmp_path / "lung.csv", tmp_path / "lung.dta"
+    frame.to_csv(plain, index=False)
+    pyreadstat.write_dta(frame.assign(status=frame["status"] + 1), str(labelled),
+                         variable_value_labels={"status": {1: "alive", 2: "dead"}})
+    _train(plain, tmp_path / "plain.pt")
+    _train(labelled, tmp_path / "label.pt", "--event-value", "dead")
+    _train(labelled, tmp_path / "code.pt", "--event-value", "2")
+    want = read_checkpoint(tmp_path / "plain.pt")
+    for name in ("label", "code"):
+        got = read_checkpoint(tmp_path / f"{name}.pt")
+        assert torch.equal(got.train_event, want.train_event) and got.best_metric == want.best_metric, name
+    want_c = run_survmom("evaluate", tmp_path / "plain.pt", plain, "--json", check=True).stdout
+    label = run_survmom("evaluate", tmp_path / "label.pt", labelled, "--json", check=True).stdout
+    assert want_c.split('"harrell_c":')[1][:20] == label.split('"harrell_c":')[1][:20]

@@ -346,6 +346,20 @@ def test_predict_warns_about_unseen_categories_and_columns_without_values(traine
     assert "warning" not in survmom("predict", trained["model"], trained["data"]).stderr
 
 
+def test_a_column_with_no_training_category_in_any_row_names_the_training_ones(trained, tmp_path):
+    """Stage written as codes 1-3 where training had labels: every row unseen, the warning says what was known."""
+    frame = cohort()
+    frame["stage"] = (np.arange(len(frame)) % 3 + 1).astype(str)
+    frame.to_csv(tmp_path / "codes.csv", index=False)
+    result = survmom("predict", trained["model"], tmp_path / "codes.csv")
+    assert result.returncode == 0 and len(predictions(result)) == len(frame)
+    known = ", ".join(repr(v) for v in sorted(cohort()["stage"].unique()))
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {tmp_path / 'codes.csv'}: column 'stage': 40 rows hold categories not seen in training "
+        f"('1', '2', '3'); encoded as no category, like a missing value; no row matches a training category "
+        f"({known}): is the column coded as in training?"]
+
+
 def test_new_values_are_counted_over_every_chunk(trained, tmp_path):
     frame = cohort()
     frame.loc[::4, "sex"] = "X"  # 10 rows, spread over all chunks

@@ -9,7 +9,8 @@ Modules, each importing only those listed before it:
 * ``messages`` pieces of error and warning messages; ``cells`` what a cell means (missing-value spellings,
   numbers in text, true/false words, category labels);
 * ``tables`` what the readers share; ``table_writers`` prediction files by suffix; ``formats`` the protocol of
-  the typed Arrow readers and the one Arrow-type mapping;
+  the typed Arrow readers and the one Arrow-type mapping; ``text_numbers`` numbers held as text in a delimited
+  file (decimal comma, Excel's grouped thousands "1.234,5");
 * ``text`` delimited text (CSV, TSV, compressed; delimiter and decimal comma detected); ``columnar`` Parquet;
   ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS (typed sources);
 * ``read`` read by file suffix, fingerprint, feature columns and forced types;
@@ -32,7 +33,7 @@ from survmom.data.designs import (
 from survmom.data.diagnostics import NewValues
 from survmom.data.encoding import CategoricalColumn, NumericColumn
 from survmom.data.messages import sample_rows
-from survmom.data.outcomes import parse_event, parse_time
+from survmom.data.outcomes import as_number, parse_event, parse_time
 from survmom.data.preprocess import Preprocessor
 from survmom.data.read import (
     SUPPORTED,
@@ -57,6 +58,7 @@ __all__ = [
     "NumericColumn",
     "Preprocessor",
     "apply_strata",
+    "as_number",
     "check_intervals",
     "concat_frames",
     "declared_types",

@@ -16,7 +16,8 @@ import pandas as pd
 from survmom.data.messages import SAMPLE, column_phrase, plural, row_numbers, show_rows
 from survmom.errors import DataError
 
-NA_MARKERS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")  # missing in every reader
+# Missing in every reader; "#N/A" is Excel's (a failed lookup, exported as text)
+NA_MARKERS = ("", "NA", "N/A", "#N/A", "NaN", "nan", "null", "NULL", "None")
 NA_LOWER = frozenset(m.lower() for m in NA_MARKERS)  # missing in text, any case and surrounding whitespace
 TRUE_WORDS = frozenset({"true", "yes", "1", "t", "y", "1.0"})
 FALSE_WORDS = frozenset({"false", "no", "0", "f", "n", "0.0"})
@@ -126,8 +127,12 @@ def as_float(values: pd.Series, *, path: Path, column: str, context: str = "") -
         if isinstance(dtype, np.dtype):
             return values.to_numpy(dtype=np.float64, copy=False)
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-        raise DataError(f"{path}: {column_phrase(column, context)} holds dates/times, not numbers")
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        raise DataError(f"{path}: {column_phrase(column, context)} holds durations, not numbers; convert it to a "
+                        "number in the unit you mean (e.g. days: its total seconds / 86400)")
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        raise DataError(f"{path}: {column_phrase(column, context)} holds dates/times, not numbers; convert it to a "
+                        "number (e.g. days since a reference date, or follow-up days as exit date - entry date)")
     return numbers_from_text(values, path=path, column=column, context=context)
 
 

@@ -204,6 +204,7 @@ class NewValues:
     unseen: dict[str, dict[str, int]] = field(default_factory=dict)  # categorical column -> new label -> rows
     missing: dict[str, int] = field(default_factory=dict)  # numeric column -> rows without a value
     missing_categories: dict[str, int] = field(default_factory=dict)  # categorical column -> rows without a value
+    known: dict[str, tuple[str, ...]] = field(default_factory=dict)  # categorical column -> training categories
     # numeric column -> (rows more than FAR_FROM_TRAINING training stds from the training mean, the furthest
     # value, its distance in stds)
     far: dict[str, tuple[int, float, float]] = field(default_factory=dict)
@@ -244,6 +245,7 @@ class NewValues:
                 seen = self.unseen.setdefault(spec.name, {})
                 seen[category] = seen.get(category, 0) + count
         self.missing_categories[spec.name] = self.missing_categories.get(spec.name, 0) + missing
+        self.known[spec.name] = spec.categories
 
     def warnings(self, path: Path) -> list[str]:
         """One line per column with categories never seen in training, with no value in any row, or with values
@@ -255,8 +257,11 @@ class NewValues:
             more = f" and {len(common) - SAMPLE} more" if len(common) > SAMPLE else ""
             rows = sum(labels.values())
             verb = "holds" if rows == 1 else "hold"
+            # No row matching: the column is coded otherwise than in training (codes for labels, another language)
+            coded = (f"; no row matches a training category ({quote_list(list(self.known[column]), SAMPLE)}): is "
+                     "the column coded as in training?") if rows == self.rows > 1 else ""
             lines.append(f"{path}: column '{column}': {plural(rows, 'row')} {verb} categories not seen in "
-                         f"training ({shown}{more}); encoded as no category, like a missing value")
+                         f"training ({shown}{more}); encoded as no category, like a missing value{coded}")
         for column, count in self.missing.items():
             if self.rows and count == self.rows:
                 lines.append(f"{path}: column '{column}' has no value in any row; the training median was used")

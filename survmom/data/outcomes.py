@@ -47,13 +47,23 @@ def parse_event(values: pd.Series, *, path: Path, column: str, event_value: str 
         return values.to_numpy(dtype=bool, copy=True)
     if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype):
         num = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        refuse_rows(mask=~((num == 0) | (num == 1)), shown=num, hint=_event_hint(np.unique(num[~np.isnan(num)])),
-                    **where)
+        bad = ~((num == 0) | (num == 1))
+        refuse_rows(mask=bad, shown=num, **_event_problem(where, np.isnan(num[bad]).all(),
+                                                         np.unique(num[~np.isnan(num)])))
         return num == 1
     codes, uniques = text_view(values, path=path, column=column)
     flags = per_row(_bool_codes(uniques), codes, -1)
-    refuse_rows(mask=flags < 0, shown=per_row(uniques, codes, None), hint=_event_hint(uniques), **where)
+    missing = per_row(np.array([is_missing_text(v) for v in uniques], dtype=bool), codes, True)
+    refuse_rows(mask=flags < 0, shown=per_row(uniques, codes, None),
+                **_event_problem(where, missing[flags < 0].all(), uniques))
     return flags == 1
+
+
+def _event_problem(where: dict, only_missing: bool, uniques: np.ndarray) -> dict:
+    """``where`` with what is wrong and the advice: missing flags (nothing to recode), or unrecognised values."""
+    if only_missing:
+        return {**where, "what": "missing event value{s}", "hint": "; every row needs one (1 = event, 0 = censored)"}
+    return {**where, "hint": _event_hint(uniques)}
 
 
 def _event_hint(uniques: np.ndarray) -> str:
@@ -81,7 +91,8 @@ def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
     and surrounding spaces. Missing values are refused; so is a column where no row holds the value."""
     target_number, target_word = as_number(event_value), str(event_value).strip().lower()
     codes, uniques = text_view(values, path=where["path"], column=where["column"])
-    matches = np.array([(as_number(v) is not None and as_number(v) == target_number)
+    matches = np.array([_bool_is(v, target_word) if isinstance(v, (bool, np.bool_))
+                        else (as_number(v) is not None and as_number(v) == target_number)
                         or (isinstance(v, str) and v.strip().lower() == target_word) for v in uniques], dtype=bool)
     missing = np.array([v is None or is_missing_text(v) for v in uniques], dtype=bool)
     shown = per_row(uniques, codes, None)
@@ -93,6 +104,11 @@ def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
         raise DataError(f"{where['path']}: no row of column '{where['column']}' holds the event value "
                         f"{event_value!r} (--event-value); its values are {present}")
     return np.asarray(event, dtype=bool)
+
+
+def _bool_is(value: bool | np.bool_, word: str) -> bool:
+    """Whether a boolean cell is the event value ``word``: True is "true"/"yes"/"1"..., False "false"/"no"/"0"..."""
+    return word in (TRUE_WORDS if value else FALSE_WORDS)
 
 
 def _bool_codes(uniques: np.ndarray) -> np.ndarray:

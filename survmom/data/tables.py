@@ -36,11 +36,9 @@ def clean_names(raw: Sequence[str], path: Path) -> list[str]:
     names = [str(n).strip() for n in raw]
     empty = [i + 1 for i, n in enumerate(names) if n == ""]
     if empty:
-        which = ", ".join(str(i) for i in empty[:SAMPLE])
-        raise DataError(
-            f"{path}: column {which} has an empty name in the header "
-            f"(name it, or remove it if it is a row index)"
-        )
+        which = ", ".join(str(i) for i in empty[:SAMPLE]) + (", ..." if len(empty) > SAMPLE else "")
+        what = f"column {which} has an empty name" if len(empty) == 1 else f"columns {which} have empty names"
+        raise DataError(f"{path}: {what} in the header (name it, or remove it if it is a row index)")
     seen: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         seen.setdefault(n, []).append(i + 1)

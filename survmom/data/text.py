@@ -23,6 +23,7 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import lzma
 import re
 from collections.abc import Iterator
@@ -32,25 +33,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from survmom.data.cells import NA_LOWER, NA_MARKERS, numbers_from_text, parse_numbers, per_row
+from survmom.data.cells import NA_MARKERS, parse_numbers, per_row
 from survmom.data.formats import rebatch
 from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
 from survmom.data.tables import clean_names, select, to_pandas
+from survmom.data.text_numbers import decimal_point, grouped_comma_columns, numbers_in_text_columns
 from survmom.errors import ConfigError, DataError
 
 _HEADER_PROBE = 1 << 20  # bytes read to find the header row
 _STREAM_BLOCK = 1 << 20  # bytes per parse block of the streaming reader
-_NA_TEXT = pa.array(sorted(NA_LOWER), pa.string())
 _PROBE_LINES = 50  # lines (header included) that delimiter detection looks at
 _CANDIDATES = {",": "comma", ";": "semicolon", "\t": "tab"}
 # Suffix after the text suffix -> (pyarrow codec, Python opener); pyarrow builds usually lack lzma (xz).
 _COMPRESSION = {".gz": ("gzip", gzip.open), ".bz2": ("bz2", bz2.open), ".zst": ("zstd", None),
                 ".xz": (None, lzma.open)}
 TEXT_SUFFIXES = tuple(f"{t}{c}" for t in (".csv", ".tsv", ".tab") for c in ("", *_COMPRESSION))
-_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d*,\d+\s*$")
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d*),\d+\s*$")  # 1,5 and Excel's 1.234,5
+_GROUPED_POINTS = re.compile(r"^\s*[-+]?\d{1,3}(\.\d{3})+\s*$")  # 1.234: 1234 beside decimal commas
 _DECIMAL_POINT = re.compile(r"^\s*[-+]?\d*\.\d+([eE][-+]?\d+)?\s*$")
 
 
@@ -89,7 +90,8 @@ def dialect(path: Path, delimiter: str | None = None) -> Dialect:
     decimal = "."
     if delimiter != ",":
         cells = [c for r in list(csv.reader(lines, delimiter=delimiter))[1:] for c in r]
-        if any(_DECIMAL_COMMA.match(c) for c in cells) and not any(_DECIMAL_POINT.match(c) for c in cells):
+        if any(_DECIMAL_COMMA.match(c) for c in cells) and not any(
+                _DECIMAL_POINT.match(c) and not _GROUPED_POINTS.match(c) for c in cells):
             decimal = ","
     notice = None
     if (delimiter, decimal) != (",", ".") and not (tabbed and (delimiter, decimal) == ("\t", ".")):
@@ -154,8 +156,10 @@ def read(path: Path, columns: list[str] | None, column_types: dict[str, str], ho
     if table.num_rows == 0:
         raise DataError(f"{path}: has a header but no data rows")
     table = table.rename_columns(selected)
+    if how.decimal == ",":  # "1.234,5" (Excel's numbers there) is text to pyarrow: a number to a statistician
+        as_text |= grouped_comma_columns(table, {c for c in selected if column_types.get(c) in ("category", "string")})
     try:
-        table = _numbers_in_text_columns(table, as_text, path=path, start=0, decimal=how.decimal)
+        table = numbers_in_text_columns(table, as_text, path=path, start=0, decimal=how.decimal)
     except DataError as exc:
         raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
     return to_pandas(table, path, column_types, not_text=lambda column, rows: _not_utf8(path, column, rows))
@@ -195,8 +199,9 @@ def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], c
 
     Numeric columns are converted by pyarrow (fast). When it refuses a value that training accepts (a
     missing-value spelling such as ``" NA"`` or ``"null"``, ``"1_000"``), that column is read as text from
-    then on and parsed as training parses it (:func:`_text_to_float`): the file is opened again and the rows
-    already delivered are skipped. Text that is not a number is a DataError over the whole file.
+    then on and parsed as training parses it (:func:`~survmom.data.text_numbers.text_to_float`): the file is
+    opened again and the rows already delivered are skipped. Text that is not a number is a DataError over
+    the whole file.
     """
     raw_of = dict(zip(names, raw, strict=True))
     numeric = [c for c in selected if column_types.get(c) == "numeric"]
@@ -218,7 +223,7 @@ def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], c
                     block = block.slice(skip).rename_columns(selected)
                     skip = 0
                     try:
-                        block = _numbers_in_text_columns(block, as_text, path=path, start=done, decimal=how.decimal)
+                        block = numbers_in_text_columns(block, as_text, path=path, start=done, decimal=how.decimal)
                     except DataError as exc:
                         raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
                     done += block.num_rows
@@ -290,7 +295,16 @@ def _header(path: Path, how: Dialect) -> list[str]:
         if "\n" not in text:
             raise _not_utf8(path, detail="in the header row") from None
     try:
-        names = next(csv.reader(io.StringIO(text), delimiter=how.delimiter))
+        rows = csv.reader(io.StringIO(text), delimiter=how.delimiter)
+        names = next(rows)
+        # A spreadsheet's export may end every line in empty fields ("a,b,,"): unnamed columns that are empty
+        # in the first lines are not columns (pyarrow reads only the named ones).
+        named = len(names)
+        while named > 1 and not names[named - 1].strip():
+            named -= 1
+        if named < len(names) and names[named - 1].strip() and all(
+                not "".join(row[named:]).strip() for row in itertools.islice(rows, _PROBE_LINES)):
+            names = names[:named]
     except (csv.Error, StopIteration) as exc:
         raise DataError(f"{path}: cannot parse the CSV header ({first_line(exc)})") from None
     if len(names) == 1:
@@ -375,44 +389,6 @@ def _unconverted(exc: BaseException, names: list[str], numeric: list[str], as_te
     return [c for c in numeric if c not in as_text]
 
 
-def _text_to_float(values: pa.Array | pa.ChunkedArray, *, path: Path, column: str, start: int, decimal: str = "."
-                   ) -> pa.Array | pa.ChunkedArray:
-    """A text column of a numeric feature as float64, read exactly as training reads text.
-
-    Fast path in Arrow: surrounding whitespace trimmed, missing-value spellings (any case, e.g. ``" NA"``,
-    ``"null"``, ``"   "``) made missing, then a strict cast. Where that cast refuses a value (Python's
-    ``float`` accepts a little more, e.g. ``"1_000"``), the column is parsed by
-    :func:`~survmom.data.cells.numbers_from_text`, which raises a DataError naming rows (from ``start``) and
-    values that are not numbers.
-    """
-    text = values.cast(pa.string()) if not pa.types.is_string(values.type) else values
-    if decimal != ".":
-        text = pc.replace_substring(text, decimal, ".")
-    trimmed = pc.utf8_trim_whitespace(text)
-    missing = pc.is_in(pc.utf8_lower(trimmed), value_set=_NA_TEXT)
-    try:
-        return pc.cast(pc.if_else(missing, pa.scalar(None, pa.string()), trimmed), pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    series = pd.Series(text.to_numpy(zero_copy_only=False), index=pd.RangeIndex(start, start + len(text)),
-                       dtype=object)
-    parsed = numbers_from_text(series, path=path, column=column, context="should be numeric but")
-    return pa.array(parsed, pa.float64(), from_pandas=True)
-
-
-def _numbers_in_text_columns(table: pa.Table | pa.RecordBatch, columns: set[str], *, path: Path, start: int,
-                             decimal: str = ".") -> pa.Table | pa.RecordBatch:
-    """``table`` with its text columns among ``columns`` (numeric features read as text) made float64."""
-    if not columns:
-        return table
-    arrays = []
-    for name, values in zip(table.schema.names, table.columns, strict=True):
-        if name in columns and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            values = _text_to_float(values, path=path, column=name, start=start, decimal=decimal)
-        arrays.append(values)
-    return type(table).from_arrays(arrays, names=table.schema.names)
-
-
 # --------------------------------------------------------------------------------------------- errors
 
 
@@ -453,9 +429,7 @@ def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: l
             for batch in pa_csv.open_csv(source, read_options=read_options, parse_options=_parse(how),
                                          convert_options=convert):
                 for name in numeric:
-                    text = batch.column(raw_of[name]).to_pandas()
-                    if how.decimal != ".":
-                        text = text.str.replace(how.decimal, ".", regex=False)
+                    text = decimal_point(batch.column(raw_of[name]), how.decimal).to_pandas()
                     codes, uniques = pd.factorize(text, use_na_sentinel=True)
                     not_numbers = parse_numbers(np.asarray(uniques, dtype=object))[1]
                     pos = np.flatnonzero(per_row(not_numbers, codes.astype(np.int64), False))

@@ -14,6 +14,7 @@ from survmom.data import (
     CategoricalColumn,
     Preprocessor,
     apply_strata,
+    as_number,
     check_intervals,
     concat_frames,
     declared_types,
@@ -34,6 +35,7 @@ from survmom.data import (
     table_columns,
     text_notice,
 )
+from survmom.data.messages import plural, quote_list
 from survmom.errors import DataError
 from survmom.system import memory_limit
 from survmom.training.config import TrainConfig, design_roles
@@ -133,6 +135,7 @@ def prepare_training_data(
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
+    text_in_file: set[str] = set()  # feature columns a typed file stores as text, the user not saying otherwise
     if preprocessor is None:
         feature_cols = select_feature_columns(
             columns, time_col=config.time_col, event_col=config.event_col, id_col=config.id_col,
@@ -145,6 +148,7 @@ def prepare_training_data(
         declared = declared_types(data_path)
         stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
                   if name in forced or name in declared}
+        text_in_file = {name for name in feature_cols if declared.get(name) == "category" and name not in forced}
         reading = forced  # a forced-categorical CSV column is read as text: "007" stays "007"
     else:
         feature_cols = preprocessor.input_columns
@@ -186,7 +190,8 @@ def prepare_training_data(
         if units < folds:
             raise DataError(f"{data_path}: {units} {'row' if subjects is None else 'subject'}(s) are too few for "
                             f"--ensemble {folds}: each member validates on a fold of its own")
-        in_fold = subject_folds(subjects, event, folds, config.seed) == member
+        assignment = subject_folds(subjects, event, folds, config.seed)
+        in_fold = assignment == member
         train_idx, val_idx = np.flatnonzero(~in_fold), np.flatnonzero(in_fold)
     elif config.val is None and config.val_frac > 0:
         # Every row of a subject on one side: rows of one subject are not independent.
@@ -219,9 +224,21 @@ def prepare_training_data(
     notice = text_notice(data_path, delimiter=config.delimiter)  # how a text file was read, if not plain CSV
     warnings = [notice] if notice else []
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
+    warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
     whole = train if all_train is None else all_train  # every training row, also in a distributed run
-    _require_events(whole, data_path, config.loss)
-    _require_design_events(whole, data_path, config, strata_levels)
+    if fold is None or not event.any():
+        _require_events(whole, data_path, config.loss)
+    if fold is None:
+        _require_design_events(whole, data_path, config, strata_levels)
+    else:  # every member's training rows, checked before the first member trains and is saved
+        for other in range(fold[1]):
+            rows = np.flatnonzero(assignment != other)
+            if not event[rows].any():
+                raise DataError(f"{data_path}: the training rows of ensemble member {other + 1} (its fold held "
+                                f"out) have no events ({plural(int(event.sum()), 'event')} in the file); use "
+                                "fewer --ensemble members")
+            _require_design_events(outcomes.rows(np.empty((len(rows), 0), dtype=np.float32), rows), data_path,
+                                   config, strata_levels, f" of ensemble member {other + 1} (its fold held out)")
     inputs = train.x.shape[1]
     if inputs >= len(whole):
         warnings.append(f"{inputs:,} inputs for {len(whole):,} training rows: with at least as many inputs as rows "
@@ -282,8 +299,10 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *
 
 def outcome_types(config: TrainConfig) -> dict[str, str]:
     """Time, event, entry and weight columns are read as "code": a value-labelled column of a Stata or SPSS file
-    gives its codes (status 1 labelled "dead" is the event 1), any other column as the file has it."""
-    names = [config.time_col, config.event_col, config.entry_col, config.weight_col]
+    gives its codes (status 1 labelled "dead" is the event 1), any other column as the file has it. With an
+    ``--event-value`` that is a word ("dead"), the event column keeps its labels, so the word can name one."""
+    by_label = config.event_value is not None and as_number(config.event_value) is None
+    names = [config.time_col, None if by_label else config.event_col, config.entry_col, config.weight_col]
     return dict.fromkeys((name for name in names if name is not None), "code")
 
 
@@ -357,6 +376,16 @@ def _used(columns: list[str], used: list[str]) -> list[str]:
     return [name for name in columns if name in wanted]
 
 
+def _numbers_stored_as_text(preprocessor: Preprocessor, text_in_file: set[str], path: Path) -> list[str]:
+    """A warning per text column of a typed file (Parquet written from ``read_csv(dtype=str)``) whose more than
+    10 categories are all numbers: a quantity (age) made one input per value, unless the user says --numeric."""
+    return [f"{path}: column '{spec.name}' is stored as text but all its {len(spec.categories)} values are "
+            f"numbers ({quote_list(list(spec.categories), 3)}); treated as categorical, one input per value: "
+            f"--numeric {spec.name} reads it as a number"
+            for spec in preprocessor.columns if isinstance(spec, CategoricalColumn) and spec.name in text_in_file
+            and len(spec.categories) > 10 and all(as_number(c) is not None for c in spec.categories)]
+
+
 def _require_columns(present, needed: list[str], path: Path) -> None:
     missing = [name for name in needed if name not in set(present)]
     if missing:
@@ -365,9 +394,9 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
-                           strata_levels: list[tuple[str, ...]] | None) -> None:
+                           strata_levels: list[tuple[str, ...]] | None, member: str = "") -> None:
     """Weighted data needs an event row with a positive weight; a Cox stratum needs an event among the
-    training rows (its baseline hazard is estimated from them)."""
+    training rows (its baseline hazard is estimated from them); ``member`` says whose training rows."""
     if train.weight is not None and not (train.weight[train.event] > 0).any():
         raise DataError(f"{path}: every event row among the training rows has weight 0 in '{config.weight_col}'; "
                         "a model cannot learn without weighted events")
@@ -376,12 +405,14 @@ def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
         empty = np.flatnonzero(events == 0)
         if len(empty):
             rows = np.bincount(train.strata, minlength=len(strata_levels))
-            shown = "; ".join(f"{describe_stratum(config.strata, strata_levels[k])} ({rows[k]} rows)"
+            shown = "; ".join(f"{describe_stratum(config.strata, strata_levels[k])} ({rows[k]} training "
+                              f"row{'' if rows[k] == 1 else 's'})"
                               for k in empty[:5])
             raise DataError(f"{path}: {len(empty)} {'stratum has' if len(empty) == 1 else 'strata have'} no event "
-                            f"among the training rows in "
+                            f"among the training rows{member} in "
                             f"column(s) {', '.join(map(repr, config.strata))}: {shown}; each stratum's baseline "
-                            "hazard needs events (merge small strata, or drop them)")
+                            "hazard needs events (merge small strata, or drop them"
+                            f"{', or use fewer --ensemble members' if member else ''})")
 
 
 def _require_events(train: Outcomes, path: Path, loss: str) -> None:
