@@ -6,6 +6,7 @@ says how to make the number the model needs.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from lifelines.datasets import load_rossi
@@ -34,7 +35,11 @@ def test_numbers_stored_as_text_in_a_parquet_file_are_warned_about(tmp_path):
     """A Parquet file written from read_csv(dtype=str): every column text. The file's type decides (categorical),
     but a quantity with many values (age) gets a warning naming --numeric; with it, no warning."""
     path = tmp_path / "text.parquet"
-    load_rossi().astype(str).to_parquet(path)
+    rossi = load_rossi()
+    rng = np.random.default_rng(0)
+    rossi["zip"] = rng.choice([str(94100 + k) for k in range(15)], len(rossi))  # codes by name: not warned about
+    rossi["postal"] = rng.choice([f"0{2100 + k}" for k in range(15)], len(rossi))  # leading zeros: codes
+    rossi.astype(str).to_parquet(path)
     args = ["train", path, "--time-col", "week", "--event-col", "arrest", "--epochs", "1", "--hidden", "8"]
     result = run_survmom(*args, "--out", tmp_path / "a.pt", check=True)
     warned = [line for line in result.stderr.splitlines() if "stored as text" in line]

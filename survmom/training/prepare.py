@@ -35,6 +35,7 @@ from survmom.data import (
     table_columns,
     text_notice,
 )
+from survmom.data.diagnostics import looks_like_code_name
 from survmom.data.messages import plural, quote_list
 from survmom.errors import DataError
 from survmom.system import memory_limit
@@ -378,12 +379,21 @@ def _used(columns: list[str], used: list[str]) -> list[str]:
 
 def _numbers_stored_as_text(preprocessor: Preprocessor, text_in_file: set[str], path: Path) -> list[str]:
     """A warning per text column of a typed file (Parquet written from ``read_csv(dtype=str)``) whose more than
-    10 categories are all numbers: a quantity (age) made one input per value, unless the user says --numeric."""
+    10 categories are all numbers: a quantity (age) made one input per value, unless the user says --numeric.
+    Codes are left alone: a name that reads as a code (``zip``, ``icd9``, ``centre``) or a value with a leading
+    zero ("02134")."""
     return [f"{path}: column '{spec.name}' is stored as text but all its {len(spec.categories)} values are "
             f"numbers ({quote_list(list(spec.categories), 3)}); treated as categorical, one input per value: "
             f"--numeric {spec.name} reads it as a number"
             for spec in preprocessor.columns if isinstance(spec, CategoricalColumn) and spec.name in text_in_file
-            and len(spec.categories) > 10 and all(as_number(c) is not None for c in spec.categories)]
+            and len(spec.categories) > 10 and not looks_like_code_name(spec.name)
+            and all(as_number(c) is not None and not _leading_zero(str(c)) for c in spec.categories)]
+
+
+def _leading_zero(text: str) -> bool:
+    """Whether a number's text starts with a zero that a number would drop ("007", "02134"; not "0" or "0.5")."""
+    digits = text.strip().lstrip("+-")
+    return len(digits) > 1 and digits[0] == "0" and digits[1].isdigit()
 
 
 def _require_columns(present, needed: list[str], path: Path) -> None:
