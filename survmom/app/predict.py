@@ -202,7 +202,11 @@ class LoadedModel:
         median overflows)."""
         if self.config.loss == "cox":
             return est[:, :, 0].double().mean(0)
-        return -weibull_log_median(self.user_params(est).reshape(-1, 2)).reshape(est.shape[:2]).mean(0)
+        return -self._log_medians(est).mean(0)
+
+    def _log_medians(self, est: torch.Tensor) -> torch.Tensor:
+        """Each Weibull member's log median time (K, n) in the user's unit."""
+        return weibull_log_median(self.user_params(est).reshape(-1, 2)).reshape(est.shape[:2])
 
     def median(self, est: torch.Tensor, strata: Any = None) -> torch.Tensor:
         """Median survival time (n,) float64 (user's unit; inf where the curve never reaches 0.5): one member's
@@ -214,14 +218,14 @@ class LoadedModel:
                 return stratified_median(log_hz, codes, member.strata_baselines)
             if self.config.loss == "cox":
                 return cox_median(log_hz, member.baseline_times, member.baseline_cumhaz)
-            return torch.exp(weibull_log_median(self.user_params(est)[0]))
+            return torch.exp(self._log_medians(est)[0])
 
         def survival_at(t: torch.Tensor) -> torch.Tensor:
             return self._mean_survival(est, t, strata, paired=True)
 
         if self.config.loss == "cox":
             return median_on_grid(survival_at, self.baseline_times, est.shape[1])
-        members = torch.exp(weibull_log_median(self.user_params(est).reshape(-1, 2)).reshape(est.shape[:2]))
+        members = torch.exp(self._log_medians(est))
         return median_by_bisection(survival_at, members.min(0).values, members.max(0).values)
 
     def output_names(self, times: list[float]) -> list[str]:

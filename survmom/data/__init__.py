@@ -20,7 +20,7 @@ Modules, each importing only those listed before it:
   ``preprocess`` the :class:`Preprocessor` (fit, transform, plain-data state).
 """
 
-from survmom.data.cells import NA_MARKERS
+from survmom.data.cells import NA_MARKERS, as_number
 from survmom.data.designs import (
     apply_strata,
     check_intervals,
@@ -33,7 +33,7 @@ from survmom.data.designs import (
 from survmom.data.diagnostics import NewValues
 from survmom.data.encoding import CategoricalColumn, NumericColumn
 from survmom.data.messages import sample_rows
-from survmom.data.outcomes import as_number, parse_event, parse_time
+from survmom.data.outcomes import parse_event, parse_time
 from survmom.data.preprocess import Preprocessor
 from survmom.data.read import (
     SUPPORTED,

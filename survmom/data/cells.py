@@ -37,6 +37,18 @@ def per_row(per_unique: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndarr
     return np.append(per_unique, np.array([missing], dtype=per_unique.dtype))[codes]
 
 
+def as_number(value: object) -> float | None:
+    """``value`` as a float when it is a number or a number's text ("2", " 2.0 "), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return None if is_missing_text(value) else float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
 def parses_as_float(text: str) -> bool:
     """Whether Python's ``float`` reads ``text``."""
     try:

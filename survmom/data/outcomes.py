@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survmom.data.cells import FALSE_WORDS, TRUE_WORDS, as_float, is_missing_text, per_row, text_view
+from survmom.data.cells import FALSE_WORDS, TRUE_WORDS, as_float, as_number, is_missing_text, per_row, text_view
 from survmom.data.messages import refuse_rows
 from survmom.errors import DataError
 
@@ -74,18 +74,6 @@ def _event_hint(uniques: np.ndarray) -> str:
     return _EVENT_HINT + ", or name the value meaning an event with --event-value (e.g. --event-value dead)"
 
 
-def as_number(value: object) -> float | None:
-    """``value`` as a float when it is a number or a number's text ("2", " 2.0 "), else None."""
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return None if is_missing_text(value) else float(value)
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        return None
-
-
 def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
     """Rows equal to ``event_value``: as numbers where both are numbers (2 = "2.0"), else as text ignoring case
     and surrounding spaces. Missing values are refused; so is a column where no row holds the value."""
@@ -94,7 +82,7 @@ def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
     matches = np.array([_bool_is(v, target_word) if isinstance(v, (bool, np.bool_))
                         else (as_number(v) is not None and as_number(v) == target_number)
                         or (isinstance(v, str) and v.strip().lower() == target_word) for v in uniques], dtype=bool)
-    missing = np.array([v is None or is_missing_text(v) for v in uniques], dtype=bool)
+    missing = np.array([is_missing_text(v) for v in uniques], dtype=bool)
     shown = per_row(uniques, codes, None)
     refuse_rows(mask=per_row(missing, codes, True), shown=shown,
                 **{**where, "what": "missing event value{s}"})

@@ -78,15 +78,29 @@ def build_trainer(config: TrainConfig, data_path: Path, ranks: Ranks | None = No
     """The prepared data of ``data_path`` and a new Trainer on it (``ranks``: this process's part of a
     distributed run); resolves the default ``--batch`` into ``config``."""
     prepared = prepare_training_data(config, data_path, ranks=ranks)
-    whole = prepared.all_train or prepared.train
-    if config.batch is None:  # per process: a distributed epoch has as many steps as a single process's
+    _resolve_batch(config, prepared, ranks)
+    return _new_trainer(config, prepared, ranks), prepared
+
+
+def _resolve_batch(config: TrainConfig, prepared: PreparedData, ranks: Ranks | None) -> None:
+    """The default ``--batch`` from the training rows, into ``config`` (and so into the checkpoint); per process:
+    a distributed epoch has as many steps as a single process's."""
+    if config.batch is None:
+        whole = prepared.all_train or prepared.train
         config.batch = auto_batch(-(-len(whole) // (1 if ranks is None else ranks.size)))
+
+
+def _new_trainer(config: TrainConfig, prepared: PreparedData, ranks: Ranks | None = None, fit_start: bool = True,
+                 time_scale: float | None = None) -> Trainer:
+    """A Trainer on ``prepared`` (this process's rows of a distributed run with ``ranks``); ``time_scale``: a
+    resumed run's (None: from the training rows); ``fit_start=False`` for a trainer about to load a state."""
     device = resolve_device(config.device) if ranks is None else ranks.device
     _set_threads(config)
-    time_scale = _time_scale(whole, config.loss)
-    trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
-                      _tensors(prepared.val, device, time_scale, config.loss), device, time_scale, ranks=ranks)
-    return trainer, prepared
+    if time_scale is None:
+        time_scale = _time_scale(prepared.all_train or prepared.train, config.loss)
+    return Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
+                   _tensors(prepared.val, device, time_scale, config.loss), device, time_scale, fit_start=fit_start,
+                   ranks=ranks)
 
 
 def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path: Path | None,
@@ -131,12 +145,7 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
         missing = sorted(set(info["columns"]) - set(prepared.data_info["columns"]))
         if missing:
             raise DataError(f"{source}: schema differs from the training data (missing {', '.join(missing)})")
-    device = resolve_device(config.device) if ranks is None else ranks.device
-    _set_threads(config)
-    time_scale = saved.time_scale
-    trainer = Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
-                      _tensors(prepared.val, device, time_scale, config.loss), device, time_scale,
-                      fit_start=False, ranks=ranks)
+    trainer = _new_trainer(config, prepared, ranks, fit_start=False, time_scale=saved.time_scale)
     try:
         trainer.load_state_dict(saved.state)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
@@ -216,8 +225,7 @@ def _train_members(config: TrainConfig, data_path: Path, out: Path, make_reporte
     for member in range(first, size):
         prepared = prepare_training_data(config, data_path, preprocessor, strata_levels, fold=(member, size))
         preprocessor, strata_levels = prepared.preprocessor, prepared.strata_levels
-        if config.batch is None:  # resolved once, from the first member's training rows, and saved
-            config.batch = auto_batch(len(prepared.train))
+        _resolve_batch(config, prepared, None)  # once, from the first member's training rows, and saved
         trainer = _new_trainer(config.member(member), prepared, fit_start=partial is None)
         if partial is not None:
             trainer.load_state_dict(partial)
@@ -245,15 +253,6 @@ def _train_members(config: TrainConfig, data_path: Path, out: Path, make_reporte
 def _record(size: int, members: list[dict[str, Any]], current: int) -> dict[str, Any]:
     """A checkpoint's ensemble record: K, the trained members, the member whose trainer state is at the top."""
     return {"size": size, "members": members, "current": current}
-
-
-def _new_trainer(config: TrainConfig, prepared: PreparedData, fit_start: bool = True) -> Trainer:
-    """A single-process Trainer on ``prepared`` (the CPU or the configured device)."""
-    device = resolve_device(config.device)
-    _set_threads(config)
-    time_scale = _time_scale(prepared.train, config.loss)
-    return Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
-                   _tensors(prepared.val, device, time_scale, config.loss), device, time_scale, fit_start=fit_start)
 
 
 def _every_row_risks(trainer: Trainer, prepared: PreparedData) -> torch.Tensor:
