@@ -26,7 +26,8 @@ SAMPLE = ROOT / "sample_data"
 
 
 def survmom(*args: str | Path, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the CLI in a subprocess; raises unless it exits 0 (``check=False`` to look at a failure)."""
+    """Run the CLI (in this process: see cli_runner); raises unless it exits 0 (``check=False`` to look at a
+    failure)."""
     return run_survmom(*args, cwd=cwd, check=check)
 
 
@@ -187,6 +188,26 @@ def test_inspect_table_goes_to_stderr(trained):
     result = survmom("inspect", trained["weibull"])
     assert result.stdout == "" and "best validation C-index" in result.stderr
 
+
+
+@pytest.mark.parametrize("args", [
+    ("predict", "{cox}", SAMPLE / "new_patients.csv", "--times", "365"),  # data on stdout, a warning on stderr
+    ("inspect", "{weibull}"),  # a rich table on stderr
+    ("evaluate", "{cox}", SAMPLE / "new_patients.csv"),  # exit 2, one error line
+    ("predict", "{cox}"),  # a usage error: Typer's exit 2 and its box
+    ("predict", "{cox}", SAMPLE / "nosuch.csv", "--debug"),  # a traceback
+], ids=["predict", "inspect", "error", "usage", "traceback"])
+def test_the_in_process_runner_gives_what_the_process_gives(trained, args):
+    """The tests run the CLI in their own process (cli_runner); it must see what ``python -m survmom`` shows."""
+    args = [str(a).format(**trained) for a in args]
+    inside, process = run_survmom(*args), run_survmom(*args, isolated=True)
+    assert inside.returncode == process.returncode
+    assert inside.stdout == process.stdout
+    if "--debug" in args:  # the last line of the traceback: the error itself
+        assert inside.stderr.strip().splitlines()[-1] == process.stderr.strip().splitlines()[-1]
+        assert "Traceback" in inside.stderr
+    else:
+        assert inside.stderr == process.stderr
 
 
 @pytest.mark.parametrize("loss", ["cox", "weibull"])

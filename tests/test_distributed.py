@@ -26,7 +26,14 @@ from survmom.training.checkpoint import load_state
 from survmom.training.config import TrainConfig
 from survmom.training.workflow import build_trainer
 
-from cli_runner import ENV, ROOT, checkpoint_tensors, run_survmom
+from cli_runner import ENV, ROOT, checkpoint_tensors
+from cli_runner import run_survmom as _run_survmom
+
+
+def run_survmom(*args, **kwargs):
+    """Every command here in its own process: torchrun's workers, and resumes that start them again."""
+    return _run_survmom(*args, isolated=True, **kwargs)
+
 
 pytestmark = pytest.mark.slow
 

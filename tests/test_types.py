@@ -6,7 +6,6 @@ from __future__ import annotations
 import decimal
 import hashlib
 import io
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -192,8 +191,7 @@ def test_every_forced_type_error_exits_2_with_one_line_and_writes_nothing(tmp_pa
         data = tmp_path / ("p.parquet" if "parquet" in name else "d.csv")
         return run_survmom("train", data, "-o", tmp_path / "m.pt", *TRAIN, *args)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = dict(zip(cases, pool.map(run, cases.items()), strict=True))
+    results = {name: run((name, case)) for name, case in cases.items()}
     for name, (_, expected) in cases.items():
         result = results[name]
         lines = result.stderr.strip().splitlines()
@@ -245,9 +243,8 @@ def test_real_coded_columns_train_as_categories_from_parquet_exactly_as_forced_i
     models = {name: tmp_path / f"{name}.pt" for name in ("parquet", "csv", "csv_forced")}
     runs = [("parquet", tmp_path / "actg320.parquet", []), ("csv", tmp_path / "actg320.csv", []),
             ("csv_forced", tmp_path / "actg320.csv", ["--categorical", ",".join(coded)])]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        list(pool.map(lambda run: run_survmom("train", run[1], "-o", models[run[0]], *TRAIN, *run[2],
-                                                   check=True), runs))
+    for name, data, flags in runs:
+        run_survmom("train", data, "-o", models[name], *TRAIN, *flags, check=True)
     states = {name: torch.load(path, weights_only=True) for name, path in models.items()}
     types = states["parquet"]["preprocessing"]["column_types"]
     assert all(types[c] == "category" for c in coded) and types["age"] == types["cd4"] == "numeric"
