@@ -10,9 +10,10 @@ from survmom.errors import ConfigError
 from survmom.training.config import DEFAULT_BANK_SIZE, TrainConfig, auto_batch, load_yaml
 
 
-@pytest.mark.parametrize(("rows", "batch"), [(10, 32), (2_000, 32), (16_000, 32), (16_001, 33), (160_000, 320),
-                                             (800_000, 1600)])
-def test_auto_batch_is_32_on_small_data_and_an_epoch_of_500_steps_on_large(rows, batch):
+@pytest.mark.parametrize(("rows", "batch"), [(10, 32), (2_000, 32), (3_200, 32), (3_201, 33), (5_039, 51),
+                                             (12_800, 128), (40_000, 128), (64_000, 128), (64_001, 129),
+                                             (160_000, 320), (800_000, 1600)])
+def test_auto_batch_is_32_on_small_data_then_epochs_of_100_steps_then_500(rows, batch):
     assert auto_batch(rows) == batch
 
 

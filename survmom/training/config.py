@@ -20,6 +20,10 @@ from survmom.errors import ConfigError
 DEFAULT_BANK_SIZE = 2048
 SMALL_DATA_BATCH = 32
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds fit; the trainer derives per-epoch seeds from it
+# The default batch by training rows (auto_batch): epochs of 100 steps from 3,200 rows, the batch capped at 128
+# until an epoch reaches 500 steps (64,000 rows), then epochs of 500 steps.
+STEPS_PER_EPOCH_MID_DATA = 100
+MID_DATA_BATCH_CAP = 128
 STEPS_PER_EPOCH_LARGE_DATA = 500
 MAX_ENSEMBLE = 50
 # The columns predict writes for each loss, in order, before one ``surv_<t>`` column per --times value.
@@ -37,12 +41,18 @@ def check_id_column_name(id_col: str | None) -> None:
 
 
 def auto_batch(train_rows: int) -> int:
-    """Default rows per step: 32, or for more than 16,000 training rows ``ceil(rows / 500)``.
+    """Default rows per step: ``max(32, min(128, ceil(rows / 100)), ceil(rows / 500))``.
 
-    Small batches are what the memory bank is for; on large cohorts every batch of a few hundred rows holds
-    plenty of events, and ~500 steps per epoch keeps an epoch (and early stopping) on a sensible time scale.
+    That is 32 up to 3,200 training rows (small batches are what the memory bank is for); epochs of 100 steps
+    up to 12,800 rows; 128 up to 64,000 rows; then epochs of 500 steps. From a few thousand rows a batch of
+    50–128 rows holds plenty of events, and fewer, larger steps reach the validation C-index of batch 32 in
+    a fraction of the time (BENCHMARKS.md, "The default batch by data size").
     """
-    return max(SMALL_DATA_BATCH, -(-train_rows // STEPS_PER_EPOCH_LARGE_DATA))
+    def per_epoch(steps: int) -> int:
+        return -(-train_rows // steps)
+
+    return max(SMALL_DATA_BATCH, min(MID_DATA_BATCH_CAP, per_epoch(STEPS_PER_EPOCH_MID_DATA)),
+               per_epoch(STEPS_PER_EPOCH_LARGE_DATA))
 
 
 def cli(help: str, *flags: str, path: bool = False) -> dict[str, Any]:
@@ -93,7 +103,8 @@ class TrainConfig:
     ties: str = field(default="efron", metadata=cli(f"Cox tie handling: {_one_of(TIES)}."))
     # None: auto_batch(training rows), resolved before training and saved.
     batch: int | None = field(
-        default=None, metadata=cli("Rows per training step (default: 32; above 16,000 training rows: rows/500)."))
+        default=None, metadata=cli("Rows per training step (default: 32 up to 3,200 training rows; then rows/100 "
+                                   "up to 128, and rows/500 from 64,000 rows)."))
     epochs: int = field(default=40, metadata=cli("Maximum number of passes over the training rows."))
     lr: float = field(default=1e-3, metadata=cli("AdamW learning rate."))
     weight_decay: float = field(default=1e-4, metadata=cli("AdamW weight decay."))
