@@ -48,11 +48,11 @@ def auto_batch(train_rows: int) -> int:
     50–128 rows holds plenty of events, and fewer, larger steps reach the validation C-index of batch 32 in
     a fraction of the time (BENCHMARKS.md, "The default batch by data size").
     """
-    def per_epoch(steps: int) -> int:
-        return -(-train_rows // steps)
+    def batch_for(steps_per_epoch: int) -> int:
+        return -(-train_rows // steps_per_epoch)
 
-    return max(SMALL_DATA_BATCH, min(MID_DATA_BATCH_CAP, per_epoch(STEPS_PER_EPOCH_MID_DATA)),
-               per_epoch(STEPS_PER_EPOCH_LARGE_DATA))
+    return max(SMALL_DATA_BATCH, min(MID_DATA_BATCH_CAP, batch_for(STEPS_PER_EPOCH_MID_DATA)),
+               batch_for(STEPS_PER_EPOCH_LARGE_DATA))
 
 
 def cli(help: str, *flags: str, path: bool = False) -> dict[str, Any]:
