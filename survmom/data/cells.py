@@ -1,7 +1,9 @@
 """What a cell means, read one way everywhere: missing-value spellings, numbers in text, true/false words,
 category labels. Works per distinct value (pandas factorize), never per row.
 
-``"."`` is not a missing value: a numeric column holding one is text, and categorical with a warning.
+A lone ``"."`` (SAS's and Stata's missing number) is missing where a number is read (:func:`parse_numbers`), and
+a label elsewhere: a text column holding only numbers and ``"."`` is read as numbers
+(:mod:`~survmom.data.text_numbers`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from survmom.errors import DataError
 NA_MARKERS = ("", "NA", "N/A", "#N/A", "NaN", "nan", "null", "NULL", "None")
 NA_LOWER = frozenset(m.lower() for m in NA_MARKERS)  # missing in text, any case and surrounding whitespace
 TRUE_WORDS = frozenset({"true", "yes", "1", "t", "y", "1.0"})
+DOT = "."  # SAS's and Stata's missing number: missing where a number is read, not in text
 FALSE_WORDS = frozenset({"false", "no", "0", "f", "n", "0.0"})
 
 
@@ -63,12 +66,12 @@ def parse_numbers(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     The one definition of what a numeric column may hold as text, used by training and by every reader:
     missing-value spellings in any case with any surrounding whitespace (``" NA"``, ``"null"``, ``"   "``)
-    are missing; anything Python's ``float`` reads (surrounding whitespace ignored) is a number.
+    and a lone :data:`DOT` are missing; anything Python's ``float`` reads (surrounding whitespace ignored) is a number.
     """
     parsed = np.full(len(uniques), np.nan)
     bad = np.zeros(len(uniques), dtype=bool)
     for k, value in enumerate(uniques):  # per distinct value, not per row
-        if is_missing_text(value):
+        if is_missing_text(value) or (isinstance(value, str) and value.strip() == DOT):
             continue
         if isinstance(value, (bool, np.bool_)):
             bad[k] = True

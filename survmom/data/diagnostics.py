@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survmom.data.cells import NA_MARKERS, is_missing_text, label, parses_as_float, text_view
+from survmom.data.cells import DOT, NA_MARKERS, is_missing_text, label, parses_as_float, text_view
 from survmom.data.encoding import CategoricalColumn, NumericColumn, standardise, within
 from survmom.data.messages import SAMPLE, plural, quote_list, show_value
 
@@ -105,9 +105,12 @@ def categorical(column: str, categories: Sequence[str], n_observed: int, *, bool
         numeric = [c for c in categories if parses_as_float(c)]
         text = [c for c in categories if not parses_as_float(c)]
         if text and len(numeric) >= 0.9 * len(categories):
+            fix = "fix or blank those values to use it as numeric"
+            if text == [DOT]:
+                fix = f"'.' is SAS's and Stata's missing number: --numeric {column} reads it as numbers, '.' missing"
             warnings.append(
                 f"column '{column}' is mostly numbers but has text values ({quote_list(text, 5)}); "
-                f"treated as categorical, fix or blank those values to use it as numeric"
+                f"treated as categorical, {fix}"
             )
     if not boolean:
         case = _case_variants(column, categories)

@@ -3,10 +3,13 @@
 The delimiter of a ``.csv`` is detected from its first lines (:func:`dialect`): comma, semicolon or tab, the
 one that splits the header and the first rows into the same number of fields (more than one); a
 semicolon-separated file whose numbers use a decimal comma (the European spreadsheet export) is read with
-``decimal_point=","``. A file that two delimiters split equally well is refused: pass ``--delimiter``.
+``decimal_point=","`` (where those lines hold whole numbers only, a column written with decimal commas further
+down is read with them: :mod:`~survmom.data.text_numbers`). A file that two delimiters split equally well is
+refused: pass ``--delimiter``.
 ``.tsv``/``.tab`` files are tab-separated. ``--delimiter`` overrides both.
 
-Cells equal to one of :data:`~survmom.data.cells.NA_MARKERS` are missing. A file is parsed by pyarrow's
+Cells equal to one of :data:`~survmom.data.cells.NA_MARKERS` are missing, and a lone ``"."`` where a number is
+read. A file is parsed by pyarrow's
 streaming reader, a few 1 MiB blocks at a time, so memory does not grow with the file. Columns typed
 "numeric" are converted by pyarrow; a column holding values pyarrow refuses but training accepts (``" NA"``,
 ``"1_000"``) is read as text and parsed as training parses it (:func:`~survmom.data.cells.parse_numbers`).
@@ -39,7 +42,7 @@ from survmom.data.cells import NA_MARKERS, parse_numbers, per_row
 from survmom.data.formats import rebatch
 from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
 from survmom.data.tables import clean_names, select, to_pandas
-from survmom.data.text_numbers import decimal_point, grouped_comma_columns, numbers_in_text_columns
+from survmom.data.text_numbers import decimal_point, text_columns_as_numbers, unconverted
 from survmom.errors import ConfigError, DataError
 
 _HEADER_PROBE = 1 << 20  # bytes read to find the header row
@@ -58,11 +61,14 @@ _DECIMAL_POINT = re.compile(r"^\s*[-+]?\d*\.\d+([eE][-+]?\d+)?\s*$")
 @dataclass(frozen=True)
 class Dialect:
     """How a delimited file is written: ``delimiter`` (one character), ``decimal`` ("." or ","), and
-    ``notice``: one line saying what was detected when it is not a plain comma-separated file, else None."""
+    ``notice``: one line saying what was detected when it is not a plain comma-separated file, else None;
+    ``comma_later``: a semicolon or tab file whose first lines held no decimal point, so a column whose every
+    value is a number with a decimal comma reads as numbers (:mod:`~survmom.data.text_numbers`)."""
 
     delimiter: str = ","
     decimal: str = "."
     notice: str | None = None
+    comma_later: bool = False
 
 
 def dialect(path: Path, delimiter: str | None = None) -> Dialect:
@@ -87,18 +93,19 @@ def dialect(path: Path, delimiter: str | None = None) -> Dialect:
             raise DataError(f"{path}: the first lines split equally well by {shown}; pass --delimiter "
                             f"(e.g. --delimiter ';') to say which")
         delimiter = next(iter(fits), ",")
-    decimal = "."
+    decimal, comma_later = ".", False
     if delimiter != ",":
         cells = [c for r in list(csv.reader(lines, delimiter=delimiter))[1:] for c in r]
-        if any(_DECIMAL_COMMA.match(c) for c in cells) and not any(
-                _DECIMAL_POINT.match(c) and not _GROUPED_POINTS.match(c) for c in cells):
+        points = any(_DECIMAL_POINT.match(c) and not _GROUPED_POINTS.match(c) for c in cells)
+        if any(_DECIMAL_COMMA.match(c) for c in cells) and not points:
             decimal = ","
+        comma_later = decimal == "." and not points
     notice = None
     if (delimiter, decimal) != (",", ".") and not (tabbed and (delimiter, decimal) == ("\t", ".")):
         name = _CANDIDATES.get(delimiter, repr(delimiter))
         comma = " with decimal commas" if decimal == "," else ""
         notice = f"{path}: read as {name}-separated{comma} (detected from the first lines; --delimiter overrides)"
-    return Dialect(delimiter, decimal, notice)
+    return Dialect(delimiter, decimal, notice, comma_later)
 
 
 def _first_lines(path: Path) -> list[str]:
@@ -147,7 +154,7 @@ def read(path: Path, columns: list[str] | None, column_types: dict[str, str], ho
                     table = pa_csv.read_csv(source, read_options=read_options, parse_options=_parse(how),
                                             convert_options=convert)
             except (pa.ArrowException, OSError, EOFError) as exc:
-                failed = _unconverted(exc, names, numeric, as_text)
+                failed = unconverted(exc, names, numeric, as_text)
                 if failed:
                     as_text.update(failed)
                     continue
@@ -156,10 +163,10 @@ def read(path: Path, columns: list[str] | None, column_types: dict[str, str], ho
     if table.num_rows == 0:
         raise DataError(f"{path}: has a header but no data rows")
     table = table.rename_columns(selected)
-    if how.decimal == ",":  # "1.234,5" (Excel's numbers there) is text to pyarrow: a number to a statistician
-        as_text |= grouped_comma_columns(table, {c for c in selected if column_types.get(c) in ("category", "string")})
-    try:
-        table = numbers_in_text_columns(table, as_text, path=path, start=0, decimal=how.decimal)
+    text = {c for c in selected if column_types.get(c) in ("category", "string")}
+    try:  # "1.234,5", a late "1,5" and "." are text to pyarrow: numbers (and a missing one) to a statistician
+        table = text_columns_as_numbers(table, as_text, text, path=path, start=0, decimal=how.decimal,
+                                        comma_later=how.comma_later)
     except DataError as exc:
         raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
     return to_pandas(table, path, column_types, not_text=lambda column, rows: _not_utf8(path, column, rows))
@@ -223,14 +230,15 @@ def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], c
                     block = block.slice(skip).rename_columns(selected)
                     skip = 0
                     try:
-                        block = numbers_in_text_columns(block, as_text, path=path, start=done, decimal=how.decimal)
+                        block = text_columns_as_numbers(block, set(as_text), set(selected) - as_text, path=path,
+                                                        start=done, decimal=how.decimal, comma_later=how.comma_later)
                     except DataError as exc:
                         raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
                     done += block.num_rows
                     yield block
             return
         except pa.ArrowInvalid as exc:
-            failed = _unconverted(exc, names, numeric, as_text)
+            failed = unconverted(exc, names, numeric, as_text)
             if not failed:
                 raise
             as_text.update(failed)
@@ -368,25 +376,6 @@ def _arrow_types(
         elif kind in ("category", "string") or (stream and kind in (None, "code")):
             types[raw_of[name]] = pa.string()
     return types
-
-
-# --------------------------------------------------------------------------------------------- numbers in text
-
-
-def _unconverted(exc: BaseException, names: list[str], numeric: list[str], as_text: set[str]) -> list[str]:
-    """Numeric columns to read as text after pyarrow failed to convert one to float64 (``exc``); [] if none.
-
-    pyarrow names the column by its position in the file; without one, every numeric column not yet read as
-    text is.
-    """
-    reason = first_line(exc)
-    if "conversion error" not in reason:
-        return []
-    match = re.search(r"In CSV column #(\d+): CSV conversion error", reason)
-    if match and int(match.group(1)) < len(names):
-        name = names[int(match.group(1))]
-        return [name] if name in numeric and name not in as_text else []
-    return [c for c in numeric if c not in as_text]
 
 
 # --------------------------------------------------------------------------------------------- errors

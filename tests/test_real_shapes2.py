@@ -1,0 +1,106 @@
+"""Shapes of real users' files, second sweep: a decimal comma first seen after the lines the dialect is detected
+from, SAS's and Stata's "." for a missing number, ...
+
+Each test fails without its fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines.datasets import load_rossi
+
+from survmom.data import Preprocessor, iter_table_batches, read_table
+
+from cli_runner import run_survmom
+
+ROSSI = ["--time-col", "week", "--event-col", "arrest", "--epochs", "1", "--hidden", "8"]
+
+
+def _late_comma_file(path: Path) -> pd.DataFrame:
+    """A semicolon file (decimal commas) whose first 60 rows are whole numbers: the decimal comma comes later."""
+    rng = np.random.default_rng(0)
+    n = 120
+    frame = pd.DataFrame({"time": rng.exponential(10, n).round(2) + 1, "event": rng.integers(0, 2, n),
+                          "dose": rng.normal(size=n).round(3), "age": rng.integers(30, 80, n)})
+    frame.loc[:59, ["time", "dose"]] = frame.loc[:59, ["time", "dose"]].round(0) + 0.0
+    frame.loc[7, "dose"] = np.nan
+
+    def cell(value: float) -> str:
+        return "" if np.isnan(value) else (f"{value:.0f}" if value.is_integer() else str(value).replace(".", ","))
+
+    text = "time;event;dose;age\n" + "".join(f"{cell(t)};{e};{cell(d)};{a}\n" for t, e, d, a in zip(
+        frame["time"], frame["event"], frame["dose"], frame["age"], strict=True))
+    assert "," not in "".join(text.splitlines()[:55])  # detection sees whole numbers only
+    path.write_text(text)
+    return frame
+
+
+def test_a_decimal_comma_first_seen_after_line_50_reads_as_numbers(tmp_path):
+    path = tmp_path / "late.csv"
+    frame = _late_comma_file(path)
+    table = read_table(path)
+    for column in ("time", "dose"):
+        assert table[column].dtype == np.float64
+        np.testing.assert_allclose(table[column], frame[column])
+    # predict streams the file: the model's numeric column is read the same way
+    streamed = pd.concat(iter_table_batches(path, ["dose"], 50, column_types={"dose": "numeric"}))
+    np.testing.assert_allclose(streamed["dose"], frame["dose"])
+    out = tmp_path / "m.pt"
+    result = run_survmom("train", path, "--epochs", "1", "--hidden", "8", "--out", out, check=True)
+    assert "categor" not in result.stderr and "non-numeric" not in result.stderr
+
+
+def test_a_column_mixing_decimal_points_and_commas_stays_text(tmp_path):
+    """Only a column whose every value is written with a decimal comma is read with it."""
+    path = tmp_path / "mixed.csv"
+    rows = [f"{i};{i % 2};{i}" for i in range(60)] + ["61;1;1,5", "62;0;2.5", "63;1;x"]
+    path.write_text("time;event;v\n" + "\n".join(rows) + "\n")
+    assert isinstance(read_table(path)["v"].dtype, pd.CategoricalDtype)
+
+
+def test_a_lone_dot_is_a_missing_number(tmp_path):
+    """SAS and Stata write "." for a missing number: a column of numbers and "." is numeric, "." missing; a
+    text column keeps "." as a label."""
+    rossi = load_rossi()
+    rossi["wexp"] = rossi["wexp"].map({0: "no", 1: "."})
+    text = rossi.astype({"age": object, "week": object})
+    text.loc[::9, "age"] = "."
+    text.loc[3, "week"] = " . "
+    path = tmp_path / "sas.csv"
+    text.to_csv(path, index=False)
+    table = read_table(path)
+    assert table["age"].dtype == np.float64 and table["age"].isna().sum() == len(rossi[::9])
+    assert isinstance(table["wexp"].dtype, pd.CategoricalDtype) and set(table["wexp"].cat.categories) == {"no", "."}
+    out = tmp_path / "m.pt"
+    # the time column: a "." is a missing time (refused as such), not "non-numeric"
+    result = run_survmom("train", path, *ROSSI, "--out", out)
+    assert result.returncode == 2 and "missing" in result.stderr and "non-numeric" not in result.stderr
+    assert not out.exists()
+    rossi.assign(age=text["age"]).to_csv(path, index=False)
+    result = run_survmom("train", path, *ROSSI, "--out", out, check=True)
+    assert "mostly numbers" not in result.stderr
+    # predict reads the model's numeric column with "." missing too
+    run_survmom("predict", out, path, "-o", tmp_path / "p.csv", check=True)
+    assert len(pd.read_csv(tmp_path / "p.csv")) == len(rossi)
+
+
+def test_a_typed_files_text_column_of_numbers_and_dots_names_the_dot_and_numeric():
+    frame = pd.DataFrame({"lab": ["1.5", "2.0", "3.1", "0.4", "5.5", "2.2", "7.0", "8.1", "9.3", "4.4", "."]})
+    pre = Preprocessor.fit(frame, ["lab"], path=Path("d"))
+    assert any("'.' is SAS's and Stata's missing number: --numeric lab reads it as numbers" in w
+               for w in pre.warnings)
+    numeric = Preprocessor.fit(frame, ["lab"], path=Path("d"), types={"lab": "numeric"})
+    assert numeric.columns[0].missing_indicator
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_whole_numbers_in_a_semicolon_or_tab_file_are_unchanged(delimiter, tmp_path):
+    path = tmp_path / "whole.csv"
+    path.write_text(f"time{delimiter}event{delimiter}code\n" + "".join(
+        f"{i + 1}{delimiter}{i % 2}{delimiter}{'a' if i % 3 else 'b,c'}\n" for i in range(80)))
+    table = read_table(path)
+    assert table["time"].dtype == np.int64 and isinstance(table["code"].dtype, pd.CategoricalDtype)
