@@ -104,3 +104,33 @@ def test_whole_numbers_in_a_semicolon_or_tab_file_are_unchanged(delimiter, tmp_p
         f"{i + 1}{delimiter}{i % 2}{delimiter}{'a' if i % 3 else 'b,c'}\n" for i in range(80)))
     table = read_table(path)
     assert table["time"].dtype == np.int64 and isinstance(table["code"].dtype, pd.CategoricalDtype)
+
+
+def _comma_named_rossi(tmp_path: Path) -> Path:
+    rossi = load_rossi().rename(columns={"prio": "prior convictions, n", "race": "race, coded"})
+    path = tmp_path / "commas.csv"
+    rossi.to_csv(path, index=False)
+    return path
+
+
+def test_column_names_holding_commas_can_be_named_in_list_options(tmp_path):
+    """--features dose, mg,age (split at every comma) and --categorical '"race, coded"' (CSV quoting) name the
+    columns "dose, mg" and "race, coded"; the checkpoint keeps the whole names."""
+    path, out = _comma_named_rossi(tmp_path), tmp_path / "m.pt"
+    run_survmom("train", path, *ROSSI, "--features", "age,prior convictions,n, race, coded,fin",
+                "--categorical", '"race, coded"', "--out", out, check=True)
+    shown = run_survmom("inspect", out, check=True)
+    shown = shown.stdout + shown.stderr
+    assert "prior convictions, n" in shown and "race, coded" in shown
+    run_survmom("train", path, *ROSSI, "--loss", "cox", "--strata", '"race, coded"', "--exclude",
+                "prior convictions, n", "--out", tmp_path / "s.pt", check=True)
+
+
+def test_an_unknown_name_in_a_list_option_names_the_close_match_and_the_quoting(tmp_path):
+    path, out = _comma_named_rossi(tmp_path), tmp_path / "m.pt"
+    result = run_survmom("train", path, *ROSSI, "--features", "agee,prior convictions", "--out", out)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert ("--features names 2 columns not in the file: 'agee', 'prior convictions' (available: " in result.stderr
+            and "'agee': did you mean 'age'?; 'prior convictions': did you mean 'prior convictions, n'?; quote a "
+                "name holding a comma: '\"a, b\",c'" in result.stderr)
+    assert not out.exists()

@@ -28,6 +28,7 @@ from survmom.data import (
     parse_weight,
     read_table,
     read_table_share,
+    rejoin_split_names,
     select_feature_columns,
     subject_codes,
     subject_folds,
@@ -135,6 +136,8 @@ def prepare_training_data(
     """
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
+    for option in ("features", "exclude", "categorical", "numeric", "strata"):  # "dose, mg" split at its comma
+        setattr(config, option, rejoin_split_names(getattr(config, option), columns))
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     text_in_file: set[str] = set()  # feature columns a typed file stores as text, the user not saying otherwise
     if preprocessor is None:
