@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from lifelines.datasets import load_rossi
 
+from survmom import SurvivalModel
 from survmom.data import Preprocessor, iter_table_batches, read_table
+from survmom.errors import DataError
 
 from cli_runner import run_survmom
 
@@ -134,3 +136,38 @@ def test_an_unknown_name_in_a_list_option_names_the_close_match_and_the_quoting(
             and "'agee': did you mean 'age'?; 'prior convictions': did you mean 'prior convictions, n'?; quote a "
                 "name holding a comma: '\"a, b\",c'" in result.stderr)
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------ Python API DataFrames
+
+
+def _model() -> SurvivalModel:
+    return SurvivalModel(verbose=False, epochs=1, hidden=(8,), seed=0)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.assign(mix=["a" if i % 2 else 1 for i in range(len(d))]),
+     "DataFrame: column 'mix' mixes number and text values (rows 1, 2: 1, 'a'); give the column one type (e.g. "
+     "df[col].astype(str) for labels, pd.to_numeric for numbers)"),
+    (lambda d: pd.concat([d, d[["age"]]], axis=1),
+     "DataFrame: duplicate column names: 'age' (columns 4, 10); rename or drop the copies"),
+    (lambda d: d.assign(z=d["age"] + 1j),
+     "DataFrame: cannot be stored as a typed table"),
+    (lambda d: d.assign(stay=pd.to_timedelta(d["week"], unit="D")),
+     "train DataFrame: column 'stay' holds durations; convert it to a number in the unit you mean (e.g. days: its "
+     "total seconds / 86400) or --exclude it"),
+])
+def test_dataframes_pandas_cannot_store_or_survmom_cannot_use_are_one_clear_error(change, message):
+    """A column mixing text and numbers, duplicate names, complex numbers (pyarrow's ArrowNotImplementedError
+    escaped), a duration feature (was "holds dates/times ... days since a reference date")."""
+    with pytest.raises(DataError) as error:
+        _model().fit(change(load_rossi()), time_col="week", event_col="arrest")
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_a_sparse_column_is_read_as_its_dense_values():
+    rossi = load_rossi()
+    dense = _model().fit(rossi, time_col="week", event_col="arrest").predict(rossi)
+    sparse = rossi.assign(prio=pd.arrays.SparseArray(rossi["prio"], fill_value=0))
+    model = _model().fit(sparse, time_col="week", event_col="arrest")
+    pd.testing.assert_frame_equal(model.predict(sparse), dense)

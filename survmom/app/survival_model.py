@@ -32,9 +32,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from survmom.atomic import atomic_write
+from survmom.data.messages import SAMPLE, show_rows
 from survmom.errors import ConfigError, DataError, SurvmomError
 from survmom.training.checkpoint import read_checkpoint
 from survmom.training.config import TrainConfig
@@ -208,11 +211,13 @@ class SurvivalModel:
         if bad:
             raise DataError(f"DataFrame: column names must be non-empty text, got {', '.join(map(repr, bad[:5]))}")
         path = Path(self._folder.name) / f"{name}{_FRAME_SUFFIX}"
+        data = _storable(data)
         try:
             data.to_parquet(path, index=False)
-        except (ValueError, TypeError, ImportError) as error:  # e.g. a column mixing numbers and text
-            raise DataError(f"DataFrame: cannot be stored as a typed table ({str(error).splitlines()[0][:200]}); "
-                            "give each column one type") from error
+        except (ValueError, TypeError, ImportError, NotImplementedError, pa.ArrowException) as error:
+            raise _mixed_types(data) or DataError(
+                f"DataFrame: cannot be stored as a typed table ({str(error).splitlines()[0][:200]}); give each "
+                "column one type of numbers, text, true/false or categories") from error
         return path
 
     def _reporter(self, config: TrainConfig) -> Any:
@@ -221,6 +226,49 @@ class SurvivalModel:
         reporter = make_reporter(config.quiet)
         reporter.warn = _warn  # warnings as Python warnings, whether progress is shown or not
         return reporter
+
+
+def _storable(data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` as Parquet stores it: sparse columns made dense (a storage detail; Parquet has none); DataError
+    for duplicate column names."""
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(data.columns):
+        seen.setdefault(str(name), []).append(position + 1)
+    duplicated = {name: places for name, places in seen.items() if len(places) > 1}
+    if duplicated:
+        shown = "; ".join(f"'{n}' (columns {', '.join(map(str, p))})" for n, p in list(duplicated.items())[:SAMPLE])
+        raise DataError(f"DataFrame: duplicate column names: {shown}; rename or drop the copies")
+    sparse = {name: data[name].dtype.subtype for name in data.columns if isinstance(data[name].dtype, pd.SparseDtype)}
+    return data.astype(sparse) if sparse else data
+
+
+def _mixed_types(data: pd.DataFrame) -> DataError | None:
+    """DataError naming the first object column whose values mix Python types (text and numbers, say), with
+    the first row of each type; None if there is none (error path only: a Python loop over the cells)."""
+    for name in data.columns:
+        if data[name].dtype != object:
+            continue
+        first: dict[str, tuple[int, Any]] = {}
+        for position, value in enumerate(data[name].array):
+            if value is not None and value is not pd.NA and not (isinstance(value, float) and value != value):
+                first.setdefault(_kind_of(value), (position, value))
+        if len(first) > 1:
+            rows = [position + 1 for position, _ in first.values()]
+            return DataError(f"DataFrame: column '{name}' mixes {' and '.join(first)} values "
+                             f"({show_rows(np.asarray(rows), [value for _, value in first.values()])}); "
+                             "give the column one type (e.g. df[col].astype(str) for labels, pd.to_numeric for "
+                             "numbers)")
+    return None
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bool, np.bool_)):
+        return "true/false"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(value).__name__
 
 
 def _warn(message: str) -> None:

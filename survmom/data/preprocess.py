@@ -277,7 +277,10 @@ def _kind(values: pd.Series, *, path: Path, column: str) -> str:
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric"
     inferred = "datetime" if pd.api.types.is_datetime64_any_dtype(dtype) else pd.api.types.infer_dtype(values)
-    if inferred in ("datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period"):
+    if inferred in ("timedelta", "timedelta64"):
+        raise DataError(f"{path}: column '{column}' holds durations; convert it to a number in the unit you mean "
+                        "(e.g. days: its total seconds / 86400) or --exclude it")
+    if inferred in ("datetime", "datetime64", "date", "time", "period"):
         raise DataError(
             f"{path}: column '{column}' holds dates/times; convert it to a number "
             f"(e.g. days since a reference date) or --exclude it"
