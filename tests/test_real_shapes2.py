@@ -171,3 +171,16 @@ def test_a_sparse_column_is_read_as_its_dense_values():
     sparse = rossi.assign(prio=pd.arrays.SparseArray(rossi["prio"], fill_value=0))
     model = _model().fit(sparse, time_col="week", event_col="arrest")
     pd.testing.assert_frame_equal(model.predict(sparse), dense)
+
+
+def test_a_predict_file_with_a_renamed_column_names_the_likely_spelling(tmp_path):
+    rossi = load_rossi()
+    train, out = tmp_path / "train.csv", tmp_path / "m.pt"
+    rossi.to_csv(train, index=False)
+    run_survmom("train", train, *ROSSI, "--out", out, check=True)
+    new = tmp_path / "new.csv"
+    rossi.rename(columns={"age": "Age", "prio": "prior"}).drop(columns=["fin"]).to_csv(new, index=False)
+    result = run_survmom("predict", out, new, "-o", tmp_path / "p.csv")
+    assert result.returncode == 2 and not (tmp_path / "p.csv").exists()
+    assert result.stderr.strip() == (f"error: {new}: missing 3 columns the model was trained on: 'fin', 'age', "
+                                     "'prio' ('age': the file has 'Age'; 'prio': the file has 'prior'; renamed?)")
