@@ -184,3 +184,24 @@ def test_a_predict_file_with_a_renamed_column_names_the_likely_spelling(tmp_path
     assert result.returncode == 2 and not (tmp_path / "p.csv").exists()
     assert result.stderr.strip() == (f"error: {new}: missing 3 columns the model was trained on: 'fin', 'age', "
                                      "'prio' ('age': the file has 'Age'; 'prio': the file has 'prior'; renamed?)")
+
+
+def test_codes_written_as_floats_match_the_training_categories_and_strata(tmp_path):
+    """pandas writes an integer code column holding a missing value as 1.0, 2.0: those are the categories and
+    strata "1", "2" of a model trained on 1, 2 (every row was an unseen category, a stratified model refused
+    the file)."""
+    rossi = load_rossi()
+    rossi["grade"], rossi["centre"] = rossi.index % 3 + 1, rossi.index % 2 + 1
+    train, out = tmp_path / "train.csv", tmp_path / "m.pt"
+    rossi.to_csv(train, index=False)
+    run_survmom("train", train, *ROSSI, "--categorical", "grade", "--strata", "centre", "--out", out, check=True)
+    floats = rossi.astype({"grade": float, "centre": float})
+    floats.loc[0, "grade"] = np.nan
+    new = tmp_path / "new.csv"
+    floats.to_csv(new, index=False)
+    assert "2.0" in new.read_text().splitlines()[2]
+    result = run_survmom("predict", out, new, "-o", tmp_path / "new_pred.csv", check=True)
+    assert "not seen in training" not in result.stderr
+    run_survmom("predict", out, train, "-o", tmp_path / "pred.csv", check=True)
+    expected, got = pd.read_csv(tmp_path / "pred.csv"), pd.read_csv(tmp_path / "new_pred.csv")
+    pd.testing.assert_frame_equal(got.iloc[1:], expected.iloc[1:])

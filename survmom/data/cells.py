@@ -9,6 +9,8 @@ a label elsewhere: a text column holding only numbers and ``"."`` is read as num
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,33 @@ def is_missing_text(value: Any) -> bool:
     if isinstance(value, float) and math.isnan(value):
         return True
     return isinstance(value, str) and value.strip().lower() in NA_LOWER
+
+
+_WHOLE_NUMBER = re.compile(r"^([+-]?\d+)\.0+$")
+
+
+def whole_number_key(text: str) -> str:
+    """A label as a whole number is written without a zero fraction: ``"2.0"`` -> ``"2"`` (pandas writes a code
+    column holding a missing value as floats), other text unchanged. For matching labels only: a model's
+    categories and strata are kept as training wrote them."""
+    match = _WHOLE_NUMBER.match(text)
+    return match.group(1) if match else text
+
+
+def lookup_labels(labels: Sequence[Any], known: Sequence[Any], key: Callable[[Any], Any] = whole_number_key
+                  ) -> np.ndarray:
+    """(len(labels),) int64: each label's position in ``known`` (None and unknown labels: -1). A label not in
+    ``known`` matches the one known label with the same ``key`` (``"2.0"`` and ``"2"``), if exactly one has it."""
+    exact = {value: i for i, value in enumerate(known)}
+    found = np.array([exact.get(value, -1) if value is not None else -1 for value in labels], dtype=np.int64)
+    loose = [k for k, value in enumerate(labels) if found[k] < 0 and value is not None]
+    if loose:
+        by_key: dict[Any, int] = {}
+        for i, value in enumerate(known):
+            by_key[key(value)] = -1 if key(value) in by_key else i
+        for k in loose:
+            found[k] = by_key.get(key(labels[k]), -1)
+    return found
 
 
 def per_row(per_unique: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndarray:

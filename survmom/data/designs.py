@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survmom.data.cells import as_float, label, text_view
+from survmom.data.cells import as_float, label, lookup_labels, text_view, whole_number_key
 from survmom.data.messages import SAMPLE, quote_list, refuse_rows, row_numbers, show_rows, show_value
 from survmom.errors import DataError
 
@@ -92,8 +92,8 @@ def apply_strata(table: pd.DataFrame, columns: Sequence[str], levels: Sequence[S
     """Codes (n,) int64 of the saved ``levels`` (from :func:`fit_strata`); a stratum not among them is a
     DataError naming the value(s), the column(s) and rows."""
     index, keys = stratum_keys(table, columns, path=path)
-    known = {tuple(level): code for code, level in enumerate(levels)}
-    codes = np.array([known.get(key, -1) for key in keys], dtype=np.int64)
+    codes = lookup_labels([tuple(key) for key in keys], [tuple(level) for level in levels],
+                          key=lambda level: tuple(map(whole_number_key, level)))  # "2.0" is the stratum "2"
     unseen = np.flatnonzero(codes < 0)
     if len(unseen):
         rows = np.flatnonzero(np.isin(index, unseen))
