@@ -205,3 +205,15 @@ def test_codes_written_as_floats_match_the_training_categories_and_strata(tmp_pa
     run_survmom("predict", out, train, "-o", tmp_path / "pred.csv", check=True)
     expected, got = pd.read_csv(tmp_path / "pred.csv"), pd.read_csv(tmp_path / "new_pred.csv")
     pd.testing.assert_frame_equal(got.iloc[1:], expected.iloc[1:])
+
+
+@pytest.mark.parametrize("name", ["u16.csv", "u16.tsv"])
+def test_a_utf16_file_says_utf16_and_how_to_re_encode(name, tmp_path):
+    """Excel's "Unicode Text" and PowerShell write UTF-16 with a byte-order mark: was "contains NUL bytes;
+    binary or compressed data?"."""
+    path, out = tmp_path / name, tmp_path / "m.pt"
+    load_rossi().to_csv(path, sep="\t" if name.endswith("tsv") else ",", index=False, encoding="utf-16")
+    result = run_survmom("train", path, *ROSSI, "--out", out)
+    assert result.returncode == 2 and not out.exists()
+    assert result.stderr.strip() == (f"error: {path}: is UTF-16 text, not UTF-8; re-encode the file as UTF-8 (e.g. "
+                                     "iconv -f utf-16 -t utf-8 in.csv > out.csv, or save it from Excel as 'CSV UTF-8')")

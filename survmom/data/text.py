@@ -339,6 +339,9 @@ def _check_text(path: Path, chunk: bytes) -> None:
     """DataError when the file's first bytes ``chunk`` are empty, or binary or compressed data."""
     if not chunk.strip():
         raise DataError(f"{path}: file is empty (no header row)")
+    if chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text", PowerShell's default
+        raise DataError(f"{path}: is UTF-16 text, not UTF-8; re-encode the file as UTF-8 (e.g. iconv -f utf-16 -t "
+                        "utf-8 in.csv > out.csv, or save it from Excel as 'CSV UTF-8')")
     for prefix, what in _MAGIC.items():
         if chunk.startswith(prefix):
             raise DataError(f"{path}: not a CSV text file (looks like {what})")
