@@ -217,3 +217,32 @@ def test_a_utf16_file_says_utf16_and_how_to_re_encode(name, tmp_path):
     assert result.returncode == 2 and not out.exists()
     assert result.stderr.strip() == (f"error: {path}: is UTF-16 text, not UTF-8; re-encode the file as UTF-8 (e.g. "
                                      "iconv -f utf-16 -t utf-8 in.csv > out.csv, or save it from Excel as 'CSV UTF-8')")
+
+
+@pytest.mark.parametrize("shape", ["rows end in a delimiter", "header ends in a delimiter", "blank lines of spaces"])
+def test_trailing_delimiters_and_lines_of_spaces_are_read(shape, tmp_path):
+    """Every data row ending in a delimiter (the header not), the header alone ending in one, a line holding
+    only spaces or a tab: read as pandas reads them (each was 'not a readable CSV file')."""
+    rossi = load_rossi()
+    header, *rows = rossi.to_csv(index=False).splitlines()
+    if shape == "rows end in a delimiter":
+        rows = [row + "," for row in rows]
+    elif shape == "header ends in a delimiter":
+        header += ","
+    else:
+        rows[40:40] = ["   ", "\t"]
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    pd.testing.assert_frame_equal(read_table(path), rossi, check_dtype=False)
+    run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt", check=True)
+    run_survmom("predict", tmp_path / "m.pt", path, "-o", tmp_path / "p.csv", check=True)
+
+
+def test_a_ragged_row_among_rows_ending_in_a_delimiter_is_located(tmp_path):
+    header, *rows = load_rossi().to_csv(index=False).splitlines()
+    rows = [row + "," for row in rows]
+    rows[99] = rows[99][:-1]
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    result = run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and "(line 101 has 9 fields, the first rows have 10)" in result.stderr

@@ -42,6 +42,7 @@ from survmom.data.cells import NA_MARKERS, parse_numbers, per_row
 from survmom.data.formats import rebatch
 from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
 from survmom.data.tables import clean_names, select, to_pandas
+from survmom.data.text_bytes import check_text, first_bad_utf8
 from survmom.data.text_numbers import decimal_point, text_columns_as_numbers, unconverted
 from survmom.errors import ConfigError, DataError
 
@@ -63,12 +64,15 @@ class Dialect:
     """How a delimited file is written: ``delimiter`` (one character), ``decimal`` ("." or ","), and
     ``notice``: one line saying what was detected when it is not a plain comma-separated file, else None;
     ``comma_later``: a semicolon or tab file whose first lines held no decimal point, so a column whose every
-    value is a number with a decimal comma reads as numbers (:mod:`~survmom.data.text_numbers`)."""
+    value is a number with a decimal comma reads as numbers (:mod:`~survmom.data.text_numbers`); ``names``: the
+    column names pyarrow is given (the header then skipped) when every data row ends in more empty fields than
+    the header (``a,b`` over ``1,2,``) or the header in more than the rows (``a,b,`` over ``1,2``), else None."""
 
     delimiter: str = ","
     decimal: str = "."
     notice: str | None = None
     comma_later: bool = False
+    names: tuple[str, ...] | None = None  # given to pyarrow for a header and rows differing by trailing empties
 
 
 def dialect(path: Path, delimiter: str | None = None) -> Dialect:
@@ -105,7 +109,24 @@ def dialect(path: Path, delimiter: str | None = None) -> Dialect:
         name = _CANDIDATES.get(delimiter, repr(delimiter))
         comma = " with decimal commas" if decimal == "," else ""
         notice = f"{path}: read as {name}-separated{comma} (detected from the first lines; --delimiter overrides)"
-    return Dialect(delimiter, decimal, notice, comma_later)
+    return Dialect(delimiter, decimal, notice, comma_later, _trailing_names(lines, delimiter))
+
+
+def _trailing_names(lines: list[str], delimiter: str) -> tuple[str, ...] | None:
+    """The names for pyarrow when the first data rows all differ from the header by trailing empty fields (a
+    trailing delimiter on every row, or on the header only); None when they have the header's width."""
+    try:
+        header, *rows = csv.reader(lines, delimiter=delimiter)
+    except (csv.Error, ValueError):
+        return None
+    widths = {len(row) for row in rows}
+    if len(widths) != 1 or (width := widths.pop()) == len(header):
+        return None
+    if width < len(header):
+        return tuple(header[:width]) if not "".join(header[width:]).strip() else None
+    if "".join(cell for row in rows for cell in row[len(header):]).strip():
+        return None
+    return (*header, *(f"\x00unnamed {k}" for k in range(width - len(header))))
 
 
 def _first_lines(path: Path) -> list[str]:
@@ -115,7 +136,7 @@ def _first_lines(path: Path) -> list[str]:
             chunk = fh.read(_HEADER_PROBE)
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
-    _check_text(path, chunk)
+    check_text(path, chunk)
     if chunk.startswith(codecs.BOM_UTF8):
         chunk = chunk[len(codecs.BOM_UTF8):]
     lines = chunk.decode("utf-8", errors="replace").splitlines()
@@ -277,7 +298,9 @@ def _input(path: Path) -> pa.NativeFile:
 
 
 def _parse(how: Dialect) -> pa_csv.ParseOptions:
-    return pa_csv.ParseOptions(delimiter=how.delimiter)
+    """pyarrow's parse options; a line of only spaces or tabs is blank, as an empty line is (was a ragged row)."""
+    return pa_csv.ParseOptions(delimiter=how.delimiter,
+                               invalid_row_handler=lambda row: "error" if row.text.strip() else "skip")
 
 
 def _header(path: Path, how: Dialect) -> list[str]:
@@ -292,7 +315,7 @@ def _header(path: Path, how: Dialect) -> list[str]:
                 chunk += more
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
-    _check_text(path, chunk)
+    check_text(path, chunk)
     if chunk.startswith(codecs.BOM_UTF8):
         chunk = chunk[len(codecs.BOM_UTF8) :]
     try:
@@ -325,35 +348,12 @@ def _header(path: Path, how: Dialect) -> list[str]:
     return names
 
 
-_MAGIC = {
-    b"PK\x03\x04": "a ZIP/Excel file",
-    b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
-    b"BZh": "bzip2-compressed (name it .csv.bz2)",
-    b"\x28\xb5\x2f\xfd": "zstd-compressed (name it .csv.zst)",
-    b"\xfd7zXZ\x00": "xz-compressed (name it .csv.xz)",
-    b"PAR1": "a Parquet file",
-}
-
-
-def _check_text(path: Path, chunk: bytes) -> None:
-    """DataError when the file's first bytes ``chunk`` are empty, or binary or compressed data."""
-    if not chunk.strip():
-        raise DataError(f"{path}: file is empty (no header row)")
-    if chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text", PowerShell's default
-        raise DataError(f"{path}: is UTF-16 text, not UTF-8; re-encode the file as UTF-8 (e.g. iconv -f utf-16 -t "
-                        "utf-8 in.csv > out.csv, or save it from Excel as 'CSV UTF-8')")
-    for prefix, what in _MAGIC.items():
-        if chunk.startswith(prefix):
-            raise DataError(f"{path}: not a CSV text file (looks like {what})")
-    if b"\x00" in chunk:
-        raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
-
-
 def _options(
     raw_selected: list[str], arrow_types: dict[str, pa.DataType], block_size: int | None, how: Dialect,
 ) -> tuple[pa_csv.ReadOptions, pa_csv.ConvertOptions]:
     """pyarrow's read and convert options for the raw columns ``raw_selected``."""
-    read_options = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}))
+    names = {"column_names": list(how.names), "skip_rows": 1} if how.names else {}
+    read_options = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}), **names)
     convert = pa_csv.ConvertOptions(
         include_columns=raw_selected,
         column_types=arrow_types,
@@ -449,38 +449,22 @@ def _locate_ragged_row(path: Path, n_columns: int, how: Dialect) -> str:
         with _open_bytes(path) as fh:
             text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
             reader = csv.reader(text, delimiter=how.delimiter)
+            if how.names:  # the header differs from the rows by trailing empty fields: the rows count
+                n_columns = len(how.names)
+                next(reader, None)
             for record in reader:
                 if record and len(record) != n_columns:
-                    return f" (line {reader.line_num} has {len(record)} fields, the header has {n_columns})"
+                    expected = "the first rows have" if how.names else "the header has"
+                    return f" (line {reader.line_num} has {len(record)} fields, {expected} {n_columns})"
     except (OSError, EOFError, csv.Error):
         pass
     return ""
 
 
-def _first_bad_utf8(path: Path) -> tuple[int, int, int] | None:
-    """(byte offset, byte value, 1-based line) of the first invalid UTF-8 byte in the file, or None."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0  # file offset of the current chunk
-    lines = 1
-    with _open_bytes(path) as fh:
-        while True:
-            chunk = fh.read(_HEADER_PROBE)
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                # exc.object is the decoder's carried-over partial character followed by this chunk.
-                carried = len(exc.object) - len(chunk)
-                line = lines + exc.object[carried : max(exc.start, carried)].count(b"\n")
-                return offset - carried + exc.start, exc.object[exc.start], line
-            if not chunk:
-                return None
-            lines += chunk.count(b"\n")
-            offset += len(chunk)
-
-
 def _not_utf8(path: Path, column: str | None = None, detail: str = "") -> DataError:
     """The file is not UTF-8: where the first bad byte is, plus ``detail`` (e.g. rows and values)."""
-    found = _first_bad_utf8(path)
+    with _open_bytes(path) as fh:
+        found = first_bad_utf8(fh)
     parts = [f"first bad byte 0x{found[1]:02x} at byte offset {found[0]}, line {found[2]}"] if found else []
     parts += [detail] if detail else []
     where = f" ({'; '.join(parts)})" if parts else ""
