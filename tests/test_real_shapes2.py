@@ -246,3 +246,13 @@ def test_a_ragged_row_among_rows_ending_in_a_delimiter_is_located(tmp_path):
     path.write_text("\n".join([header, *rows]) + "\n")
     result = run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt")
     assert result.returncode == 2 and "(line 101 has 9 fields, the first rows have 10)" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["rows", "header"])
+def test_a_semicolon_file_with_trailing_semicolons_is_detected_and_read(where, tmp_path):
+    rossi = load_rossi()
+    header, *rows = rossi.to_csv(index=False, sep=";").splitlines()
+    header, rows = (header, [row + ";" for row in rows]) if where == "rows" else (header + ";", rows)
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    pd.testing.assert_frame_equal(read_table(path), rossi, check_dtype=False)

@@ -87,11 +87,12 @@ def dialect(path: Path, delimiter: str | None = None) -> Dialect:
     if delimiter is None and tabbed:
         delimiter = "\t"
     if delimiter is None:
-        fits = {}
-        for candidate in _CANDIDATES:
-            widths = {len(r) for r in csv.reader(lines, delimiter=candidate)}
-            if len(widths) == 1 and widths != {1}:
-                fits[candidate] = widths.pop()
+        fits: dict[str, int] = {}
+        for bare in (False, True):  # then widths without trailing empty fields (every row ending in ";")
+            for candidate in _CANDIDATES if not fits else ():
+                widths = {_filled(r) if bare else len(r) for r in csv.reader(lines, delimiter=candidate)}
+                if len(widths) == 1 and widths != {1}:
+                    fits[candidate] = widths.pop()
         if len(fits) > 1:
             shown = " and ".join(f"{_CANDIDATES[c]}s ({n} fields)" for c, n in fits.items())
             raise DataError(f"{path}: the first lines split equally well by {shown}; pass --delimiter "
@@ -110,6 +111,14 @@ def dialect(path: Path, delimiter: str | None = None) -> Dialect:
         comma = " with decimal commas" if decimal == "," else ""
         notice = f"{path}: read as {name}-separated{comma} (detected from the first lines; --delimiter overrides)"
     return Dialect(delimiter, decimal, notice, comma_later, _trailing_names(lines, delimiter))
+
+
+def _filled(row: list[str]) -> int:
+    """The number of fields of ``row`` without its trailing empty ones (at least one)."""
+    width = len(row)
+    while width > 1 and not row[width - 1].strip():
+        width -= 1
+    return width
 
 
 def _trailing_names(lines: list[str], delimiter: str) -> tuple[str, ...] | None:
