@@ -15,7 +15,7 @@ from lifelines.datasets import load_rossi
 
 from survmom import SurvivalModel
 from survmom.data import Preprocessor, iter_table_batches, read_table
-from survmom.errors import DataError
+from survmom.errors import ConfigError, DataError
 
 from cli_runner import run_survmom
 
@@ -256,3 +256,19 @@ def test_a_semicolon_file_with_trailing_semicolons_is_detected_and_read(where, t
     path = tmp_path / "d.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
     pd.testing.assert_frame_equal(read_table(path), rossi, check_dtype=False)
+
+
+def test_times_may_be_one_number_or_an_array():
+    """predict(times=np.array([...])) raised NumPy's "truth value of an array is ambiguous", times=10 "'int'
+    object is not iterable"."""
+    rossi = load_rossi()
+    model = _model().fit(rossi, time_col="week", event_col="arrest")
+    listed = model.predict(rossi, times=[10.0, 20.0])
+    pd.testing.assert_frame_equal(model.predict(rossi, times=np.array([10, 20])), listed)
+    pd.testing.assert_frame_equal(model.predict(rossi, times=pd.Series([10.0, 20.0])), listed)
+    pd.testing.assert_frame_equal(model.predict(rossi, times=10), listed.drop(columns="surv_20"))
+    assert list(model.predict_survival_function(rossi, 10).columns) == [10.0]
+    pd.testing.assert_frame_equal(model.predict(rossi, times="10, 20"), listed)
+    assert model.evaluate(rossi, times=np.array([20]))["times"] == [20.0]
+    with pytest.raises(ConfigError, match="times must be a number or a list of numbers, got 'soon'"):
+        model.predict(rossi, times="soon")

@@ -133,7 +133,7 @@ class SurvivalModel:
     # ---------------------------------------------------------------------------------------------- prediction
 
     @_naming_frames
-    def predict(self, data: Data, times: Sequence[float] | None = None) -> pd.DataFrame:
+    def predict(self, data: Data, times: float | Sequence[float] | None = None) -> pd.DataFrame:
         """Predictions for every row of ``data``: exactly the columns ``survmom predict`` writes (the id column
         if the model has one, ``log_hazard`` or ``log_scale``/``log_shape``, ``risk``, ``median_time`` and
         ``surv_<t>`` for each of ``times``), one row per input row, in order."""
@@ -142,18 +142,18 @@ class SurvivalModel:
         checkpoint = self._fitted()
         out = Path(self._folder.name) / "predictions.parquet"
         try:
-            predict_file(checkpoint, self._as_file(data, "predict"), out, [float(t) for t in times or []],
+            predict_file(checkpoint, self._as_file(data, "predict"), out, _time_list(times) or [],
                          warn=_warn)
             return pd.read_parquet(out)
         finally:
             out.unlink(missing_ok=True)
 
-    def predict_survival_function(self, data: Data, times: Sequence[float]) -> pd.DataFrame:
+    def predict_survival_function(self, data: Data, times: float | Sequence[float]) -> pd.DataFrame:
         """S(t | x): a (rows × times) DataFrame, one column per time (float column labels), rows in the input's
         order. lifelines' ``predict_survival_function`` returns the transpose (times × rows)."""
-        if times is None or len(times) == 0:
+        times = _time_list(times)
+        if not times:
             raise ConfigError("predict_survival_function needs at least one time")
-        times = [float(t) for t in times]
         predictions = self.predict(data, times)
         surv = predictions[[c for c in predictions.columns if c.startswith("surv_")]]
         surv.columns = pd.Index(times, name="time")
@@ -168,12 +168,12 @@ class SurvivalModel:
         return float(self.evaluate(data)["harrell_c"])
 
     @_naming_frames
-    def evaluate(self, data: Data, times: Sequence[float] | None = None) -> dict[str, Any]:
+    def evaluate(self, data: Data, times: float | Sequence[float] | None = None) -> dict[str, Any]:
         """Every metric of ``survmom evaluate --json`` on labelled rows, as a dict."""
         from survmom.app.evaluate import evaluate_file
 
         return evaluate_file(self._fitted(), self._as_file(data, "evaluate"),
-                             None if times is None else [float(t) for t in times])
+                             _time_list(times))
 
     # ------------------------------------------------------------------------------------------------ the file
 
@@ -226,6 +226,26 @@ class SurvivalModel:
         reporter = make_reporter(config.quiet)
         reporter.warn = _warn  # warnings as Python warnings, whether progress is shown or not
         return reporter
+
+
+def _time_list(times: float | Sequence[float] | None) -> list[float] | None:
+    """``times`` as a list of floats: one number, any sequence of numbers (a list, a NumPy array, a Series) or
+    their text ("10,20"); None stays None. ConfigError for anything else."""
+    if times is None:
+        return None
+    if isinstance(times, (int, float, np.number)) and not isinstance(times, bool):
+        return [float(times)]
+    if isinstance(times, str):  # "10,20" as on the command line (iterating it would give 1, 0, 2, 0)
+        from survmom.training.config import parse_list
+
+        try:
+            return parse_list(times, float, "times")
+        except ConfigError:
+            raise ConfigError(f"times must be a number or a list of numbers, got {times!r}") from None
+    try:
+        return [float(t) for t in times]
+    except (TypeError, ValueError):
+        raise ConfigError(f"times must be a number or a list of numbers, got {times!r}") from None
 
 
 def _storable(data: pd.DataFrame) -> pd.DataFrame:
