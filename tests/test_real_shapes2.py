@@ -272,3 +272,14 @@ def test_times_may_be_one_number_or_an_array():
     assert model.evaluate(rossi, times=np.array([20]))["times"] == [20.0]
     with pytest.raises(ConfigError, match="times must be a number or a list of numbers, got 'soon'"):
         model.predict(rossi, times="soon")
+
+
+def test_a_title_line_above_the_header_is_named_as_the_likely_cause(tmp_path):
+    path, out = tmp_path / "export.csv", tmp_path / "m.pt"
+    path.write_text("Recidivism study export of 2024-01-01\n" + load_rossi().to_csv(index=False))
+    result = run_survmom("train", path, *ROSSI, "--out", out)
+    assert result.returncode == 2 and not out.exists()
+    assert result.stderr.strip() == (
+        f"error: {path}: time column 'week' not found (available: 'Recidivism study export of 2024-01-01'); the "
+        "file has one column: is its first line a title (remove the lines above the header), or are its fields "
+        "separated otherwise (--delimiter)?")

@@ -376,4 +376,7 @@ def _not_found(path: Path, what: str, name: str, available: list[str]) -> DataEr
         a for a in available if a.lower() == name.lower()
     ]
     hint = f"; did you mean '{close[0]}'?" if close else ""
+    if len(available) == 1 and not close:  # a title line above the header, or another delimiter
+        hint = ("; the file has one column: is its first line a title (remove the lines above the header), or are "
+                "its fields separated otherwise (--delimiter)?")
     return DataError(f"{path}: {what} column '{name}' not found (available: {quote_list(available)}){hint}")
