@@ -283,3 +283,18 @@ def test_a_title_line_above_the_header_is_named_as_the_likely_cause(tmp_path):
         f"error: {path}: time column 'week' not found (available: 'Recidivism study export of 2024-01-01'); the "
         "file has one column: is its first line a title (remove the lines above the header), or are its fields "
         "separated otherwise (--delimiter)?")
+
+
+def test_dates_written_as_text_are_warned_about_as_dates_not_as_an_identifier(tmp_path):
+    """ISO dates in a CSV are read as dates (refused as a feature); 31/12/2020 stays text: one input per date,
+    warned about as "an identifier?" before."""
+    rossi = load_rossi()
+    visits = pd.Timestamp("2019-01-01") + pd.to_timedelta(np.arange(len(rossi)) * 3, unit="D")
+    rossi["visit"] = visits.strftime("%d/%m/%Y")
+    path = tmp_path / "d.csv"
+    rossi.to_csv(path, index=False)
+    result = run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt", check=True)
+    assert "warning: column 'visit' holds dates written as text ('01/01/2019', '01/02/2020', '01/02/2021', ... " \
+           "(346 in all)); treated as categorical, one input per date: convert it to a number (e.g. days since a " \
+           "reference date) or --exclude it" in result.stderr
+    assert "high-cardinality" not in result.stderr

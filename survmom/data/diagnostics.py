@@ -91,8 +91,11 @@ def categorical(column: str, categories: Sequence[str], n_observed: int, *, bool
     numbers written with separators or '%', and numbers with a few text values."""
     warnings: list[str] = []
     formatted = None if boolean or stated else _formatted_numbers(column, categories)
+    dates = None if boolean else _dates_as_text(column, categories)
     if len(categories) == 1:
         warnings.append(constant(column, f"'{categories[0]}'"))
+    elif dates is not None:  # one input per date: the high-cardinality warning would call it an identifier
+        warnings.append(dates)
     elif formatted is None and _too_many_categories(len(categories), n_observed):
         # numbers written as "55,000" are many categories too, but not an identifier: that warning says why
         warnings.append(
@@ -117,6 +120,21 @@ def categorical(column: str, categories: Sequence[str], n_observed: int, *, bool
         if case:
             warnings.append(case)
     return warnings
+
+
+# Dates as spreadsheets write them (31/12/2020, 12-31-20, 2020/12/31, 31.12.2020 14:05); ISO dates are read as dates
+_DATE = re.compile(r"(\d{1,2}[-/.]\d{1,2}[-/.](\d{4}|\d{2})|\d{4}[-/.]\d{1,2}[-/.]\d{1,2})"
+                   r"([ T]\d{1,2}:\d{2}(:\d{2})?)?")
+
+
+def _dates_as_text(column: str, categories: Sequence[str]) -> str | None:
+    """A warning when at least 3 categories, 90% of them, are dates written as text; else None."""
+    dates = [category for category in categories if _DATE.fullmatch(category)]
+    if len(dates) < 3 or len(dates) < 0.9 * len(categories):
+        return None
+    return (f"column '{column}' holds dates written as text ({quote_list(dates, 3)}); treated as categorical, one "
+            f"input per date: convert it to a number (e.g. days since a reference "
+            f"date) or --exclude it")
 
 
 # Numbers as spreadsheets and reports write them. Not converted: "1,234" may be 1234 or 1.234.
