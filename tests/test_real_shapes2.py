@@ -298,3 +298,16 @@ def test_dates_written_as_text_are_warned_about_as_dates_not_as_an_identifier(tm
            "(346 in all)); treated as categorical, one input per date: convert it to a number (e.g. days since a " \
            "reference date) or --exclude it" in result.stderr
     assert "high-cardinality" not in result.stderr
+
+
+def test_a_model_going_out_of_scope_removes_its_folder_without_a_resource_warning():
+    import gc
+    import warnings
+
+    model = _model()
+    folder = Path(model._folder.name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del model
+        gc.collect()
+    assert not folder.exists() and [w for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -28,6 +28,7 @@ import re
 import shutil
 import tempfile
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ class SurvivalModel:
         self.config = TrainConfig.from_dict(values, source="SurvivalModel")
         self.verbose = verbose
         self._folder = tempfile.TemporaryDirectory(prefix="survmom-")
+        # removed with the model, quietly (left to itself, TemporaryDirectory warns "Implicitly cleaning up")
+        weakref.finalize(self, self._folder.cleanup)
         self._checkpoint: Path | None = None
 
     def __repr__(self) -> str:
