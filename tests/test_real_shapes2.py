@@ -311,3 +311,27 @@ def test_a_model_going_out_of_scope_removes_its_folder_without_a_resource_warnin
         del model
         gc.collect()
     assert not folder.exists() and [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_zero_length_counting_process_row_is_refused_with_what_to_do(tmp_path):
+    """A transplant on the day of acceptance gives a (0, 0] row: refused, as lifelines refuses start >= stop,
+    now saying what such a row is and the usual remedies. A gap between a subject's rows is fine."""
+    from lifelines.datasets import load_stanford_heart_transplants
+
+    heart = load_stanford_heart_transplants()
+    heart.loc[1, "stop"] = heart.loc[1, "start"]
+    path, out = tmp_path / "heart.csv", tmp_path / "m.pt"
+    heart.to_csv(path, index=False)
+    args = ["train", path, "--time-col", "stop", "--event-col", "event", "--entry-col", "start", "--id-col", "id",
+            "--epochs", "1", "--hidden", "8", "--out", out]
+    result = run_survmom(*args)
+    assert result.returncode == 2 and not out.exists()
+    assert result.stderr.strip() == (
+        f"error: {path}: column 'start' has 1 entry time(s) at or after the time in 'stop' (row 2: 0.0 >= 0.0); a "
+        "row is at risk on (entry, time], so entry < time; zero-length rows (entry = time: 1 row) hold no time at "
+        "risk: drop them, or move an event's entry back (e.g. by half a time unit)")
+    gap = load_stanford_heart_transplants()
+    second = gap.index[gap["id"].duplicated()][0]
+    gap.loc[second, "start"] += 0.5
+    gap.to_csv(path, index=False)
+    run_survmom(*args, check=True)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from survmom.data.cells import as_float, label, lookup_labels, text_view, whole_number_key
-from survmom.data.messages import SAMPLE, quote_list, refuse_rows, row_numbers, show_rows, show_value
+from survmom.data.messages import SAMPLE, plural, quote_list, refuse_rows, row_numbers, show_rows, show_value
 from survmom.errors import DataError
 
 
@@ -39,8 +39,11 @@ def parse_entry(values: pd.Series, time: np.ndarray, *, path: Path, column: str,
     if len(late):
         pairs = [f"{show_value(float(a))} >= {show_value(float(b))}" for a, b in zip(entry[late], time[late])]
         sample = show_rows(row_numbers(values.index, late), pairs).replace("'", "")
+        zero = int(np.count_nonzero(entry[late] == time[late]))
+        same = (f"; zero-length rows (entry = time: {plural(zero, 'row')}) hold no time at risk: drop them, or move "
+                "an event's entry back (e.g. by half a time unit)" if zero else "")
         raise DataError(f"{path}: column '{column}' has {len(late)} entry time(s) at or after the time in "
-                        f"'{time_column}' ({sample}); a row is at risk on (entry, time], so entry < time")
+                        f"'{time_column}' ({sample}); a row is at risk on (entry, time], so entry < time{same}")
     return np.ascontiguousarray(entry, dtype=np.float64)
 
 
