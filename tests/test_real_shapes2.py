@@ -335,3 +335,13 @@ def test_a_zero_length_counting_process_row_is_refused_with_what_to_do(tmp_path)
     gap.loc[second, "start"] += 0.5
     gap.to_csv(path, index=False)
     run_survmom(*args, check=True)
+
+
+def test_a_dot_in_a_stratum_column_is_a_missing_stratum(tmp_path):
+    rossi = load_rossi().astype({"race": object})
+    rossi.loc[[4, 9], "race"] = "."
+    path, out = tmp_path / "sas.csv", tmp_path / "m.pt"
+    rossi.to_csv(path, index=False)
+    result = run_survmom("train", path, *ROSSI, "--strata", "race", "--out", out)
+    assert result.returncode == 2 and not out.exists()
+    assert "column 'race' has 2 missing values (rows 5, 10: '.', '.'); every row needs a stratum" in result.stderr

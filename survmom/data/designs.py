@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survmom.data.cells import as_float, label, lookup_labels, text_view, whole_number_key
+from survmom.data.cells import DOT, as_float, label, lookup_labels, text_view, whole_number_key
 from survmom.data.messages import SAMPLE, plural, quote_list, refuse_rows, row_numbers, show_rows, show_value
 from survmom.errors import DataError
 
@@ -69,7 +69,9 @@ def stratum_keys(table: pd.DataFrame, columns: Sequence[str], *, path: Path) -> 
     for column in columns:
         values = table[column]
         codes, uniques = text_view(values, path=path, column=column)
-        texts = np.array([label(value, False) for value in uniques] + [None], dtype=object)
+        # "." is SAS's and Stata's missing number: a missing stratum, not a stratum named "."
+        texts = np.array([None if (text := label(value, False)) == DOT else text for value in uniques] + [None],
+                         dtype=object)
         per_row = texts[codes]  # code -1 (missing) picks the trailing None
         refuse_rows(values, mask=pd.isna(per_row), path=path, column=column, what="missing value{s}",
                     shown=values.to_numpy(dtype=object), hint="; every row needs a stratum")
