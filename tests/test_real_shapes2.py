@@ -345,3 +345,12 @@ def test_a_dot_in_a_stratum_column_is_a_missing_stratum(tmp_path):
     result = run_survmom("train", path, *ROSSI, "--strata", "race", "--out", out)
     assert result.returncode == 2 and not out.exists()
     assert "column 'race' has 2 missing values (rows 5, 10: '.', '.'); every row needs a stratum" in result.stderr
+
+
+def test_a_late_decimal_comma_beside_points_is_not_guessed(tmp_path):
+    """Whole numbers in the first lines, then "12.345" and "1,5" in one column: the point may be a decimal point
+    there, so the column is not read with a decimal comma (12345 would be a silent misreading)."""
+    path = tmp_path / "mixed.csv"
+    rows = [f"{i + 1};{i % 2};{i}" for i in range(60)] + ["61;1;12.345", "62;0;1,5"]
+    path.write_text("time;event;v\n" + "\n".join(rows) + "\n")
+    assert isinstance(read_table(path)["v"].dtype, pd.CategoricalDtype)

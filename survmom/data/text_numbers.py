@@ -27,6 +27,8 @@ from survmom.errors import DataError
 _NA_TEXT = pa.array(sorted(NA_LOWER | {DOT}), pa.string())  # missing where a number is read
 # A number written with a decimal comma, its thousands optionally grouped by points: 12, 1,5, 1.234,5, -1.234.567
 _COMMA_NUMBER = r"^[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"
+# Where the decimal comma shows only after the first lines, no points: "12.345" may have been a decimal point there
+_LATE_COMMA_NUMBER = r"^[-+]?\d+(,\d+)?$"
 
 
 def decimal_point(trimmed: pa.Array | pa.ChunkedArray, decimal: str) -> pa.Array | pa.ChunkedArray:
@@ -94,7 +96,8 @@ def text_columns_as_numbers(table: pa.Table | pa.RecordBatch, as_text: set[str],
                 (comma_later and pc.any(pc.match_substring(values, ",")).as_py()):
             trimmed = pc.drop_null(pc.utf8_trim_whitespace(values))
             given = pc.filter(trimmed, pc.invert(pc.is_in(pc.utf8_lower(trimmed), value_set=_NA_TEXT)))
-            if len(given) and pc.all(pc.match_substring_regex(given, _COMMA_NUMBER)).as_py():
+            pattern = _COMMA_NUMBER if decimal == "," else _LATE_COMMA_NUMBER
+            if len(given) and pc.all(pc.match_substring_regex(given, pattern)).as_py():
                 (as_text if decimal == "," else comma).add(name)
                 continue
         if name not in as_text and pc.any(pc.match_substring(values, DOT)).as_py() and \
