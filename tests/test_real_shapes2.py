@@ -354,3 +354,19 @@ def test_a_late_decimal_comma_beside_points_is_not_guessed(tmp_path):
     rows = [f"{i + 1};{i % 2};{i}" for i in range(60)] + ["61;1;12.345", "62;0;1,5"]
     path.write_text("time;event;v\n" + "\n".join(rows) + "\n")
     assert isinstance(read_table(path)["v"].dtype, pd.CategoricalDtype)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_rows_empty_in_every_column_are_named_as_such(command, tmp_path):
+    """A spreadsheet exports cleared rows below its data as ',,,,,,,,': was 'missing event values'."""
+    rossi = load_rossi()
+    path, out = tmp_path / "sheet.csv", tmp_path / "m.pt"
+    rossi.to_csv(path, index=False)
+    if command == "evaluate":
+        run_survmom("train", path, *ROSSI, "--out", out, check=True)
+    path.write_text(path.read_text() + ",,,,,,,,\n" * 3)
+    args = ["train", path, *ROSSI, "--out", tmp_path / "n.pt"] if command == "train" else ["evaluate", out, path]
+    result = run_survmom(*args)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"error: {path}: 3 rows empty in every column (rows 433, 434, 435; e.g. a spreadsheet's cleared rows "
+        "exported as ',,,,'): delete them")

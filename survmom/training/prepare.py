@@ -37,7 +37,7 @@ from survmom.data import (
     text_notice,
 )
 from survmom.data.diagnostics import looks_like_code_name
-from survmom.data.messages import plural, quote_list
+from survmom.data.messages import SAMPLE, plural, quote_list, row_numbers
 from survmom.errors import DataError
 from survmom.system import memory_limit
 from survmom.training.config import TrainConfig, design_roles
@@ -319,6 +319,8 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
                    strata_levels: list[tuple[str, ...]] | None) -> Outcomes:
     """Time, event and the design's columns of ``table`` (x left empty); strata coded by ``strata_levels``
     (None: left for the caller to fit)."""
+    if isinstance(table, pd.DataFrame) and table[config.event_col].isna().any():  # a spreadsheet's cleared rows?
+        _refuse_empty_rows(table, path)
     event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
@@ -331,6 +333,18 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
     if config.strata and strata_levels is not None:
         outcomes.strata = apply_strata(table, config.strata, strata_levels, path=path)
     return outcomes
+
+
+def _refuse_empty_rows(table: pd.DataFrame, path: Path) -> None:
+    """DataError naming the rows of ``table`` missing in every column read (the rows of ``,,,,`` a spreadsheet
+    exports below its data), which would otherwise be refused as missing event values."""
+    empty = np.flatnonzero(table.isna().all(axis=1).to_numpy())
+    if len(empty):
+        rows = ", ".join(str(r) for r in row_numbers(table.index, empty[:SAMPLE]))
+        word = "rows" if len(empty) > 1 else "row"
+        raise DataError(f"{path}: {plural(len(empty), 'row')} empty in every column ({word} {rows}"
+                        f"{', ...' if len(empty) > SAMPLE else ''}; e.g. a spreadsheet's cleared rows exported as "
+                        "',,,,'): delete them")
 
 
 def check_encoded_size(preprocessor: Preprocessor, rows: int, path: Path, memory: int | None = None) -> None:
