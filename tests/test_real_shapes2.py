@@ -184,6 +184,9 @@ def test_a_predict_file_with_a_renamed_column_names_the_likely_spelling(tmp_path
     assert result.returncode == 2 and not (tmp_path / "p.csv").exists()
     assert result.stderr.strip() == (f"error: {new}: missing 3 columns the model was trained on: 'fin', 'age', "
                                      "'prio' ('age': the file has 'Age'; 'prio': the file has 'prior'; renamed?)")
+    rossi.rename(columns={"week": "Week"}).to_csv(new, index=False)
+    result = run_survmom("evaluate", out, new)
+    assert result.returncode == 2 and result.stderr.strip().endswith("('week': the file has 'Week'; renamed?)")
 
 
 def test_codes_written_as_floats_match_the_training_categories_and_strata(tmp_path):

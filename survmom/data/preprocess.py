@@ -8,7 +8,6 @@ e.g. for ``" NA"`` cells). So a Parquet string column of codes ("120", "250") st
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from survmom.data.encoding import (
     standardise,
     within,
 )
-from survmom.data.messages import SAMPLE, plural, quote_list, refuse_rows, show_value
+from survmom.data.messages import plural, quote_list, refuse_rows, renamed_hint, show_value
 from survmom.errors import DataError, StateError
 
 _STATE_VERSION = 1
@@ -122,13 +121,9 @@ class Preprocessor:
         missing = [c for c in self.input_columns if c not in present]
         if missing:
             unused = [c for c in columns if c not in set(self.input_columns)]
-            folded = {c.casefold().strip(): c for c in unused}
-            close = {name: folded.get(name.casefold()) or next(iter(difflib.get_close_matches(name, unused, 1)), None)
-                     for name in missing}
-            hints = [f"'{name}': the file has '{other}'" for name, other in close.items() if other][:SAMPLE]
             raise DataError(
                 f"{path}: missing {plural(len(missing), 'column')} the model was trained on: "
-                f"{quote_list(missing)}" + (f" ({'; '.join(hints)}; renamed?)" if hints else "")
+                f"{quote_list(missing)}{renamed_hint(missing, unused)}"
             )
 
     def transform(self, df: pd.DataFrame, *, path: Path, new_values: NewValues | None = None) -> np.ndarray:

@@ -37,7 +37,7 @@ from survmom.data import (
     text_notice,
 )
 from survmom.data.diagnostics import looks_like_code_name
-from survmom.data.messages import SAMPLE, plural, quote_list, row_numbers
+from survmom.data.messages import SAMPLE, plural, quote_list, renamed_hint, row_numbers
 from survmom.errors import DataError
 from survmom.system import memory_limit
 from survmom.training.config import TrainConfig, design_roles
@@ -417,7 +417,8 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
     missing = [name for name in needed if name not in set(present)]
     if missing:
         shown = ", ".join(list(map(str, present))[:8])
-        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; columns are: {shown}")
+        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; columns are: {shown}"
+                        f"{renamed_hint(missing, list(map(str, present)))}")
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
