@@ -373,3 +373,14 @@ def test_rows_empty_in_every_column_are_named_as_such(command, tmp_path):
     assert result.returncode == 2 and result.stderr.strip() == (
         f"error: {path}: 3 rows empty in every column (rows 433, 434, 435; e.g. a spreadsheet's cleared rows "
         "exported as ',,,,'): delete them")
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_a_file_with_old_mac_line_ends_is_read(sep, tmp_path):
+    """Excel for Mac's "CSV (Macintosh)" ends lines with a lone carriage return: was "cannot parse the CSV header
+    (new-line character seen in unquoted field ...)"."""
+    rossi = load_rossi()
+    path = tmp_path / "mac.csv"
+    rossi.to_csv(path, index=False, sep=sep, lineterminator="\r")
+    pd.testing.assert_frame_equal(read_table(path), rossi, check_dtype=False)
+    run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt", check=True)

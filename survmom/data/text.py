@@ -317,7 +317,7 @@ def _header(path: Path, how: Dialect) -> list[str]:
     with _open_bytes(path) as fh:
         try:
             chunk = fh.read(_HEADER_PROBE)
-            while b"\n" not in chunk and len(chunk) < 64 * _HEADER_PROBE:
+            while b"\n" not in chunk and b"\r" not in chunk and len(chunk) < 64 * _HEADER_PROBE:
                 more = fh.read(_HEADER_PROBE)
                 if not more:
                     break
@@ -332,10 +332,10 @@ def _header(path: Path, how: Dialect) -> list[str]:
     except UnicodeDecodeError as exc:
         # Bad bytes in data rows are reported per column later, where pyarrow reads them as bytes.
         text = chunk[: exc.start].decode("utf-8")
-        if "\n" not in text:
+        if "\n" not in text and "\r" not in text:
             raise _not_utf8(path, detail="in the header row") from None
     try:
-        rows = csv.reader(io.StringIO(text), delimiter=how.delimiter)
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=how.delimiter)  # \r, \n or \r\n
         names = next(rows)
         # A spreadsheet's export may end every line in empty fields ("a,b,,"): unnamed columns that are empty
         # in the first lines are not columns (pyarrow reads only the named ones).
