@@ -384,3 +384,14 @@ def test_a_file_with_old_mac_line_ends_is_read(sep, tmp_path):
     rossi.to_csv(path, index=False, sep=sep, lineterminator="\r")
     pd.testing.assert_frame_equal(read_table(path), rossi, check_dtype=False)
     run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt", check=True)
+
+
+def test_a_header_repeated_inside_the_file_is_named_as_such(tmp_path):
+    """Exports joined with cat keep each header: was "invalid event value (row 200: 'arrest') ... --event-value"."""
+    header, *rows = load_rossi().to_csv(index=False).splitlines()
+    path = tmp_path / "joined.csv"
+    path.write_text("\n".join([header, *rows[:199], header, *rows[199:]]) + "\n")
+    result = run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"error: {path}: row 200 repeats the header ('week', 'arrest', ...): files joined with their header rows? "
+        "delete the repeated header")

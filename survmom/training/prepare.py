@@ -321,6 +321,9 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
     (None: left for the caller to fit)."""
     if isinstance(table, pd.DataFrame) and table[config.event_col].isna().any():  # a spreadsheet's cleared rows?
         _refuse_empty_rows(table, path)
+    if isinstance(table[config.event_col].dtype, pd.CategoricalDtype) and \
+            config.event_col in table[config.event_col].cat.categories:  # files concatenated with their headers?
+        _refuse_repeated_header(table, config, path)
     event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
@@ -345,6 +348,20 @@ def _refuse_empty_rows(table: pd.DataFrame, path: Path) -> None:
         raise DataError(f"{path}: {plural(len(empty), 'row')} empty in every column ({word} {rows}"
                         f"{', ...' if len(empty) > SAMPLE else ''}; e.g. a spreadsheet's cleared rows exported as "
                         "',,,,'): delete them")
+
+
+def _refuse_repeated_header(table: pd.DataFrame, config: TrainConfig, path: Path) -> None:
+    """DataError naming the rows whose event and time cells are the names of their columns: the header row
+    repeated inside the file (exports concatenated with ``cat``), which the event check would call an invalid
+    event value."""
+    rows = np.flatnonzero(((table[config.event_col] == config.event_col)
+                           & (table[config.time_col].astype(str).str.strip() == config.time_col)).to_numpy())
+    if len(rows):
+        shown = ", ".join(str(r) for r in row_numbers(table[config.event_col].index, rows[:SAMPLE]))
+        more = ", ..." if len(rows) > SAMPLE else ""
+        which = f"rows {shown}{more} repeat" if len(rows) > 1 else f"row {shown} repeats"
+        raise DataError(f"{path}: {which} the header ('{config.time_col}', '{config.event_col}', ...): files joined "
+                        "with their header rows? delete the repeated header")
 
 
 def check_encoded_size(preprocessor: Preprocessor, rows: int, path: Path, memory: int | None = None) -> None:
