@@ -395,3 +395,10 @@ def test_a_header_repeated_inside_the_file_is_named_as_such(tmp_path):
     assert result.returncode == 2 and result.stderr.strip() == (
         f"error: {path}: row 200 repeats the header ('week', 'arrest', ...): files joined with their header rows? "
         "delete the repeated header")
+
+
+def test_an_id_set_as_the_index_is_named_as_such():
+    rossi = load_rossi().rename_axis("pid").reset_index().set_index("pid")
+    with pytest.raises(DataError, match=r"^DataFrame: 'pid' is the DataFrame's index, not a column; pass "
+                                        r"df.reset_index\(\)$"):
+        _model().fit(rossi, time_col="week", event_col="arrest", id_col="pid")

@@ -122,6 +122,9 @@ class SurvivalModel:
                    "strata": parse_list(list(strata) if isinstance(strata, (list, tuple)) else strata,
                                         str, "strata")}
         config = dataclasses.replace(self.config, **{k: v for k, v in columns.items() if v is not None})
+        if isinstance(data, pd.DataFrame):
+            _not_the_index(data, [config.time_col, config.event_col, config.id_col, config.entry_col,
+                                  config.weight_col, *(config.strata or [])])
         path = self._as_file(data, "train")
         config.val = None if val is None else str(self._as_file(val, "val"))
         out = Path(self._folder.name) / "model.pt"
@@ -229,6 +232,16 @@ class SurvivalModel:
         reporter = make_reporter(config.quiet)
         reporter.warn = _warn  # warnings as Python warnings, whether progress is shown or not
         return reporter
+
+
+def _not_the_index(data: pd.DataFrame, names: Sequence[str | None]) -> None:
+    """DataError for a named column that is not a column of ``data`` but a level of its index (an id set as the
+    index): only columns are written, so it would be reported as not found."""
+    levels = {str(name) for name in data.index.names if name is not None}
+    indexed = [name for name in names if name is not None and name not in data.columns and name in levels]
+    if indexed:
+        raise DataError(f"DataFrame: {', '.join(repr(n) for n in indexed)} is the DataFrame's index, not a column; "
+                        "pass df.reset_index()")
 
 
 def _time_list(times: float | Sequence[float] | None) -> list[float] | None:
