@@ -402,3 +402,20 @@ def test_an_id_set_as_the_index_is_named_as_such():
     with pytest.raises(DataError, match=r"^DataFrame: 'pid' is the DataFrame's index, not a column; pass "
                                         r"df.reset_index\(\)$"):
         _model().fit(rossi, time_col="week", event_col="arrest", id_col="pid")
+
+
+def test_true_false_for_a_feature_that_was_0_1_in_training_reads_as_1_0(tmp_path):
+    """A 0/1 flag made bool in pandas or a typed file: was refused ("holds true/false values, not numbers"); the
+    other way round (bool in training, 1/0 now) was already accepted. A column that was not 0/1 in training still
+    refuses true/false."""
+    rossi = load_rossi()
+    model = _model().fit(rossi, time_col="week", event_col="arrest")
+    flags = rossi.assign(fin=rossi["fin"].astype(bool), mar=rossi["mar"].astype("boolean"))
+    flags.loc[3, "mar"] = pd.NA
+    expected = model.predict(rossi.assign(mar=rossi["mar"].astype(float).where(rossi.index != 3)))
+    pd.testing.assert_frame_equal(model.predict(flags), expected)
+    path = tmp_path / "flags.parquet"
+    rossi.assign(fin=rossi["fin"].astype(bool)).to_parquet(path)
+    pd.testing.assert_frame_equal(model.predict(path), model.predict(rossi))
+    with pytest.raises(DataError, match="column 'age' was numeric in training but holds true/false values"):
+        model.predict(rossi.assign(age=rossi["age"] > 30))

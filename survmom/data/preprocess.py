@@ -168,7 +168,13 @@ class Preprocessor:
         """
         if isinstance(spec, CategoricalColumn):
             return category_codes(values, spec.categories, spec.boolean, path=path, column=spec.name)
-        x = as_float(values, path=path, column=spec.name, context="was numeric in training but")
+        flag = spec.median in (0.0, 1.0) and 0.0 <= spec.mean <= 1.0  # a 0/1 column in training (or looks it)
+        if flag and (pd.api.types.is_bool_dtype(values.dtype) or (
+                values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "boolean")):
+            # true/false for a 0/1 flag (made bool since): 1.0 and 0.0, as NumPy reads them
+            x = values.astype("boolean").to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            x = as_float(values, path=path, column=spec.name, context="was numeric in training but")
         if not within(x, spec, FLOAT32_MAX):  # rare: find the offending rows
             where = {"path": path, "column": spec.name, "shown": x}
             refuse_rows(values, np.isinf(x), what="infinite value{s}", **where)
