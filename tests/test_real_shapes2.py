@@ -417,5 +417,9 @@ def test_true_false_for_a_feature_that_was_0_1_in_training_reads_as_1_0(tmp_path
     path = tmp_path / "flags.parquet"
     rossi.assign(fin=rossi["fin"].astype(bool)).to_parquet(path)
     pd.testing.assert_frame_equal(model.predict(path), model.predict(rossi))
+    text = tmp_path / "flags.csv"  # TRUE/FALSE text in a CSV (streamed by predict, read whole by evaluate)
+    rossi.assign(fin=rossi["fin"].map({1: "TRUE", 0: "FALSE"})).to_csv(text, index=False)
+    pd.testing.assert_frame_equal(model.predict(text), model.predict(rossi))
+    assert model.score(text) == model.score(rossi)
     with pytest.raises(DataError, match="column 'age' was numeric in training but holds true/false values"):
         model.predict(rossi.assign(age=rossi["age"] > 30))

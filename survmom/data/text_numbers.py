@@ -66,15 +66,30 @@ def text_to_float(values: pa.Array | pa.ChunkedArray, *, path: Path, column: str
 
 def numbers_in_text_columns(table: pa.Table | pa.RecordBatch, columns: set[str], *, path: Path, start: int,
                             decimal: str = ".") -> pa.Table | pa.RecordBatch:
-    """``table`` with its text columns among ``columns`` (numeric features read as text) made float64."""
+    """``table`` with its text columns among ``columns`` (numeric features read as text) made float64 (boolean
+    where the text is only true/false: a 0/1 flag written TRUE/FALSE, which the preprocessor reads as 1/0)."""
     if not columns:
         return table
     arrays = []
     for name, values in zip(table.schema.names, table.columns, strict=True):
         if name in columns and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            values = text_to_float(values, path=path, column=name, start=start, decimal=decimal)
+            try:
+                values = text_to_float(values, path=path, column=name, start=start, decimal=decimal)
+            except DataError:
+                values = _true_false(values)  # TRUE/FALSE for a 0/1 flag: the preprocessor decides
+                if values is None:
+                    raise
         arrays.append(values)
     return type(table).from_arrays(arrays, names=table.schema.names)
+
+
+def _true_false(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """A text column of only true/false (any case, missing allowed) as booleans, else None."""
+    words = pc.utf8_lower(pc.utf8_trim_whitespace(values))
+    words = pc.if_else(pc.is_in(words, value_set=_NA_TEXT), pa.scalar(None, pa.string()), words)
+    if not pc.all(pc.is_in(pc.drop_null(words), value_set=pa.array(["true", "false"]))).as_py():
+        return None
+    return pc.equal(words, "true")
 
 
 def text_columns_as_numbers(table: pa.Table | pa.RecordBatch, as_text: set[str], text: set[str], *, path: Path,
