@@ -423,3 +423,16 @@ def test_true_false_for_a_feature_that_was_0_1_in_training_reads_as_1_0(tmp_path
     assert model.score(text) == model.score(rossi)
     with pytest.raises(DataError, match="column 'age' was numeric in training but holds true/false values"):
         model.predict(rossi.assign(age=rossi["age"] > 30))
+
+
+def test_a_windows_excel_csv_is_refused_with_the_cp1252_conversion(tmp_path):
+    """Excel on Windows writes its CSV in cp1252: `iconv -f latin1` (the advice before) turns its dashes and euro
+    signs into control characters without a word."""
+    rossi = load_rossi().rename(columns={"age": "âge"})
+    rossi["dose"] = "5 – 10 €"
+    path = tmp_path / "excel.csv"
+    rossi.to_csv(path, index=False, encoding="cp1252")
+    result = run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert ("re-encode the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in.csv > out.csv for Excel's Windows CSV, "
+            "-f latin1 for others; or save it from Excel as 'CSV UTF-8')") in result.stderr

@@ -480,5 +480,6 @@ def _not_utf8(path: Path, column: str | None = None, detail: str = "") -> DataEr
     col = f" column '{column}'" if column else ""
     return DataError(
         f"{path}:{col} is not valid UTF-8 text{where}; re-encode the file as UTF-8 "
-        f"(e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)"
+        f"(e.g. iconv -f cp1252 -t utf-8 in.csv > out.csv for Excel's Windows CSV, -f latin1 for others; or save "
+        f"it from Excel as 'CSV UTF-8')"
     )
