@@ -436,3 +436,16 @@ def test_a_windows_excel_csv_is_refused_with_the_cp1252_conversion(tmp_path):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert ("re-encode the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in.csv > out.csv for Excel's Windows CSV, "
             "-f latin1 for others; or save it from Excel as 'CSV UTF-8')") in result.stderr
+
+
+def test_a_time_column_of_quoted_decimal_commas_says_how_to_write_it(tmp_path):
+    """A European sheet saved as a comma CSV quotes "20,5": the time column was refused with the values only."""
+    rossi = load_rossi()
+    rossi["week"] = (rossi["week"] + 0.5).astype(str).str.replace(".", ",", regex=False)
+    path = tmp_path / "d.csv"
+    rossi.to_csv(path, index=False)
+    result = run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        "'20,5', '17,5', '25,5', '52,5', '52,5', ...); numbers written with decimal commas or thousands separators: "
+        "write them with '.' as the decimal point and no separators (a semicolon-separated file reads decimal "
+        "commas)")

@@ -157,9 +157,21 @@ def numbers_from_text(values: pd.Series, *, path: Path, column: str, context: st
         sample = show_rows(row_numbers(values.index, bad_rows), uniques[codes[bad_rows[:SAMPLE]]])
         raise DataError(
             f"{path}: {column_phrase(column, context)} has {plural(len(bad_rows), 'non-numeric value')} "
-            f"({sample})"
+            f"({sample}){_comma_hint(uniques[bad])}"
         )
     return per_row(parsed, codes, np.nan)
+
+
+_COMMA_WRITTEN = re.compile(r"\s*[-+]?(\d+,\d+|\d{1,3}(,\d{3})+(\.\d+)?)\s*")  # 1,5 or 1,234.5
+
+
+def _comma_hint(refused: np.ndarray) -> str:
+    """Advice when every refused value is a number written with a comma (a decimal comma, or thousands
+    separators: "1,234" may be either); else ""."""
+    if len(refused) and all(isinstance(v, str) and _COMMA_WRITTEN.fullmatch(v) for v in refused):
+        return ("; numbers written with decimal commas or thousands separators: write them with '.' as the decimal "
+                "point and no separators (a semicolon-separated file reads decimal commas)")
+    return ""
 
 
 def as_float(values: pd.Series, *, path: Path, column: str, context: str = "") -> np.ndarray:
