@@ -127,9 +127,10 @@ def test_excels_na_error_value_is_missing_in_every_spelling(tmp_path):
     assert np.isnan(parse_numbers(np.array([" #n/a ", "2"], dtype=object))[0][0])
 
 
-def test_dot_is_not_a_missing_marker(tmp_path):
-    df = read_table(write(tmp_path, "d.csv", "x\n1.5\n.\n"))
-    assert list(df["x"].astype(str)) == ["1.5", "."]
+def test_a_lone_dot_is_missing_in_a_numeric_column_and_a_label_in_text(tmp_path):
+    df = read_table(write(tmp_path, "d.csv", "x,s\n1.5,.\n.,a\n"))
+    assert df["x"].dtype == np.float64 and np.isnan(df["x"][1])
+    assert list(df["s"].astype(str)) == [".", "a"]
 
 
 def test_unknown_extension_lists_supported(tmp_path):
@@ -599,9 +600,9 @@ def test_high_cardinality_categorical_warns():
 
 
 def test_mostly_numeric_text_column_warns():
-    df = pd.DataFrame({"lab": ["1.5", "2.0", "3.1", "0.4", "5.5", "2.2", "7.0", "8.1", "9.3", "4.4", "."]})
+    df = pd.DataFrame({"lab": ["1.5", "2.0", "3.1", "0.4", "5.5", "2.2", "7.0", "8.1", "9.3", "4.4", "?"]})
     pre = Preprocessor.fit(df, ["lab"], path=Path("d"))
-    assert any("mostly numbers" in w and "'.'" in w for w in pre.warnings)
+    assert any("mostly numbers" in w and "'?'" in w for w in pre.warnings)
 
 
 def test_entirely_missing_feature_is_refused():
@@ -950,9 +951,9 @@ def test_preprocessing_warns_in_column_order_and_raises_the_first_column_s_error
 
 
 # The data package's modules from the bottom up: each may import only modules before it (no circles).
-DATA_LAYERS = ["messages", "cells", "tables", "table_writers", "formats", "text_numbers", "text", "columnar",
-               "arrow_ipc", "statistical", "read", "outcomes", "designs", "split", "encoding", "diagnostics",
-               "preprocess"]
+DATA_LAYERS = ["messages", "cells", "tables", "table_writers", "formats", "text_bytes", "text_numbers", "text",
+               "columnar", "arrow_ipc", "statistical", "read", "outcomes", "designs", "split", "encoding",
+               "diagnostics", "preprocess"]
 
 
 def test_data_modules_import_only_the_modules_below_them():

@@ -28,13 +28,17 @@ import re
 import shutil
 import tempfile
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from survmom.atomic import atomic_write
+from survmom.data.messages import SAMPLE, show_rows
 from survmom.errors import ConfigError, DataError, SurvmomError
 from survmom.training.checkpoint import read_checkpoint
 from survmom.training.config import TrainConfig
@@ -90,6 +94,8 @@ class SurvivalModel:
         self.config = TrainConfig.from_dict(values, source="SurvivalModel")
         self.verbose = verbose
         self._folder = tempfile.TemporaryDirectory(prefix="survmom-")
+        # removed with the model, quietly (left to itself, TemporaryDirectory warns "Implicitly cleaning up")
+        weakref.finalize(self, self._folder.cleanup)
         self._checkpoint: Path | None = None
 
     def __repr__(self) -> str:
@@ -116,6 +122,9 @@ class SurvivalModel:
                    "strata": parse_list(list(strata) if isinstance(strata, (list, tuple)) else strata,
                                         str, "strata")}
         config = dataclasses.replace(self.config, **{k: v for k, v in columns.items() if v is not None})
+        if isinstance(data, pd.DataFrame):
+            _not_the_index(data, [config.time_col, config.event_col, config.id_col, config.entry_col,
+                                  config.weight_col, *(config.strata or [])])
         path = self._as_file(data, "train")
         config.val = None if val is None else str(self._as_file(val, "val"))
         out = Path(self._folder.name) / "model.pt"
@@ -130,7 +139,7 @@ class SurvivalModel:
     # ---------------------------------------------------------------------------------------------- prediction
 
     @_naming_frames
-    def predict(self, data: Data, times: Sequence[float] | None = None) -> pd.DataFrame:
+    def predict(self, data: Data, times: float | Sequence[float] | None = None) -> pd.DataFrame:
         """Predictions for every row of ``data``: exactly the columns ``survmom predict`` writes (the id column
         if the model has one, ``log_hazard`` or ``log_scale``/``log_shape``, ``risk``, ``median_time`` and
         ``surv_<t>`` for each of ``times``), one row per input row, in order."""
@@ -139,18 +148,18 @@ class SurvivalModel:
         checkpoint = self._fitted()
         out = Path(self._folder.name) / "predictions.parquet"
         try:
-            predict_file(checkpoint, self._as_file(data, "predict"), out, [float(t) for t in times or []],
+            predict_file(checkpoint, self._as_file(data, "predict"), out, _time_list(times) or [],
                          warn=_warn)
             return pd.read_parquet(out)
         finally:
             out.unlink(missing_ok=True)
 
-    def predict_survival_function(self, data: Data, times: Sequence[float]) -> pd.DataFrame:
+    def predict_survival_function(self, data: Data, times: float | Sequence[float]) -> pd.DataFrame:
         """S(t | x): a (rows × times) DataFrame, one column per time (float column labels), rows in the input's
         order. lifelines' ``predict_survival_function`` returns the transpose (times × rows)."""
-        if times is None or len(times) == 0:
+        times = _time_list(times)
+        if not times:
             raise ConfigError("predict_survival_function needs at least one time")
-        times = [float(t) for t in times]
         predictions = self.predict(data, times)
         surv = predictions[[c for c in predictions.columns if c.startswith("surv_")]]
         surv.columns = pd.Index(times, name="time")
@@ -165,12 +174,12 @@ class SurvivalModel:
         return float(self.evaluate(data)["harrell_c"])
 
     @_naming_frames
-    def evaluate(self, data: Data, times: Sequence[float] | None = None) -> dict[str, Any]:
+    def evaluate(self, data: Data, times: float | Sequence[float] | None = None) -> dict[str, Any]:
         """Every metric of ``survmom evaluate --json`` on labelled rows, as a dict."""
         from survmom.app.evaluate import evaluate_file
 
         return evaluate_file(self._fitted(), self._as_file(data, "evaluate"),
-                             None if times is None else [float(t) for t in times])
+                             _time_list(times))
 
     # ------------------------------------------------------------------------------------------------ the file
 
@@ -208,11 +217,13 @@ class SurvivalModel:
         if bad:
             raise DataError(f"DataFrame: column names must be non-empty text, got {', '.join(map(repr, bad[:5]))}")
         path = Path(self._folder.name) / f"{name}{_FRAME_SUFFIX}"
+        data = _storable(data)
         try:
             data.to_parquet(path, index=False)
-        except (ValueError, TypeError, ImportError) as error:  # e.g. a column mixing numbers and text
-            raise DataError(f"DataFrame: cannot be stored as a typed table ({str(error).splitlines()[0][:200]}); "
-                            "give each column one type") from error
+        except (ValueError, TypeError, ImportError, NotImplementedError, pa.ArrowException) as error:
+            raise _mixed_types(data) or DataError(
+                f"DataFrame: cannot be stored as a typed table ({str(error).splitlines()[0][:200]}); give each "
+                "column one type of numbers, text, true/false or categories") from error
         return path
 
     def _reporter(self, config: TrainConfig) -> Any:
@@ -221,6 +232,79 @@ class SurvivalModel:
         reporter = make_reporter(config.quiet)
         reporter.warn = _warn  # warnings as Python warnings, whether progress is shown or not
         return reporter
+
+
+def _not_the_index(data: pd.DataFrame, names: Sequence[str | None]) -> None:
+    """DataError for a named column that is not a column of ``data`` but a level of its index (an id set as the
+    index): only columns are written, so it would be reported as not found."""
+    levels = {str(name) for name in data.index.names if name is not None}
+    indexed = [name for name in names if name is not None and name not in data.columns and name in levels]
+    if indexed:
+        raise DataError(f"DataFrame: {', '.join(repr(n) for n in indexed)} is the DataFrame's index, not a column; "
+                        "pass df.reset_index()")
+
+
+def _time_list(times: float | Sequence[float] | None) -> list[float] | None:
+    """``times`` as a list of floats: one number, any sequence of numbers (a list, a NumPy array, a Series) or
+    their text ("10,20"); None stays None. ConfigError for anything else."""
+    if times is None:
+        return None
+    if isinstance(times, (int, float, np.number)) and not isinstance(times, bool):
+        return [float(times)]
+    if isinstance(times, str):  # "10,20" as on the command line (iterating it would give 1, 0, 2, 0)
+        from survmom.training.config import parse_list
+
+        try:
+            return parse_list(times, float, "times")
+        except ConfigError:
+            raise ConfigError(f"times must be a number or a list of numbers, got {times!r}") from None
+    try:
+        return [float(t) for t in times]
+    except (TypeError, ValueError):
+        raise ConfigError(f"times must be a number or a list of numbers, got {times!r}") from None
+
+
+def _storable(data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` as Parquet stores it: sparse columns made dense (a storage detail; Parquet has none); DataError
+    for duplicate column names."""
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(data.columns):
+        seen.setdefault(str(name), []).append(position + 1)
+    duplicated = {name: places for name, places in seen.items() if len(places) > 1}
+    if duplicated:
+        shown = "; ".join(f"'{n}' (columns {', '.join(map(str, p))})" for n, p in list(duplicated.items())[:SAMPLE])
+        raise DataError(f"DataFrame: duplicate column names: {shown}; rename or drop the copies")
+    sparse = {name: data[name].dtype.subtype for name in data.columns if isinstance(data[name].dtype, pd.SparseDtype)}
+    return data.astype(sparse) if sparse else data
+
+
+def _mixed_types(data: pd.DataFrame) -> DataError | None:
+    """DataError naming the first object column whose values mix Python types (text and numbers, say), with
+    the first row of each type; None if there is none (error path only: a Python loop over the cells)."""
+    for name in data.columns:
+        if data[name].dtype != object:
+            continue
+        first: dict[str, tuple[int, Any]] = {}
+        for position, value in enumerate(data[name].array):
+            if value is not None and value is not pd.NA and not (isinstance(value, float) and value != value):
+                first.setdefault(_kind_of(value), (position, value))
+        if len(first) > 1:
+            rows = [position + 1 for position, _ in first.values()]
+            return DataError(f"DataFrame: column '{name}' mixes {' and '.join(first)} values "
+                             f"({show_rows(np.asarray(rows), [value for _, value in first.values()])}); "
+                             "give the column one type (e.g. df[col].astype(str) for labels, pd.to_numeric for "
+                             "numbers)")
+    return None
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bool, np.bool_)):
+        return "true/false"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(value).__name__
 
 
 def _warn(message: str) -> None:

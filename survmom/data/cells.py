@@ -1,12 +1,16 @@
 """What a cell means, read one way everywhere: missing-value spellings, numbers in text, true/false words,
 category labels. Works per distinct value (pandas factorize), never per row.
 
-``"."`` is not a missing value: a numeric column holding one is text, and categorical with a warning.
+A lone ``"."`` (SAS's and Stata's missing number) is missing where a number is read (:func:`parse_numbers`), and
+a label elsewhere: a text column holding only numbers and ``"."`` is read as numbers
+(:mod:`~survmom.data.text_numbers`).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from survmom.errors import DataError
 NA_MARKERS = ("", "NA", "N/A", "#N/A", "NaN", "nan", "null", "NULL", "None")
 NA_LOWER = frozenset(m.lower() for m in NA_MARKERS)  # missing in text, any case and surrounding whitespace
 TRUE_WORDS = frozenset({"true", "yes", "1", "t", "y", "1.0"})
+DOT = "."  # SAS's and Stata's missing number: missing where a number is read, not in text
 FALSE_WORDS = frozenset({"false", "no", "0", "f", "n", "0.0"})
 
 
@@ -30,6 +35,33 @@ def is_missing_text(value: Any) -> bool:
     if isinstance(value, float) and math.isnan(value):
         return True
     return isinstance(value, str) and value.strip().lower() in NA_LOWER
+
+
+_WHOLE_NUMBER = re.compile(r"^([+-]?\d+)\.0+$")
+
+
+def whole_number_key(text: str) -> str:
+    """A label as a whole number is written without a zero fraction: ``"2.0"`` -> ``"2"`` (pandas writes a code
+    column holding a missing value as floats), other text unchanged. For matching labels only: a model's
+    categories and strata are kept as training wrote them."""
+    match = _WHOLE_NUMBER.match(text)
+    return match.group(1) if match else text
+
+
+def lookup_labels(labels: Sequence[Any], known: Sequence[Any], key: Callable[[Any], Any] = whole_number_key
+                  ) -> np.ndarray:
+    """(len(labels),) int64: each label's position in ``known`` (None and unknown labels: -1). A label not in
+    ``known`` matches the one known label with the same ``key`` (``"2.0"`` and ``"2"``), if exactly one has it."""
+    exact = {value: i for i, value in enumerate(known)}
+    found = np.array([exact.get(value, -1) if value is not None else -1 for value in labels], dtype=np.int64)
+    loose = [k for k, value in enumerate(labels) if found[k] < 0 and value is not None]
+    if loose:
+        by_key: dict[Any, int] = {}
+        for i, value in enumerate(known):
+            by_key[key(value)] = -1 if key(value) in by_key else i
+        for k in loose:
+            found[k] = by_key.get(key(labels[k]), -1)
+    return found
 
 
 def per_row(per_unique: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndarray:
@@ -63,12 +95,12 @@ def parse_numbers(uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     The one definition of what a numeric column may hold as text, used by training and by every reader:
     missing-value spellings in any case with any surrounding whitespace (``" NA"``, ``"null"``, ``"   "``)
-    are missing; anything Python's ``float`` reads (surrounding whitespace ignored) is a number.
+    and a lone :data:`DOT` are missing; anything Python's ``float`` reads (surrounding whitespace ignored) is a number.
     """
     parsed = np.full(len(uniques), np.nan)
     bad = np.zeros(len(uniques), dtype=bool)
     for k, value in enumerate(uniques):  # per distinct value, not per row
-        if is_missing_text(value):
+        if is_missing_text(value) or (isinstance(value, str) and value.strip() == DOT):
             continue
         if isinstance(value, (bool, np.bool_)):
             bad[k] = True
@@ -125,9 +157,21 @@ def numbers_from_text(values: pd.Series, *, path: Path, column: str, context: st
         sample = show_rows(row_numbers(values.index, bad_rows), uniques[codes[bad_rows[:SAMPLE]]])
         raise DataError(
             f"{path}: {column_phrase(column, context)} has {plural(len(bad_rows), 'non-numeric value')} "
-            f"({sample})"
+            f"({sample}){_comma_hint(uniques[bad])}"
         )
     return per_row(parsed, codes, np.nan)
+
+
+_COMMA_WRITTEN = re.compile(r"\s*[-+]?(\d+,\d+|\d{1,3}(,\d{3})+(\.\d+)?)\s*")  # 1,5 or 1,234.5
+
+
+def _comma_hint(refused: np.ndarray) -> str:
+    """Advice when every refused value is a number written with a comma (a decimal comma, or thousands
+    separators: "1,234" may be either); else ""."""
+    if len(refused) and all(isinstance(v, str) and _COMMA_WRITTEN.fullmatch(v) for v in refused):
+        return ("; numbers written with decimal commas or thousands separators: write them with '.' as the decimal "
+                "point and no separators (a semicolon-separated file reads decimal commas)")
+    return ""
 
 
 def as_float(values: pd.Series, *, path: Path, column: str, context: str = "") -> np.ndarray:

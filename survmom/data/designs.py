@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survmom.data.cells import as_float, label, text_view
-from survmom.data.messages import SAMPLE, quote_list, refuse_rows, row_numbers, show_rows, show_value
+from survmom.data.cells import DOT, as_float, label, lookup_labels, text_view, whole_number_key
+from survmom.data.messages import SAMPLE, plural, quote_list, refuse_rows, row_numbers, show_rows, show_value
 from survmom.errors import DataError
 
 
@@ -39,8 +39,11 @@ def parse_entry(values: pd.Series, time: np.ndarray, *, path: Path, column: str,
     if len(late):
         pairs = [f"{show_value(float(a))} >= {show_value(float(b))}" for a, b in zip(entry[late], time[late])]
         sample = show_rows(row_numbers(values.index, late), pairs).replace("'", "")
+        zero = int(np.count_nonzero(entry[late] == time[late]))
+        same = (f"; zero-length rows (entry = time: {plural(zero, 'row')}) hold no time at risk: drop them, or move "
+                "an event's entry back (e.g. by half a time unit)" if zero else "")
         raise DataError(f"{path}: column '{column}' has {len(late)} entry time(s) at or after the time in "
-                        f"'{time_column}' ({sample}); a row is at risk on (entry, time], so entry < time")
+                        f"'{time_column}' ({sample}); a row is at risk on (entry, time], so entry < time{same}")
     return np.ascontiguousarray(entry, dtype=np.float64)
 
 
@@ -66,7 +69,9 @@ def stratum_keys(table: pd.DataFrame, columns: Sequence[str], *, path: Path) -> 
     for column in columns:
         values = table[column]
         codes, uniques = text_view(values, path=path, column=column)
-        texts = np.array([label(value, False) for value in uniques] + [None], dtype=object)
+        # "." is SAS's and Stata's missing number: a missing stratum, not a stratum named "."
+        texts = np.array([None if (text := label(value, False)) == DOT else text for value in uniques] + [None],
+                         dtype=object)
         per_row = texts[codes]  # code -1 (missing) picks the trailing None
         refuse_rows(values, mask=pd.isna(per_row), path=path, column=column, what="missing value{s}",
                     shown=values.to_numpy(dtype=object), hint="; every row needs a stratum")
@@ -92,8 +97,8 @@ def apply_strata(table: pd.DataFrame, columns: Sequence[str], levels: Sequence[S
     """Codes (n,) int64 of the saved ``levels`` (from :func:`fit_strata`); a stratum not among them is a
     DataError naming the value(s), the column(s) and rows."""
     index, keys = stratum_keys(table, columns, path=path)
-    known = {tuple(level): code for code, level in enumerate(levels)}
-    codes = np.array([known.get(key, -1) for key in keys], dtype=np.int64)
+    codes = lookup_labels([tuple(key) for key in keys], [tuple(level) for level in levels],
+                          key=lambda level: tuple(map(whole_number_key, level)))  # "2.0" is the stratum "2"
     unseen = np.flatnonzero(codes < 0)
     if len(unseen):
         rows = np.flatnonzero(np.isin(index, unseen))

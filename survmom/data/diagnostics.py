@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from survmom.data.cells import NA_MARKERS, is_missing_text, label, parses_as_float, text_view
+from survmom.data.cells import DOT, NA_MARKERS, is_missing_text, label, parses_as_float, text_view
 from survmom.data.encoding import CategoricalColumn, NumericColumn, standardise, within
 from survmom.data.messages import SAMPLE, plural, quote_list, show_value
 
@@ -91,8 +91,11 @@ def categorical(column: str, categories: Sequence[str], n_observed: int, *, bool
     numbers written with separators or '%', and numbers with a few text values."""
     warnings: list[str] = []
     formatted = None if boolean or stated else _formatted_numbers(column, categories)
+    dates = None if boolean else _dates_as_text(column, categories)
     if len(categories) == 1:
         warnings.append(constant(column, f"'{categories[0]}'"))
+    elif dates is not None:  # one input per date: the high-cardinality warning would call it an identifier
+        warnings.append(dates)
     elif formatted is None and _too_many_categories(len(categories), n_observed):
         # numbers written as "55,000" are many categories too, but not an identifier: that warning says why
         warnings.append(
@@ -105,15 +108,33 @@ def categorical(column: str, categories: Sequence[str], n_observed: int, *, bool
         numeric = [c for c in categories if parses_as_float(c)]
         text = [c for c in categories if not parses_as_float(c)]
         if text and len(numeric) >= 0.9 * len(categories):
+            fix = "fix or blank those values to use it as numeric"
+            if text == [DOT]:
+                fix = f"'.' is SAS's and Stata's missing number: --numeric {column} reads it as numbers, '.' missing"
             warnings.append(
                 f"column '{column}' is mostly numbers but has text values ({quote_list(text, 5)}); "
-                f"treated as categorical, fix or blank those values to use it as numeric"
+                f"treated as categorical, {fix}"
             )
     if not boolean:
         case = _case_variants(column, categories)
         if case:
             warnings.append(case)
     return warnings
+
+
+# Dates as spreadsheets write them (31/12/2020, 12-31-20, 2020/12/31, 31.12.2020 14:05); ISO dates are read as dates
+_DATE = re.compile(r"(\d{1,2}[-/.]\d{1,2}[-/.](\d{4}|\d{2})|\d{4}[-/.]\d{1,2}[-/.]\d{1,2})"
+                   r"([ T]\d{1,2}:\d{2}(:\d{2})?)?")
+
+
+def _dates_as_text(column: str, categories: Sequence[str]) -> str | None:
+    """A warning when at least 3 categories, 90% of them, are dates written as text; else None."""
+    dates = [category for category in categories if _DATE.fullmatch(category)]
+    if len(dates) < 3 or len(dates) < 0.9 * len(categories):
+        return None
+    return (f"column '{column}' holds dates written as text ({quote_list(dates, 3)}); treated as categorical, one "
+            f"input per date: convert it to a number (e.g. days since a reference "
+            f"date) or --exclude it")
 
 
 # Numbers as spreadsheets and reports write them. Not converted: "1,234" may be 1234 or 1.234.

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from survmom.data.cells import label, text_view
+from survmom.data.cells import label, lookup_labels, text_view
 from survmom.errors import StateError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -71,13 +71,12 @@ def within(x: np.ndarray, spec: NumericColumn, limit: float) -> bool:
 def category_codes(
     values: pd.Series, categories: Sequence[str], boolean: bool, *, path: Path, column: str
 ) -> np.ndarray:
-    """(n,) int64 position of each row's label in ``categories``; -1 for missing or unseen."""
+    """(n,) int64 position of each row's label in ``categories``; -1 for missing or unseen. A whole number
+    written with a zero fraction (``"2.0"``) is the category ``"2"`` and the other way round."""
     codes, uniques = text_view(values, path=path, column=column)
     if not len(uniques):
         return np.full(len(values), -1, dtype=np.int64)
-    labels = [label(u, boolean) for u in uniques]
-    lookup = {c: i for i, c in enumerate(categories)}
-    mapped = np.array([lookup.get(lab, -1) if lab is not None else -1 for lab in labels], dtype=np.int64)
+    mapped = lookup_labels([label(u, boolean) for u in uniques], categories)  # "2.0" is the category "2"
     return np.where(codes >= 0, mapped[np.maximum(codes, 0)], -1)
 
 

@@ -6,6 +6,7 @@ Messages name the file, the column and a sample of offending values with their 1
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,3 +89,15 @@ def refuse_rows(
         sample = show_rows(row_numbers(values.index, pos), shown[pos[:SAMPLE]])
         phrase = what.format(s="" if len(pos) == 1 else "s")
         raise DataError(f"{path}: column '{column}' has {len(pos)} {phrase} ({sample}){hint}")
+
+
+def renamed_hint(missing: Sequence[str], available: Sequence[str]) -> str:
+    """``" ('age': the file has 'Age'; renamed?)"`` for the missing names that an available, otherwise unused
+    name matches ignoring case, or closely (difflib); "" when none does."""
+    unused = [name for name in available if name not in set(missing)]
+    folded = {name.casefold().strip(): name for name in unused}
+    close = {name: folded.get(name.casefold()) or next(iter(difflib.get_close_matches(name, unused, 1)), None)
+             for name in missing}
+    hints = [f"'{name}': the file has '{other}'" for name, other in close.items() if other][:SAMPLE]
+    return f" ({'; '.join(hints)}; renamed?)" if hints else ""
+

@@ -30,7 +30,7 @@ from survmom.data.encoding import (
     standardise,
     within,
 )
-from survmom.data.messages import plural, quote_list, refuse_rows, show_value
+from survmom.data.messages import plural, quote_list, refuse_rows, renamed_hint, show_value
 from survmom.errors import DataError, StateError
 
 _STATE_VERSION = 1
@@ -120,9 +120,10 @@ class Preprocessor:
         present = set(columns)
         missing = [c for c in self.input_columns if c not in present]
         if missing:
+            unused = [c for c in columns if c not in set(self.input_columns)]
             raise DataError(
                 f"{path}: missing {plural(len(missing), 'column')} the model was trained on: "
-                f"{quote_list(missing)}"
+                f"{quote_list(missing)}{renamed_hint(missing, unused)}"
             )
 
     def transform(self, df: pd.DataFrame, *, path: Path, new_values: NewValues | None = None) -> np.ndarray:
@@ -167,7 +168,13 @@ class Preprocessor:
         """
         if isinstance(spec, CategoricalColumn):
             return category_codes(values, spec.categories, spec.boolean, path=path, column=spec.name)
-        x = as_float(values, path=path, column=spec.name, context="was numeric in training but")
+        flag = spec.median in (0.0, 1.0) and 0.0 <= spec.mean <= 1.0  # a 0/1 column in training (or looks it)
+        if flag and (pd.api.types.is_bool_dtype(values.dtype) or (
+                values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "boolean")):
+            # true/false for a 0/1 flag (made bool since): 1.0 and 0.0, as NumPy reads them
+            x = values.astype("boolean").to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            x = as_float(values, path=path, column=spec.name, context="was numeric in training but")
         if not within(x, spec, FLOAT32_MAX):  # rare: find the offending rows
             where = {"path": path, "column": spec.name, "shown": x}
             refuse_rows(values, np.isinf(x), what="infinite value{s}", **where)
@@ -277,7 +284,10 @@ def _kind(values: pd.Series, *, path: Path, column: str) -> str:
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric"
     inferred = "datetime" if pd.api.types.is_datetime64_any_dtype(dtype) else pd.api.types.infer_dtype(values)
-    if inferred in ("datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period"):
+    if inferred in ("timedelta", "timedelta64"):
+        raise DataError(f"{path}: column '{column}' holds durations; convert it to a number in the unit you mean "
+                        "(e.g. days: its total seconds / 86400) or --exclude it")
+    if inferred in ("datetime", "datetime64", "date", "time", "period"):
         raise DataError(
             f"{path}: column '{column}' holds dates/times; convert it to a number "
             f"(e.g. days since a reference date) or --exclude it"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pyarrow as pa
 from survmom.data import columnar, statistical, text
 from survmom.data.arrow_ipc import ARROW_IPC
 from survmom.data.formats import FormatReader, reader_for
-from survmom.data.messages import plural, quote_list
+from survmom.data.messages import SAMPLE, plural, quote_list
 from survmom.data.statistical import value_codes
 from survmom.data.tables import check_file, to_pandas
 from survmom.errors import ConfigError, DataError
@@ -336,12 +337,37 @@ def forced_types(
     return {**dict.fromkeys(given["categorical"], "category"), **dict.fromkeys(given["numeric"], "numeric")}
 
 
+def rejoin_split_names(names: list[str] | None, columns: list[str]) -> list[str] | None:
+    """``names`` (a comma-separated option split into items) with each run of items that is not a column but
+    is, joined by commas, the name of one (spaces around its commas ignored) made that name: ``--features
+    dose, mg,age`` on a file with the column "dose, mg" gives ["dose, mg", "age"]. A name that is a column
+    stays itself (quote the other: ``'"a,b",c'``)."""
+    if not names:
+        return names
+    with_commas = {_comma_key(c): c for c in columns if "," in c}
+    known, out, i = set(columns), [], 0
+    while i < len(names):
+        joined = None if names[i] in known else next(
+            ((j, with_commas[key]) for j in range(len(names), i + 1, -1)
+             if (key := _comma_key(",".join(names[i:j]))) in with_commas), None)
+        out.append(names[i] if joined is None else joined[1])
+        i = i + 1 if joined is None else joined[0]
+    return out
+
+
+def _comma_key(name: str) -> str:
+    return re.sub(r"\s*,\s*", ",", name.strip())
+
+
 def _check_known(option: str, names: list[str] | None, columns: list[str], path: Path) -> None:
     unknown = [n for n in names or [] if n not in columns]
     if unknown:
+        close = {n: difflib.get_close_matches(n, columns, n=1) for n in unknown}
+        hints = [f"'{n}': did you mean '{m[0]}'?" for n, m in close.items() if m][:SAMPLE]
+        quote = "; quote a name holding a comma: '\"a, b\",c'" if any("," in c for c in columns) else ""
         raise DataError(
             f"{path}: --{option} names {plural(len(unknown), 'column')} not in the file: {quote_list(unknown)} "
-            f"(available: {quote_list(columns)})"
+            f"(available: {quote_list(columns)}){'; ' if hints else ''}{'; '.join(hints)}{quote}"
         )
 
 
@@ -350,4 +376,7 @@ def _not_found(path: Path, what: str, name: str, available: list[str]) -> DataEr
         a for a in available if a.lower() == name.lower()
     ]
     hint = f"; did you mean '{close[0]}'?" if close else ""
+    if len(available) == 1 and not close:  # a title line above the header, or another delimiter
+        hint = ("; the file has one column: is its first line a title (remove the lines above the header), or are "
+                "its fields separated otherwise (--delimiter)?")
     return DataError(f"{path}: {what} column '{name}' not found (available: {quote_list(available)}){hint}")

@@ -3,10 +3,13 @@
 The delimiter of a ``.csv`` is detected from its first lines (:func:`dialect`): comma, semicolon or tab, the
 one that splits the header and the first rows into the same number of fields (more than one); a
 semicolon-separated file whose numbers use a decimal comma (the European spreadsheet export) is read with
-``decimal_point=","``. A file that two delimiters split equally well is refused: pass ``--delimiter``.
+``decimal_point=","`` (where those lines hold whole numbers only, a column written with decimal commas further
+down is read with them: :mod:`~survmom.data.text_numbers`). A file that two delimiters split equally well is
+refused: pass ``--delimiter``.
 ``.tsv``/``.tab`` files are tab-separated. ``--delimiter`` overrides both.
 
-Cells equal to one of :data:`~survmom.data.cells.NA_MARKERS` are missing. A file is parsed by pyarrow's
+Cells equal to one of :data:`~survmom.data.cells.NA_MARKERS` are missing, and a lone ``"."`` where a number is
+read. A file is parsed by pyarrow's
 streaming reader, a few 1 MiB blocks at a time, so memory does not grow with the file. Columns typed
 "numeric" are converted by pyarrow; a column holding values pyarrow refuses but training accepts (``" NA"``,
 ``"1_000"``) is read as text and parsed as training parses it (:func:`~survmom.data.cells.parse_numbers`).
@@ -39,7 +42,8 @@ from survmom.data.cells import NA_MARKERS, parse_numbers, per_row
 from survmom.data.formats import rebatch
 from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
 from survmom.data.tables import clean_names, select, to_pandas
-from survmom.data.text_numbers import decimal_point, grouped_comma_columns, numbers_in_text_columns
+from survmom.data.text_bytes import check_text, first_bad_utf8
+from survmom.data.text_numbers import decimal_point, text_columns_as_numbers, unconverted
 from survmom.errors import ConfigError, DataError
 
 _HEADER_PROBE = 1 << 20  # bytes read to find the header row
@@ -58,11 +62,17 @@ _DECIMAL_POINT = re.compile(r"^\s*[-+]?\d*\.\d+([eE][-+]?\d+)?\s*$")
 @dataclass(frozen=True)
 class Dialect:
     """How a delimited file is written: ``delimiter`` (one character), ``decimal`` ("." or ","), and
-    ``notice``: one line saying what was detected when it is not a plain comma-separated file, else None."""
+    ``notice``: one line saying what was detected when it is not a plain comma-separated file, else None;
+    ``comma_later``: a semicolon or tab file whose first lines held no decimal point, so a column whose every
+    value is a number with a decimal comma reads as numbers (:mod:`~survmom.data.text_numbers`); ``names``: the
+    column names pyarrow is given (the header then skipped) when every data row ends in more empty fields than
+    the header (``a,b`` over ``1,2,``) or the header in more than the rows (``a,b,`` over ``1,2``), else None."""
 
     delimiter: str = ","
     decimal: str = "."
     notice: str | None = None
+    comma_later: bool = False
+    names: tuple[str, ...] | None = None  # given to pyarrow for a header and rows differing by trailing empties
 
 
 def dialect(path: Path, delimiter: str | None = None) -> Dialect:
@@ -77,28 +87,55 @@ def dialect(path: Path, delimiter: str | None = None) -> Dialect:
     if delimiter is None and tabbed:
         delimiter = "\t"
     if delimiter is None:
-        fits = {}
-        for candidate in _CANDIDATES:
-            widths = {len(r) for r in csv.reader(lines, delimiter=candidate)}
-            if len(widths) == 1 and widths != {1}:
-                fits[candidate] = widths.pop()
+        fits: dict[str, int] = {}
+        for bare in (False, True):  # then widths without trailing empty fields (every row ending in ";")
+            for candidate in _CANDIDATES if not fits else ():
+                widths = {_filled(r) if bare else len(r) for r in csv.reader(lines, delimiter=candidate)}
+                if len(widths) == 1 and widths != {1}:
+                    fits[candidate] = widths.pop()
         if len(fits) > 1:
             shown = " and ".join(f"{_CANDIDATES[c]}s ({n} fields)" for c, n in fits.items())
             raise DataError(f"{path}: the first lines split equally well by {shown}; pass --delimiter "
                             f"(e.g. --delimiter ';') to say which")
         delimiter = next(iter(fits), ",")
-    decimal = "."
+    decimal, comma_later = ".", False
     if delimiter != ",":
         cells = [c for r in list(csv.reader(lines, delimiter=delimiter))[1:] for c in r]
-        if any(_DECIMAL_COMMA.match(c) for c in cells) and not any(
-                _DECIMAL_POINT.match(c) and not _GROUPED_POINTS.match(c) for c in cells):
+        points = any(_DECIMAL_POINT.match(c) and not _GROUPED_POINTS.match(c) for c in cells)
+        if any(_DECIMAL_COMMA.match(c) for c in cells) and not points:
             decimal = ","
+        comma_later = decimal == "." and not points
     notice = None
     if (delimiter, decimal) != (",", ".") and not (tabbed and (delimiter, decimal) == ("\t", ".")):
         name = _CANDIDATES.get(delimiter, repr(delimiter))
         comma = " with decimal commas" if decimal == "," else ""
         notice = f"{path}: read as {name}-separated{comma} (detected from the first lines; --delimiter overrides)"
-    return Dialect(delimiter, decimal, notice)
+    return Dialect(delimiter, decimal, notice, comma_later, _trailing_names(lines, delimiter))
+
+
+def _filled(row: list[str]) -> int:
+    """The number of fields of ``row`` without its trailing empty ones (at least one)."""
+    width = len(row)
+    while width > 1 and not row[width - 1].strip():
+        width -= 1
+    return width
+
+
+def _trailing_names(lines: list[str], delimiter: str) -> tuple[str, ...] | None:
+    """The names for pyarrow when the first data rows all differ from the header by trailing empty fields (a
+    trailing delimiter on every row, or on the header only); None when they have the header's width."""
+    try:
+        header, *rows = csv.reader(lines, delimiter=delimiter)
+    except (csv.Error, ValueError):
+        return None
+    widths = {len(row) for row in rows}
+    if len(widths) != 1 or (width := widths.pop()) == len(header):
+        return None
+    if width < len(header):
+        return tuple(header[:width]) if not "".join(header[width:]).strip() else None
+    if "".join(cell for row in rows for cell in row[len(header):]).strip():
+        return None
+    return (*header, *(f"\x00unnamed {k}" for k in range(width - len(header))))
 
 
 def _first_lines(path: Path) -> list[str]:
@@ -108,7 +145,7 @@ def _first_lines(path: Path) -> list[str]:
             chunk = fh.read(_HEADER_PROBE)
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
-    _check_text(path, chunk)
+    check_text(path, chunk)
     if chunk.startswith(codecs.BOM_UTF8):
         chunk = chunk[len(codecs.BOM_UTF8):]
     lines = chunk.decode("utf-8", errors="replace").splitlines()
@@ -147,7 +184,7 @@ def read(path: Path, columns: list[str] | None, column_types: dict[str, str], ho
                     table = pa_csv.read_csv(source, read_options=read_options, parse_options=_parse(how),
                                             convert_options=convert)
             except (pa.ArrowException, OSError, EOFError) as exc:
-                failed = _unconverted(exc, names, numeric, as_text)
+                failed = unconverted(exc, names, numeric, as_text)
                 if failed:
                     as_text.update(failed)
                     continue
@@ -156,10 +193,10 @@ def read(path: Path, columns: list[str] | None, column_types: dict[str, str], ho
     if table.num_rows == 0:
         raise DataError(f"{path}: has a header but no data rows")
     table = table.rename_columns(selected)
-    if how.decimal == ",":  # "1.234,5" (Excel's numbers there) is text to pyarrow: a number to a statistician
-        as_text |= grouped_comma_columns(table, {c for c in selected if column_types.get(c) in ("category", "string")})
-    try:
-        table = numbers_in_text_columns(table, as_text, path=path, start=0, decimal=how.decimal)
+    text = {c for c in selected if column_types.get(c) in ("category", "string")}
+    try:  # "1.234,5", a late "1,5" and "." are text to pyarrow: numbers (and a missing one) to a statistician
+        table = text_columns_as_numbers(table, as_text, text, path=path, start=0, decimal=how.decimal,
+                                        comma_later=how.comma_later)
     except DataError as exc:
         raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
     return to_pandas(table, path, column_types, not_text=lambda column, rows: _not_utf8(path, column, rows))
@@ -223,14 +260,15 @@ def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], c
                     block = block.slice(skip).rename_columns(selected)
                     skip = 0
                     try:
-                        block = numbers_in_text_columns(block, as_text, path=path, start=done, decimal=how.decimal)
+                        block = text_columns_as_numbers(block, set(as_text), set(selected) - as_text, path=path,
+                                                        start=done, decimal=how.decimal, comma_later=how.comma_later)
                     except DataError as exc:
                         raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
                     done += block.num_rows
                     yield block
             return
         except pa.ArrowInvalid as exc:
-            failed = _unconverted(exc, names, numeric, as_text)
+            failed = unconverted(exc, names, numeric, as_text)
             if not failed:
                 raise
             as_text.update(failed)
@@ -269,7 +307,9 @@ def _input(path: Path) -> pa.NativeFile:
 
 
 def _parse(how: Dialect) -> pa_csv.ParseOptions:
-    return pa_csv.ParseOptions(delimiter=how.delimiter)
+    """pyarrow's parse options; a line of only spaces or tabs is blank, as an empty line is (was a ragged row)."""
+    return pa_csv.ParseOptions(delimiter=how.delimiter,
+                               invalid_row_handler=lambda row: "error" if row.text.strip() else "skip")
 
 
 def _header(path: Path, how: Dialect) -> list[str]:
@@ -277,14 +317,14 @@ def _header(path: Path, how: Dialect) -> list[str]:
     with _open_bytes(path) as fh:
         try:
             chunk = fh.read(_HEADER_PROBE)
-            while b"\n" not in chunk and len(chunk) < 64 * _HEADER_PROBE:
+            while b"\n" not in chunk and b"\r" not in chunk and len(chunk) < 64 * _HEADER_PROBE:
                 more = fh.read(_HEADER_PROBE)
                 if not more:
                     break
                 chunk += more
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
-    _check_text(path, chunk)
+    check_text(path, chunk)
     if chunk.startswith(codecs.BOM_UTF8):
         chunk = chunk[len(codecs.BOM_UTF8) :]
     try:
@@ -292,10 +332,10 @@ def _header(path: Path, how: Dialect) -> list[str]:
     except UnicodeDecodeError as exc:
         # Bad bytes in data rows are reported per column later, where pyarrow reads them as bytes.
         text = chunk[: exc.start].decode("utf-8")
-        if "\n" not in text:
+        if "\n" not in text and "\r" not in text:
             raise _not_utf8(path, detail="in the header row") from None
     try:
-        rows = csv.reader(io.StringIO(text), delimiter=how.delimiter)
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=how.delimiter)  # \r, \n or \r\n
         names = next(rows)
         # A spreadsheet's export may end every line in empty fields ("a,b,,"): unnamed columns that are empty
         # in the first lines are not columns (pyarrow reads only the named ones).
@@ -317,32 +357,12 @@ def _header(path: Path, how: Dialect) -> list[str]:
     return names
 
 
-_MAGIC = {
-    b"PK\x03\x04": "a ZIP/Excel file",
-    b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
-    b"BZh": "bzip2-compressed (name it .csv.bz2)",
-    b"\x28\xb5\x2f\xfd": "zstd-compressed (name it .csv.zst)",
-    b"\xfd7zXZ\x00": "xz-compressed (name it .csv.xz)",
-    b"PAR1": "a Parquet file",
-}
-
-
-def _check_text(path: Path, chunk: bytes) -> None:
-    """DataError when the file's first bytes ``chunk`` are empty, or binary or compressed data."""
-    if not chunk.strip():
-        raise DataError(f"{path}: file is empty (no header row)")
-    for prefix, what in _MAGIC.items():
-        if chunk.startswith(prefix):
-            raise DataError(f"{path}: not a CSV text file (looks like {what})")
-    if b"\x00" in chunk:
-        raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
-
-
 def _options(
     raw_selected: list[str], arrow_types: dict[str, pa.DataType], block_size: int | None, how: Dialect,
 ) -> tuple[pa_csv.ReadOptions, pa_csv.ConvertOptions]:
     """pyarrow's read and convert options for the raw columns ``raw_selected``."""
-    read_options = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}))
+    names = {"column_names": list(how.names), "skip_rows": 1} if how.names else {}
+    read_options = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}), **names)
     convert = pa_csv.ConvertOptions(
         include_columns=raw_selected,
         column_types=arrow_types,
@@ -368,25 +388,6 @@ def _arrow_types(
         elif kind in ("category", "string") or (stream and kind in (None, "code")):
             types[raw_of[name]] = pa.string()
     return types
-
-
-# --------------------------------------------------------------------------------------------- numbers in text
-
-
-def _unconverted(exc: BaseException, names: list[str], numeric: list[str], as_text: set[str]) -> list[str]:
-    """Numeric columns to read as text after pyarrow failed to convert one to float64 (``exc``); [] if none.
-
-    pyarrow names the column by its position in the file; without one, every numeric column not yet read as
-    text is.
-    """
-    reason = first_line(exc)
-    if "conversion error" not in reason:
-        return []
-    match = re.search(r"In CSV column #(\d+): CSV conversion error", reason)
-    if match and int(match.group(1)) < len(names):
-        name = names[int(match.group(1))]
-        return [name] if name in numeric and name not in as_text else []
-    return [c for c in numeric if c not in as_text]
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -457,43 +458,28 @@ def _locate_ragged_row(path: Path, n_columns: int, how: Dialect) -> str:
         with _open_bytes(path) as fh:
             text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
             reader = csv.reader(text, delimiter=how.delimiter)
+            if how.names:  # the header differs from the rows by trailing empty fields: the rows count
+                n_columns = len(how.names)
+                next(reader, None)
             for record in reader:
                 if record and len(record) != n_columns:
-                    return f" (line {reader.line_num} has {len(record)} fields, the header has {n_columns})"
+                    expected = "the first rows have" if how.names else "the header has"
+                    return f" (line {reader.line_num} has {len(record)} fields, {expected} {n_columns})"
     except (OSError, EOFError, csv.Error):
         pass
     return ""
 
 
-def _first_bad_utf8(path: Path) -> tuple[int, int, int] | None:
-    """(byte offset, byte value, 1-based line) of the first invalid UTF-8 byte in the file, or None."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0  # file offset of the current chunk
-    lines = 1
-    with _open_bytes(path) as fh:
-        while True:
-            chunk = fh.read(_HEADER_PROBE)
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                # exc.object is the decoder's carried-over partial character followed by this chunk.
-                carried = len(exc.object) - len(chunk)
-                line = lines + exc.object[carried : max(exc.start, carried)].count(b"\n")
-                return offset - carried + exc.start, exc.object[exc.start], line
-            if not chunk:
-                return None
-            lines += chunk.count(b"\n")
-            offset += len(chunk)
-
-
 def _not_utf8(path: Path, column: str | None = None, detail: str = "") -> DataError:
     """The file is not UTF-8: where the first bad byte is, plus ``detail`` (e.g. rows and values)."""
-    found = _first_bad_utf8(path)
+    with _open_bytes(path) as fh:
+        found = first_bad_utf8(fh)
     parts = [f"first bad byte 0x{found[1]:02x} at byte offset {found[0]}, line {found[2]}"] if found else []
     parts += [detail] if detail else []
     where = f" ({'; '.join(parts)})" if parts else ""
     col = f" column '{column}'" if column else ""
     return DataError(
         f"{path}:{col} is not valid UTF-8 text{where}; re-encode the file as UTF-8 "
-        f"(e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)"
+        f"(e.g. iconv -f cp1252 -t utf-8 in.csv > out.csv for Excel's Windows CSV, -f latin1 for others; or save "
+        f"it from Excel as 'CSV UTF-8')"
     )

@@ -6,6 +6,7 @@ defaults, help) from its fields, and checkpoints save it as plain data.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime
 import types
@@ -69,7 +70,8 @@ def _one_of(values) -> str:
 class TrainConfig:
     """Every option of ``survmom train``; field names are the CLI option names with ``_`` for ``-``.
 
-    A list field is a comma-separated value on the command line (``--hidden 64,64``) and a list in YAML.
+    A list field is a comma-separated value on the command line (``--hidden 64,64``) and a list in YAML; an item
+    in double quotes may hold commas (a column named "dose, mg").
     """
 
     time_col: str = field(default="time", metadata=cli("Column with the event or censoring time (> 0 for weibull)."))
@@ -285,10 +287,16 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 
 def parse_list(text: str | list | None, kind: type = str, option: str = "option") -> list | None:
-    """'a,b,c' (or a YAML list) → ['a', 'b', 'c'] converted with ``kind``; None stays None."""
+    """'a,b,c' (or a YAML list) → ['a', 'b', 'c'] converted with ``kind``; None stays None. An item in double
+    quotes may hold commas (``'"dose, mg",age'``)."""
     if text is None:
         return None
-    items = text if isinstance(text, list) else [part.strip() for part in str(text).split(",")]
+    if isinstance(text, list):
+        items = text
+    elif '"' in str(text):  # CSV quoting: '"dose, mg",age' names a column holding a comma
+        items = [part.strip() for part in next(csv.reader([str(text)], skipinitialspace=True), [])]
+    else:
+        items = [part.strip() for part in str(text).split(",")]
     items = [item for item in items if item != ""]
     # int() would truncate 16.7 and read true as 1: list items are numbers of the right kind, or their text.
     if kind is int and any(isinstance(item, bool) or (isinstance(item, float) and not item.is_integer())

@@ -28,6 +28,7 @@ from survmom.data import (
     parse_weight,
     read_table,
     read_table_share,
+    rejoin_split_names,
     select_feature_columns,
     subject_codes,
     subject_folds,
@@ -36,7 +37,7 @@ from survmom.data import (
     text_notice,
 )
 from survmom.data.diagnostics import looks_like_code_name
-from survmom.data.messages import plural, quote_list
+from survmom.data.messages import SAMPLE, plural, quote_list, renamed_hint, row_numbers
 from survmom.errors import DataError
 from survmom.system import memory_limit
 from survmom.training.config import TrainConfig, design_roles
@@ -135,6 +136,8 @@ def prepare_training_data(
     """
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
+    for option in ("features", "exclude", "categorical", "numeric", "strata"):  # "dose, mg" split at its comma
+        setattr(config, option, rejoin_split_names(getattr(config, option), columns))
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     text_in_file: set[str] = set()  # feature columns a typed file stores as text, the user not saying otherwise
     if preprocessor is None:
@@ -316,6 +319,11 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
                    strata_levels: list[tuple[str, ...]] | None) -> Outcomes:
     """Time, event and the design's columns of ``table`` (x left empty); strata coded by ``strata_levels``
     (None: left for the caller to fit)."""
+    if isinstance(table, pd.DataFrame) and table[config.event_col].isna().any():  # a spreadsheet's cleared rows?
+        _refuse_empty_rows(table, path)
+    if isinstance(table[config.event_col].dtype, pd.CategoricalDtype) and \
+            config.event_col in table[config.event_col].cat.categories:  # files concatenated with their headers?
+        _refuse_repeated_header(table, config, path)
     event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value)
     time = parse_time(table[config.time_col], path=path, column=config.time_col,
                       min_exclusive=config.loss == "weibull")
@@ -328,6 +336,32 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
     if config.strata and strata_levels is not None:
         outcomes.strata = apply_strata(table, config.strata, strata_levels, path=path)
     return outcomes
+
+
+def _refuse_empty_rows(table: pd.DataFrame, path: Path) -> None:
+    """DataError naming the rows of ``table`` missing in every column read (the rows of ``,,,,`` a spreadsheet
+    exports below its data), which would otherwise be refused as missing event values."""
+    empty = np.flatnonzero(table.isna().all(axis=1).to_numpy())
+    if len(empty):
+        rows = ", ".join(str(r) for r in row_numbers(table.index, empty[:SAMPLE]))
+        word = "rows" if len(empty) > 1 else "row"
+        raise DataError(f"{path}: {plural(len(empty), 'row')} empty in every column ({word} {rows}"
+                        f"{', ...' if len(empty) > SAMPLE else ''}; e.g. a spreadsheet's cleared rows exported as "
+                        "',,,,'): delete them")
+
+
+def _refuse_repeated_header(table: pd.DataFrame, config: TrainConfig, path: Path) -> None:
+    """DataError naming the rows whose event and time cells are the names of their columns: the header row
+    repeated inside the file (exports concatenated with ``cat``), which the event check would call an invalid
+    event value."""
+    rows = np.flatnonzero(((table[config.event_col] == config.event_col)
+                           & (table[config.time_col].astype(str).str.strip() == config.time_col)).to_numpy())
+    if len(rows):
+        shown = ", ".join(str(r) for r in row_numbers(table[config.event_col].index, rows[:SAMPLE]))
+        more = ", ..." if len(rows) > SAMPLE else ""
+        which = f"rows {shown}{more} repeat" if len(rows) > 1 else f"row {shown} repeats"
+        raise DataError(f"{path}: {which} the header ('{config.time_col}', '{config.event_col}', ...): files joined "
+                        "with their header rows? delete the repeated header")
 
 
 def check_encoded_size(preprocessor: Preprocessor, rows: int, path: Path, memory: int | None = None) -> None:
@@ -400,7 +434,8 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
     missing = [name for name in needed if name not in set(present)]
     if missing:
         shown = ", ".join(list(map(str, present))[:8])
-        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; columns are: {shown}")
+        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; columns are: {shown}"
+                        f"{renamed_hint(missing, list(map(str, present)))}")
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
