@@ -91,13 +91,17 @@ def refuse_rows(
         raise DataError(f"{path}: column '{column}' has {len(pos)} {phrase} ({sample}){hint}")
 
 
+def closest_name(name: str, available: Sequence[str]) -> str | None:
+    """The name among ``available`` that ``name`` most likely means: the same ignoring case and surrounding
+    spaces, else the closest by :func:`difflib.get_close_matches`; None when none is close."""
+    folded = {other.casefold().strip(): other for other in available}
+    return folded.get(name.casefold().strip()) or next(iter(difflib.get_close_matches(name, available, 1)), None)
+
+
 def renamed_hint(missing: Sequence[str], available: Sequence[str]) -> str:
     """``" ('age': the file has 'Age'; renamed?)"`` for the missing names that an available, otherwise unused
-    name matches ignoring case, or closely (difflib); "" when none does."""
+    name matches (:func:`closest_name`); "" when none does."""
     unused = [name for name in available if name not in set(missing)]
-    folded = {name.casefold().strip(): name for name in unused}
-    close = {name: folded.get(name.casefold()) or next(iter(difflib.get_close_matches(name, unused, 1)), None)
-             for name in missing}
+    close = {name: closest_name(name, unused) for name in missing}
     hints = [f"'{name}': the file has '{other}'" for name, other in close.items() if other][:SAMPLE]
     return f" ({'; '.join(hints)}; renamed?)" if hints else ""
-

@@ -9,7 +9,6 @@ by :class:`_ArrowFormat`. To add a format, write a FormatReader and list it in :
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pyarrow as pa
 from survmom.data import columnar, statistical, text
 from survmom.data.arrow_ipc import ARROW_IPC
 from survmom.data.formats import FormatReader, reader_for
-from survmom.data.messages import SAMPLE, plural, quote_list
+from survmom.data.messages import SAMPLE, closest_name, plural, quote_list
 from survmom.data.statistical import value_codes
 from survmom.data.tables import check_file, to_pandas
 from survmom.errors import ConfigError, DataError
@@ -362,8 +361,8 @@ def _comma_key(name: str) -> str:
 def _check_known(option: str, names: list[str] | None, columns: list[str], path: Path) -> None:
     unknown = [n for n in names or [] if n not in columns]
     if unknown:
-        close = {n: difflib.get_close_matches(n, columns, n=1) for n in unknown}
-        hints = [f"'{n}': did you mean '{m[0]}'?" for n, m in close.items() if m][:SAMPLE]
+        close = {n: closest_name(n, columns) for n in unknown}
+        hints = [f"'{n}': did you mean '{m}'?" for n, m in close.items() if m][:SAMPLE]
         quote = "; quote a name holding a comma: '\"a, b\",c'" if any("," in c for c in columns) else ""
         raise DataError(
             f"{path}: --{option} names {plural(len(unknown), 'column')} not in the file: {quote_list(unknown)} "
@@ -372,10 +371,8 @@ def _check_known(option: str, names: list[str] | None, columns: list[str], path:
 
 
 def _not_found(path: Path, what: str, name: str, available: list[str]) -> DataError:
-    close = difflib.get_close_matches(name, available, n=1) or [
-        a for a in available if a.lower() == name.lower()
-    ]
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    close = closest_name(name, available)
+    hint = f"; did you mean '{close}'?" if close else ""
     if len(available) == 1 and not close:  # a title line above the header, or another delimiter
         hint = ("; the file has one column: is its first line a title (remove the lines above the header), or are "
                 "its fields separated otherwise (--delimiter)?")
