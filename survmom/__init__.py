@@ -1,7 +1,8 @@
 """survmom: deep survival models trained with a Momentum (MoCo-style) target network and memory bank.
 
 The names below are imported on first use (PEP 562), so ``import survmom`` and ``survmom --help`` load no
-torch or pandas: ``from survmom import SurvivalModel`` (the Python API of the CLI's engine), or the core
+torch or pandas: ``from survmom import SurvivalModel`` (the Python API of the CLI's engine),
+``SurvivalEstimator`` (the same behind scikit-learn's estimator protocol), or the core
 library: ``from survmom import Momentum, cox_loss, weibull_loss``.
 """
 
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "SurvivalModel": "survmom.app.survival_model",
     "SurvmomWarning": "survmom.app.survival_model",
+    "SurvivalEstimator": "survmom.app.estimator",
     "SurvmomError": "survmom.errors",
     "Momentum": "survmom.core.momentum",
     "MemoryBank": "survmom.core.bank",

@@ -98,6 +98,21 @@ class SurvivalModel:
         weakref.finalize(self, self._folder.cleanup)
         self._checkpoint: Path | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling (``pickle``, ``joblib.dump``, worker processes) carries the checkpoint's bytes, not the path of
+        this model's private folder, which is removed with it."""
+        weights = None if self._checkpoint is None else self._checkpoint.read_bytes()
+        return {"config": self.config, "verbose": self.verbose, "checkpoint": weights}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config, self.verbose = state["config"], state["verbose"]
+        self._folder = tempfile.TemporaryDirectory(prefix="survmom-")
+        weakref.finalize(self, self._folder.cleanup)
+        self._checkpoint = None
+        if state["checkpoint"] is not None:
+            self._checkpoint = Path(self._folder.name) / "model.pt"
+            self._checkpoint.write_bytes(state["checkpoint"])
+
     def __repr__(self) -> str:
         fitted = "fitted" if self._checkpoint is not None else "not fitted"
         return f"SurvivalModel(loss={self.config.loss!r}, hidden={tuple(self.config.hidden)}, {fitted})"
