@@ -25,7 +25,7 @@ import pandas as pd
 
 from survmom.choices import TIME_UNITS
 from survmom.data.cells import as_number, is_missing_text, per_row, text_view
-from survmom.data.messages import SAMPLE, plural, row_numbers, sample_rows, show_rows
+from survmom.data.messages import SAMPLE, plural, row_numbers, show_rows
 from survmom.errors import DataError
 
 _US_PER_DAY = 86_400 * 1_000_000
@@ -138,7 +138,9 @@ def refuse_dates_as_numbers(values: pd.Series, *, path: Path, column: str) -> No
     advice is ``--origin-col``, which makes times of them."""
     if looks_like_dates(values):
         present = np.flatnonzero(values.notna().to_numpy())[:3]
-        raise DataError(f"{path}: column '{column}' holds dates, not numbers ({sample_rows(values, present)}): name "
+        shown = [_show_cell(values.iloc[k]) for k in present]
+        raise DataError(f"{path}: column '{column}' holds dates, not numbers "
+                        f"({show_rows(row_numbers(values.index, present), shown).replace(chr(39), '')}): name "
                         "the column of each subject's origin date (diagnosis, randomisation) with --origin-col, and "
                         "the time becomes the days from it (or --time-unit weeks, months, years); or convert the "
                         "column to a number")
@@ -202,6 +204,13 @@ def _same_clock(first: Dates, second: Dates, path: Path, one: str, other: str) -
 def _show(us: int) -> str:
     """A date as ISO text, to the minute or second only where it has them."""
     return np.datetime_as_string(np.datetime64(int(us), "us"), unit="auto").replace("T", " ")
+
+
+def _show_cell(value: Any) -> str:
+    """A date cell as ISO text (``2020-01-31``, ``2020-01-31 14:05:00``), other cells as their text."""
+    if isinstance(value, (dt.datetime, np.datetime64)):
+        return str(pd.Timestamp(value)).removesuffix(" 00:00:00")
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 def _both_kinds(values: pd.Series, codes: np.ndarray, uniques: np.ndarray, aware: np.ndarray,

@@ -258,16 +258,21 @@ def design_roles(config: TrainConfig) -> dict[str, list[str]]:
 
 
 def _date_checks(config: TrainConfig) -> list[tuple[bool, str]]:
-    """(ok, message) of the date options: a known unit, a strptime format, and both only with --origin-col."""
+    """(ok, message) of the date options: a known unit and a strptime format (that they come with --origin-col
+    is :func:`check_dates_named`'s check: a SurvivalModel's unit is set before fit names the origin)."""
     return [
         (config.time_unit in TIME_UNITS,
          f"--time-unit must be one of {', '.join(TIME_UNITS)}, got {config.time_unit!r}"),
-        (config.origin_col is not None or (config.time_unit == "days" and config.date_format is None),
-         "--time-unit and --date-format apply to dates: give --origin-col, the column of each subject's origin "
-         "date (the time column then holds end dates)"),
         (config.date_format is None or "%" in config.date_format,
          f"--date-format is a strptime format such as %d/%m/%Y, got {config.date_format!r}"),
     ]
+
+
+def check_dates_named(config: TrainConfig) -> None:
+    """ConfigError for --time-unit or --date-format without --origin-col: with numeric times they would do nothing."""
+    if config.origin_col is None and (config.time_unit != "days" or config.date_format is not None):
+        raise ConfigError("--time-unit and --date-format apply to dates: give --origin-col, the column of each "
+                          "subject's origin date (the time column then holds end dates)")
 
 
 def _distinct_roles(config: TrainConfig) -> tuple[bool, str]:

@@ -41,7 +41,7 @@ from survmom.data.diagnostics import looks_like_code_name
 from survmom.data.messages import SAMPLE, plural, quote_list, renamed_hint, row_numbers
 from survmom.errors import DataError
 from survmom.system import memory_limit
-from survmom.training.config import TrainConfig, design_roles
+from survmom.training.config import TrainConfig, check_dates_named, design_roles
 
 if TYPE_CHECKING:
     from survmom.training.distributed import Ranks
@@ -136,6 +136,7 @@ def prepare_training_data(
     is fitted on every row (unsupervised, and then the same for all members). ``every_row`` and ``rows`` are
     set for it.
     """
+    check_dates_named(config)
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
     for option in ("features", "exclude", "categorical", "numeric", "strata"):  # "dose, mg" split at its comma
