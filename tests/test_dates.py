@@ -363,3 +363,15 @@ def test_a_time_unit_or_date_format_without_origin_col_is_refused(small, option,
     assert refused(path, "--time-col", "days", *option) == (
         "error: --time-unit and --date-format apply to dates: give --origin-col, the column of each subject's origin "
         "date (the time column then holds end dates)")
+
+
+def test_the_origin_column_is_no_feature_and_must_exist(small, tmp_path):
+    path = tmp_path / "d.parquet"
+    small.to_parquet(path)
+    dates = ["--time-col", "end", "--origin-col"]
+    assert refused(path, *dates, "start", "--features", "start,age") == (
+        "error: features must not include the time, event, id, entry, weight, strata or origin column: 'start'")
+    assert refused(path, *dates, "start", "--categorical", "start") == (
+        "error: --categorical names 'start', the origin column; only feature columns take a type")
+    assert refused(path, *dates, "started").startswith(
+        f"error: {path}: origin column 'started' not found (available: 'start', 'end', 'days', ")
