@@ -202,6 +202,8 @@ def rossi_files(tmp_path_factory) -> dict[str, Path]:
     dated.assign(start=origin.dt.date, end=end.dt.date).to_parquet(files["date32.parquet"])
     files["timestamp.parquet"] = folder / "timestamp.parquet"
     dated.to_parquet(files["timestamp.parquet"])
+    files["dates.feather"] = folder / "dates.feather"
+    dated.assign(start=origin.dt.date, end=end.dt.date).to_feather(files["dates.feather"])
     files["dates.dta"] = folder / "dates.dta"
     pyreadstat.write_dta(dated.assign(start=origin.dt.date, end=end.dt.date), files["dates.dta"])
     return files
@@ -224,7 +226,8 @@ def numeric_model(rossi_files, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["iso.csv", "dmy.csv", "date32.parquet", "timestamp.parquet", "dates.dta"])
+@pytest.mark.parametrize("kind", ["iso.csv", "dmy.csv", "date32.parquet", "timestamp.parquet", "dates.feather",
+                                  "dates.dta"])
 def test_a_model_trained_on_dates_is_the_model_trained_on_their_days(kind, rossi_files, numeric_model, tmp_path):
     fmt = ["--date-format", "%d/%m/%Y"] if kind == "dmy.csv" else []
     model = train(rossi_files[kind], tmp_path / "dates.pt", "--time-col", "end", "--origin-col", "start", *fmt)
