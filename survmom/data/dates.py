@@ -124,7 +124,11 @@ def looks_like_dates(values: pd.Series) -> bool:
         return True
     if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
         return False
-    distinct = pd.unique(values.dropna().to_numpy(dtype=object))[:1000]
+    try:
+        distinct = (values.cat.categories.to_numpy(dtype=object) if isinstance(dtype, pd.CategoricalDtype)
+                    else pd.unique(values.dropna().to_numpy(dtype=object)))[:1000]
+    except TypeError:  # nested values (lists): not dates; the number check says what they are
+        return False
     if len(distinct) == 0:
         return False
     dated = sum(isinstance(v, dt.date) or (isinstance(v, str) and bool(_ISO.fullmatch(v.strip())
