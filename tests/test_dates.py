@@ -271,6 +271,8 @@ def test_years_scale_the_times_and_medians_and_leave_the_risks(rossi_files, nume
     np.testing.assert_allclose(in_years.filter(like="surv_").to_numpy(), in_days.filter(like="surv_").to_numpy(),
                                rtol=1e-6)
     assert np.isfinite(in_days["median_time"]).sum() > 10
+    shown = run_survmom("inspect", model, check=True).stderr
+    assert "years from the date in 'start' to the date in" in shown and "'end'" in shown
 
 
 @pytest.mark.slow
