@@ -380,3 +380,16 @@ def test_the_origin_column_is_no_feature_and_must_exist(small, tmp_path):
         "error: --categorical names 'start', the origin column; only feature columns take a type")
     assert refused(path, *dates, "started").startswith(
         f"error: {path}: origin column 'started' not found (available: 'start', 'end', 'days', ")
+
+
+def test_day_first_dates_in_a_csv_name_the_file_column_and_option(small, tmp_path):
+    path = tmp_path / "d.csv"
+    small.assign(start=pd.to_datetime(small["start"]).dt.strftime("%d/%m/%Y")).to_csv(path, index=False)
+    assert refused(path, "--time-col", "end", "--origin-col", "start") == (
+        f"error: {path}: column 'start' has 60 values that are dates not in ISO 8601 (rows 1, 2, 3, 4, 5, ...: "
+        "'01/06/2010', '12/06/2010', '23/06/2010', '04/07/2010', '15/07/2010', ...; day first): pass --date-format "
+        "with their spelling, --date-format '%d/%m/%Y' (day first) or '%m/%d/%Y' (month first)")
+    train(path, tmp_path / "m.pt", "--time-col", "end", "--origin-col", "start", "--date-format", "%d/%m/%Y",
+          "--val-frac", "0")
+    np.testing.assert_array_equal(np.sort(read_checkpoint(tmp_path / "m.pt").train_time.numpy()),
+                                  np.sort(small["days"].to_numpy(dtype=float)))
