@@ -10,3 +10,6 @@ DEVICES = ("auto", "cpu", "cuda")
 RATE_SCHEDULES = ("constant", "cosine")
 # Hidden activations: option value -> name of the torch.nn module class.
 ACTIVATIONS = {"relu": "ReLU", "selu": "SELU", "gelu": "GELU", "silu": "SiLU", "tanh": "Tanh", "elu": "ELU"}
+# Units of times computed from dates (--time-unit): days per unit. A month is 365.25 / 12 days, a year 365.25
+# days (the Julian year, lifelines' and R's lubridate's convention for durations in years).
+TIME_UNITS = {"days": 1.0, "weeks": 7.0, "months": 30.4375, "years": 365.25}

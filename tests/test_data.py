@@ -952,7 +952,7 @@ def test_preprocessing_warns_in_column_order_and_raises_the_first_column_s_error
 
 # The data package's modules from the bottom up: each may import only modules before it (no circles).
 DATA_LAYERS = ["messages", "cells", "tables", "table_writers", "formats", "text_bytes", "text_numbers", "text",
-               "columnar", "arrow_ipc", "statistical", "read", "outcomes", "designs", "split", "encoding",
+               "columnar", "arrow_ipc", "statistical", "read", "dates", "outcomes", "designs", "split", "encoding",
                "diagnostics", "preprocess"]
 
 

@@ -1,7 +1,7 @@
 """Shapes of real users' files that the other test files do not cover: durations and dates as the time column.
 
 A registry export often holds follow-up as a duration (exit - entry) or as dates: refused in one line that
-says how to make the number the model needs.
+says how to make the number the model needs (for dates: --origin-col, tests/test_dates.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from cli_runner import run_survmom
 @pytest.mark.parametrize(("kind", "message"), [
     ("duration", "column 'week' holds durations, not numbers; convert it to a number in the unit you mean "
                  "(e.g. days: its total seconds / 86400)"),
-    ("date", "column 'week' holds dates/times, not numbers; convert it to a number (e.g. days since a reference "
-             "date, or follow-up days as exit date - entry date)"),
+    ("date", "column 'week' holds dates, not numbers (rows 1, 2, 3: 2000-05-20, 2000-04-29, 2000-06-24): name the "
+             "column of each subject's origin date (diagnosis, randomisation) with --origin-col, and the time becomes "
+             "the days from it (or --time-unit weeks, months, years); or convert the column to a number"),
 ])
 def test_a_time_column_of_durations_or_dates_says_how_to_make_it_a_number(kind, message, tmp_path):
     rossi = load_rossi()

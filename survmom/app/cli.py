@@ -250,7 +250,8 @@ def predict(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Output .csv, .tsv, .parquet or .feather (default: CSV on stdout)."
     ),
-    times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit)."),
+    times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit: "
+                                                  "the time column's, or train's --time-unit for dates)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings and no summary line; errors only."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
@@ -291,7 +292,8 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
     data: Path = typer.Argument(..., help="Labelled rows with the time and event columns: " + FORMATS_HELP),
     times: Optional[str] = typer.Option(
-        None, help="Comma-separated evaluation times (default: 25/50/75th percentiles of training event times)."
+        None, help="Comma-separated evaluation times, in the training time unit (default: 25/50/75th percentiles "
+                   "of training event times)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from survmom.app.predict import check_times, load_model, show_times, time_label
+from survmom.app.predict import check_times, load_model, show_times, time_label, time_unit
 from survmom.core import calibration, metrics
 from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError, SurvmomError
@@ -129,6 +129,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         "uno_c": uno,
         "uno_tau": times[-1],
         "times": times,
+        "time_unit": time_unit(config),
         "auc": [None if v is None else float(v) for v in auc],
         "mean_auc": mean_auc,
         "brier": [None if v is None else float(v) for v in brier],
@@ -256,7 +257,7 @@ def render_evaluation(result: dict[str, Any]) -> None:
     if result.get("design"):
         console.print(Text(f"C-index with the study design: {result['design']['concordance']}"))
         console.print(Text(f"n/a metrics: {result['metric_note']}"))
-    per_time = Table(title="by time")
+    per_time = Table(title=f"by time ({result['time_unit']})" if result.get("time_unit") else "by time")
     for name in ("time", "AUC(t)", "Brier(t)", "ICI", "E50", "E90"):
         per_time.add_column(name, justify="right")
     for k, t in enumerate(result["times"]):  # time_label is exact: nearby times stay apart

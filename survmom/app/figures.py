@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from survmom.atomic import atomic_write, check_output_path
 from survmom.errors import ConfigError
@@ -79,3 +79,8 @@ def literal(text: str) -> str:
     """``text`` (a file, column or category name) shown as written: matplotlib would read a pair of ``$``
     in it as mathematics."""
     return str(text).replace("$", r"\$")
+
+
+def time_axis(numbers: dict[str, Any]) -> str:
+    """The unit of a figure's times: its numbers' ``time_unit``, else the same unit as their ``time_column``."""
+    return literal(numbers.get("time_unit") or f"same unit as '{numbers['time_column']}'")

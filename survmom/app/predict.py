@@ -51,6 +51,13 @@ OUTPUT_SUFFIXES = tuple(WRITERS)
 SHOWN_TIMES = 5  # times shown in a message
 
 
+def time_unit(config: TrainConfig) -> str | None:
+    """The unit of a model's times where survmom knows it (the ``time_unit`` of the JSON numbers):
+    ``"days since 'start'"`` for times computed from dates (``--origin-col``, ``--time-unit``); None: the unit of
+    the file's time column."""
+    return None if config.origin_col is None else f"{config.time_unit} since '{config.origin_col}'"
+
+
 def time_label(t: float) -> str:
     """Exact label of a time for ``surv_<t>``, so distinct times never share a label.
 

@@ -111,6 +111,11 @@ def render_summary(summary: dict[str, Any]) -> None:
                 f"{summary['ema']['num_updates']} updates, current rate {summary['ema']['current_rate']:.6f}"),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
     ]
+    if config.get("origin_col"):  # times from dates
+        dates = (f"{config['time_unit']} from the date in '{config['origin_col']}' to the date in "
+                 f"'{config['time_col']}'" + (f" (dates as {config['date_format']} or ISO)" if config["date_format"]
+                                              else ""))
+        rows.insert(4, ("time", escape(dates)))
     design = summary.get("design", {})
     rows += [(name, str(design[key])) for name, key in (("entry column", "entry_col"), ("weight column", "weight_col"))
              if key in design]

@@ -14,6 +14,7 @@ Example::
     model = SurvivalModel(loss="cox", hidden=(64, 64), batch=32, epochs=40)
     model.fit(df, time_col="time", event_col="event", id_col="id")
     # study designs: entry_col= (delayed entry, counting process), weight_col=, strata=["centre"]
+    # dates: fit(df, time_col="last_seen", origin_col="diagnosed") with SurvivalModel(time_unit="years")
     model.predict(new_df, times=[365, 730])          # the columns `survmom predict` writes
     model.predict_survival_function(new_df, times=[365, 730])   # rows x times
     model.score(test_df)                              # Harrell's C, as `survmom evaluate`
@@ -122,24 +123,26 @@ class SurvivalModel:
     @_naming_frames
     def fit(self, data: Data, time_col: str | None = None, event_col: str | None = None, id_col: str | None = None,
             val: Data | None = None, *, entry_col: str | None = None, weight_col: str | None = None,
-            strata: Sequence[str] | str | None = None) -> SurvivalModel:
+            strata: Sequence[str] | str | None = None, origin_col: str | None = None) -> SurvivalModel:
         """Train on ``data`` (a DataFrame, or a path to any file ``survmom train`` reads); returns ``self``.
 
         ``time_col``, ``event_col``, ``id_col`` and the study design's ``entry_col``, ``weight_col``, ``strata``
-        (a list of columns, or "a,b"): as the options of the same names (default: the model's).
+        (a list of columns, or "a,b"): as the options of the same names (default: the model's). ``origin_col``:
+        the column of each subject's origin date; ``time_col`` (and ``entry_col``) then hold dates, and the times
+        are the days since the origin (``time_unit`` of the model: days, weeks, months or years).
         ``val``: validation rows instead of the ``val_frac`` split (a DataFrame or a path).
         """
         from survmom.training import workflow
         from survmom.training.config import parse_list
 
         columns = {"time_col": time_col, "event_col": event_col, "id_col": id_col, "entry_col": entry_col,
-                   "weight_col": weight_col,
+                   "weight_col": weight_col, "origin_col": origin_col,
                    "strata": parse_list(list(strata) if isinstance(strata, (list, tuple)) else strata,
                                         str, "strata")}
         config = dataclasses.replace(self.config, **{k: v for k, v in columns.items() if v is not None})
         if isinstance(data, pd.DataFrame):
             _not_the_index(data, [config.time_col, config.event_col, config.id_col, config.entry_col,
-                                  config.weight_col, *(config.strata or [])])
+                                  config.weight_col, config.origin_col, *(config.strata or [])])
         path = self._as_file(data, "train")
         config.val = None if val is None else str(self._as_file(val, "val"))
         out = Path(self._folder.name) / "model.pt"

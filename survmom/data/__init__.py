@@ -14,7 +14,8 @@ Modules, each importing only those listed before it:
 * ``text`` delimited text (CSV, TSV, compressed; delimiter and decimal comma detected); ``columnar`` Parquet;
   ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS (typed sources);
 * ``read`` read by file suffix, fingerprint, feature columns and forced types;
-* ``outcomes`` time and event; ``designs`` entry times, case weights, strata and a subject's intervals;
+* ``dates`` times from dates (``--origin-col``); ``outcomes`` time and event; ``designs`` entry times, case
+  weights, strata and a subject's intervals;
   ``split`` the train/validation split (by row, or by subject);
 * ``encoding`` fitted column specs and their arithmetic; ``diagnostics`` warnings about features;
   ``preprocess`` the :class:`Preprocessor` (fit, transform, plain-data state).

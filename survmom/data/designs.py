@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from survmom.data.cells import DOT, as_float, label, lookup_labels, text_view, whole_number_key
+from survmom.data.dates import refuse_dates_as_numbers
 from survmom.data.messages import SAMPLE, plural, quote_list, refuse_rows, row_numbers, show_rows, show_value
 from survmom.errors import DataError
 
@@ -28,6 +29,7 @@ def parse_entry(values: pd.Series, time: np.ndarray, *, path: Path, column: str,
                 nonnegative: bool = False) -> np.ndarray:
     """Entry times (n,) float64, same unit as ``time`` (n,): numeric, finite, not missing, ``< time`` per row
     (``>= 0`` too when ``nonnegative``, as a Weibull model's log S(entry) needs)."""
+    refuse_dates_as_numbers(values, path=path, column=column)
     entry = as_float(values, path=path, column=column)
     where = {"values": values, "path": path, "column": column, "shown": entry}
     refuse_rows(mask=np.isnan(entry), what="missing value{s}", **where)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from survmom.data.cells import FALSE_WORDS, TRUE_WORDS, as_float, as_number, is_missing_text, per_row, text_view
+from survmom.data.dates import refuse_dates_as_numbers
 from survmom.data.messages import refuse_rows
 from survmom.errors import DataError
 
@@ -18,8 +19,10 @@ def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: boo
     """Survival/censoring times, (n,) float64 in the file's time unit.
 
     Must be numeric (numbers stored as text are accepted when every value parses), finite, not missing and
-    ``>= 0`` (``> 0`` when ``min_exclusive``, e.g. for Weibull models that take log(time)).
+    ``>= 0`` (``> 0`` when ``min_exclusive``, e.g. for Weibull models that take log(time)). Dates are refused
+    with the advice to name an origin column (times from dates: :mod:`~survmom.data.dates`).
     """
+    refuse_dates_as_numbers(values, path=path, column=column)
     time = as_float(values, path=path, column=column)
     where = {"values": values, "path": path, "column": column, "shown": time}
     refuse_rows(mask=np.isnan(time), what="missing value{s}", **where)

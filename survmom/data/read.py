@@ -285,7 +285,7 @@ def select_feature_columns(
     if features is not None:
         clash = [n for n in features if n in reserved]
         if clash:
-            raise ConfigError(f"features must not include the time, event, id, entry, weight or strata column: "
+            raise ConfigError(f"features must not include the time, event, id, entry, weight, strata or origin column: "
                               f"{quote_list(clash)}")
         wanted = set(features)
         chosen = [c for c in columns if c in wanted]

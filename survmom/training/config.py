@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from survmom.choices import ACTIVATIONS, DEVICES, LOSSES, RATE_SCHEDULES, TIES
+from survmom.choices import ACTIVATIONS, DEVICES, LOSSES, RATE_SCHEDULES, TIES, TIME_UNITS
 from survmom.errors import ConfigError
 
 DEFAULT_BANK_SIZE = 2048
@@ -74,7 +74,8 @@ class TrainConfig:
     in double quotes may hold commas (a column named "dose, mg").
     """
 
-    time_col: str = field(default="time", metadata=cli("Column with the event or censoring time (> 0 for weibull)."))
+    time_col: str = field(default="time", metadata=cli(
+        "Column with the event or censoring time (> 0 for weibull); with --origin-col, its date."))
     event_col: str = field(default="event", metadata=cli("Column with the event flag: 1/0, true/false, yes/no."))
     event_value: str | None = field(default=None, metadata=cli(
         "The event column's value that means an event (2 for R's 1 = censored / 2 = event, or a word such as "
@@ -88,6 +89,16 @@ class TrainConfig:
     strata: list[str] | None = field(default=None, metadata=cli(
         "Comma-separated stratum columns (Cox): one baseline hazard per combination of their values; risk sets "
         "never cross strata."))
+    origin_col: str | None = field(default=None, metadata=cli(
+        "Column with each subject's origin date (diagnosis, randomisation): the time column (and --entry-col) "
+        "then hold dates too, and time = time date - origin date in --time-unit (not features)."))
+    time_unit: str = field(default="days", metadata=cli(
+        f"Unit of times computed from dates (--origin-col): {_one_of(list(TIME_UNITS))} (a week is 7 days, a "
+        "month 30.4375, a year 365.25; datetimes keep fractions of a day); predict's and evaluate's --times and "
+        "the times they print are in it."))
+    date_format: str | None = field(default=None, metadata=cli(
+        "strptime format of dates written as text in the origin, time and entry columns when not ISO 8601 "
+        "(2020-12-31, 2020-12-31 14:05), e.g. %d/%m/%Y; ISO dates are read either way."))
     features: list[str] | None = field(
         default=None, metadata=cli("Comma-separated feature columns (default: all others)."))
     exclude: list[str] | None = field(
@@ -229,6 +240,7 @@ class TrainConfig:
             (not self.strata or self.loss == "cox",
              "--strata needs --loss cox (a stratified baseline hazard); a weibull model takes strata as features"),
             _distinct_roles(self),
+            *_date_checks(self),
         ]
         for ok, message in checks:
             if not ok:
@@ -237,11 +249,30 @@ class TrainConfig:
 
 def design_roles(config: TrainConfig) -> dict[str, list[str]]:
     """The outcome and design columns of a config, role -> column names (none of them is a feature):
-    time, event, id, entry, weight and strata (only those given)."""
+    time, event, id, entry, weight, strata and origin (only those given)."""
     roles = {"time": [config.time_col], "event": [config.event_col], "id": [config.id_col],
-             "entry": [config.entry_col], "weight": [config.weight_col], "strata": list(config.strata or [])}
+             "entry": [config.entry_col], "weight": [config.weight_col], "strata": list(config.strata or []),
+             "origin": [config.origin_col]}
     return {role: [name for name in names if name is not None] for role, names in roles.items()
             if any(name is not None for name in names)}
+
+
+def _date_checks(config: TrainConfig) -> list[tuple[bool, str]]:
+    """(ok, message) of the date options: a known unit and a strptime format (that they come with --origin-col
+    is :func:`check_dates_named`'s check: a SurvivalModel's unit is set before fit names the origin)."""
+    return [
+        (config.time_unit in TIME_UNITS,
+         f"--time-unit must be one of {', '.join(TIME_UNITS)}, got {config.time_unit!r}"),
+        (config.date_format is None or "%" in config.date_format,
+         f"--date-format is a strptime format such as %d/%m/%Y, got {config.date_format!r}"),
+    ]
+
+
+def check_dates_named(config: TrainConfig) -> None:
+    """ConfigError for --time-unit or --date-format without --origin-col: with numeric times they would do nothing."""
+    if config.origin_col is None and (config.time_unit != "days" or config.date_format is not None):
+        raise ConfigError("--time-unit and --date-format apply to dates: give --origin-col, the column of each "
+                          "subject's origin date (the time column then holds end dates)")
 
 
 def _distinct_roles(config: TrainConfig) -> tuple[bool, str]:

@@ -36,11 +36,12 @@ from survmom.data import (
     table_columns,
     text_notice,
 )
+from survmom.data.dates import times_from_dates
 from survmom.data.diagnostics import looks_like_code_name
 from survmom.data.messages import SAMPLE, plural, quote_list, renamed_hint, row_numbers
 from survmom.errors import DataError
 from survmom.system import memory_limit
-from survmom.training.config import TrainConfig, design_roles
+from survmom.training.config import TrainConfig, check_dates_named, design_roles
 
 if TYPE_CHECKING:
     from survmom.training.distributed import Ranks
@@ -111,8 +112,9 @@ class PreparedData:
 
 
 def design_columns(config: TrainConfig) -> dict[str, list[str]]:
-    """The design's columns (entry, weight, strata) a config names, role -> names."""
-    return {role: names for role, names in design_roles(config).items() if role in ("entry", "weight", "strata")}
+    """The design's columns (entry, weight, strata) and the origin column a config names, role -> names."""
+    return {role: names for role, names in design_roles(config).items()
+            if role in ("entry", "weight", "strata", "origin")}
 
 
 def prepare_training_data(
@@ -134,6 +136,7 @@ def prepare_training_data(
     is fitted on every row (unsupervised, and then the same for all members). ``every_row`` and ``rows`` are
     set for it.
     """
+    check_dates_named(config)
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
     columns = table_columns(data_path, delimiter=config.delimiter)
     for option in ("features", "exclude", "categorical", "numeric", "strata"):  # "dose, mg" split at its comma
@@ -307,7 +310,10 @@ def outcome_types(config: TrainConfig) -> dict[str, str]:
     ``--event-value`` that is a word ("dead"), the event column keeps its labels, so the word can name one."""
     by_label = config.event_value is not None and as_number(config.event_value) is None
     names = [config.time_col, None if by_label else config.event_col, config.entry_col, config.weight_col]
-    return dict.fromkeys((name for name in names if name is not None), "code")
+    types = dict.fromkeys((name for name in names if name is not None), "code")
+    if config.origin_col is not None:  # dates: text in a delimited file, parsed by data.dates (typed files keep theirs)
+        types.update(dict.fromkeys((n for n in (config.origin_col, config.time_col, config.entry_col) if n), "string"))
+    return types
 
 
 def strata_types(config: TrainConfig) -> dict[str, str]:
@@ -325,11 +331,18 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
             config.event_col in table[config.event_col].cat.categories:  # files concatenated with their headers?
         _refuse_repeated_header(table, config, path)
     event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value)
-    time = parse_time(table[config.time_col], path=path, column=config.time_col,
-                      min_exclusive=config.loss == "weibull")
+    entry = None if config.entry_col is None else table[config.entry_col]
+    if config.origin_col is None:
+        time = parse_time(table[config.time_col], path=path, column=config.time_col,
+                          min_exclusive=config.loss == "weibull")
+    else:  # times (and entry times) from dates, in --time-unit
+        time, entry_times = times_from_dates(
+            table, origin=config.origin_col, time=config.time_col, entry=config.entry_col, unit=config.time_unit,
+            date_format=config.date_format, path=path)
+        entry = None if entry_times is None else pd.Series(entry_times, index=entry.index)
     outcomes = Outcomes(np.empty((len(time), 0), dtype=np.float32), event, time)
-    if config.entry_col is not None:
-        outcomes.entry = parse_entry(table[config.entry_col], time, path=path, column=config.entry_col,
+    if entry is not None:
+        outcomes.entry = parse_entry(entry, time, path=path, column=config.entry_col,
                                      time_column=config.time_col, nonnegative=config.loss == "weibull")
     if config.weight_col is not None:
         outcomes.weight = parse_weight(table[config.weight_col], path=path, column=config.weight_col)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from survmom.app.evaluate import check_follow_up, outcome_tensors
-from survmom.app.figures import PALETTE, new_figure
-from survmom.app.predict import check_times, load_model, refuse_design, time_label
+from survmom.app.figures import PALETTE, new_figure, time_axis
+from survmom.app.predict import check_times, load_model, refuse_design, time_label, time_unit
 from survmom.core import calibration
 from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError
@@ -58,7 +58,8 @@ def calibration_numbers(checkpoint: Path, data: Path, t: float, *, groups: int =
     check_follow_up([t], "--time", "", data, time)
     x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
     pred = model.survival(model.estimates(x), [t], outcomes.strata)[:, 0]
-    return _numbers(checkpoint, data, model.config.time_col, t, pred, event, time, groups)
+    numbers = _numbers(checkpoint, data, model.config.time_col, t, pred, event, time, groups)
+    return {**numbers, "time_unit": time_unit(model.config)}
 
 
 def _numbers(checkpoint: Path, data: Path, time_col: str, t: float, pred: torch.Tensor, event: torch.Tensor,
@@ -142,7 +143,7 @@ def draw_calibration(numbers: dict[str, Any]) -> Figure:
 
 
 def _time_unit(numbers: dict[str, Any]) -> str:
-    return f"same unit as '{numbers['time_column']}'"
+    return time_axis(numbers)
 
 
 def _wrap(text: str, width: int) -> str:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from survmom.app.explain import RISK_MEANING
 from survmom.app.figures import PALETTE, literal, new_figure, write_figure
-from survmom.app.predict import check_times, load_model, time_label
+from survmom.app.predict import check_times, load_model, time_label, time_unit
 from survmom.data import CategoricalColumn, NewValues, Preprocessor, read_table, table_columns, text_notice
 from survmom.data.messages import quote_list
 from survmom.errors import ConfigError, DataError
@@ -110,6 +110,7 @@ def partial_dependence(checkpoint: Path, data: Path, feature: str, *, time: floa
         "risk": RISK_MEANING[model.config.loss],
         "time": times[0] if times else None,
         "time_col": model.config.time_col,
+        "time_unit": time_unit(model.config),
         "grid": values,
         "partial_dependence": {key: curve.mean(axis=1).tolist() for key, curve in curves.items()},
         "ice": {"rows": (rows + 1).tolist(), **{key: curve[:, rows].T.tolist() for key, curve in curves.items()}},
@@ -153,7 +154,8 @@ def _distribution(column: pd.Series, spec: Any, data: Path) -> dict[str, Any]:
 def draw_effect(result: dict[str, Any], out: Path) -> None:
     """Draw ``result`` (from :func:`partial_dependence`) and write it to ``out`` (.png, .svg or .pdf): one panel
     for the risk, and one for S(t) when a time was given."""
-    unit = f"time in the unit of '{literal(result['time_col'])}'"
+    unit = f"time in {literal(result['time_unit'])}" if result.get("time_unit") else (
+        f"time in the unit of '{literal(result['time_col'])}'")
     risk_label = ("risk: log hazard\n(differences are log hazard ratios)" if result["loss"] == "cox" else
                   f"risk: −log median time\n({unit})")
     panels = [("risk", risk_label)]

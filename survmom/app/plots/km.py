@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from survmom.app.figures import time_axis
 from survmom.app.plots.survival import survival_grid
-from survmom.app.predict import LoadedModel, load_model, refuse_design
+from survmom.app.predict import LoadedModel, load_model, refuse_design, time_unit
 from survmom.core.kaplan_meier import kaplan_meier
 from survmom.core.logrank import logrank_test
 from survmom.data import text_notice
@@ -136,6 +137,7 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
     test = logrank_test(event, time, torch.from_numpy(group))
     return {
         "checkpoint": str(checkpoint), "data": str(data), "loss": config.loss, "time_column": config.time_col,
+        "time_unit": time_unit(config),
         "rows": n, "events": int(event.sum()), "follow_up": follow_up, "end": end,
         "cuts": cuts.tolist(), "groups": entries, "at_risk": {"times": ticks, "counts": at_ticks},
         "logrank": {"statistic": test.statistic, "df": test.df, "p_value": test.p_value},
@@ -201,7 +203,7 @@ def draw_km(data: dict[str, Any]) -> Figure:
         ax.set_xlim(0.0, end)
         ax.set_ylim(0.0, 1.02)
         ax.set_xticks(ticks)
-        ax.set_xlabel(f"time (same unit as '{data['time_column']}')")
+        ax.set_xlabel(f"time ({time_axis(data)})")
         ax.set_ylabel("survival probability")
         ax.set_title(_title(data))
         _draw_at_risk(table, data, colours)

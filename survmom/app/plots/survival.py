@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from survmom.app.predict import LoadedModel, load_model
+from survmom.app.figures import time_axis
+from survmom.app.predict import LoadedModel, load_model, time_unit
 from survmom.data import NewValues, iter_table_batches, table_columns, text_notice
 from survmom.data.messages import quote_list
 from survmom.errors import ConfigError, DataError
@@ -93,7 +94,8 @@ def survival_data(checkpoint: Path, data: Path, ids: list[str] | None = None, ro
         curves.append({"row": int(frame.index[i]) + 1, "id": labels[i], "risk": float(outputs["risk"][i]),
                        "median_time": median if math.isfinite(median) else None, "survival": surv[i].tolist()})
     return {"checkpoint": str(checkpoint), "data": str(data), "loss": model.config.loss,
-            "time_column": model.config.time_col, "follow_up": follow_up, "times": times, "steps": steps,
+            "time_column": model.config.time_col, "time_unit": time_unit(model.config), "follow_up": follow_up,
+            "times": times, "steps": steps,
             "rows": curves}
 
 
@@ -179,7 +181,7 @@ def draw_survival(data: dict[str, Any]) -> Figure:
         ax.axhline(0.5, color="0.5", linewidth=0.8, linestyle="--", zorder=0)
         ax.set_xlim(0.0, end)
         ax.set_ylim(0.0, 1.02)
-        ax.set_xlabel(f"time (same unit as '{data['time_column']}'), up to the longest training follow-up")
+        ax.set_xlabel(f"time ({time_axis(data)}), up to the longest training follow-up")
         ax.set_ylabel("predicted survival probability S(t)")
         ax.legend(loc="upper right" if _upper_right_free(data) else "lower left", title="row: median time")
         ax.set_title(_title(data))
