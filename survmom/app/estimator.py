@@ -31,7 +31,8 @@ from survmom.training.config import TrainConfig
 # What fit(X, y) gives instead: the columns come from X and y, the weights from sample_weight, the model file
 # from the estimator, the validation rows from val_frac.
 _NOT_PARAMETERS = ("time_col", "event_col", "event_value", "id_col", "entry_col", "weight_col", "strata",
-                   "features", "exclude", "delimiter", "val", "out", "quiet")
+                   "origin_col", "time_unit", "date_format", "features", "exclude", "delimiter", "encoding", "sheet",
+                   "val", "out", "quiet")
 PARAMETERS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in _NOT_PARAMETERS)
 _WEIGHT = "sample_weight"
 
