@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from survmom.data import iter_table_batches, read_table, table_columns, text_notice
-from survmom.data.text import _PROBE_LINES, dialect
+from survmom.data.text_dialect import PROBE_LINES, dialect
 from survmom.errors import ConfigError, DataError
 
 PLAIN = "id,time,age\n1,2.5,40\n2,3.25,NA\n3,10,61.5\n"
@@ -142,7 +142,7 @@ def test_a_delimiter_that_is_not_one_character_is_a_config_error(bad, tmp_path):
 
 def test_detection_reads_only_the_first_lines(tmp_path):
     # Past the probed lines every row also splits by semicolons: detection never sees them.
-    rows = [f"{i},{i}.5" for i in range(_PROBE_LINES + 5)] + [f"{i},{i};5" for i in range(2000)]
+    rows = [f"{i},{i}.5" for i in range(PROBE_LINES + 5)] + [f"{i},{i};5" for i in range(2000)]
     path = write(tmp_path, "long.csv", "a,b\n" + "\n".join(rows) + "\n")
     assert dialect(path).delimiter == ","
 

@@ -211,15 +211,13 @@ def test_codes_written_as_floats_match_the_training_categories_and_strata(tmp_pa
 
 
 @pytest.mark.parametrize("name", ["u16.csv", "u16.tsv"])
-def test_a_utf16_file_says_utf16_and_how_to_re_encode(name, tmp_path):
-    """Excel's "Unicode Text" and PowerShell write UTF-16 with a byte-order mark: was "contains NUL bytes;
-    binary or compressed data?"."""
-    path, out = tmp_path / name, tmp_path / "m.pt"
-    load_rossi().to_csv(path, sep="\t" if name.endswith("tsv") else ",", index=False, encoding="utf-16")
-    result = run_survmom("train", path, *ROSSI, "--out", out)
-    assert result.returncode == 2 and not out.exists()
-    assert result.stderr.strip() == (f"error: {path}: is UTF-16 text, not UTF-8; re-encode the file as UTF-8 (e.g. "
-                                     "iconv -f utf-16 -t utf-8 in.csv > out.csv, or save it from Excel as 'CSV UTF-8')")
+def test_a_utf16_file_with_its_byte_order_mark_is_read_as_utf16(name, tmp_path):
+    """Excel's "Unicode Text" and PowerShell write UTF-16 with a byte-order mark, which leaves no doubt: was
+    "contains NUL bytes; binary or compressed data?", then refused with the iconv line; now read."""
+    path, utf8 = tmp_path / name, tmp_path / f"utf8{Path(name).suffix}"
+    for target, encoding in ((path, "utf-16"), (utf8, "utf-8")):
+        load_rossi().to_csv(target, sep="\t" if name.endswith("tsv") else ",", index=False, encoding=encoding)
+    pd.testing.assert_frame_equal(read_table(path), read_table(utf8))
 
 
 @pytest.mark.parametrize("shape", ["rows end in a delimiter", "header ends in a delimiter", "blank lines of spaces"])
@@ -425,17 +423,19 @@ def test_true_false_for_a_feature_that_was_0_1_in_training_reads_as_1_0(tmp_path
         model.predict(rossi.assign(age=rossi["age"] > 30))
 
 
-def test_a_windows_excel_csv_is_refused_with_the_cp1252_conversion(tmp_path):
+def test_a_windows_excel_csv_is_refused_with_the_cp1252_option(tmp_path):
     """Excel on Windows writes its CSV in cp1252: `iconv -f latin1` (the advice before) turns its dashes and euro
-    signs into control characters without a word."""
+    signs into control characters without a word; --encoding cp1252 reads it."""
     rossi = load_rossi().rename(columns={"age": "âge"})
     rossi["dose"] = "5 – 10 €"
     path = tmp_path / "excel.csv"
     rossi.to_csv(path, index=False, encoding="cp1252")
     result = run_survmom("train", path, *ROSSI, "--out", tmp_path / "m.pt")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert ("re-encode the file as UTF-8 (e.g. iconv -f cp1252 -t utf-8 in.csv > out.csv for Excel's Windows CSV, "
-            "-f latin1 for others; or save it from Excel as 'CSV UTF-8')") in result.stderr
+    assert ("is not valid UTF-8 text (first bad byte 0xe2 at byte offset 16, on line 1: 'week,arrest,fin,\\xe2ge,"
+            "race,wexp,mar,paro,prio,dos'; in the header row); pass --encoding cp1252 (a CSV from Excel on Windows) or "
+            "--encoding latin-1") in result.stderr
+    assert read_table(path, encoding="cp1252")["dose"].iloc[0] == "5 – 10 €"
 
 
 def test_a_time_column_of_quoted_decimal_commas_says_how_to_write_it(tmp_path):

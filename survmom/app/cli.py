@@ -18,6 +18,7 @@ import typer
 from survmom.app.cli_common import (
     DEBUG_HELP,
     DELIMITER_HELP,
+    ENCODING_HELP,
     FORMATS_HELP,
     handles_errors,
     is_main_process,
@@ -136,6 +137,8 @@ def train(
     "nproc": (None, "Continue with this many processes on this machine (default: 1; see train --nproc)."),
     "delimiter": (None, "Delimiter of the --data file (default: as training read the saved file; detected for "
                         "another file)."),
+    "encoding": (None, "Text encoding of the --data file (default: as training read the saved file; UTF-8 or by "
+                       "byte-order mark for another file)."),
 })
 def resume(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
@@ -147,8 +150,9 @@ def resume(
     epochs, out = options.pop("epochs"), options["out"]
     overrides = {name: str(value) if isinstance(value, Path) else value
                  for name, value in options.items() if value is not None}
-    if data is not None:  # the saved delimiter is the saved data file's: another file is detected on its own
+    if data is not None:  # the saved delimiter and encoding are the saved file's: another is detected on its own
         overrides.setdefault("delimiter", None)
+        overrides.setdefault("encoding", None)
     if _launches(overrides["nproc"] if "nproc" in overrides else _saved_nproc(checkpoint)):
         return
     _train_or_resume(lambda make: _workflow().resume_from_checkpoint(checkpoint, epochs, data, out, make, overrides))
@@ -254,6 +258,7 @@ def predict(
                                                   "the time column's, or train's --time-unit for dates)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings and no summary line; errors only."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predict with the target network: risk, median time and survival probabilities."""
@@ -263,7 +268,7 @@ def predict(
         from survmom.app.predict import predict_file
 
     rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else _warn,
-                        delimiter=delimiter)
+                        delimiter=delimiter, encoding=encoding)
     if out is not None and not quiet:
         typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
 
@@ -297,6 +302,7 @@ def evaluate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t), integrated Brier, calibration."""
@@ -305,7 +311,8 @@ def evaluate(
     with _collector_paused():
         from survmom.app.evaluate import evaluate_file, render_evaluation
 
-    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter, warn=_warn)
+    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter,
+                           encoding=encoding, warn=_warn)
     if as_json:
         write_json(result)
     else:
@@ -324,6 +331,7 @@ def explain(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also draw the importances to this .png, .svg "
                                                                  "or .pdf file."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Permutation importance of each input column: the drop in Harrell's C when its rows are shuffled."""
@@ -332,7 +340,8 @@ def explain(
     with _collector_paused():
         from survmom.app.explain import explain_file, render_importance
 
-    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, warn=_warn)
+    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, encoding=encoding,
+                          warn=_warn)
     render_importance(result)
     if out is not None:
         draw_importance(result, out)

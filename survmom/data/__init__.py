@@ -10,8 +10,11 @@ Modules, each importing only those listed before it:
   numbers in text, true/false words, category labels);
 * ``tables`` what the readers share; ``table_writers`` prediction files by suffix; ``formats`` the protocol of
   the typed Arrow readers and the one Arrow-type mapping; ``text_numbers`` numbers held as text in a delimited
-  file (decimal comma, Excel's grouped thousands "1.234,5");
-* ``text`` delimited text (CSV, TSV, compressed; delimiter and decimal comma detected); ``columnar`` Parquet;
+  file (decimal comma, Excel's grouped thousands "1.234,5"); ``text_bytes`` a text file's bytes (opened,
+  decompressed, not binary); ``text_encoding`` its encoding (``--encoding``, byte-order marks, the first bad
+  byte); ``whitespace`` whitespace-separated text (R's write.table) rewritten as tab-separated;
+  ``text_dialect`` delimiter, decimal mark and encoding detected from the first lines;
+* ``text`` delimited text (CSV, TSV, .txt/.dat, compressed); ``columnar`` Parquet;
   ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS (typed sources);
 * ``read`` read by file suffix, fingerprint, feature columns and forced types;
 * ``dates`` times from dates (``--origin-col``); ``outcomes`` time and event; ``designs`` entry times, case

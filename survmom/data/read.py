@@ -31,7 +31,7 @@ _TYPED: tuple[FormatReader, ...] = (ARROW_IPC, *statistical.READERS)
 _COLUMNAR = (".parquet", ".pq")
 BLOCK_ROWS = 65536  # rows per block read when a typed file is dealt out to processes (read_table_share)
 SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
-_SUPPORTED_TEXT = ".csv, .tsv, .tab (each also .gz, .bz2, .zst, .xz), " + ", ".join(
+_SUPPORTED_TEXT = ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz), " + ", ".join(
     s for s in SUPPORTED if s not in text.TEXT_SUFFIXES)
 # read as float64, as Categorical text, as object text; "code": as the file has it, but a value-labelled column
 # (Stata, SPSS) gives its codes, not its labels (outcome columns: status 1 labelled "dead" is the event 1)
@@ -40,7 +40,7 @@ COLUMN_TYPES = ("numeric", "category", "string", "code")
 
 def read_table(
     path: Path, columns: list[str] | None = None, *, column_types: dict[str, str] | None = None,
-    delimiter: str | None = None,
+    delimiter: str | None = None, encoding: str | None = None,
 ) -> pd.DataFrame:
     """Read a whole file into a DataFrame with a RangeIndex (row i is data row i + 1).
 
@@ -49,16 +49,17 @@ def read_table(
     or "code" (as read, but a value-labelled column's codes rather than its labels; "numeric" gives the codes
     too); pass :meth:`Preprocessor.column_types` at prediction time so types do not depend on the new file.
     Text columns come back as pandas ``Categorical`` unless ``column_types`` marks them "string".
-    ``delimiter`` (``--delimiter``) applies to delimited text only (see :func:`~survmom.data.text.dialect`).
+    ``delimiter`` (``--delimiter``) and ``encoding`` (``--encoding``) apply to delimited text only (see
+    :func:`~survmom.data.text.dialect`).
     """
     path = Path(path)
-    reader = _format(path, delimiter)
+    reader = _format(path, delimiter, encoding)
     return reader.read(path, columns, _check_column_types(column_types))
 
 
 def read_table_share(
     path: Path, columns: list[str] | None, *, share: int, shares: int, column_types: dict[str, str] | None = None,
-    delimiter: str | None = None,
+    delimiter: str | None = None, encoding: str | None = None,
 ) -> pd.DataFrame:
     """The rows of one share of a file dealt out to ``shares`` (a process of a distributed run reads its own).
 
@@ -71,9 +72,9 @@ def read_table_share(
     """
     path = Path(path)
     if _is_text(path):
-        table = read_table(path, columns, column_types=column_types, delimiter=delimiter)
+        table = read_table(path, columns, column_types=column_types, delimiter=delimiter, encoding=encoding)
         return table[table.index.to_numpy() % shares == share]
-    reader = _format(path, delimiter)
+    reader = _format(path, delimiter, encoding)
     pieces, rows = [], 0
     for batch in reader.arrow_batches(path, columns, BLOCK_ROWS):  # only this share's rows are kept (Arrow)
         pieces.append(batch.take(pa.array(np.arange((share - rows) % shares, batch.num_rows, shares))))
@@ -109,6 +110,7 @@ def iter_table_batches(
     *,
     column_types: dict[str, str] | None = None,
     delimiter: str | None = None,
+    encoding: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Stream a file as DataFrames of at most ``batch_rows`` rows; memory stays flat.
 
@@ -119,16 +121,16 @@ def iter_table_batches(
     problems in the rows when the offending block is reached.
     """
     path = Path(path)
-    reader = _format(path, delimiter)
+    reader = _format(path, delimiter, encoding)
     if batch_rows < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
     return reader.batches(path, columns, batch_rows, _check_column_types(column_types))
 
 
-def table_columns(path: Path, *, delimiter: str | None = None) -> list[str]:
+def table_columns(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> list[str]:
     """The column names of a file (stripped), from its header or schema; no rows are read."""
     path = Path(path)
-    return _format(path, delimiter).column_names(path)
+    return _format(path, delimiter, encoding).column_names(path)
 
 
 def declared_types(path: Path) -> dict[str, str]:
@@ -137,14 +139,14 @@ def declared_types(path: Path) -> dict[str, str]:
     if _is_text(path):
         check_file(path)
         return {}
-    return _format(path, None).declared_types(path)
+    return _format(path, None, None).declared_types(path)
 
 
-def text_notice(path: Path, *, delimiter: str | None = None) -> str | None:
+def text_notice(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> str | None:
     """One line saying how a delimited text file was read when it is not plain comma-separated (a
     semicolon-separated file with decimal commas, say), for the command's warnings; None otherwise."""
     path = Path(path)
-    return _format(path, delimiter).notice if _is_text(path) else None
+    return _format(path, delimiter, encoding).notice if _is_text(path) else None
 
 
 def fingerprint(path: Path) -> str:
@@ -164,9 +166,9 @@ def _is_text(path: Path) -> bool:
     return path.name.lower().endswith(text.TEXT_SUFFIXES)
 
 
-def _format(path: Path, delimiter: str | None) -> Any:
+def _format(path: Path, delimiter: str | None, encoding: str | None = None) -> Any:
     """The reader of an existing file ``path`` by its suffix (any case: ``.CSV.GZ`` too); DataError for other
-    files. ``delimiter`` is for delimited text; other formats ignore it."""
+    files. ``delimiter`` and ``encoding`` are for delimited text; other formats ignore them."""
     name = path.name.lower()
     typed = reader_for(path, _TYPED)
     if not (name.endswith(text.TEXT_SUFFIXES) or name.endswith(_COLUMNAR) or typed):
@@ -174,7 +176,7 @@ def _format(path: Path, delimiter: str | None) -> Any:
         raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {_SUPPORTED_TEXT})")
     check_file(path)
     if name.endswith(text.TEXT_SUFFIXES):
-        return _TextFormat(text.dialect(path, delimiter))
+        return _TextFormat(text.dialect(path, delimiter, encoding))
     if name.endswith(_COLUMNAR):
         return columnar
     return _ArrowFormat(typed)

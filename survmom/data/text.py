@@ -1,36 +1,37 @@
-"""Delimited UTF-8 text with a header row: ``.csv``, ``.tsv``/``.tab``, each also ``.gz``/``.bz2``/``.zst``/``.xz``.
+"""Delimited text with a header row: ``.csv``, ``.tsv``/``.tab``, ``.txt``, ``.dat``, each also
+``.gz``/``.bz2``/``.zst``/``.xz``.
 
-The delimiter of a ``.csv`` is detected from its first lines (:func:`dialect`): comma, semicolon or tab, the
-one that splits the header and the first rows into the same number of fields (more than one); a
+The delimiter of a ``.csv`` (``.txt``, ``.dat``) is detected from its first lines (:func:`dialect`): comma,
+semicolon or tab, the one that splits the header and the first rows into the same number of fields (more than
+one); where none does but runs of spaces and tabs do, the file is whitespace-separated
+(:mod:`~survmom.data.whitespace`; R's ``write.table`` row names are dropped); a
 semicolon-separated file whose numbers use a decimal comma (the European spreadsheet export) is read with
 ``decimal_point=","`` (where those lines hold whole numbers only, a column written with decimal commas further
 down is read with them: :mod:`~survmom.data.text_numbers`). A file that two delimiters split equally well is
 refused: pass ``--delimiter``.
-``.tsv``/``.tab`` files are tab-separated. ``--delimiter`` overrides both.
+``.tsv``/``.tab`` files are tab-separated. ``--delimiter`` overrides both (``space``: runs of blanks).
+The text is UTF-8, UTF-16/32 with a byte-order mark, or what ``--encoding`` names, which pyarrow transcodes
+(:mod:`~survmom.data.text_encoding`).
 
 Cells equal to one of :data:`~survmom.data.cells.NA_MARKERS` are missing, and a lone ``"."`` where a number is
 read. A file is parsed by pyarrow's
 streaming reader, a few 1 MiB blocks at a time, so memory does not grow with the file. Columns typed
 "numeric" are converted by pyarrow; a column holding values pyarrow refuses but training accepts (``" NA"``,
 ``"1_000"``) is read as text and parsed as training parses it (:func:`~survmom.data.cells.parse_numbers`).
-A file that is not UTF-8 is refused with the (0-based) byte offset of the first bad byte, the column and the
-rows: guessing an encoding would silently change category labels. Quoted values should not hold line breaks:
-pyarrow cuts its parse blocks at line ends, and a row cut in two is refused with the line whose field count is
-wrong.
+A file that is not UTF-8 (or not text in ``--encoding``) is refused with its first bad byte, the line, the
+text around it, and the column and rows: guessing an encoding would silently change category labels.
+Quoted values should not hold line breaks: pyarrow cuts its parse blocks at line ends, and a row cut in two
+is refused with the line whose field count is wrong.
 """
 
 from __future__ import annotations
 
-import bz2
 import codecs
 import csv
-import gzip
 import io
 import itertools
-import lzma
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,117 +43,15 @@ from survmom.data.cells import NA_MARKERS, parse_numbers, per_row
 from survmom.data.formats import rebatch
 from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
 from survmom.data.tables import clean_names, select, to_pandas
-from survmom.data.text_bytes import check_text, first_bad_utf8
+from survmom.data.text_bytes import check_text, open_bytes
+from survmom.data.text_dialect import CANDIDATES, HEADER_PROBE, PROBE_LINES, TEXT_SUFFIXES, Dialect, dialect
+from survmom.data.text_encoding import not_text_error, wide
 from survmom.data.text_numbers import decimal_point, text_columns_as_numbers, unconverted
-from survmom.errors import ConfigError, DataError
+from survmom.data.whitespace import TabbedStream
+from survmom.errors import DataError
 
-_HEADER_PROBE = 1 << 20  # bytes read to find the header row
+__all__ = ["TEXT_SUFFIXES", "Dialect", "batches", "column_names", "dialect", "read"]
 _STREAM_BLOCK = 1 << 20  # bytes per parse block of the streaming reader
-_PROBE_LINES = 50  # lines (header included) that delimiter detection looks at
-_CANDIDATES = {",": "comma", ";": "semicolon", "\t": "tab"}
-# Suffix after the text suffix -> (pyarrow codec, Python opener); pyarrow builds usually lack lzma (xz).
-_COMPRESSION = {".gz": ("gzip", gzip.open), ".bz2": ("bz2", bz2.open), ".zst": ("zstd", None),
-                ".xz": (None, lzma.open)}
-TEXT_SUFFIXES = tuple(f"{t}{c}" for t in (".csv", ".tsv", ".tab") for c in ("", *_COMPRESSION))
-_DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d*),\d+\s*$")  # 1,5 and Excel's 1.234,5
-_GROUPED_POINTS = re.compile(r"^\s*[-+]?\d{1,3}(\.\d{3})+\s*$")  # 1.234: 1234 beside decimal commas
-_DECIMAL_POINT = re.compile(r"^\s*[-+]?\d*\.\d+([eE][-+]?\d+)?\s*$")
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """How a delimited file is written: ``delimiter`` (one character), ``decimal`` ("." or ","), and
-    ``notice``: one line saying what was detected when it is not a plain comma-separated file, else None;
-    ``comma_later``: a semicolon or tab file whose first lines held no decimal point, so a column whose every
-    value is a number with a decimal comma reads as numbers (:mod:`~survmom.data.text_numbers`); ``names``: the
-    column names pyarrow is given (the header then skipped) when every data row ends in more empty fields than
-    the header (``a,b`` over ``1,2,``) or the header in more than the rows (``a,b,`` over ``1,2``), else None."""
-
-    delimiter: str = ","
-    decimal: str = "."
-    notice: str | None = None
-    comma_later: bool = False
-    names: tuple[str, ...] | None = None  # given to pyarrow for a header and rows differing by trailing empties
-
-
-def dialect(path: Path, delimiter: str | None = None) -> Dialect:
-    """The dialect of ``path`` from its first :data:`_PROBE_LINES` lines; ``delimiter`` (``--delimiter``)
-    overrides detection. DataError when two delimiters split the sample equally well."""
-    if delimiter is not None:
-        delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
-        if len(delimiter) != 1 or delimiter in "\"\r\n":
-            raise ConfigError(f"--delimiter must be one character (or 'tab'), got {delimiter!r}")
-    lines = _first_lines(path)
-    tabbed = path.name.lower().split(".")[-2 if _compression(path) else -1] in ("tsv", "tab")
-    if delimiter is None and tabbed:
-        delimiter = "\t"
-    if delimiter is None:
-        fits: dict[str, int] = {}
-        for bare in (False, True):  # then widths without trailing empty fields (every row ending in ";")
-            for candidate in _CANDIDATES if not fits else ():
-                widths = {_filled(r) if bare else len(r) for r in csv.reader(lines, delimiter=candidate)}
-                if len(widths) == 1 and widths != {1}:
-                    fits[candidate] = widths.pop()
-        if len(fits) > 1:
-            shown = " and ".join(f"{_CANDIDATES[c]}s ({n} fields)" for c, n in fits.items())
-            raise DataError(f"{path}: the first lines split equally well by {shown}; pass --delimiter "
-                            f"(e.g. --delimiter ';') to say which")
-        delimiter = next(iter(fits), ",")
-    decimal, comma_later = ".", False
-    if delimiter != ",":
-        cells = [c for r in list(csv.reader(lines, delimiter=delimiter))[1:] for c in r]
-        points = any(_DECIMAL_POINT.match(c) and not _GROUPED_POINTS.match(c) for c in cells)
-        if any(_DECIMAL_COMMA.match(c) for c in cells) and not points:
-            decimal = ","
-        comma_later = decimal == "." and not points
-    notice = None
-    if (delimiter, decimal) != (",", ".") and not (tabbed and (delimiter, decimal) == ("\t", ".")):
-        name = _CANDIDATES.get(delimiter, repr(delimiter))
-        comma = " with decimal commas" if decimal == "," else ""
-        notice = f"{path}: read as {name}-separated{comma} (detected from the first lines; --delimiter overrides)"
-    return Dialect(delimiter, decimal, notice, comma_later, _trailing_names(lines, delimiter))
-
-
-def _filled(row: list[str]) -> int:
-    """The number of fields of ``row`` without its trailing empty ones (at least one)."""
-    width = len(row)
-    while width > 1 and not row[width - 1].strip():
-        width -= 1
-    return width
-
-
-def _trailing_names(lines: list[str], delimiter: str) -> tuple[str, ...] | None:
-    """The names for pyarrow when the first data rows all differ from the header by trailing empty fields (a
-    trailing delimiter on every row, or on the header only); None when they have the header's width."""
-    try:
-        header, *rows = csv.reader(lines, delimiter=delimiter)
-    except (csv.Error, ValueError):
-        return None
-    widths = {len(row) for row in rows}
-    if len(widths) != 1 or (width := widths.pop()) == len(header):
-        return None
-    if width < len(header):
-        return tuple(header[:width]) if not "".join(header[width:]).strip() else None
-    if "".join(cell for row in rows for cell in row[len(header):]).strip():
-        return None
-    return (*header, *(f"\x00unnamed {k}" for k in range(width - len(header))))
-
-
-def _first_lines(path: Path) -> list[str]:
-    """The first :data:`_PROBE_LINES` complete lines (fewer for a short file), decoded leniently."""
-    with _open_bytes(path) as fh:
-        try:
-            chunk = fh.read(_HEADER_PROBE)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
-    check_text(path, chunk)
-    if chunk.startswith(codecs.BOM_UTF8):
-        chunk = chunk[len(codecs.BOM_UTF8):]
-    lines = chunk.decode("utf-8", errors="replace").splitlines()
-    if len(chunk) == _HEADER_PROBE and len(lines) > 1:
-        lines = lines[:-1]  # the last line may be cut
-    return [line for line in lines[:_PROBE_LINES] if line.strip()]
-
 
 def column_names(path: Path, how: Dialect) -> list[str]:
     """The stripped header names; no rows are read."""
@@ -174,13 +73,15 @@ def read(path: Path, columns: list[str] | None, column_types: dict[str, str], ho
             # The streaming reader holds a few blocks at a time (read_csv buffers the whole file) but fixes the
             # types from its first block; if a later block does not fit (or anything else goes wrong),
             # read_csv, which infers types from every block, decides, errors included.
-            with _input(path) as source:
+            with _input(path, how) as source:
                 reader = pa_csv.open_csv(source, read_options=read_options, parse_options=_parse(how),
                                          convert_options=convert)
                 table = pa.Table.from_batches(list(reader), schema=reader.schema)
+        except UnicodeError:  # pyarrow's transcoding from --encoding
+            raise _bad_text(path, how) from None
         except (pa.ArrowException, OSError, EOFError):
             try:
-                with _input(path) as source:
+                with _input(path, how) as source:
                     table = pa_csv.read_csv(source, read_options=read_options, parse_options=_parse(how),
                                             convert_options=convert)
             except (pa.ArrowException, OSError, EOFError) as exc:
@@ -199,7 +100,7 @@ def read(path: Path, columns: list[str] | None, column_types: dict[str, str], ho
                                         comma_later=how.comma_later)
     except DataError as exc:
         raise _locate_non_numeric(path, raw, names, numeric, how) or exc from None
-    return to_pandas(table, path, column_types, not_text=lambda column, rows: _not_utf8(path, column, rows))
+    return to_pandas(table, path, column_types, not_text=lambda column, rows: _bad_text(path, how, column, rows))
 
 
 def batches(
@@ -212,18 +113,23 @@ def batches(
     numeric = [c for c in selected if column_types.get(c) == "numeric"]
 
     def frame(table: pa.Table, start: int) -> pd.DataFrame:
-        return to_pandas(table, path, column_types, start, not_text=lambda column, rows: _not_utf8(path, column,
-                                                                                                     rows))
+        return to_pandas(table, path, column_types, start,
+                         not_text=lambda column, rows: _bad_text(path, how, column, rows))
 
     def generate() -> Iterator[pd.DataFrame]:
         start = 0
+        blocks = _blocks(path, raw, names, selected, column_types, how)
         try:
-            for table in rebatch(_blocks(path, raw, names, selected, column_types, how), batch_rows):
+            for table in rebatch(blocks, batch_rows):
                 rows = table.num_rows  # read before the conversion, which may release the table
                 yield frame(table, start)
                 start += rows
         except (pa.ArrowException, OSError, EOFError) as exc:
             raise _read_error(exc, path, raw, names, numeric, how) from None
+        except UnicodeError:
+            raise _bad_text(path, how) from None
+        finally:  # the reader's threads stopped and the file closed now, also on an error (not at exit)
+            blocks.close()
         if start == 0:
             raise DataError(f"{path}: has a header but no data rows")
 
@@ -251,7 +157,7 @@ def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], c
         read_options, convert = _options([raw_of[c] for c in selected], types, _STREAM_BLOCK, how)
         skip = done  # rows a fresh reader must pass over (counting parsed rows: blank lines are not rows)
         try:
-            with _input(path) as source:
+            with _input(path, how) as source:
                 for block in pa_csv.open_csv(source, read_options=read_options, parse_options=_parse(how),
                                              convert_options=convert):
                     if skip >= block.num_rows:
@@ -277,33 +183,27 @@ def _blocks(path: Path, raw: list[str], names: list[str], selected: list[str], c
 # --------------------------------------------------------------------------------------------- the file
 
 
-def _compression(path: Path) -> str | None:
-    """The compression suffix of the file name in any case (``.csv.GZ`` too), or None."""
-    suffix = path.suffix.lower()
-    return suffix if suffix in _COMPRESSION else None
+def _open_text(path: Path, how: Dialect) -> io.BufferedIOBase | pa.NativeFile:
+    """The bytes pyarrow parses: the file's, or a whitespace-separated file's as tab-separated UTF-8."""
+    if not how.whitespace:
+        return open_bytes(path)
+    return io.BufferedReader(TabbedStream(open_bytes(path), how.encoding, how.row_names,  # type: ignore[arg-type]
+                                          lambda: _bad_text(path, how)))
 
 
-def _open_bytes(path: Path) -> io.BufferedIOBase | pa.NativeFile:
-    """The file's (decompressed) bytes as a binary file object."""
-    compression = _compression(path)
-    if compression is None:
-        return open(path, "rb")
-    codec, opener = _COMPRESSION[compression]
-    if codec is not None and pa.Codec.is_available(codec):
-        return pa.input_stream(str(path), compression=codec)
-    if opener is None:
-        raise DataError(f"{path}: this pyarrow build cannot read {codec} compression; decompress the file first")
-    return opener(path, "rb")  # type: ignore[return-value]
-
-
-def _input(path: Path) -> pa.NativeFile:
+def _input(path: Path, how: Dialect) -> pa.NativeFile:
     """The file as a pyarrow input stream, decompressed by its suffix in any case.
 
     Given a path, pyarrow infers the compression from a lowercase suffix only: ``d.csv.GZ`` was parsed as
     compressed bytes. Every pyarrow CSV reader here gets this stream instead of the path.
     """
-    source = _open_bytes(path)
+    source = _open_text(path, how)
     return source if isinstance(source, pa.NativeFile) else pa.PythonFile(source, mode="r")
+
+
+def _encoding(how: Dialect) -> str:
+    """The encoding of the bytes pyarrow parses (a whitespace-separated file's are rewritten as UTF-8)."""
+    return "utf-8" if how.whitespace else how.encoding
 
 
 def _parse(how: Dialect) -> pa_csv.ParseOptions:
@@ -313,27 +213,28 @@ def _parse(how: Dialect) -> pa_csv.ParseOptions:
 
 
 def _header(path: Path, how: Dialect) -> list[str]:
-    """The raw header names; DataError for files that are empty, binary, not UTF-8 or not delimited."""
-    with _open_bytes(path) as fh:
+    """The raw header names; DataError for files that are empty, binary, not text or not delimited."""
+    with _open_text(path, how) as fh:
         try:
-            chunk = fh.read(_HEADER_PROBE)
-            while b"\n" not in chunk and b"\r" not in chunk and len(chunk) < 64 * _HEADER_PROBE:
-                more = fh.read(_HEADER_PROBE)
+            chunk = fh.read(HEADER_PROBE)
+            while b"\n" not in chunk and b"\r" not in chunk and len(chunk) < 64 * HEADER_PROBE:
+                more = fh.read(HEADER_PROBE)
                 if not more:
                     break
                 chunk += more
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot read file ({first_line(exc)})") from None
-    check_text(path, chunk)
-    if chunk.startswith(codecs.BOM_UTF8):
-        chunk = chunk[len(codecs.BOM_UTF8) :]
+    check_text(path, chunk, wide(_encoding(how)))
     try:
-        text = codecs.getincrementaldecoder("utf-8")().decode(chunk, final=False)
+        text = codecs.getincrementaldecoder(_encoding(how))().decode(chunk, final=False)
     except UnicodeDecodeError as exc:
-        # Bad bytes in data rows are reported per column later, where pyarrow reads them as bytes.
-        text = chunk[: exc.start].decode("utf-8")
+        # Bad bytes in data rows are reported later: per column where pyarrow reads them as bytes (UTF-8).
+        text = chunk[: exc.start].decode(_encoding(how), errors="replace")
         if "\n" not in text and "\r" not in text:
-            raise _not_utf8(path, detail="in the header row") from None
+            raise _bad_text(path, how, detail="in the header row") from None
+    except UnicodeError:  # not a byte: UTF-16 without its byte-order mark
+        raise _bad_text(path, how) from None
+    text = text.removeprefix("\ufeff")
     try:
         rows = csv.reader(io.StringIO(text, newline=""), delimiter=how.delimiter)  # \r, \n or \r\n
         names = next(rows)
@@ -343,12 +244,12 @@ def _header(path: Path, how: Dialect) -> list[str]:
         while named > 1 and not names[named - 1].strip():
             named -= 1
         if named < len(names) and names[named - 1].strip() and all(
-                not "".join(row[named:]).strip() for row in itertools.islice(rows, _PROBE_LINES)):
+                not "".join(row[named:]).strip() for row in itertools.islice(rows, PROBE_LINES)):
             names = names[:named]
     except (csv.Error, StopIteration) as exc:
         raise DataError(f"{path}: cannot parse the CSV header ({first_line(exc)})") from None
     if len(names) == 1:
-        for sep, label in _CANDIDATES.items():
+        for sep, label in CANDIDATES.items():
             if sep != how.delimiter and sep in names[0]:
                 raise DataError(
                     f"{path}: header '{names[0][:60]}' looks separated by {label}s, but the rows are not; "
@@ -362,7 +263,8 @@ def _options(
 ) -> tuple[pa_csv.ReadOptions, pa_csv.ConvertOptions]:
     """pyarrow's read and convert options for the raw columns ``raw_selected``."""
     names = {"column_names": list(how.names), "skip_rows": 1} if how.names else {}
-    read_options = pa_csv.ReadOptions(use_threads=True, **({"block_size": block_size} if block_size else {}), **names)
+    read_options = pa_csv.ReadOptions(use_threads=True, encoding=_encoding(how),
+                                      **({"block_size": block_size} if block_size else {}), **names)
     convert = pa_csv.ConvertOptions(
         include_columns=raw_selected,
         column_types=arrow_types,
@@ -401,7 +303,7 @@ def _read_error(
     if "invalid UTF8" in reason:
         match = re.search(r"column #(\d+)", reason)
         column = names[int(match.group(1))] if match and int(match.group(1)) < len(names) else None
-        return _not_utf8(path, column)
+        return _bad_text(path, how, column)
     if "conversion error" in reason and numeric:
         located = _locate_non_numeric(path, raw, names, numeric, how)
         if located is not None:
@@ -426,7 +328,7 @@ def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: l
     bad: dict[str, tuple[int, list[int], list[str]]] = {}
     start = 0
     try:
-        with _input(path) as source:
+        with _input(path, how) as source:
             for batch in pa_csv.open_csv(source, read_options=read_options, parse_options=_parse(how),
                                          convert_options=convert):
                 for name in numeric:
@@ -440,7 +342,7 @@ def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: l
                         values += [text.iloc[p] for p in pos[: SAMPLE + 1]]
                         bad[name] = (count + len(pos), rows, values)
                 start += batch.num_rows
-    except (pa.ArrowException, OSError, EOFError):
+    except (pa.ArrowException, OSError, EOFError, UnicodeError, DataError):
         return None
     if not bad:
         return None
@@ -455,8 +357,8 @@ def _locate_non_numeric(path: Path, raw: list[str], names: list[str], numeric: l
 def _locate_ragged_row(path: Path, n_columns: int, how: Dialect) -> str:
     """ " (line 7 has 4 fields, the header has 3)" for the first record with a wrong field count, else ""."""
     try:
-        with _open_bytes(path) as fh:
-            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+        with _open_text(path, how) as fh:
+            text = io.TextIOWrapper(fh, encoding=_encoding(how), errors="replace", newline="")
             reader = csv.reader(text, delimiter=how.delimiter)
             if how.names:  # the header differs from the rows by trailing empty fields: the rows count
                 n_columns = len(how.names)
@@ -465,21 +367,12 @@ def _locate_ragged_row(path: Path, n_columns: int, how: Dialect) -> str:
                 if record and len(record) != n_columns:
                     expected = "the first rows have" if how.names else "the header has"
                     return f" (line {reader.line_num} has {len(record)} fields, {expected} {n_columns})"
-    except (OSError, EOFError, csv.Error):
+    except (OSError, EOFError, csv.Error, DataError):
         pass
     return ""
 
 
-def _not_utf8(path: Path, column: str | None = None, detail: str = "") -> DataError:
-    """The file is not UTF-8: where the first bad byte is, plus ``detail`` (e.g. rows and values)."""
-    with _open_bytes(path) as fh:
-        found = first_bad_utf8(fh)
-    parts = [f"first bad byte 0x{found[1]:02x} at byte offset {found[0]}, line {found[2]}"] if found else []
-    parts += [detail] if detail else []
-    where = f" ({'; '.join(parts)})" if parts else ""
-    col = f" column '{column}'" if column else ""
-    return DataError(
-        f"{path}:{col} is not valid UTF-8 text{where}; re-encode the file as UTF-8 "
-        f"(e.g. iconv -f cp1252 -t utf-8 in.csv > out.csv for Excel's Windows CSV, -f latin1 for others; or save "
-        f"it from Excel as 'CSV UTF-8')"
-    )
+def _bad_text(path: Path, how: Dialect, column: str | None = None, detail: str = "") -> DataError:
+    """The file is not text in its encoding: where the first bad byte is, plus ``detail`` (rows and values)."""
+    with open_bytes(path) as fh:
+        return not_text_error(path, fh, how.encoding, column, detail)

@@ -1,15 +1,21 @@
-"""The bytes of a delimited text file: not text at all (binary, compressed, UTF-16), and where it stops being
-UTF-8. What :mod:`survmom.data.text` checks before and after parsing."""
+"""The bytes of a delimited text file: opened (decompressed by suffix), and not text at all (binary,
+compressed). What :mod:`survmom.data.text` checks before parsing; :mod:`~survmom.data.text_encoding` decodes."""
 
 from __future__ import annotations
 
-import codecs
+import bz2
+import gzip
+import io
+import lzma
 from pathlib import Path
-from typing import BinaryIO
+
+import pyarrow as pa
 
 from survmom.errors import DataError
 
-_CHUNK = 1 << 20  # bytes read at a time
+# Suffix after the text suffix -> (pyarrow codec, Python opener); pyarrow builds usually lack lzma (xz).
+COMPRESSION = {".gz": ("gzip", gzip.open), ".bz2": ("bz2", bz2.open), ".zst": ("zstd", None),
+               ".xz": (None, lzma.open)}
 
 MAGIC = {
     b"PK\x03\x04": "a ZIP/Excel file",
@@ -21,36 +27,32 @@ MAGIC = {
 }
 
 
-def check_text(path: Path, chunk: bytes) -> None:
-    """DataError when the file's first bytes ``chunk`` are empty, or binary or compressed data."""
-    if not chunk.strip():
+def check_text(path: Path, chunk: bytes, wide: bool = False) -> None:
+    """DataError when the file's first bytes ``chunk`` are empty, or binary or compressed data; ``wide``: the
+    encoding is UTF-16 or UTF-32, whose ASCII holds NUL bytes."""
+    if not chunk.strip(b"\x00\xff\xfe\r\n\t " if wide else None):
         raise DataError(f"{path}: file is empty (no header row)")
-    if chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text", PowerShell's default
-        raise DataError(f"{path}: is UTF-16 text, not UTF-8; re-encode the file as UTF-8 (e.g. iconv -f utf-16 -t "
-                        "utf-8 in.csv > out.csv, or save it from Excel as 'CSV UTF-8')")
     for prefix, what in MAGIC.items():
         if chunk.startswith(prefix):
             raise DataError(f"{path}: not a CSV text file (looks like {what})")
-    if b"\x00" in chunk:
+    if b"\x00" in chunk and not wide:
         raise DataError(f"{path}: not a CSV text file (contains NUL bytes; binary or compressed data?)")
 
 
-def first_bad_utf8(fh: BinaryIO) -> tuple[int, int, int] | None:
-    """(byte offset, byte value, 1-based line) of the first invalid UTF-8 byte of the (decompressed) binary
-    stream ``fh``, read to its end in 1 MiB chunks, or None."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0  # file offset of the current chunk
-    lines = 1
-    while True:
-        chunk = fh.read(_CHUNK)
-        try:
-            decoder.decode(chunk, final=not chunk)
-        except UnicodeDecodeError as exc:
-            # exc.object is the decoder's carried-over partial character followed by this chunk.
-            carried = len(exc.object) - len(chunk)
-            line = lines + exc.object[carried : max(exc.start, carried)].count(b"\n")
-            return offset - carried + exc.start, exc.object[exc.start], line
-        if not chunk:
-            return None
-        lines += chunk.count(b"\n")
-        offset += len(chunk)
+def compression(path: Path) -> str | None:
+    """The compression suffix of the file name in any case (``.csv.GZ`` too), or None."""
+    suffix = path.suffix.lower()
+    return suffix if suffix in COMPRESSION else None
+
+
+def open_bytes(path: Path) -> io.BufferedIOBase | pa.NativeFile:
+    """The file's (decompressed) bytes as a binary file object."""
+    suffix = compression(path)
+    if suffix is None:
+        return open(path, "rb")
+    codec, opener = COMPRESSION[suffix]
+    if codec is not None and pa.Codec.is_available(codec):
+        return pa.input_stream(str(path), compression=codec)
+    if opener is None:
+        raise DataError(f"{path}: this pyarrow build cannot read {codec} compression; decompress the file first")
+    return opener(path, "rb")  # type: ignore[return-value]

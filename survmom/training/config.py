@@ -6,6 +6,7 @@ defaults, help) from its fields, and checkpoints save it as plain data.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import datetime
@@ -110,8 +111,12 @@ class TrainConfig:
         "Comma-separated feature columns to treat as numbers (text values must parse as numbers)."))
     # None: detected per file from its first lines (survmom.data.text.dialect).
     delimiter: str | None = field(default=None, metadata=cli(
-        "Delimiter of .csv/.tsv files (one character, or 'tab'); default: detected per file from its first lines "
-        "(comma, semicolon with decimal commas, or tab)."))
+        "Delimiter of .csv/.tsv/.txt/.dat files (one character, 'tab', or 'space' for runs of spaces and tabs); "
+        "default: detected per file from its first lines (comma, semicolon with decimal commas, tab, or spaces)."))
+    # None: UTF-8, or UTF-16/32 by the file's byte-order mark (survmom.data.text_encoding.file_encoding).
+    encoding: str | None = field(default=None, metadata=cli(
+        "Text encoding of .csv/.tsv/.txt/.dat files: a Python codec name (cp1252 for a CSV from Excel on Windows, "
+        "latin-1, utf-16, shift_jis); default: UTF-8, or UTF-16 when the file starts with its byte-order mark."))
     loss: str = field(default="cox", metadata=cli("Survival loss: cox (partial likelihood) or weibull (AFT)."))
     ties: str = field(default="efron", metadata=cli(f"Cox tie handling: {_one_of(TIES)}."))
     # None: auto_batch(training rows), resolved before training and saved.
@@ -232,6 +237,9 @@ class TrainConfig:
              "--ensemble trains its members one after another in one process; drop --nproc"),
             (self.nproc >= 1, f"--nproc must be at least 1, got {self.nproc}"),
             (0 <= self.seed <= MAX_SEED, f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}"),
+            (self.encoding is None or _text_codec(self.encoding),
+             f"--encoding {self.encoding!r} is not a text encoding Python knows (e.g. utf-8, cp1252 for Excel on "
+             "Windows, latin-1, utf-16, shift_jis)"),
             (self.grad_clip > 0, f"--grad-clip must be positive (inf: no clipping), got {self.grad_clip}"),
             (bool(self.time_col) and bool(self.event_col), "--time-col and --event-col must not be empty"),
             (self.time_col != self.event_col, f"--time-col and --event-col are both {self.time_col!r}"),
@@ -245,6 +253,14 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"{source}: {message}" if source != "options" else message)
+
+
+def _text_codec(name: str) -> bool:
+    """Whether ``name`` is a Python text codec (as :func:`survmom.data.text_encoding.codec_name` checks)."""
+    try:
+        return getattr(codecs.lookup(name), "_is_text_encoding", True)
+    except (LookupError, TypeError, ValueError):
+        return False
 
 
 def design_roles(config: TrainConfig) -> dict[str, list[str]]:

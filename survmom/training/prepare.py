@@ -138,7 +138,7 @@ def prepare_training_data(
     """
     check_dates_named(config)
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
-    columns = table_columns(data_path, delimiter=config.delimiter)
+    columns = table_columns(data_path, delimiter=config.delimiter, encoding=config.encoding)
     for option in ("features", "exclude", "categorical", "numeric", "strata"):  # "dose, mg" split at its comma
         setattr(config, option, rejoin_split_names(getattr(config, option), columns))
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
@@ -169,10 +169,12 @@ def prepare_training_data(
         ids = [config.id_col] if config.id_col is not None and config.id_col in columns else []
         used = _used(columns, [config.time_col, config.event_col, *feature_cols, *ids, *design])
         if ranks is None:
-            table = read_table(data_path, used, column_types=reading, delimiter=config.delimiter)
+            table = read_table(data_path, used, column_types=reading, delimiter=config.delimiter,
+                               encoding=config.encoding)
         else:
             here = ranks.together(lambda: read_table_share(data_path, used, share=ranks.rank, shares=ranks.size,
-                                                           column_types=reading, delimiter=config.delimiter))
+                                                           column_types=reading, delimiter=config.delimiter,
+                                                           encoding=config.encoding))
             table = SharedTable(ranks, here, keep=[config.time_col, config.event_col, *ids, *design])
         data_fingerprint = hashing.result()
     # Counting-process data (--entry-col with --id-col) has several rows per subject by design.
@@ -228,7 +230,8 @@ def prepare_training_data(
         train_here = rows_here[~in_val[rows_here]]
         train = outcomes.rows(x_parts[0], train_here)
         train.position = np.searchsorted(train_idx, train_here)
-    notice = text_notice(data_path, delimiter=config.delimiter)  # how a text file was read, if not plain CSV
+    # how a text file was read, if not plain CSV
+    notice = text_notice(data_path, delimiter=config.delimiter, encoding=config.encoding)
     warnings = [notice] if notice else []
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
@@ -256,8 +259,9 @@ def prepare_training_data(
             "rows": len(time), "train_rows": len(whole), "columns": columns}
     if config.val is not None:
         val_path = Path(config.val)
-        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter, strata_levels=strata_levels)
-        notice = text_notice(val_path, delimiter=config.delimiter)
+        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter,
+                            encoding=config.encoding, strata_levels=strata_levels)
+        notice = text_notice(val_path, delimiter=config.delimiter, encoding=config.encoding)
         warnings += [notice] if notice else []
         val_fingerprint = fingerprint(val_path)
         if val_fingerprint == data_fingerprint:
@@ -285,18 +289,20 @@ def prepare_training_data(
 
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,
+                  encoding: str | None = None,
                   strata_levels: list[tuple[str, ...]] | None = None) -> Outcomes:
     """Read a file with features, time and event (and the design's columns), and apply a fitted preprocessor.
 
-    ``delimiter`` is the command's ``--delimiter`` (None: detected), not the one saved with the model.
+    ``delimiter`` and ``encoding`` are the command's ``--delimiter`` and ``--encoding`` (None: detected), not the
+    ones saved with the model.
     ``strata_levels``: the model's stratum levels (required when the config has strata).
     """
-    columns = table_columns(path, delimiter=delimiter)
+    columns = table_columns(path, delimiter=delimiter, encoding=encoding)
     design = [name for names in design_columns(config).values() for name in names]
     _require_columns(columns, [config.time_col, config.event_col, *design], path)
     preprocessor.check_columns(columns, path=path)
     used = [config.time_col, config.event_col, *preprocessor.input_columns, *design]
-    table = read_table(path, _used(columns, used), delimiter=delimiter,
+    table = read_table(path, _used(columns, used), delimiter=delimiter, encoding=encoding,
                        column_types={**preprocessor.column_types(), **strata_types(config), **outcome_types(config)})
     outcomes = parse_outcomes(table, config, path, strata_levels)
     check_encoded_size(preprocessor, len(outcomes), path)
