@@ -19,6 +19,7 @@ from survmom.app.cli_common import (
     DEBUG_HELP,
     DELIMITER_HELP,
     FORMATS_HELP,
+    SHEET_HELP,
     handles_errors,
     is_main_process,
     write_json,
@@ -134,6 +135,8 @@ def train(
     "device": (None, f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]} (default: as saved)."),
     "quiet": (False, None),
     "nproc": (None, "Continue with this many processes on this machine (default: 1; see train --nproc)."),
+    "sheet": (None, "Sheet of the --data workbook (default: as training read the saved file; the first sheet of "
+                    "another file)."),
     "delimiter": (None, "Delimiter of the --data file (default: as training read the saved file; detected for "
                         "another file)."),
 })
@@ -147,6 +150,8 @@ def resume(
     epochs, out = options.pop("epochs"), options["out"]
     overrides = {name: str(value) if isinstance(value, Path) else value
                  for name, value in options.items() if value is not None}
+    if data is not None:  # the saved sheet is the saved file's: another file's first sheet is read
+        overrides.setdefault("sheet", None)
     if data is not None:  # the saved delimiter is the saved data file's: another file is detected on its own
         overrides.setdefault("delimiter", None)
     if _launches(overrides["nproc"] if "nproc" in overrides else _saved_nproc(checkpoint)):
@@ -248,11 +253,12 @@ def predict(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
     data: Path = typer.Argument(..., help="Rows to predict, with the training feature columns: " + FORMATS_HELP),
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Output .csv, .tsv, .parquet or .feather (default: CSV on stdout)."
+        None, "--out", "-o", help="Output .csv, .tsv, .parquet, .feather or .xlsx (default: CSV on stdout)."
     ),
     times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings and no summary line; errors only."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predict with the target network: risk, median time and survival probabilities."""
@@ -262,7 +268,7 @@ def predict(
         from survmom.app.predict import predict_file
 
     rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else _warn,
-                        delimiter=delimiter)
+                        delimiter=delimiter, sheet=sheet)
     if out is not None and not quiet:
         typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
 
@@ -295,6 +301,7 @@ def evaluate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t), integrated Brier, calibration."""
@@ -303,7 +310,8 @@ def evaluate(
     with _collector_paused():
         from survmom.app.evaluate import evaluate_file, render_evaluation
 
-    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter, warn=_warn)
+    result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter, sheet=sheet,
+                           warn=_warn)
     if as_json:
         write_json(result)
     else:
@@ -322,6 +330,7 @@ def explain(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also draw the importances to this .png, .svg "
                                                                  "or .pdf file."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Permutation importance of each input column: the drop in Harrell's C when its rows are shuffled."""
@@ -330,7 +339,7 @@ def explain(
     with _collector_paused():
         from survmom.app.explain import explain_file, render_importance
 
-    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, warn=_warn)
+    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, sheet=sheet, warn=_warn)
     render_importance(result)
     if out is not None:
         draw_importance(result, out)

@@ -19,8 +19,9 @@ from survmom.training.config import TrainConfig
 
 DEBUG_HELP = "Show the full traceback on errors."
 FORMATS_HELP = (".csv, .tsv/.tab (also .gz, .bz2, .zst, .xz), .parquet, .feather/.arrow/.ipc, Stata .dta, "
-                "SPSS .sav, SAS .sas7bdat/.xpt.")
+                "SPSS .sav, SAS .sas7bdat/.xpt, Excel .xlsx/.xlsm.")
 DELIMITER_HELP = TrainConfig.__dataclass_fields__["delimiter"].metadata["help"]
+SHEET_HELP = TrainConfig.__dataclass_fields__["sheet"].metadata["help"]
 
 
 @contextlib.contextmanager

@@ -46,12 +46,14 @@ D_CALIBRATION_BINS = 10
 
 
 def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None, *, delimiter: str | None = None,
+                  sheet: str | None = None,
                   warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """All metrics of the checkpoint's target network on ``data`` (needs time and event columns).
 
     ``times=None`` uses the evaluation times stored in the checkpoint; an empty list is an error.
-    ``delimiter``: ``--delimiter`` for a delimited text file (None: detected); ``warn`` gets the line saying
-    how such a file was read when it is not plain comma-separated.
+    ``delimiter``: ``--delimiter`` for a delimited text file (None: detected); ``sheet``: ``--sheet`` for a
+    workbook (None: its first sheet); ``warn`` gets the line saying how such a file was read when it is not plain
+    comma-separated (or which sheet of several was read).
     """
     given = times is not None
     source, hint = "--times", ""
@@ -68,8 +70,8 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
             raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
         check_times(times, source, hint)
     times = sorted(float(t) for t in times)
-    outcomes = model.read_outcomes(data, delimiter=delimiter)
-    notice = text_notice(data, delimiter=delimiter)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, sheet=sheet)
+    notice = text_notice(data, delimiter=delimiter, sheet=sheet)
     if notice and warn is not None:
         warn(notice)
     event, time = outcome_tensors(outcomes.event, outcomes.time, data)

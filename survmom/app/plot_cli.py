@@ -16,6 +16,7 @@ from survmom.app.cli_common import (
     DEBUG_HELP,
     DELIMITER_HELP,
     FORMATS_HELP,
+    SHEET_HELP,
     collector_paused,
     handles_errors,
     warn,
@@ -88,6 +89,7 @@ def plot_survival(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predicted survival curves S(t) of a few rows, medians marked, up to the longest training follow-up."""
@@ -98,7 +100,7 @@ def plot_survival(
         from survmom.app.plots.survival import draw_survival, survival_data
 
     chosen = parse_list(ids, str, "--ids") if ids is not None else None
-    numbers = survival_data(checkpoint, data, chosen, rows, delimiter=delimiter, warn=warn)
+    numbers = survival_data(checkpoint, data, chosen, rows, delimiter=delimiter, sheet=sheet, warn=warn)
     figure_outputs(numbers, draw_survival, out, as_json, f"the survival curves of {len(numbers['rows'])} row(s)")
 
 
@@ -111,6 +113,7 @@ def plot_km(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Kaplan-Meier curves of predicted-risk groups with 95% bands, numbers at risk and the log-rank test."""
@@ -118,7 +121,7 @@ def plot_km(
     with collector_paused():
         from survmom.app.plots.km import draw_km, km_data
 
-    numbers = km_data(checkpoint, data, groups, delimiter=delimiter, warn=warn)
+    numbers = km_data(checkpoint, data, groups, delimiter=delimiter, sheet=sheet, warn=warn)
     figure_outputs(numbers, draw_km, out, as_json, f"Kaplan-Meier curves of {groups} risk groups")
 
 
@@ -133,6 +136,7 @@ def plot_calibration(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Calibration at one time: Kaplan-Meier S(t) in groups of predicted S(t), smoothed curve, ICI/E50/E90."""
@@ -146,7 +150,7 @@ def plot_calibration(
     with collector_paused():
         from survmom.app.plots.calibration import calibration_numbers, draw_calibration, summary_line
 
-    numbers = calibration_numbers(checkpoint, data, times[0], groups=bins, delimiter=delimiter, warn=warn)
+    numbers = calibration_numbers(checkpoint, data, times[0], groups=bins, delimiter=delimiter, sheet=sheet, warn=warn)
     typer.echo(summary_line(numbers), err=True)
     figure_outputs(numbers, draw_calibration, out, as_json, "the calibration plot")
 
@@ -170,6 +174,7 @@ def plot_importance(
     repeats: int = typer.Option(5, help=REPEATS_HELP),
     seed: int = typer.Option(0, help=SEED_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Permutation importance of each input column (as survmom explain), drawn sorted with 95% intervals."""
@@ -177,7 +182,7 @@ def plot_importance(
     with collector_paused():
         from survmom.app.plots.importance import explain_file
 
-    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, warn=warn)
+    result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, sheet=sheet, warn=warn)
     if out is not None:
         draw_importance(result, out)
     if as_json:
@@ -199,6 +204,7 @@ def plot_effect(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=FIGURE_OUT_HELP),
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Partial dependence of the risk (and of S(t)) on one input column, with individual rows' curves."""
@@ -207,7 +213,7 @@ def plot_effect(
         from survmom.app.plots.effect import draw_effect, partial_dependence
 
     result = partial_dependence(checkpoint, data, feature, time=time, grid=grid, sample=sample, seed=seed,
-                                delimiter=delimiter, warn=warn)
+                                delimiter=delimiter, sheet=sheet, warn=warn)
     if out is not None:
         draw_effect(result, out)
         typer.echo(f"wrote the partial dependence figure of '{feature}' to {out}", err=True)

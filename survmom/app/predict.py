@@ -144,10 +144,10 @@ class LoadedModel:
         codes = apply_strata(frame, self.config.strata, self.checkpoint.strata_levels, path=data)
         return torch.from_numpy(codes)
 
-    def read_outcomes(self, data: Path, *, delimiter: str | None = None) -> Outcomes:
+    def read_outcomes(self, data: Path, *, delimiter: str | None = None, sheet: str | None = None) -> Outcomes:
         """A labelled file's features, outcomes and design columns (:func:`~survmom.training.prepare.read_outcomes`
         with this model's stratum levels)."""
-        return read_outcomes(data, self.config, self.preprocessor, delimiter=delimiter,
+        return read_outcomes(data, self.config, self.preprocessor, delimiter=delimiter, sheet=sheet,
                              strata_levels=self.checkpoint.strata_levels)
 
     def _strata(self, strata: Any, rows: int) -> torch.Tensor | None:
@@ -292,21 +292,22 @@ def _member(saved: Checkpoint, member: Checkpoint) -> Member:
 
 def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[float] | None = None,
                  chunk_rows: int = 65_536, warn: Callable[[str], None] | None = None, *,
-                 delimiter: str | None = None) -> int:
+                 delimiter: str | None = None, sheet: str | None = None) -> int:
     """Write predictions for every row of ``data`` to ``out`` (by suffix) or CSV on stdout; returns rows.
 
     ``warn`` (optional) gets how a delimited text file was read when it is not plain comma-separated, and
     is called once per column whose new values training did not prepare the model for (categories never
     seen, or no value in any row), after the predictions are written. ``delimiter``: ``--delimiter`` for a
-    delimited text ``data`` (None: detected from the file, whatever training read).
+    delimited text ``data`` (None: detected from the file, whatever training read); ``sheet``: ``--sheet`` for a
+    workbook (None: its first sheet, whatever training read).
     """
     times = check_times(times or [])
     if out is not None:
         _check_output(out, data, checkpoint)
     model = load_model(checkpoint, warn)
     id_col = model.config.id_col
-    present = table_columns(data, delimiter=delimiter)
-    notice = text_notice(data, delimiter=delimiter)
+    present = table_columns(data, delimiter=delimiter, sheet=sheet)
+    notice = text_notice(data, delimiter=delimiter, sheet=sheet)
     if notice and warn is not None:
         warn(notice)
     if id_col is not None and id_col in present and id_col in model.output_names(times):
@@ -316,7 +317,7 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
         warn(f"{data}: no id column '{id_col}' (the model was trained with --id-col {id_col}); the predictions "
              "are in the file's row order, without ids")
     new_values = NewValues()
-    chunks = _prediction_chunks(model, data, present, id_col, times, chunk_rows, new_values, delimiter)
+    chunks = _prediction_chunks(model, data, present, id_col, times, chunk_rows, new_values, delimiter, sheet)
     if out is None:
         rows = write_csv(chunks, sys.stdout.buffer)
     else:
@@ -328,7 +329,8 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
 
 
 def _prediction_chunks(model: LoadedModel, data: Path, present: list[str], id_col: str | None, times: list[float],
-                       chunk_rows: int, new_values: NewValues | None = None, delimiter: str | None = None
+                       chunk_rows: int, new_values: NewValues | None = None, delimiter: str | None = None,
+                       sheet: str | None = None
                        ) -> Iterator[Any]:
     """Arrow tables of predictions, ``chunk_rows`` rows at a time; ``present``: the columns of ``data``."""
     import pyarrow as pa
@@ -339,7 +341,8 @@ def _prediction_chunks(model: LoadedModel, data: Path, present: list[str], id_co
     # Only the columns the model uses are read and checked: extra columns are ignored, whatever they hold.
     copy_id = id_col is not None and id_col in present
     wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else []) + list(model.config.strata or [])))
-    for frame in iter_table_batches(data, wanted, chunk_rows, column_types=model.column_types(), delimiter=delimiter):
+    for frame in iter_table_batches(data, wanted, chunk_rows, column_types=model.column_types(), delimiter=delimiter,
+                                    sheet=sheet):
         x = pre.transform(frame, path=data, new_values=new_values)
         columns = model.outputs(x, times, model.strata_of(frame, data))
         _check_finite(columns, x, frame, pre, data)

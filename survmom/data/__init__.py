@@ -12,7 +12,7 @@ Modules, each importing only those listed before it:
   the typed Arrow readers and the one Arrow-type mapping; ``text_numbers`` numbers held as text in a delimited
   file (decimal comma, Excel's grouped thousands "1.234,5");
 * ``text`` delimited text (CSV, TSV, compressed; delimiter and decimal comma detected); ``columnar`` Parquet;
-  ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS (typed sources);
+  ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS; ``excel`` Excel workbooks (typed sources);
 * ``read`` read by file suffix, fingerprint, feature columns and forced types;
 * ``outcomes`` time and event; ``designs`` entry times, case weights, strata and a subject's intervals;
   ``split`` the train/validation split (by row, or by subject);
@@ -41,6 +41,7 @@ from survmom.data.read import (
     declared_types,
     fingerprint,
     forced_types,
+    is_workbook,
     iter_table_batches,
     read_table,
     read_table_share,
@@ -67,6 +68,7 @@ __all__ = [
     "fingerprint",
     "fit_strata",
     "forced_types",
+    "is_workbook",
     "iter_table_batches",
     "parse_entry",
     "parse_event",

@@ -22,6 +22,7 @@ from survmom.data import (
     fingerprint,
     fit_strata,
     forced_types,
+    is_workbook,
     parse_entry,
     parse_event,
     parse_time,
@@ -135,7 +136,7 @@ def prepare_training_data(
     set for it.
     """
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
-    columns = table_columns(data_path, delimiter=config.delimiter)
+    columns = table_columns(data_path, delimiter=config.delimiter, sheet=config.sheet)
     for option in ("features", "exclude", "categorical", "numeric", "strata"):  # "dose, mg" split at its comma
         setattr(config, option, rejoin_split_names(getattr(config, option), columns))
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
@@ -149,7 +150,7 @@ def prepare_training_data(
         forced = forced_types(columns, categorical=config.categorical, numeric=config.numeric, roles=roles,
                               features=feature_cols, path=data_path)
         # The user's types, then a typed file's own (Parquet), decide; other columns are inferred.
-        declared = declared_types(data_path)
+        declared = declared_types(data_path, sheet=config.sheet)
         stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
                   if name in forced or name in declared}
         text_in_file = {name for name in feature_cols if declared.get(name) == "category" and name not in forced}
@@ -166,10 +167,11 @@ def prepare_training_data(
         ids = [config.id_col] if config.id_col is not None and config.id_col in columns else []
         used = _used(columns, [config.time_col, config.event_col, *feature_cols, *ids, *design])
         if ranks is None:
-            table = read_table(data_path, used, column_types=reading, delimiter=config.delimiter)
+            table = read_table(data_path, used, column_types=reading, delimiter=config.delimiter, sheet=config.sheet)
         else:
             here = ranks.together(lambda: read_table_share(data_path, used, share=ranks.rank, shares=ranks.size,
-                                                           column_types=reading, delimiter=config.delimiter))
+                                                           column_types=reading, delimiter=config.delimiter,
+                                                           sheet=config.sheet))
             table = SharedTable(ranks, here, keep=[config.time_col, config.event_col, *ids, *design])
         data_fingerprint = hashing.result()
     # Counting-process data (--entry-col with --id-col) has several rows per subject by design.
@@ -225,7 +227,8 @@ def prepare_training_data(
         train_here = rows_here[~in_val[rows_here]]
         train = outcomes.rows(x_parts[0], train_here)
         train.position = np.searchsorted(train_idx, train_here)
-    notice = text_notice(data_path, delimiter=config.delimiter)  # how a text file was read, if not plain CSV
+    # how a text file was read, if not plain CSV; which sheet of a workbook
+    notice = text_notice(data_path, delimiter=config.delimiter, sheet=config.sheet)
     warnings = [notice] if notice else []
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
@@ -253,8 +256,10 @@ def prepare_training_data(
             "rows": len(time), "train_rows": len(whole), "columns": columns}
     if config.val is not None:
         val_path = Path(config.val)
-        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter, strata_levels=strata_levels)
-        notice = text_notice(val_path, delimiter=config.delimiter)
+        val_sheet = config.sheet if is_workbook(val_path) else None  # --sheet: the training file's, and a --val's
+        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter, strata_levels=strata_levels,
+                            sheet=val_sheet)
+        notice = text_notice(val_path, delimiter=config.delimiter, sheet=val_sheet)
         warnings += [notice] if notice else []
         val_fingerprint = fingerprint(val_path)
         if val_fingerprint == data_fingerprint:
@@ -282,18 +287,19 @@ def prepare_training_data(
 
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,
-                  strata_levels: list[tuple[str, ...]] | None = None) -> Outcomes:
+                  strata_levels: list[tuple[str, ...]] | None = None, sheet: str | None = None) -> Outcomes:
     """Read a file with features, time and event (and the design's columns), and apply a fitted preprocessor.
 
-    ``delimiter`` is the command's ``--delimiter`` (None: detected), not the one saved with the model.
+    ``delimiter`` is the command's ``--delimiter`` (None: detected), not the one saved with the model; ``sheet``
+    the command's ``--sheet`` (None: the first sheet of a workbook).
     ``strata_levels``: the model's stratum levels (required when the config has strata).
     """
-    columns = table_columns(path, delimiter=delimiter)
+    columns = table_columns(path, delimiter=delimiter, sheet=sheet)
     design = [name for names in design_columns(config).values() for name in names]
     _require_columns(columns, [config.time_col, config.event_col, *design], path)
     preprocessor.check_columns(columns, path=path)
     used = [config.time_col, config.event_col, *preprocessor.input_columns, *design]
-    table = read_table(path, _used(columns, used), delimiter=delimiter,
+    table = read_table(path, _used(columns, used), delimiter=delimiter, sheet=sheet,
                        column_types={**preprocessor.column_types(), **strata_types(config), **outcome_types(config)})
     outcomes = parse_outcomes(table, config, path, strata_levels)
     check_encoded_size(preprocessor, len(outcomes), path)
