@@ -84,16 +84,25 @@ class _ExcelWriter:
     def write_table(self, table: pa.Table) -> None:
         self.rows += table.num_rows
         if self.rows > EXCEL_MAX_ROWS:
-            self.book = None  # close() then saves nothing: the output is abandoned
+            self.sheet.close()  # the sheet's rows so far are in openpyxl's temporary file: removed, nothing saved
+            self.sheet._writer.cleanup()
+            self.book = None
             raise DataError(f"more than {EXCEL_MAX_ROWS:,} predictions, the most rows an Excel sheet holds; write "
                             ".csv or .parquet instead (nothing was written)")
         columns = [c.to_pylist() for c in table.columns]
         for row in zip(*columns, strict=True):
-            self.sheet.append([None if isinstance(v, float) and v != v else v for v in row])  # NaN: an empty cell
+            self.sheet.append([_cell(v) for v in row])
 
     def close(self) -> None:
         if self.book is not None:
             self.book.save(self.stream)
+
+
+def _cell(value: object) -> object:
+    """A value as a cell: NaN empty, an infinite median as the text "inf" (Excel has no infinity)."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None if value != value else str(value)
+    return value
 
 
 def write_xlsx(tables: Iterable[pa.Table], stream: BinaryIO) -> int:
