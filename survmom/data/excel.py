@@ -55,6 +55,7 @@ ERROR_VALUES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#N
                           "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#UNKNOWN!", "#BUSY!", "#PYTHON!"})
 MAX_ROWS = 1_048_575  # data rows of a sheet: Excel's 1,048,576 rows less the header
 CACHE_CELLS = 2_000_000  # a sheet of at most this many cells keeps the values of its typing pass
+_BLOCK_ROWS = 4096  # rows typed at a time by the typing pass
 HEADER_WINDOW = 20  # non-empty rows looked at to find the header
 _OLE2 = b"\xd0\xcf\x11\xe0"  # an .xls file, or an encrypted workbook (both are OLE2 containers)
 
@@ -206,6 +207,26 @@ def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
     return pa.array([None if missing(v) else v for v in values], kind)
 
 
+def _absorb(columns: list[_Column], block: list[list[Any]], count: int, keep: bool) -> bool:
+    """Add a block of rows (cells, without trailing empty ones) after ``count`` rows to the column summaries;
+    their values are kept while the sheet has at most :data:`CACHE_CELLS` cells. Returns whether they are."""
+    width = max((len(cells) for cells in block), default=0)
+    columns += [_Column(values=[None] * count if keep else None) for _ in range(width - len(columns))]
+    keep = keep and (count + len(block)) * len(columns) <= CACHE_CELLS
+    for i, column in enumerate(columns):
+        values = [cells[i] if i < len(cells) else None for cells in block]
+        column.kinds.update(map(type, values))
+        column.kinds.discard(type(None))
+        texts = [v for v in values if type(v) is str]
+        column.texts.update(texts)
+        column.errors += sum(v[:1] == "#" and v.strip() in ERROR_VALUES for v in texts)
+        if keep and column.values is not None:
+            column.values.extend(values)
+        else:
+            column.values = None
+    return keep
+
+
 def _scan(path: Path, sheet: str | None) -> Layout:
     """The typing pass over one sheet (see :class:`Layout`)."""
     book = _open(path)
@@ -218,27 +239,15 @@ def _scan(path: Path, sheet: str | None) -> Layout:
         at = _header(path, ws.title, first)
         header_row, header = first[at]
         columns: list[_Column] = []
-        count, keep = 0, True
-        for _, cells in [*first[at + 1:], *rows]:
-            if len(cells) > len(columns):
-                columns += [_Column(values=[] if keep else None) for _ in range(len(cells) - len(columns))]
-                for column in columns:
-                    if column.values is not None and len(column.values) < count:
-                        column.values += [None] * (count - len(column.values))
-            for column, value in zip(columns, cells, strict=False):
-                if value is not None:
-                    column.kinds.add(type(value))
-                    if isinstance(value, str):
-                        column.texts.add(value)
-                        column.errors += value[:1] == "#" and value.strip() in ERROR_VALUES
-            if keep:
-                for column, value in zip(columns, cells + [None] * (len(columns) - len(cells)), strict=True):
-                    column.values.append(value)
-            count += 1
-            keep = keep and count * len(columns) <= CACHE_CELLS
-            if not keep and columns[0].values is not None:
-                for column in columns:
-                    column.values = None
+        count, keep, block = 0, True, list(first[at + 1:])
+        for row in rows:
+            block.append(row)
+            if len(block) == _BLOCK_ROWS:
+                keep = _absorb(columns, [cells for _, cells in block], count, keep)
+                count += len(block)
+                block = []
+        keep = _absorb(columns, [cells for _, cells in block], count, keep)
+        count += len(block)
         sheets = [s.title for s in book.worksheets]
         title = ws.title
     finally:
