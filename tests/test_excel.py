@@ -11,14 +11,26 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cli_runner import run_survmom
 from survmom.data import excel, table_writers
 from survmom.data.read import declared_types, iter_table_batches, read_table, table_columns, text_notice
 from survmom.errors import ConfigError, DataError
-from test_data import raises_one_line
+
+from cli_runner import checkpoint_tensors, run_survmom
+
+
+def raises_one_line(exc_type: type[Exception], func, *parts: str) -> None:
+    """Call ``func``; it must raise ``exc_type`` with a one-line message containing every part."""
+    with pytest.raises(exc_type) as info:
+        func()
+    message = str(info.value)
+    assert "\n" not in message, message
+    for part in parts:
+        assert part in message, f"{part!r} not in {message!r}"
+
 
 FAST = ("--epochs", "2", "--batch", "32", "--hidden", "8", "--bank-size", "64", "--seed", "5", "--quiet")
 
@@ -63,6 +75,19 @@ def test_values_and_types_match_pandas_read_excel(tmp_path):
     assert got["smoker"].tolist()[:3] == [True, False, True] and pd.isna(got["smoker"].tolist()[3])
     assert declared_types(path) == {"time": "numeric", "event": "numeric", "n": "numeric", "centre": "category",
                                     "dose": "numeric"}
+
+
+def test_an_xlsm_workbook_is_read_as_xlsx(tmp_path):
+    path = tmp_path / "macros.XLSM"
+    path.write_bytes(_book(tmp_path / "d.xlsx", ("S", _cohort(4))).read_bytes())
+    assert read_table(path).equals(read_table(tmp_path / "d.xlsx"))
+
+
+@pytest.mark.parametrize("rows, message", [([], "sheet 'S' is empty"),
+                                           ([["time", "event"]], "sheet 'S' has no data rows (header on row 1)")])
+def test_an_empty_sheet_or_a_header_alone_is_refused(rows, message, tmp_path):
+    path = _book(tmp_path / "e.xlsx", ("S", rows))
+    raises_one_line(DataError, lambda: read_table(path), "e.xlsx", message)
 
 
 def test_a_title_above_the_header_is_skipped_and_said(tmp_path):
@@ -124,8 +149,7 @@ def test_excel_error_values_are_missing_and_counted_in_the_notice(tmp_path):
     path = _book(tmp_path / "x.xlsx", ("S", [["time", "event", "ratio"], [1, 0, 0.5], [2, 1, "#DIV/0!"],
                                              [3, 1, "#N/A"], [4, 0, "#VALUE!"]]))
     np.testing.assert_array_equal(read_table(path)["ratio"].to_numpy(), [0.5, np.nan, np.nan, np.nan])
-    assert text_notice(path) == (f"{path}: Excel error values (#DIV/0!, #VALUE! ...) read as missing: "
-                                 "column 'ratio' 2 cells")
+    assert text_notice(path) == f"{path}: Excel error values read as missing: column 'ratio' 2 cells (#DIV/0!, #VALUE!)"
 
 
 def test_dates_times_and_durations_keep_their_kind(tmp_path):
@@ -249,20 +273,7 @@ def test_numeric_on_a_mixed_column_names_rows_and_values(tmp_path):
 
 
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
-    found: dict[str, torch.Tensor] = {}
-
-    def walk(value, key: str) -> None:
-        if isinstance(value, torch.Tensor):
-            found[key] = value
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{key}/{k}")
-        elif isinstance(value, (list, tuple)):
-            for i, v in enumerate(value):
-                walk(v, f"{key}/{i}")
-
-    walk(torch.load(path, weights_only=True), "")
-    return found
+    return dict(checkpoint_tensors(torch.load(path, weights_only=True)))
 
 
 def _gbsg2() -> pd.DataFrame:
@@ -312,10 +323,17 @@ def test_train_resume_predict_evaluate_on_a_sheet_end_to_end(tmp_path):
     assert "read sheet" not in trained.stderr
     assert torch.load(model, weights_only=True)["config"]["sheet"] == "Data"
     run_survmom("resume", model, "--epochs", "3", "--quiet", check=True)  # the saved sheet
+    other = run_survmom("resume", model, "--epochs", "4", "--data", book, "--quiet")  # another file: its first sheet
+    assert other.returncode == 2 and "missing column(s) 'time'" in other.stderr
+    assert "; read sheet 'Notes', the first of 2 (others: 'Data'; --sheet chooses)" in other.stderr
+    run_survmom("resume", model, "--epochs", "4", "--data", book, "--sheet", "Data", "--quiet", check=True)
     evaluated = run_survmom("evaluate", model, book, "--sheet", "Data", "--json", check=True)
     assert '"harrell_c"' in evaluated.stdout
     wrong = run_survmom("predict", model, book)
     assert wrong.returncode == 2 and "read sheet 'Notes', the first of 2" in wrong.stderr
+    untold = run_survmom("train", book, *FAST, "-o", tmp_path / "n.pt")
+    assert untold.returncode == 2 and "time column 'time' not found" in untold.stderr
+    assert "read sheet 'Notes', the first of 2" in untold.stderr
     predicted = run_survmom("predict", model, book, "--sheet", "2", check=True)
     assert len(pd.read_csv(pd.io.common.StringIO(predicted.stdout))) == 120
 
@@ -326,5 +344,5 @@ def test_the_python_api_reads_a_workbook(tmp_path):
     book = _book(tmp_path / "w.xlsx", ("Data", _cohort()))
     model = SurvivalModel(verbose=False, epochs=2, hidden=[8], seed=5).fit(book)
     parquet = tmp_path / "w.parquet"
-    pa.parquet.write_table(pa.Table.from_pandas(read_table(book)), parquet)
+    pq.write_table(pa.Table.from_pandas(read_table(book), preserve_index=False), parquet)
     pd.testing.assert_frame_equal(model.predict(book), model.predict(parquet))

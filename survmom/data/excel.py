@@ -67,7 +67,7 @@ class _Column:
     kinds: set[type] = field(default_factory=set)
     texts: set[str] = field(default_factory=set)
     values: list[Any] | None = None  # the cells, while the sheet is small enough to keep (CACHE_CELLS)
-    errors: int = 0  # cells holding an Excel error value
+    errors: int = 0  # cells holding an Excel error value (#DIV/0! ...)
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Layout:
     names: list[str]
     types: list[pa.DataType]
     rows: int
-    errors: dict[str, int]  # column -> error cells (#DIV/0! ...) read as missing
+    errors: dict[str, tuple[int, list[str]]]  # column -> (cells, values) of Excel errors read as missing
     table: pa.Table | None  # the whole sheet, when it had at most CACHE_CELLS cells
 
 
@@ -272,7 +272,8 @@ def _layout(path: Path, title: str, sheets: list[str], header_row: int, header: 
     if count == 0:
         raise DataError(f"{path}: sheet {title!r} has no data rows (header on row {header_row})")
     kinds = [_kind(columns[i]) for i in positions]
-    errors = {name: columns[i].errors for name, i in zip(names, positions, strict=True) if columns[i].errors}
+    errors = {name: (columns[i].errors, sorted({t.strip() for t in columns[i].texts} & ERROR_VALUES))
+              for name, i in zip(names, positions, strict=True) if columns[i].errors}
     empty = [name for name, i in zip(names, positions, strict=True) if not columns[i].kinds]
     if empty:
         _check_formulas(path, title, header_row, [positions[names.index(n)] for n in empty], empty)
@@ -317,20 +318,32 @@ def layout(path: Path, sheet: str | None = None) -> Layout:
     return _last[1]
 
 
+def first_sheet_hint(path: Path) -> str:
+    """For a message about missing columns: ``"; read sheet 'Notes', the first of 2 (others: 'Data'); --sheet
+    chooses"`` when the last sheet read was ``path``'s first by default among several, else ""."""
+    if _last is None or _last[0][0] != str(Path(path).resolve()) or _last[0][3] is not None:
+        return ""
+    return f"; {_chosen(_last[1])}" if len(_last[1].sheets) > 1 else ""
+
+
+def _chosen(found: Layout) -> str:
+    others = [s for s in found.sheets if s != found.sheet]
+    return (f"read sheet {found.sheet!r}, the first of {len(found.sheets)} (others: {quote_list(others)}; "
+            "--sheet chooses)")
+
+
 def notice(path: Path, sheet: str | None = None) -> str | None:
     """One line saying how the sheet was read, when it is not plainly the only sheet from its first row: the
     sheet chosen among several, the rows skipped above the header, error cells read as missing; else None."""
     found = layout(path, sheet)
     parts = []
     if sheet is None and len(found.sheets) > 1:
-        others = [s for s in found.sheets if s != found.sheet]
-        parts.append(f"read sheet {found.sheet!r}, the first of {len(found.sheets)} (others: {quote_list(others)}; "
-                     "--sheet chooses)")
+        parts.append(_chosen(found))
     if found.header_row > 1:
         parts.append(f"header on row {found.header_row} of sheet {found.sheet!r}, the rows above it skipped")
     if found.errors:
-        parts.append("Excel error values (#DIV/0!, #VALUE! ...) read as missing: " + ", ".join(
-            f"column '{name}' {plural(n, 'cell')}" for name, n in found.errors.items()))
+        parts.append("Excel error values read as missing: " + ", ".join(
+            f"column '{name}' {plural(n, 'cell')} ({', '.join(values)})" for name, (n, values) in found.errors.items()))
     return f"{path}: " + "; ".join(parts) if parts else None
 
 
@@ -344,17 +357,20 @@ def _tables(path: Path, found: Layout, selected: list[str], batch_rows: int) -> 
         ws = book[found.sheet]
         where = [found.positions[found.names.index(name)] for name in selected]
         kinds = [found.types[found.names.index(name)] for name in selected]
-        block: list[list[Any]] = [[] for _ in selected]
+
+        def table(block: list[list[Any]]) -> pa.Table:
+            return pa.table([_array([cells[i] if i < len(cells) else None for cells in block], kind)
+                             for i, kind in zip(where, kinds, strict=True)], names=selected)
+
+        block: list[list[Any]] = []
         for number, cells in _rows(ws):
-            if number <= found.header_row:
-                continue
-            for values, i in zip(block, where, strict=True):
-                values.append(cells[i] if i < len(cells) else None)
-            if len(block[0]) == batch_rows:
-                yield pa.table([_array(v, k) for v, k in zip(block, kinds, strict=True)], names=selected)
-                block = [[] for _ in selected]
-        if block[0]:
-            yield pa.table([_array(v, k) for v, k in zip(block, kinds, strict=True)], names=selected)
+            if number > found.header_row:
+                block.append(cells)
+            if len(block) == batch_rows:
+                yield table(block)
+                block = []
+        if block:
+            yield table(block)
     finally:
         book.close()
 

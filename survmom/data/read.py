@@ -395,4 +395,5 @@ def _not_found(path: Path, what: str, name: str, available: list[str]) -> DataEr
     if len(available) == 1 and not close:  # a title line above the header, or another delimiter
         hint = ("; the file has one column: is its first line a title (remove the lines above the header), or are "
                 "its fields separated otherwise (--delimiter)?")
+    hint += excel.first_sheet_hint(path)
     return DataError(f"{path}: {what} column '{name}' not found (available: {quote_list(available)}){hint}")

@@ -38,6 +38,7 @@ from survmom.data import (
     text_notice,
 )
 from survmom.data.diagnostics import looks_like_code_name
+from survmom.data.excel import first_sheet_hint
 from survmom.data.messages import SAMPLE, plural, quote_list, renamed_hint, row_numbers
 from survmom.errors import DataError
 from survmom.system import memory_limit
@@ -441,7 +442,7 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
     if missing:
         shown = ", ".join(list(map(str, present))[:8])
         raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; columns are: {shown}"
-                        f"{renamed_hint(missing, list(map(str, present)))}")
+                        f"{renamed_hint(missing, list(map(str, present)))}{first_sheet_hint(path)}")
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
