@@ -346,3 +346,6 @@ def test_the_python_api_reads_a_workbook(tmp_path):
     parquet = tmp_path / "w.parquet"
     pq.write_table(pa.Table.from_pandas(read_table(book), preserve_index=False), parquet)
     pd.testing.assert_frame_equal(model.predict(book), model.predict(parquet))
+    second = _book(tmp_path / "s.xlsx", ("Notes", [["about"], ["x"]]), ("Data", _cohort()))
+    again = SurvivalModel(verbose=False, epochs=2, hidden=[8], seed=5, sheet="Data").fit(second)
+    pd.testing.assert_frame_equal(again.predict(book), model.predict(book))

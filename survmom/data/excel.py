@@ -53,7 +53,6 @@ REFUSED = {".xls": "an old binary Excel file (.xls)", ".xlsb": "a binary Excel w
            ".ods": "an OpenDocument spreadsheet (.ods)"}
 ERROR_VALUES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#GETTING_DATA", "#SPILL!",
                           "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#UNKNOWN!", "#BUSY!", "#PYTHON!"})
-MAX_ROWS = 1_048_575  # data rows of a sheet: Excel's 1,048,576 rows less the header
 CACHE_CELLS = 2_000_000  # a sheet of at most this many cells keeps the values of its typing pass
 _BLOCK_ROWS = 4096  # rows typed at a time by the typing pass
 HEADER_WINDOW = 20  # non-empty rows looked at to find the header
