@@ -95,6 +95,7 @@ def test_a_title_above_the_header_is_skipped_and_said(tmp_path):
                                                   ["time ", " event", "age"], [1, 1, 50], [2, 0, 61]]))
     assert table_columns(path) == ["time", "event", "age"]
     assert read_table(path)["age"].tolist() == [50, 61]
+    assert excel.layout(path).table is not None  # read once: the typing pass kept the values
     assert text_notice(path) == f"{path}: header on row 3 of sheet 'Cohort', the rows above it skipped"
 
 
@@ -102,6 +103,13 @@ def test_a_header_that_cannot_be_told_from_the_rows_is_refused(tmp_path):
     path = _book(tmp_path / "a.xlsx", ("S", [["time", "event"], [1, 0, 5, 7], [2, 1, 6, 8]]))
     raises_one_line(DataError, lambda: read_table(path), "a.xlsx", "cannot tell its header row", "row 2",
                     "put the column names in one row")
+
+
+def test_a_named_column_without_data_is_read_as_missing(tmp_path):
+    path = _book(tmp_path / "n.xlsx", ("S", [["time", "event", "note", "notes2"], [1, 0], [2, 1, None, "NA"]]))
+    frame = read_table(path)
+    assert list(frame.columns) == ["time", "event", "note", "notes2"] and frame[["note", "notes2"]].isna().all().all()
+    assert excel.layout(path).table is not None
 
 
 def test_data_below_an_empty_header_cell_names_the_column_letter(tmp_path):
@@ -218,7 +226,8 @@ def test_encrypted_and_corrupt_workbooks_are_refused(tmp_path):
 def test_a_workbook_named_csv_is_still_detected(tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes(_book(tmp_path / "ok.xlsx", ("S", _cohort(3))).read_bytes())
-    raises_one_line(DataError, lambda: read_table(path), "d.csv", "ZIP/Excel")
+    raises_one_line(DataError, lambda: read_table(path), "d.csv", "looks like a ZIP/Excel file; a workbook is read "
+                    "when named .xlsx")
 
 
 @pytest.mark.parametrize("cache_cells", [excel.CACHE_CELLS, 10])

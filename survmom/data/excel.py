@@ -25,10 +25,10 @@ features and as time (as for Stata's dates); text, and any mix of kinds -> text 
 number written as Excel shows it (2.0 -> "2"). A column of text cells that all read as numbers stays text (a
 code formatted as Text: "007"); the training's warning about numbers stored as text names such columns.
 
-openpyxl parses every cell in Python: about 15 s per 100,000 rows × 10 columns per pass. Types need a pass
-over the sheet before the first row can be typed; a sheet of at most :data:`CACHE_CELLS` cells keeps that
-pass's values (the last sheet read), so it is read once; a larger sheet is read twice, streamed in
-``batch_rows`` with memory bounded by the batch.
+openpyxl parses every cell in Python, which makes workbooks the slowest format (README, "Excel workbooks").
+Types need a pass over the sheet before the first row can be typed; a sheet of at most :data:`CACHE_CELLS`
+cells keeps that pass's values (the last sheet read), so it is read once; a larger sheet is read twice,
+streamed in ``batch_rows`` with memory bounded by the batch.
 """
 
 from __future__ import annotations
@@ -61,12 +61,14 @@ _OLE2 = b"\xd0\xcf\x11\xe0"  # an .xls file, or an encrypted workbook (both are 
 
 @dataclass
 class _Column:
-    """What one sheet column holds: the Python types of its cells and its distinct texts."""
+    """What one sheet column holds: the Python types of its cells, and what its text cells spell."""
 
     kinds: set[type] = field(default_factory=set)
-    texts: set[str] = field(default_factory=set)
+    text: bool = False  # text that is not missing (nor an error value)
+    words: bool = False  # such text that is not a number (nor ".")
+    errors: int = 0  # cells holding an Excel error value
+    error_values: set[str] = field(default_factory=set)  # which (#DIV/0! ...)
     values: list[Any] | None = None  # the cells, while the sheet is small enough to keep (CACHE_CELLS)
-    errors: int = 0  # cells holding an Excel error value (#DIV/0! ...)
 
 
 @dataclass
@@ -175,10 +177,9 @@ def _header(path: Path, title: str, first: list[tuple[int, list[Any]]]) -> int:
 
 def _kind(column: _Column) -> pa.DataType:
     """The Arrow type of a column from its cells' types and texts (see the module docstring)."""
-    texts = {t for t in column.texts if not is_missing_text(t) and t.strip() not in ERROR_VALUES}
-    kinds = column.kinds - {str} if not texts else column.kinds
+    kinds = column.kinds if column.text else column.kinds - {str}
     cells = kinds - {str}  # a column of text alone stays text, whatever it spells
-    if cells and cells <= {int, float} and all(t.strip() == DOT or parses_as_float(t) for t in texts):
+    if cells and cells <= {int, float} and not column.words:
         return pa.int64() if kinds == {int} else pa.float64()
     if kinds == {bool}:
         return pa.bool_()
@@ -217,8 +218,13 @@ def _absorb(columns: list[_Column], block: list[list[Any]], count: int, keep: bo
         column.kinds.update(map(type, values))
         column.kinds.discard(type(None))
         texts = [v for v in values if type(v) is str]
-        column.texts.update(texts)
         column.errors += sum(v[:1] == "#" and v.strip() in ERROR_VALUES for v in texts)
+        for text in set(texts):  # per distinct text of the block: memory does not grow with the sheet
+            if text.strip() in ERROR_VALUES:
+                column.error_values.add(text.strip())
+            elif not is_missing_text(text):
+                column.text = True
+                column.words = column.words or not (text.strip() == DOT or parses_as_float(text))
         if keep and column.values is not None:
             column.values.extend(values)
         else:
@@ -257,7 +263,8 @@ def _scan(path: Path, sheet: str | None) -> Layout:
 def _layout(path: Path, title: str, sheets: list[str], header_row: int, header: list[Any], columns: list[_Column],
             count: int) -> Layout:
     """The kept columns (named, or holding data), their names and types, from the typing pass."""
-    columns += [_Column() for _ in range(len(header) - len(columns))]
+    kept = all(column.values is not None for column in columns)
+    columns += [_Column(values=[None] * count if kept else None) for _ in range(len(header) - len(columns))]
     named = [None if v is None else cell_text(v).strip() for v in header] + [None] * (len(columns) - len(header))
     unnamed = [i for i, name in enumerate(named) if not name and columns[i].kinds]
     if unnamed:
@@ -271,7 +278,7 @@ def _layout(path: Path, title: str, sheets: list[str], header_row: int, header: 
     if count == 0:
         raise DataError(f"{path}: sheet {title!r} has no data rows (header on row {header_row})")
     kinds = [_kind(columns[i]) for i in positions]
-    errors = {name: (columns[i].errors, sorted({t.strip() for t in columns[i].texts} & ERROR_VALUES))
+    errors = {name: (columns[i].errors, sorted(columns[i].error_values))
               for name, i in zip(names, positions, strict=True) if columns[i].errors}
     empty = [name for name, i in zip(names, positions, strict=True) if not columns[i].kinds]
     if empty:
