@@ -112,6 +112,18 @@ def test_a_named_column_without_data_is_read_as_missing(tmp_path):
     assert excel.layout(path).table is not None
 
 
+def test_a_row_of_units_under_the_header_is_refused(tmp_path):
+    path = _book(tmp_path / "u.xlsx", ("S", [["time", "event", "age", "chol"], ["days", None, "years", "mg/dL"],
+                                             [1, 0, 50, 190.5], [2, 1, 61, 240]]))
+    raises_one_line(DataError, lambda: read_table(path), "u.xlsx", "row 2, under the header, holds text where the "
+                    "rows below hold numbers ('time': 'days', 'age': 'years', 'chol': 'mg/dL')", "second header row")
+
+
+def test_one_text_cell_in_the_first_row_of_a_numeric_column_is_a_mixed_column(tmp_path):
+    path = _book(tmp_path / "u.xlsx", ("S", [["time", "event", "age"], [1, 0, "unknown"], [2, 1, 61], [3, 1, 70]]))
+    assert read_table(path)["age"].astype(object).tolist() == ["unknown", "61", "70"]
+
+
 def test_data_below_an_empty_header_cell_names_the_column_letter(tmp_path):
     path = _book(tmp_path / "e.xlsx", ("S", [["time", "event", None, "age"], [1, 0, 5, 50], [2, 1, 6, 60]]))
     raises_one_line(DataError, lambda: table_columns(path), "e.xlsx", "column C has data but no name",
@@ -190,6 +202,24 @@ def test_the_first_sheet_is_read_and_the_others_named(tmp_path):
     assert text_notice(path) == f"{path}: read sheet 'Notes', the first of 2 (others: 'Data'; --sheet chooses)"
     assert table_columns(path, sheet="Data") == table_columns(path, sheet="2") == ["time", "event", "age", "group"]
     assert text_notice(path, sheet="Data") is None
+
+
+def test_a_hidden_first_sheet_is_passed_over(tmp_path):
+    path = tmp_path / "h.xlsx"
+    book = openpyxl.Workbook()
+    book.active.title = "Lookup"
+    book.active.append(["code", "label"])
+    book.active.append([1, "stage I"])
+    book.active.sheet_state = "hidden"
+    data = book.create_sheet("Data")
+    for row in _cohort(3):
+        data.append(row)
+    book.active = 1
+    book.save(path)
+    assert table_columns(path) == ["time", "event", "age", "group"]
+    assert text_notice(path) == (f"{path}: read sheet 'Data', the first visible of 2 (others: 'Lookup' (hidden); "
+                                 "--sheet chooses)")
+    assert table_columns(path, sheet="1") == ["code", "label"]
 
 
 def test_an_unknown_sheet_lists_the_sheets(tmp_path):

@@ -1,8 +1,9 @@
 """Excel workbooks (``.xlsx``, ``.xlsm``) through openpyxl: :data:`EXCEL`, and :func:`for_sheet` for ``--sheet``.
 
-One sheet is read: ``--sheet NAME`` or ``--sheet N`` (1-based; a sheet named "2" wins over the second sheet),
-by default the workbook's first sheet (its order of tabs; not the sheet that was active when it was saved,
-which changes without the user noticing). :func:`notice` says which sheet was read when there are several.
+One sheet is read: ``--sheet NAME`` or ``--sheet N`` (1-based, hidden sheets counted; a sheet named "2" wins
+over the second sheet), by default the workbook's first visible sheet (in tab order; not the sheet that was
+active when it was saved, which changes without the user noticing). :func:`notice` says which sheet was read
+when there are several.
 
 The table:
 
@@ -10,7 +11,9 @@ The table:
   cells filled in one of its first 20 non-empty rows): rows above it (a title, a date) are skipped with a
   notice; a header row chosen so that holds numbers or dates is refused as ambiguous. Names are stripped;
   a column with data below an empty name is refused naming its letter; a column without name and data (a
-  spacer, Excel's used range) is left out; duplicate names are refused as by every reader.
+  spacer, Excel's used range) is left out; duplicate names are refused as by every reader; a row under the
+  header holding text in two or more columns of numbers (a row of units) is refused (on a sheet of at most
+  :data:`CACHE_CELLS` cells).
 * empty rows (anywhere) are not rows, as blank lines in a CSV file; data rows are numbered from 1 after the
   header in messages, as by every reader (the notice gives the header's sheet row).
 * cells spelled missing (:data:`~survmom.data.cells.NA_MARKERS`: empty, ``NA``, ``#N/A`` ...) are missing;
@@ -44,7 +47,7 @@ import pyarrow as pa
 
 from survmom.data.cells import DOT, is_missing_text, parses_as_float
 from survmom.data.formats import FormatReader, check_batch_rows, rebatch
-from survmom.data.messages import first_line, plural, quote_list
+from survmom.data.messages import first_line, plural
 from survmom.data.tables import check_file, clean_names, select
 from survmom.errors import DataError
 
@@ -76,7 +79,7 @@ class Layout:
     """One sheet as the typing pass found it: the sheet, the header's row, the kept columns and their types."""
 
     sheet: str
-    sheets: list[str]
+    sheets: list[str]  # every sheet's name, in tab order; hidden ones followed by " (hidden)"
     header_row: int  # 1-based sheet row
     positions: list[int]  # 0-based sheet columns read, in order
     names: list[str]
@@ -122,19 +125,25 @@ def _open(path: Path) -> Any:
 
 
 def _worksheet(path: Path, book: Any, sheet: str | None) -> Any:
-    """The sheet named ``sheet``, or numbered (1-based), or the first; DataError listing the sheets."""
+    """The sheet named ``sheet``, or numbered (1-based, hidden sheets counted), or the first visible one;
+    DataError listing the sheets."""
     sheets = book.worksheets
     if not sheets:
         raise DataError(f"{path}: the workbook has no worksheets (only charts)")
     if sheet is None:
-        return sheets[0]
+        return next((ws for ws in sheets if ws.sheet_state == "visible"), sheets[0])
     named = [ws for ws in sheets if ws.title == sheet] or [ws for ws in sheets if ws.title.strip() == sheet.strip()]
     if named:
         return named[0]
     if sheet.strip().isdigit() and 1 <= int(sheet) <= len(sheets):
         return sheets[int(sheet) - 1]
     raise DataError(f"{path}: no sheet {sheet!r} (--sheet takes a name or a number from 1 to {len(sheets)}; "
-                    f"sheets: {quote_list([ws.title for ws in sheets])})")
+                    f"sheets: {', '.join(_sheet_names(book))})")
+
+
+def _sheet_names(book: Any) -> list[str]:
+    """The sheets' names, quoted, in tab order; a hidden sheet's followed by " (hidden)"."""
+    return [f"'{ws.title}'" + ("" if ws.sheet_state == "visible" else " (hidden)") for ws in book.worksheets]
 
 
 def _rows(ws: Any) -> Iterator[tuple[int, list[Any]]]:
@@ -253,16 +262,19 @@ def _scan(path: Path, sheet: str | None) -> Layout:
                 block = []
         keep = _absorb(columns, [cells for _, cells in block], count, keep)
         count += len(block)
-        sheets = [s.title for s in book.worksheets]
+        sheets = _sheet_names(book)
         title = ws.title
     finally:
         book.close()
-    return _layout(path, title, sheets, header_row, header, columns, count)
+    below = first[at + 1][0] if at + 1 < len(first) else header_row + 1  # the sheet row of the first data row
+    return _layout(path, title, sheets, (header_row, below), header, columns, count)
 
 
-def _layout(path: Path, title: str, sheets: list[str], header_row: int, header: list[Any], columns: list[_Column],
-            count: int) -> Layout:
-    """The kept columns (named, or holding data), their names and types, from the typing pass."""
+def _layout(path: Path, title: str, sheets: list[str], rows: tuple[int, int], header: list[Any],
+            columns: list[_Column], count: int) -> Layout:
+    """The kept columns (named, or holding data), their names and types, from the typing pass; ``rows``: the
+    sheet rows of the header and of the first data row."""
+    header_row = rows[0]
     kept = all(column.values is not None for column in columns)
     columns += [_Column(values=[None] * count if kept else None) for _ in range(len(header) - len(columns))]
     named = [None if v is None else cell_text(v).strip() for v in header] + [None] * (len(columns) - len(header))
@@ -280,6 +292,8 @@ def _layout(path: Path, title: str, sheets: list[str], header_row: int, header: 
     kinds = [_kind(columns[i]) for i in positions]
     errors = {name: (columns[i].errors, sorted(columns[i].error_values))
               for name, i in zip(names, positions, strict=True) if columns[i].errors}
+    _check_units_row(path, title, rows[1], [(name, columns[i].values, kind)
+                                            for name, i, kind in zip(names, positions, kinds, strict=True)])
     empty = [name for name, i in zip(names, positions, strict=True) if not columns[i].kinds]
     if empty:
         _check_formulas(path, title, header_row, [positions[names.index(n)] for n in empty], empty)
@@ -288,6 +302,27 @@ def _layout(path: Path, title: str, sheets: list[str], header_row: int, header: 
         table = pa.table([_array(columns[i].values, kind) for i, kind in zip(positions, kinds, strict=True)],
                          names=names)
     return Layout(title, sheets, header_row, positions, names, kinds, count, errors, table)
+
+
+def _check_units_row(path: Path, title: str, row: int, columns: list[tuple[str, list[Any] | None, pa.DataType]]
+                     ) -> None:
+    """DataError when the first data row (sheet row ``row``) holds text in two or more text columns whose other
+    rows hold numbers only: a second header row (units). Checked on a sheet whose values were kept."""
+    suspects = []
+    for name, values, kind in columns:
+        if values is None or len(values) < 2 or not pa.types.is_string(kind):
+            continue
+        head = values[0]
+        if not isinstance(head, str) or is_missing_text(head) or head.strip() in ERROR_VALUES:
+            continue
+        rest: list[_Column] = []
+        _absorb(rest, [[v] for v in values[1:]], 0, False)
+        if rest and (pa.types.is_integer(_kind(rest[0])) or pa.types.is_floating(_kind(rest[0]))):
+            suspects.append(f"'{name}': {head!r}")
+    if len(suspects) >= 2:
+        raise DataError(f"{path}: sheet {title!r}: row {row}, under the header, holds text where the rows below hold "
+                        f"numbers ({', '.join(suspects[:5])}): a second header row (units?); delete it, or put what "
+                        "it says in the column names")
 
 
 def _check_formulas(path: Path, title: str, header_row: int, positions: list[int], names: list[str]) -> None:
@@ -333,8 +368,9 @@ def first_sheet_hint(path: Path) -> str:
 
 
 def _chosen(found: Layout) -> str:
-    others = [s for s in found.sheets if s != found.sheet]
-    return (f"read sheet {found.sheet!r}, the first of {len(found.sheets)} (others: {quote_list(others)}; "
+    others = [s for s in found.sheets if s.removesuffix(" (hidden)") != f"'{found.sheet}'"]
+    first = "first visible" if found.sheets[0].endswith(" (hidden)") else "first"
+    return (f"read sheet {found.sheet!r}, the {first} of {len(found.sheets)} (others: {', '.join(others)}; "
             "--sheet chooses)")
 
 
