@@ -152,11 +152,12 @@ def test_spacer_columns_formatted_cells_and_empty_rows_are_not_data(tmp_path):
 
 def test_a_mixed_column_is_text_written_as_excel_shows_numbers(tmp_path):
     path = _book(tmp_path / "m.xlsx", ("S", [["time", "event", "stage", "dose"], [1, 0, 2.0, 1], [2, 1, "IIIa", "NA"],
-                                             [3, 1, 3.5, "12"], [4, 0, "N/A", "."], [5, 1, None, " 2.5 "]]))
+                                             [3, 1, 3.5, "12"], [4, 0, " n/a ", "."], [5, 1, None, " 2.5 "],
+                                             [6, 0, "#REF!", 3]]))
     frame = read_table(path)
-    assert frame["stage"].astype(object).tolist()[:3] == ["2", "IIIa", "3.5"] and frame["stage"].isna().sum() == 2
+    assert frame["stage"].astype(object).tolist()[:3] == ["2", "IIIa", "3.5"] and frame["stage"].isna().sum() == 3
     # numbers stored as text and the missing spellings among numbers: a numeric column
-    np.testing.assert_array_equal(frame["dose"].to_numpy(), [1.0, np.nan, 12.0, np.nan, 2.5])
+    np.testing.assert_array_equal(frame["dose"].to_numpy(), [1.0, np.nan, 12.0, np.nan, 2.5, 3.0])
     assert declared_types(path) == {"time": "numeric", "event": "numeric", "stage": "category", "dose": "numeric"}
 
 

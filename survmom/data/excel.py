@@ -44,8 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from survmom.data.cells import DOT, is_missing_text, parses_as_float
+from survmom.data.cells import DOT, NA_LOWER, is_missing_text, parses_as_float
 from survmom.data.formats import FormatReader, check_batch_rows, rebatch
 from survmom.data.messages import first_line, plural
 from survmom.data.tables import check_file, clean_names, select
@@ -59,6 +60,8 @@ ERROR_VALUES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#N
 CACHE_CELLS = 2_000_000  # a sheet of at most this many cells keeps the values of its typing pass
 _BLOCK_ROWS = 4096  # rows typed at a time by the typing pass
 HEADER_WINDOW = 20  # non-empty rows looked at to find the header
+_NA_TEXT = pa.array(sorted(NA_LOWER), pa.string())
+_ERROR_TEXT = pa.array(sorted(ERROR_VALUES), pa.string())
 _OLE2 = b"\xd0\xcf\x11\xe0"  # an .xls file, or an encrypted workbook (both are OLE2 containers)
 
 
@@ -207,7 +210,18 @@ def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
         return v is None or (isinstance(v, str) and (is_missing_text(v) or v.strip() in ERROR_VALUES))
 
     if pa.types.is_string(kind):
-        return pa.array([None if missing(v) else v if isinstance(v, str) else cell_text(v) for v in values], kind)
+        try:
+            array = pa.array(values, kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers, dates ... among the text: as Excel shows them
+            array = pa.array([v if v is None or type(v) is str else cell_text(v) for v in values], kind)
+        stripped = pc.utf8_trim_whitespace(array)
+        spelled = pc.or_(pc.is_in(pc.utf8_lower(stripped), _NA_TEXT), pc.is_in(stripped, _ERROR_TEXT))
+        return pc.if_else(spelled, pa.scalar(None, kind), array)
+    if not pa.types.is_timestamp(kind):
+        try:  # a column of numbers (or true/false) alone: no Python per cell
+            return pa.array(values, kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
     if pa.types.is_floating(kind):
         return pa.array([None if missing(v) or (isinstance(v, str) and v.strip() == DOT) else float(v)
                          for v in values], kind)
@@ -292,8 +306,9 @@ def _layout(path: Path, title: str, sheets: list[str], rows: tuple[int, int], he
     kinds = [_kind(columns[i]) for i in positions]
     errors = {name: (columns[i].errors, sorted(columns[i].error_values))
               for name, i in zip(names, positions, strict=True) if columns[i].errors}
-    _check_units_row(path, title, rows[1], [(name, columns[i].values, kind)
-                                            for name, i, kind in zip(names, positions, kinds, strict=True)])
+    numeric_cells = [(name, columns[i].values, kind) for name, i, kind in zip(names, positions, kinds, strict=True)
+                     if columns[i].kinds & {int, float}]
+    _check_units_row(path, title, rows[1], numeric_cells)
     empty = [name for name, i in zip(names, positions, strict=True) if not columns[i].kinds]
     if empty:
         _check_formulas(path, title, header_row, [positions[names.index(n)] for n in empty], empty)
