@@ -1,5 +1,5 @@
 """Predictions from the target network of a checkpoint, streamed in chunks from any readable file to CSV, TSV,
-Parquet or Feather (by the output's suffix; CSV on stdout).
+Parquet, Feather or an Excel workbook (by the output's suffix; CSV on stdout).
 
 Output columns: the id column (if configured or present); cox → ``log_hazard``; weibull → ``log_scale``,
 ``log_shape`` (log scale in the user's time unit); both → ``risk`` (higher = earlier event),

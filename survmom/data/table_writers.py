@@ -1,4 +1,4 @@
-"""Write a stream of Arrow tables (predictions) to a binary stream as CSV, TSV, Parquet or Feather, by suffix.
+"""Write a stream of Arrow tables (predictions) to a binary stream as CSV, TSV, Parquet, Feather or .xlsx, by suffix.
 
 Each writer takes the tables one at a time (memory holds one), takes its schema from the first table, and
 returns the number of rows written; the caller owns the stream (``predict`` passes an atomic temporary file,
