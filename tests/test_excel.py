@@ -389,3 +389,11 @@ def test_the_python_api_reads_a_workbook(tmp_path):
     second = _book(tmp_path / "s.xlsx", ("Notes", [["about"], ["x"]]), ("Data", _cohort()))
     again = SurvivalModel(verbose=False, epochs=2, hidden=[8], seed=5, sheet="Data").fit(second)
     pd.testing.assert_frame_equal(again.predict(book), model.predict(book))
+
+
+def test_a_sheet_number_in_a_yaml_config_is_its_text(tmp_path):
+    from survmom.training.config import TrainConfig, load_yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text("sheet: 2\n")
+    assert TrainConfig.from_dict(load_yaml(config), source=str(config)).sheet == "2"
