@@ -375,7 +375,7 @@ def _read_back(suffix: str, data: bytes) -> pa.Table:
     return ipc.open_file(pa.BufferReader(data)).read_all()
 
 
-@pytest.mark.parametrize("suffix", sorted(WRITERS))
+@pytest.mark.parametrize("suffix", sorted(set(WRITERS) - {".xlsx"}))  # .xlsx: tests/test_excel.py
 def test_each_writer_streams_the_chunks_and_reads_back_equal(suffix):
     stream = io.BytesIO()
     assert writer_for(Path(f"out{suffix.upper()}"))(iter(_predictions()), stream) == 4

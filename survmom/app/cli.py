@@ -20,6 +20,7 @@ from survmom.app.cli_common import (
     DELIMITER_HELP,
     ENCODING_HELP,
     FORMATS_HELP,
+    SHEET_HELP,
     handles_errors,
     is_main_process,
     write_json,
@@ -135,6 +136,8 @@ def train(
     "device": (None, f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]} (default: as saved)."),
     "quiet": (False, None),
     "nproc": (None, "Continue with this many processes on this machine (default: 1; see train --nproc)."),
+    "sheet": (None, "Sheet of the --data workbook (default: as training read the saved file; the first sheet of "
+                    "another file)."),
     "delimiter": (None, "Delimiter of the --data file (default: as training read the saved file; detected for "
                         "another file)."),
     "encoding": (None, "Text encoding of the --data file (default: as training read the saved file; UTF-8 or by "
@@ -150,6 +153,8 @@ def resume(
     epochs, out = options.pop("epochs"), options["out"]
     overrides = {name: str(value) if isinstance(value, Path) else value
                  for name, value in options.items() if value is not None}
+    if data is not None:  # the saved sheet is the saved file's: another file's first sheet is read
+        overrides.setdefault("sheet", None)
     if data is not None:  # the saved delimiter and encoding are the saved file's: another is detected on its own
         overrides.setdefault("delimiter", None)
         overrides.setdefault("encoding", None)
@@ -252,13 +257,14 @@ def predict(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by survmom train."),
     data: Path = typer.Argument(..., help="Rows to predict, with the training feature columns: " + FORMATS_HELP),
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Output .csv, .tsv, .parquet or .feather (default: CSV on stdout)."
+        None, "--out", "-o", help="Output .csv, .tsv, .parquet, .feather or .xlsx (default: CSV on stdout)."
     ),
     times: Optional[str] = typer.Option(None, help="Comma-separated times for surv_<t> columns (training time unit: "
                                                   "the time column's, or train's --time-unit for dates)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings and no summary line; errors only."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predict with the target network: risk, median time and survival probabilities."""
@@ -268,7 +274,7 @@ def predict(
         from survmom.app.predict import predict_file
 
     rows = predict_file(checkpoint, data, out, parse_list(times, float, "--times"), warn=None if quiet else _warn,
-                        delimiter=delimiter, encoding=encoding)
+                        delimiter=delimiter, encoding=encoding, sheet=sheet)
     if out is not None and not quiet:
         typer.echo(f"wrote {rows} prediction(s) to {out}", err=True)
 
@@ -303,6 +309,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Evaluate the target network: Harrell's and Uno's C, AUC(t), Brier(t), integrated Brier, calibration."""
@@ -312,7 +319,7 @@ def evaluate(
         from survmom.app.evaluate import evaluate_file, render_evaluation
 
     result = evaluate_file(checkpoint, data, parse_list(times, float, "--times"), delimiter=delimiter,
-                           encoding=encoding, warn=_warn)
+                           encoding=encoding, sheet=sheet, warn=_warn)
     if as_json:
         write_json(result)
     else:
@@ -332,6 +339,7 @@ def explain(
                                                                  "or .pdf file."),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Permutation importance of each input column: the drop in Harrell's C when its rows are shuffled."""
@@ -341,6 +349,7 @@ def explain(
         from survmom.app.explain import explain_file, render_importance
 
     result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, encoding=encoding,
+                          sheet=sheet,
                           warn=_warn)
     render_importance(result)
     if out is not None:

@@ -46,7 +46,7 @@ D_CALIBRATION_BINS = 10
 
 
 def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None, *, delimiter: str | None = None,
-                  encoding: str | None = None,
+                  encoding: str | None = None, sheet: str | None = None,
                   warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """All metrics of the checkpoint's target network on ``data`` (needs time and event columns).
 
@@ -69,8 +69,8 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
             raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
         check_times(times, source, hint)
     times = sorted(float(t) for t in times)
-    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding)
-    notice = text_notice(data, delimiter=delimiter, encoding=encoding)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if notice and warn is not None:
         warn(notice)
     event, time = outcome_tensors(outcomes.event, outcomes.time, data)

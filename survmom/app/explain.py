@@ -125,7 +125,7 @@ def model_risk(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 0, delimiter: str | None = None,
-                 encoding: str | None = None,
+                 encoding: str | None = None, sheet: str | None = None,
                  warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Permutation importance of every input column of ``checkpoint`` on the labelled file ``data``.
 
@@ -136,7 +136,7 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
     if repeats < 1:
         raise ConfigError(f"--repeats must be >= 1, got {repeats}")
     model = load_model(checkpoint)
-    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     events = int(outcomes.event.sum())
     if events == 0:
         raise DataError(f"{data}: no events in the event column '{model.config.event_col}' ({len(outcomes)} rows, "
@@ -160,7 +160,7 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
                         "drops": row.tolist()})
     columns.sort(key=lambda entry: -entry["mean_drop"])  # stable: ties keep the model's column order
     if warn is not None:
-        notice = text_notice(data, delimiter=delimiter, encoding=encoding)
+        notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
         if notice:
             warn(notice)
         if fingerprint(data) == model.checkpoint.data.get("fingerprint"):

@@ -17,6 +17,7 @@ from survmom.app.cli_common import (
     DELIMITER_HELP,
     ENCODING_HELP,
     FORMATS_HELP,
+    SHEET_HELP,
     collector_paused,
     handles_errors,
     warn,
@@ -90,6 +91,7 @@ def plot_survival(
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Predicted survival curves S(t) of a few rows, medians marked, up to the longest training follow-up."""
@@ -100,7 +102,8 @@ def plot_survival(
         from survmom.app.plots.survival import draw_survival, survival_data
 
     chosen = parse_list(ids, str, "--ids") if ids is not None else None
-    numbers = survival_data(checkpoint, data, chosen, rows, delimiter=delimiter, encoding=encoding, warn=warn)
+    numbers = survival_data(checkpoint, data, chosen, rows, delimiter=delimiter, encoding=encoding, sheet=sheet,
+                            warn=warn)
     figure_outputs(numbers, draw_survival, out, as_json, f"the survival curves of {len(numbers['rows'])} row(s)")
 
 
@@ -114,6 +117,7 @@ def plot_km(
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Kaplan-Meier curves of predicted-risk groups with 95% bands, numbers at risk and the log-rank test."""
@@ -121,7 +125,7 @@ def plot_km(
     with collector_paused():
         from survmom.app.plots.km import draw_km, km_data
 
-    numbers = km_data(checkpoint, data, groups, delimiter=delimiter, encoding=encoding, warn=warn)
+    numbers = km_data(checkpoint, data, groups, delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
     figure_outputs(numbers, draw_km, out, as_json, f"Kaplan-Meier curves of {groups} risk groups")
 
 
@@ -137,6 +141,7 @@ def plot_calibration(
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Calibration at one time: Kaplan-Meier S(t) in groups of predicted S(t), smoothed curve, ICI/E50/E90."""
@@ -151,6 +156,7 @@ def plot_calibration(
         from survmom.app.plots.calibration import calibration_numbers, draw_calibration, summary_line
 
     numbers = calibration_numbers(checkpoint, data, times[0], groups=bins, delimiter=delimiter, encoding=encoding,
+                                  sheet=sheet,
                                   warn=warn)
     typer.echo(summary_line(numbers), err=True)
     figure_outputs(numbers, draw_calibration, out, as_json, "the calibration plot")
@@ -176,6 +182,7 @@ def plot_importance(
     seed: int = typer.Option(0, help=SEED_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Permutation importance of each input column (as survmom explain), drawn sorted with 95% intervals."""
@@ -184,6 +191,7 @@ def plot_importance(
         from survmom.app.plots.importance import explain_file
 
     result = explain_file(checkpoint, data, repeats=repeats, seed=seed, delimiter=delimiter, encoding=encoding,
+                          sheet=sheet,
                           warn=warn)
     if out is not None:
         draw_importance(result, out)
@@ -207,6 +215,7 @@ def plot_effect(
     as_json: bool = typer.Option(False, "--json", help=FIGURE_JSON_HELP),
     delimiter: Optional[str] = typer.Option(None, help=DELIMITER_HELP),
     encoding: Optional[str] = typer.Option(None, help=ENCODING_HELP),
+    sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
     """Partial dependence of the risk (and of S(t)) on one input column, with individual rows' curves."""
@@ -215,7 +224,7 @@ def plot_effect(
         from survmom.app.plots.effect import draw_effect, partial_dependence
 
     result = partial_dependence(checkpoint, data, feature, time=time, grid=grid, sample=sample, seed=seed,
-                                delimiter=delimiter, encoding=encoding, warn=warn)
+                                delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
     if out is not None:
         draw_effect(result, out)
         typer.echo(f"wrote the partial dependence figure of '{feature}' to {out}", err=True)

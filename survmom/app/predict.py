@@ -1,5 +1,5 @@
 """Predictions from the target network of a checkpoint, streamed in chunks from any readable file to CSV, TSV,
-Parquet or Feather (by the output's suffix; CSV on stdout).
+Parquet, Feather or an Excel workbook (by the output's suffix; CSV on stdout).
 
 Output columns: the id column (if configured or present); cox → ``log_hazard``; weibull → ``log_scale``,
 ``log_shape`` (log scale in the user's time unit); both → ``risk`` (higher = earlier event),
@@ -151,10 +151,11 @@ class LoadedModel:
         codes = apply_strata(frame, self.config.strata, self.checkpoint.strata_levels, path=data)
         return torch.from_numpy(codes)
 
-    def read_outcomes(self, data: Path, *, delimiter: str | None = None, encoding: str | None = None) -> Outcomes:
+    def read_outcomes(self, data: Path, *, delimiter: str | None = None, encoding: str | None = None,
+                      sheet: str | None = None) -> Outcomes:
         """A labelled file's features, outcomes and design columns (:func:`~survmom.training.prepare.read_outcomes`
         with this model's stratum levels)."""
-        return read_outcomes(data, self.config, self.preprocessor, delimiter=delimiter, encoding=encoding,
+        return read_outcomes(data, self.config, self.preprocessor, delimiter=delimiter, encoding=encoding, sheet=sheet,
                              strata_levels=self.checkpoint.strata_levels)
 
     def _strata(self, strata: Any, rows: int) -> torch.Tensor | None:
@@ -299,7 +300,7 @@ def _member(saved: Checkpoint, member: Checkpoint) -> Member:
 
 def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[float] | None = None,
                  chunk_rows: int = 65_536, warn: Callable[[str], None] | None = None, *,
-                 delimiter: str | None = None, encoding: str | None = None) -> int:
+                 delimiter: str | None = None, encoding: str | None = None, sheet: str | None = None) -> int:
     """Write predictions for every row of ``data`` to ``out`` (by suffix) or CSV on stdout; returns rows.
 
     ``warn`` (optional) gets how a delimited text file was read when it is not plain comma-separated, and
@@ -313,8 +314,8 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
         _check_output(out, data, checkpoint)
     model = load_model(checkpoint, warn)
     id_col = model.config.id_col
-    present = table_columns(data, delimiter=delimiter, encoding=encoding)
-    notice = text_notice(data, delimiter=delimiter, encoding=encoding)
+    present = table_columns(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if notice and warn is not None:
         warn(notice)
     if id_col is not None and id_col in present and id_col in model.output_names(times):
@@ -324,7 +325,8 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
         warn(f"{data}: no id column '{id_col}' (the model was trained with --id-col {id_col}); the predictions "
              "are in the file's row order, without ids")
     new_values = NewValues()
-    chunks = _prediction_chunks(model, data, present, id_col, times, chunk_rows, new_values, delimiter, encoding)
+    chunks = _prediction_chunks(model, data, present, id_col, times, chunk_rows, new_values, delimiter, encoding,
+                                sheet)
     if out is None:
         rows = write_csv(chunks, sys.stdout.buffer)
     else:
@@ -337,7 +339,7 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
 
 def _prediction_chunks(model: LoadedModel, data: Path, present: list[str], id_col: str | None, times: list[float],
                        chunk_rows: int, new_values: NewValues | None = None, delimiter: str | None = None,
-                       encoding: str | None = None) -> Iterator[Any]:
+                       encoding: str | None = None, sheet: str | None = None) -> Iterator[Any]:
     """Arrow tables of predictions, ``chunk_rows`` rows at a time; ``present``: the columns of ``data``."""
     import pyarrow as pa
 
@@ -348,7 +350,7 @@ def _prediction_chunks(model: LoadedModel, data: Path, present: list[str], id_co
     copy_id = id_col is not None and id_col in present
     wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else []) + list(model.config.strata or [])))
     for frame in iter_table_batches(data, wanted, chunk_rows, column_types=model.column_types(), delimiter=delimiter,
-                                    encoding=encoding):
+                                    encoding=encoding, sheet=sheet):
         x = pre.transform(frame, path=data, new_values=new_values)
         columns = model.outputs(x, times, model.strata_of(frame, data))
         _check_finite(columns, x, frame, pre, data)

@@ -15,7 +15,7 @@ Modules, each importing only those listed before it:
   byte); ``whitespace`` whitespace-separated text (R's write.table) rewritten as tab-separated;
   ``text_dialect`` delimiter, decimal mark and encoding detected from the first lines;
 * ``text`` delimited text (CSV, TSV, .txt/.dat, compressed); ``columnar`` Parquet;
-  ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS (typed sources);
+  ``arrow_ipc`` Arrow IPC/Feather; ``statistical`` Stata, SPSS, SAS; ``excel`` Excel workbooks (typed sources);
 * ``read`` read by file suffix, fingerprint, feature columns and forced types;
 * ``dates`` times from dates (``--origin-col``); ``outcomes`` time and event; ``designs`` entry times, case
   weights, strata and a subject's intervals;
@@ -45,6 +45,7 @@ from survmom.data.read import (
     declared_types,
     fingerprint,
     forced_types,
+    is_workbook,
     iter_table_batches,
     read_table,
     read_table_share,
@@ -71,6 +72,7 @@ __all__ = [
     "fingerprint",
     "fit_strata",
     "forced_types",
+    "is_workbook",
     "iter_table_batches",
     "parse_entry",
     "parse_event",

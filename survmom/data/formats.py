@@ -1,10 +1,10 @@
 """What a file format gives the reader dispatch: four operations on a path, returning typed Arrow data.
 
-Each format module (:mod:`survmom.data.arrow_ipc`, :mod:`survmom.data.statistical`) exposes one
-:class:`FormatReader` per format; the dispatch picks one by suffix (:func:`reader_for`), turns its Arrow tables
-into frames, and takes the type rule's input from :meth:`FormatReader.declared_types`. A reader raises
+Each format module (:mod:`survmom.data.arrow_ipc`, :mod:`survmom.data.statistical`, :mod:`survmom.data.excel`)
+exposes one :class:`FormatReader` per format; the dispatch picks one by suffix (:func:`reader_for`), turns its
+Arrow tables into frames, and takes the type rule's input from :meth:`FormatReader.declared_types`. A reader raises
 :class:`~survmom.errors.DataError` (file, column, what to do) for a file that cannot be used, and never runs
-Python per row.
+Python per row (except Excel's: openpyxl parses every cell in Python).
 """
 
 from __future__ import annotations

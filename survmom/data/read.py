@@ -3,7 +3,7 @@
 A format gives ``column_names(path)``, ``read(path, columns, column_types)``, ``batches(path, columns,
 batch_rows, column_types)`` (frames) and ``declared_types(path)`` ({} for untyped text). Delimited text
 (:mod:`~survmom.data.text`) and Parquet (:mod:`~survmom.data.columnar`) give frames themselves; a
-:class:`~survmom.data.formats.FormatReader` (Arrow IPC, Stata, SPSS, SAS) gives Arrow tables, made frames here
+:class:`~survmom.data.formats.FormatReader` (Arrow IPC, Stata, SPSS, SAS, Excel) gives Arrow tables, made frames here
 by :class:`_ArrowFormat`. To add a format, write a FormatReader and list it in :data:`_TYPED`.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from survmom.data import columnar, statistical, text
+from survmom.data import columnar, excel, statistical, text
 from survmom.data.arrow_ipc import ARROW_IPC
 from survmom.data.formats import FormatReader, reader_for
 from survmom.data.messages import SAMPLE, closest_name, plural, quote_list
@@ -27,7 +27,7 @@ from survmom.data.statistical import value_codes
 from survmom.data.tables import check_file, to_pandas
 from survmom.errors import ConfigError, DataError
 
-_TYPED: tuple[FormatReader, ...] = (ARROW_IPC, *statistical.READERS)
+_TYPED: tuple[FormatReader, ...] = (ARROW_IPC, *statistical.READERS, excel.EXCEL)
 _COLUMNAR = (".parquet", ".pq")
 BLOCK_ROWS = 65536  # rows per block read when a typed file is dealt out to processes (read_table_share)
 SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
@@ -40,7 +40,7 @@ COLUMN_TYPES = ("numeric", "category", "string", "code")
 
 def read_table(
     path: Path, columns: list[str] | None = None, *, column_types: dict[str, str] | None = None,
-    delimiter: str | None = None, encoding: str | None = None,
+    delimiter: str | None = None, encoding: str | None = None, sheet: str | None = None,
 ) -> pd.DataFrame:
     """Read a whole file into a DataFrame with a RangeIndex (row i is data row i + 1).
 
@@ -50,16 +50,17 @@ def read_table(
     too); pass :meth:`Preprocessor.column_types` at prediction time so types do not depend on the new file.
     Text columns come back as pandas ``Categorical`` unless ``column_types`` marks them "string".
     ``delimiter`` (``--delimiter``) and ``encoding`` (``--encoding``) apply to delimited text only (see
-    :func:`~survmom.data.text.dialect`).
+    :func:`~survmom.data.text.dialect`); ``sheet`` (``--sheet``: a name or 1-based number; None: the first
+    visible sheet) to Excel workbooks only.
     """
     path = Path(path)
-    reader = _format(path, delimiter, encoding)
+    reader = _format(path, delimiter, encoding, sheet)
     return reader.read(path, columns, _check_column_types(column_types))
 
 
 def read_table_share(
     path: Path, columns: list[str] | None, *, share: int, shares: int, column_types: dict[str, str] | None = None,
-    delimiter: str | None = None, encoding: str | None = None,
+    delimiter: str | None = None, encoding: str | None = None, sheet: str | None = None,
 ) -> pd.DataFrame:
     """The rows of one share of a file dealt out to ``shares`` (a process of a distributed run reads its own).
 
@@ -74,7 +75,7 @@ def read_table_share(
     if _is_text(path):
         table = read_table(path, columns, column_types=column_types, delimiter=delimiter, encoding=encoding)
         return table[table.index.to_numpy() % shares == share]
-    reader = _format(path, delimiter, encoding)
+    reader = _format(path, delimiter, encoding, sheet)
     pieces, rows = [], 0
     for batch in reader.arrow_batches(path, columns, BLOCK_ROWS):  # only this share's rows are kept (Arrow)
         pieces.append(batch.take(pa.array(np.arange((share - rows) % shares, batch.num_rows, shares))))
@@ -111,6 +112,7 @@ def iter_table_batches(
     column_types: dict[str, str] | None = None,
     delimiter: str | None = None,
     encoding: str | None = None,
+    sheet: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Stream a file as DataFrames of at most ``batch_rows`` rows; memory stays flat.
 
@@ -121,32 +123,40 @@ def iter_table_batches(
     problems in the rows when the offending block is reached.
     """
     path = Path(path)
-    reader = _format(path, delimiter, encoding)
+    reader = _format(path, delimiter, encoding, sheet)
     if batch_rows < 1:
         raise ConfigError(f"batch_rows must be >= 1, got {batch_rows}")
     return reader.batches(path, columns, batch_rows, _check_column_types(column_types))
 
 
-def table_columns(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> list[str]:
-    """The column names of a file (stripped), from its header or schema; no rows are read."""
+def table_columns(path: Path, *, delimiter: str | None = None, encoding: str | None = None,
+                  sheet: str | None = None) -> list[str]:
+    """The column names of a file (stripped), from its header or schema; no rows are read (but a workbook's
+    sheet is, once: its used columns and their types are known from its cells)."""
     path = Path(path)
-    return _format(path, delimiter, encoding).column_names(path)
+    return _format(path, delimiter, encoding, sheet).column_names(path)
 
 
-def declared_types(path: Path) -> dict[str, str]:
+def declared_types(path: Path, *, sheet: str | None = None) -> dict[str, str]:
     """Column -> "numeric" or "category" as a typed file's schema states it; {} for untyped text (CSV)."""
     path = Path(path)
     if _is_text(path):
         check_file(path)
         return {}
-    return _format(path, None, None).declared_types(path)
+    return _format(path, None, None, sheet).declared_types(path)
 
 
-def text_notice(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> str | None:
+def text_notice(path: Path, *, delimiter: str | None = None, encoding: str | None = None,
+                sheet: str | None = None) -> str | None:
     """One line saying how a delimited text file was read when it is not plain comma-separated (a
-    semicolon-separated file with decimal commas, say), for the command's warnings; None otherwise."""
+    semicolon-separated file with decimal commas, say), or how a workbook's sheet was (which sheet of several,
+    rows above the header, error cells: :func:`~survmom.data.excel.notice`), for the command's warnings; None
+    otherwise."""
     path = Path(path)
-    return _format(path, delimiter, encoding).notice if _is_text(path) else None
+    if is_workbook(Path(path)):
+        _format(path, delimiter, encoding, sheet)
+        return excel.notice(path, sheet)
+    return _format(path, delimiter, encoding, sheet).notice if _is_text(path) else None
 
 
 def fingerprint(path: Path) -> str:
@@ -166,11 +176,22 @@ def _is_text(path: Path) -> bool:
     return path.name.lower().endswith(text.TEXT_SUFFIXES)
 
 
-def _format(path: Path, delimiter: str | None, encoding: str | None = None) -> Any:
+def is_workbook(path: Path) -> bool:
+    """Whether ``path`` names an Excel workbook (.xlsx, .xlsm) by its suffix."""
+    return reader_for(path, [excel.EXCEL]) is not None
+
+
+def _format(path: Path, delimiter: str | None, encoding: str | None = None, sheet: str | None = None) -> Any:
     """The reader of an existing file ``path`` by its suffix (any case: ``.CSV.GZ`` too); DataError for other
-    files. ``delimiter`` and ``encoding`` are for delimited text; other formats ignore them."""
+    files. ``delimiter`` and ``encoding`` are for delimited text, other formats ignore them; ``sheet`` is for a
+    workbook only (ConfigError for another file)."""
     name = path.name.lower()
     typed = reader_for(path, _TYPED)
+    if sheet is not None and typed is not excel.EXCEL:
+        raise ConfigError(f"--sheet {sheet!r} is for Excel workbooks (.xlsx, .xlsm); {path} is not one")
+    refused = excel.refusal(path)
+    if refused is not None:
+        raise refused
     if not (name.endswith(text.TEXT_SUFFIXES) or name.endswith(_COLUMNAR) or typed):
         suffix = "".join(path.suffixes) or "(none)"
         raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {_SUPPORTED_TEXT})")
@@ -179,7 +200,7 @@ def _format(path: Path, delimiter: str | None, encoding: str | None = None) -> A
         return _TextFormat(text.dialect(path, delimiter, encoding))
     if name.endswith(_COLUMNAR):
         return columnar
-    return _ArrowFormat(typed)
+    return _ArrowFormat(excel.for_sheet(sheet) if typed is excel.EXCEL else typed)
 
 
 class _TextFormat:
@@ -378,4 +399,5 @@ def _not_found(path: Path, what: str, name: str, available: list[str]) -> DataEr
     if len(available) == 1 and not close:  # a title line above the header, or another delimiter
         hint = ("; the file has one column: is its first line a title (remove the lines above the header), or are "
                 "its fields separated otherwise (--delimiter)?")
+    hint += excel.first_sheet_hint(path)
     return DataError(f"{path}: {what} column '{name}' not found (available: {quote_list(available)}){hint}")

@@ -18,7 +18,7 @@ COMPRESSION = {".gz": ("gzip", gzip.open), ".bz2": ("bz2", bz2.open), ".zst": ("
                ".xz": (None, lzma.open)}
 
 MAGIC = {
-    b"PK\x03\x04": "a ZIP/Excel file",
+    b"PK\x03\x04": "a ZIP/Excel file; a workbook is read when named .xlsx",
     b"\x1f\x8b": "gzip-compressed (name it .csv.gz)",
     b"BZh": "bzip2-compressed (name it .csv.bz2)",
     b"\x28\xb5\x2f\xfd": "zstd-compressed (name it .csv.zst)",

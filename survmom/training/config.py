@@ -109,6 +109,9 @@ class TrainConfig:
             "Comma-separated feature columns to treat as categories whatever their values (codes: a centre, a ZIP)."))
     numeric: list[str] | None = field(default=None, metadata=cli(
         "Comma-separated feature columns to treat as numbers (text values must parse as numbers)."))
+    # None: the workbook's first sheet (survmom.data.excel); saved for the training file (and a --val workbook).
+    sheet: str | None = field(default=None, metadata=cli(
+        "Sheet of .xlsx/.xlsm workbooks: its name, or its number from 1 (default: the first sheet)."))
     # None: detected per file from its first lines (survmom.data.text.dialect).
     delimiter: str | None = field(default=None, metadata=cli(
         "Delimiter of .csv/.tsv/.txt/.dat files (one character, 'tab', or 'space' for runs of spaces and tabs); "

@@ -22,6 +22,7 @@ from survmom.data import (
     fingerprint,
     fit_strata,
     forced_types,
+    is_workbook,
     parse_entry,
     parse_event,
     parse_time,
@@ -38,6 +39,7 @@ from survmom.data import (
 )
 from survmom.data.dates import times_from_dates
 from survmom.data.diagnostics import looks_like_code_name
+from survmom.data.excel import first_sheet_hint
 from survmom.data.messages import SAMPLE, plural, quote_list, renamed_hint, row_numbers
 from survmom.errors import DataError
 from survmom.system import memory_limit
@@ -138,7 +140,7 @@ def prepare_training_data(
     """
     check_dates_named(config)
     # The content hash runs in a thread while the file is parsed (hashlib and file reads release the GIL).
-    columns = table_columns(data_path, delimiter=config.delimiter, encoding=config.encoding)
+    columns = table_columns(data_path, delimiter=config.delimiter, encoding=config.encoding, sheet=config.sheet)
     for option in ("features", "exclude", "categorical", "numeric", "strata"):  # "dose, mg" split at its comma
         setattr(config, option, rejoin_split_names(getattr(config, option), columns))
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
@@ -152,7 +154,7 @@ def prepare_training_data(
         forced = forced_types(columns, categorical=config.categorical, numeric=config.numeric, roles=roles,
                               features=feature_cols, path=data_path)
         # The user's types, then a typed file's own (Parquet), decide; other columns are inferred.
-        declared = declared_types(data_path)
+        declared = declared_types(data_path, sheet=config.sheet)
         stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
                   if name in forced or name in declared}
         text_in_file = {name for name in feature_cols if declared.get(name) == "category" and name not in forced}
@@ -170,11 +172,11 @@ def prepare_training_data(
         used = _used(columns, [config.time_col, config.event_col, *feature_cols, *ids, *design])
         if ranks is None:
             table = read_table(data_path, used, column_types=reading, delimiter=config.delimiter,
-                               encoding=config.encoding)
+                               encoding=config.encoding, sheet=config.sheet)
         else:
             here = ranks.together(lambda: read_table_share(data_path, used, share=ranks.rank, shares=ranks.size,
                                                            column_types=reading, delimiter=config.delimiter,
-                                                           encoding=config.encoding))
+                                                           encoding=config.encoding, sheet=config.sheet))
             table = SharedTable(ranks, here, keep=[config.time_col, config.event_col, *ids, *design])
         data_fingerprint = hashing.result()
     # Counting-process data (--entry-col with --id-col) has several rows per subject by design.
@@ -230,8 +232,8 @@ def prepare_training_data(
         train_here = rows_here[~in_val[rows_here]]
         train = outcomes.rows(x_parts[0], train_here)
         train.position = np.searchsorted(train_idx, train_here)
-    # how a text file was read, if not plain CSV
-    notice = text_notice(data_path, delimiter=config.delimiter, encoding=config.encoding)
+    # how a text file was read, if not plain CSV; which sheet of a workbook
+    notice = text_notice(data_path, delimiter=config.delimiter, encoding=config.encoding, sheet=config.sheet)
     warnings = [notice] if notice else []
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
@@ -259,9 +261,10 @@ def prepare_training_data(
             "rows": len(time), "train_rows": len(whole), "columns": columns}
     if config.val is not None:
         val_path = Path(config.val)
+        val_sheet = config.sheet if is_workbook(val_path) else None  # --sheet: the training file's, and a --val's
         val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter,
-                            encoding=config.encoding, strata_levels=strata_levels)
-        notice = text_notice(val_path, delimiter=config.delimiter, encoding=config.encoding)
+                            encoding=config.encoding, strata_levels=strata_levels, sheet=val_sheet)
+        notice = text_notice(val_path, delimiter=config.delimiter, encoding=config.encoding, sheet=val_sheet)
         warnings += [notice] if notice else []
         val_fingerprint = fingerprint(val_path)
         if val_fingerprint == data_fingerprint:
@@ -290,19 +293,19 @@ def prepare_training_data(
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,
                   encoding: str | None = None,
-                  strata_levels: list[tuple[str, ...]] | None = None) -> Outcomes:
+                  strata_levels: list[tuple[str, ...]] | None = None, sheet: str | None = None) -> Outcomes:
     """Read a file with features, time and event (and the design's columns), and apply a fitted preprocessor.
 
     ``delimiter`` and ``encoding`` are the command's ``--delimiter`` and ``--encoding`` (None: detected), not the
-    ones saved with the model.
+    ones saved with the model; ``sheet`` the command's ``--sheet`` (None: the first visible sheet of a workbook).
     ``strata_levels``: the model's stratum levels (required when the config has strata).
     """
-    columns = table_columns(path, delimiter=delimiter, encoding=encoding)
+    columns = table_columns(path, delimiter=delimiter, encoding=encoding, sheet=sheet)
     design = [name for names in design_columns(config).values() for name in names]
     _require_columns(columns, [config.time_col, config.event_col, *design], path)
     preprocessor.check_columns(columns, path=path)
     used = [config.time_col, config.event_col, *preprocessor.input_columns, *design]
-    table = read_table(path, _used(columns, used), delimiter=delimiter, encoding=encoding,
+    table = read_table(path, _used(columns, used), delimiter=delimiter, encoding=encoding, sheet=sheet,
                        column_types={**preprocessor.column_types(), **strata_types(config), **outcome_types(config)})
     outcomes = parse_outcomes(table, config, path, strata_levels)
     check_encoded_size(preprocessor, len(outcomes), path)
@@ -454,7 +457,7 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
     if missing:
         shown = ", ".join(list(map(str, present))[:8])
         raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; columns are: {shown}"
-                        f"{renamed_hint(missing, list(map(str, present)))}")
+                        f"{renamed_hint(missing, list(map(str, present)))}{first_sheet_hint(path)}")
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,

@@ -31,7 +31,7 @@ HISTOGRAM_BINS = 40
 
 
 def calibration_numbers(checkpoint: Path, data: Path, t: float, *, groups: int = 10, delimiter: str | None = None,
-                        encoding: str | None = None,
+                        encoding: str | None = None, sheet: str | None = None,
                         warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The numbers behind the calibration plot of the checkpoint's predictions on ``data`` at time ``t``.
 
@@ -48,8 +48,8 @@ def calibration_numbers(checkpoint: Path, data: Path, t: float, *, groups: int =
         raise ConfigError(f"--time: {time_label(t)} is beyond the training follow-up of {checkpoint} (last "
                           f"training time {time_label(train_max)}); use --time <= {time_label(train_max)}")
     refuse_design(model, checkpoint, "plot calibration")
-    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding)
-    notice = text_notice(data, delimiter=delimiter, encoding=encoding)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if notice and warn is not None:
         warn(notice)
     event, time = outcome_tensors(outcomes.event, outcomes.time, data)

@@ -43,6 +43,7 @@ DECILES = tuple(k / 10 for k in range(1, 10))
 
 def partial_dependence(checkpoint: Path, data: Path, feature: str, *, time: float | None = None, grid: int = 30,
                        sample: int = 50, seed: int = 0, delimiter: str | None = None, encoding: str | None = None,
+                           sheet: str | None = None,
                        warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The partial dependence of the risk (and of S(``time``)) of ``checkpoint`` on ``feature`` over ``data``.
 
@@ -67,13 +68,13 @@ def partial_dependence(checkpoint: Path, data: Path, feature: str, *, time: floa
     if times and times[0] > train_end:
         raise ConfigError(f"--time {time_label(times[0])} is beyond the training follow-up of {checkpoint} (last "
                           f"training time {time_label(train_end)}); S(t) is not estimated there")
-    present = table_columns(data, delimiter=delimiter, encoding=encoding)
+    present = table_columns(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     pre.check_columns(present, path=data)
     if times:  # S(t) of a stratified model is each row's stratum's
         model.check_strata_columns(present, data)
     strata_columns = list(model.config.strata or []) if times else []
     table = read_table(data, list(dict.fromkeys(pre.input_columns + strata_columns)),
-                       column_types=model.column_types(), delimiter=delimiter, encoding=encoding)
+                       column_types=model.column_types(), delimiter=delimiter, encoding=encoding, sheet=sheet)
     if len(table) == 0:
         raise DataError(f"{data}: no data rows")
     check_encoded_size(pre, len(table), data)
@@ -118,7 +119,7 @@ def partial_dependence(checkpoint: Path, data: Path, feature: str, *, time: floa
         "seed": seed,
         "distribution": _distribution(table[feature], spec, data),
     }
-    notice = text_notice(data, delimiter=delimiter, encoding=encoding)
+    notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     for message in ([notice] if notice else []) + new_values.warnings(data) if warn is not None else []:
         warn(message)
     return result

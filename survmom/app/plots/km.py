@@ -65,7 +65,8 @@ def nice_ticks(end: float, target: int = 8) -> list[float]:
     return [round(i * step, 12) for i in range(int(end / step + 1e-9) + 1)]
 
 
-def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | None = None, encoding: str | None = None,
+def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | None = None,
+            encoding: str | None = None, sheet: str | None = None,
             warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The numbers behind the figure (what ``--json`` prints).
 
@@ -84,8 +85,8 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
         raise CheckpointError(f"{checkpoint}: checkpoint has no training risks (written by an older survmom), so "
                               "risk groups cannot be cut at training quantiles; train the model again")
     refuse_design(model, checkpoint, "plot km")
-    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding)
-    notice = text_notice(data, delimiter=delimiter, encoding=encoding)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if notice and warn is not None:
         warn(notice)
     n = len(outcomes.time)

@@ -49,7 +49,8 @@ def survival_grid(model: LoadedModel, end: float) -> tuple[list[float], bool]:
 
 def survival_data(checkpoint: Path, data: Path, ids: list[str] | None = None, rows: int | None = None, *,
                   delimiter: str | None = None,
-                  encoding: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  encoding: str | None = None, sheet: str | None = None, warn: Callable[[str],
+                      None] | None = None) -> dict[str, Any]:
     """The numbers behind the figure (what ``--json`` prints).
 
     ``ids``: the id values to draw (compared as text with the file's id column); else the first ``rows`` rows
@@ -61,7 +62,7 @@ def survival_data(checkpoint: Path, data: Path, ids: list[str] | None = None, ro
     selection = _check_selection(ids, rows)
     model = load_model(checkpoint)
     pre, id_col = model.preprocessor, model.config.id_col
-    columns = table_columns(data, delimiter=delimiter, encoding=encoding)
+    columns = table_columns(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if ids is not None:
         if id_col is None:
             raise ConfigError(f"--ids: {checkpoint} was trained without --id-col, so its rows have no ids; "
@@ -71,13 +72,13 @@ def survival_data(checkpoint: Path, data: Path, ids: list[str] | None = None, ro
                             "use --rows N (the first N rows of the file)")
     pre.check_columns(columns, path=data)
     model.check_strata_columns(columns, data)
-    notice = text_notice(data, delimiter=delimiter, encoding=encoding)
+    notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if notice and warn is not None:
         warn(notice)
     copy_id = id_col is not None and id_col in columns
     wanted = list(dict.fromkeys(pre.input_columns + ([id_col] if copy_id else []) + list(model.config.strata or [])))
     batches = iter_table_batches(data, wanted, 65_536, column_types=model.column_types(), delimiter=delimiter,
-                                 encoding=encoding)
+                                 encoding=encoding, sheet=sheet)
     frame = _find_ids(batches, ids, id_col, data) if ids is not None else _first_rows(batches, selection, data)
     new_values = NewValues()
     x = pre.transform(frame, path=data, new_values=new_values)
