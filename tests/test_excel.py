@@ -205,6 +205,20 @@ def test_the_first_sheet_is_read_and_the_others_named(tmp_path):
     assert text_notice(path, sheet="Data") is None
 
 
+def test_a_cover_sheet_without_data_read_by_default_names_the_other_sheets(tmp_path):
+    path = _book(tmp_path / "w.xlsx", ("README", [["GBSG2 export, 2026"]]), ("Data", _cohort(3)))
+    raises_one_line(DataError, lambda: table_columns(path), "w.xlsx", "sheet 'README' has no data rows",
+                    "first sheet, read by default (others: 'Data'): --sheet NAME or --sheet N reads another")
+    out = tmp_path / "m.pt"
+    result = run_survmom("train", path, "--out", out)
+    assert result.returncode == 2 and "--sheet NAME" in result.stderr and not out.exists()
+    assert table_columns(path, sheet="Data") == ["time", "event", "age", "group"]
+    single = _book(tmp_path / "one.xlsx", ("README", [["GBSG2 export, 2026"]]))
+    with pytest.raises(DataError) as error:  # one sheet, or a sheet named: nothing else to suggest
+        table_columns(single)
+    assert "--sheet" not in str(error.value)
+
+
 def test_a_hidden_first_sheet_is_passed_over(tmp_path):
     path = tmp_path / "h.xlsx"
     book = openpyxl.Workbook()

@@ -260,26 +260,38 @@ def _scan(path: Path, sheet: str | None) -> Layout:
     book = _open(path)
     try:
         ws = _worksheet(path, book, sheet)
-        rows = _rows(ws)
-        first = [row for _, row in zip(range(HEADER_WINDOW), rows, strict=False)]
-        if not first:
-            raise DataError(f"{path}: sheet {ws.title!r} is empty")
-        at = _header(path, ws.title, first)
-        header_row, header = first[at]
-        columns: list[_Column] = []
-        count, keep, block = 0, True, list(first[at + 1:])
-        for row in rows:
-            block.append(row)
-            if len(block) == _BLOCK_ROWS:
-                keep = _absorb(columns, [cells for _, cells in block], count, keep)
-                count += len(block)
-                block = []
-        keep = _absorb(columns, [cells for _, cells in block], count, keep)
-        count += len(block)
         sheets = _sheet_names(book)
-        title = ws.title
+        try:
+            return _scan_sheet(path, ws, sheets)
+        except DataError as error:  # a cover or notes sheet first: say which sheets there are
+            if sheet is not None or len(sheets) < 2:
+                raise
+            others = [s for s in sheets if s.removesuffix(" (hidden)") != f"'{ws.title}'"]
+            raise DataError(f"{error}; it is the workbook's first sheet, read by default (others: "
+                            f"{', '.join(others)}): --sheet NAME or --sheet N reads another") from error
     finally:
         book.close()
+
+
+def _scan_sheet(path: Path, ws: Any, sheets: list[str]) -> Layout:
+    """The typing pass over the worksheet ``ws`` of an open workbook (``sheets``: its sheets, as listed)."""
+    rows = _rows(ws)
+    first = [row for _, row in zip(range(HEADER_WINDOW), rows, strict=False)]
+    if not first:
+        raise DataError(f"{path}: sheet {ws.title!r} is empty")
+    at = _header(path, ws.title, first)
+    header_row, header = first[at]
+    columns: list[_Column] = []
+    count, keep, block = 0, True, list(first[at + 1:])
+    for row in rows:
+        block.append(row)
+        if len(block) == _BLOCK_ROWS:
+            keep = _absorb(columns, [cells for _, cells in block], count, keep)
+            count += len(block)
+            block = []
+    keep = _absorb(columns, [cells for _, cells in block], count, keep)
+    count += len(block)
+    title = ws.title
     below = first[at + 1][0] if at + 1 < len(first) else header_row + 1  # the sheet row of the first data row
     return _layout(path, title, sheets, (header_row, below), header, columns, count)
 
