@@ -29,6 +29,8 @@ from survmom.data import (
 from survmom.data.cells import parse_numbers
 from survmom.errors import ConfigError, DataError, StateError
 
+from assertions import raises_one_line
+
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 
 
@@ -36,17 +38,6 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     return path
-
-
-def raises_one_line(exc_type: type[Exception], func, *parts: str) -> str:
-    """Call ``func``; it must raise ``exc_type`` with a one-line message containing every part."""
-    with pytest.raises(exc_type) as info:
-        func()
-    message = str(info.value)
-    assert "\n" not in message, message
-    for part in parts:
-        assert part in message, f"{part!r} not in {message!r}"
-    return message
 
 
 def mixed_frame() -> pd.DataFrame:

@@ -19,18 +19,8 @@ from survmom.data import excel, table_writers
 from survmom.data.read import declared_types, iter_table_batches, read_table, table_columns, text_notice
 from survmom.errors import ConfigError, DataError
 
+from assertions import raises_one_line
 from cli_runner import checkpoint_tensors, run_survmom
-
-
-def raises_one_line(exc_type: type[Exception], func, *parts: str) -> None:
-    """Call ``func``; it must raise ``exc_type`` with a one-line message containing every part."""
-    with pytest.raises(exc_type) as info:
-        func()
-    message = str(info.value)
-    assert "\n" not in message, message
-    for part in parts:
-        assert part in message, f"{part!r} not in {message!r}"
-
 
 FAST = ("--epochs", "2", "--batch", "32", "--hidden", "8", "--bank-size", "64", "--seed", "5", "--quiet")
 
