@@ -172,6 +172,9 @@ def test_the_python_api_takes_encoding_as_a_train_option(files):
     model = SurvivalModel(encoding="cp1252", time_col="week", event_col="arrest", epochs=1, hidden=[8], seed=3,
                           verbose=False).fit(files["cp1252"])
     assert model.predict(files["utf8"]).shape[0] == len(cohort())
+    # a later file in its own encoding: the keyword, as predict's --encoding
+    pd.testing.assert_frame_equal(model.predict(files["cp1252"], encoding="cp1252"), model.predict(files["utf8"]))
+    assert model.score(files["cp1252"], encoding="cp1252") == model.score(files["utf8"])
 
 
 # --------------------------------------------------------------------------------------------- refusals

@@ -393,6 +393,13 @@ def test_the_python_api_reads_a_workbook(tmp_path):
     second = _book(tmp_path / "s.xlsx", ("Notes", [["about"], ["x"]]), ("Data", _cohort()))
     again = SurvivalModel(verbose=False, epochs=2, hidden=[8], seed=5, sheet="Data").fit(second)
     pd.testing.assert_frame_equal(again.predict(book), model.predict(book))
+    # predict / evaluate / score read another workbook's sheet by the keyword, as the commands' --sheet
+    pd.testing.assert_frame_equal(model.predict(second, sheet="Data"), model.predict(book))
+    assert model.score(second, sheet="2") == model.score(book) == model.evaluate(book)["harrell_c"]
+    with pytest.raises(ConfigError, match="unknown option 'shet'; the options for reading a file are"):
+        model.predict(second, shet="Data")
+    with pytest.raises(ConfigError, match="sheet is for reading a file path, not a DataFrame"):
+        model.predict(read_table(book), sheet="Data")
 
 
 def test_a_sheet_number_in_a_yaml_config_is_its_text(tmp_path):

@@ -45,6 +45,7 @@ from survmom.training.checkpoint import read_checkpoint
 from survmom.training.config import TrainConfig
 
 Data = pd.DataFrame | str | Path
+_READING = ("delimiter", "encoding", "sheet")  # how predict, evaluate, score... read a file path
 
 
 # A DataFrame's private file is named <role>_dataframe.parquet; messages call it "<role> DataFrame".
@@ -157,47 +158,52 @@ class SurvivalModel:
     # ---------------------------------------------------------------------------------------------- prediction
 
     @_naming_frames
-    def predict(self, data: Data, times: float | Sequence[float] | None = None) -> pd.DataFrame:
+    def predict(self, data: Data, times: float | Sequence[float] | None = None, **reading: str | None) -> pd.DataFrame:
         """Predictions for every row of ``data``: exactly the columns ``survmom predict`` writes (the id column
         if the model has one, ``log_hazard`` or ``log_scale``/``log_shape``, ``risk``, ``median_time`` and
-        ``surv_<t>`` for each of ``times``), one row per input row, in order."""
+        ``surv_<t>`` for each of ``times``), one row per input row, in order.
+
+        ``reading``: how to read a file path, as ``survmom predict``'s options: ``delimiter=``, ``encoding=``
+        (delimited text), ``sheet=`` (a workbook); each of the other methods that takes data takes them too."""
         from survmom.app.predict import predict_file
 
         checkpoint = self._fitted()
         out = Path(self._folder.name) / "predictions.parquet"
         try:
-            predict_file(checkpoint, self._as_file(data, "predict"), out, _time_list(times) or [],
-                         warn=_warn)
+            predict_file(checkpoint, self._as_file(data, "predict", reading), out, _time_list(times) or [],
+                         warn=_warn, **reading)
             return pd.read_parquet(out)
         finally:
             out.unlink(missing_ok=True)
 
-    def predict_survival_function(self, data: Data, times: float | Sequence[float]) -> pd.DataFrame:
+    def predict_survival_function(self, data: Data, times: float | Sequence[float], **reading: str | None
+                                  ) -> pd.DataFrame:
         """S(t | x): a (rows × times) DataFrame, one column per time (float column labels), rows in the input's
         order. lifelines' ``predict_survival_function`` returns the transpose (times × rows)."""
         times = _time_list(times)
         if not times:
             raise ConfigError("predict_survival_function needs at least one time")
-        predictions = self.predict(data, times)
+        predictions = self.predict(data, times, **reading)
         surv = predictions[[c for c in predictions.columns if c.startswith("surv_")]]
         surv.columns = pd.Index(times, name="time")
         return surv
 
-    def predict_median(self, data: Data) -> pd.Series:
+    def predict_median(self, data: Data, **reading: str | None) -> pd.Series:
         """Median survival time of every row (``inf`` where S(t) stays above 0.5), in the training time unit."""
-        return self.predict(data)["median_time"]
+        return self.predict(data, **reading)["median_time"]
 
-    def score(self, data: Data) -> float:
+    def score(self, data: Data, **reading: str | None) -> float:
         """Harrell's C-index on labelled rows (time and event columns), as ``survmom evaluate`` reports it."""
-        return float(self.evaluate(data)["harrell_c"])
+        return float(self.evaluate(data, **reading)["harrell_c"])
 
     @_naming_frames
-    def evaluate(self, data: Data, times: float | Sequence[float] | None = None) -> dict[str, Any]:
+    def evaluate(self, data: Data, times: float | Sequence[float] | None = None, **reading: str | None
+                 ) -> dict[str, Any]:
         """Every metric of ``survmom evaluate --json`` on labelled rows, as a dict."""
         from survmom.app.evaluate import evaluate_file
 
-        return evaluate_file(self._fitted(), self._as_file(data, "evaluate"),
-                             _time_list(times))
+        return evaluate_file(self._fitted(), self._as_file(data, "evaluate", reading), _time_list(times),
+                             warn=_warn, **reading)
 
     # ------------------------------------------------------------------------------------------------ the file
 
@@ -225,10 +231,19 @@ class SurvivalModel:
             raise ConfigError("this SurvivalModel is not fitted yet: call fit(data) or SurvivalModel.load(path)")
         return self._checkpoint
 
-    def _as_file(self, data: Data, name: str) -> Path:
-        """A path as it is; a DataFrame written to a Parquet file in the model's private folder."""
+    def _as_file(self, data: Data, name: str, reading: dict[str, str | None] | None = None) -> Path:
+        """A path as it is; a DataFrame written to a Parquet file in the model's private folder. ``reading``:
+        the read options given with it (``delimiter``, ``encoding``, ``sheet``): for a path only."""
+        unknown = sorted(set(reading or {}) - set(_READING))
+        if unknown:
+            raise ConfigError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                              f"the options for reading a file are {', '.join(_READING)}")
         if isinstance(data, (str, Path)):
             return Path(data)
+        given = [key for key, value in (reading or {}).items() if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for reading a file path, not "
+                              "a DataFrame")
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame or a file path, got {type(data).__name__}")
         bad = [str(c) for c in data.columns if not isinstance(c, str) or not c.strip()]
