@@ -209,7 +209,8 @@ def test_duplicate_column_names(tmp_path, header):
 
 def test_empty_column_name(tmp_path):
     path = write(tmp_path, "e.csv", ",x\n0,1\n")
-    raises_one_line(DataError, lambda: read_table(path), "e.csv", "column 1", "empty name")
+    raises_one_line(DataError, lambda: read_table(path), "e.csv", "column 1", "empty name",
+                    "R's write.csv and pandas' to_csv", "row.names = FALSE, index=False")
 
 
 def test_non_utf8_csv_names_column_row_and_offset(tmp_path):

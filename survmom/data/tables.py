@@ -38,7 +38,10 @@ def clean_names(raw: Sequence[str], path: Path) -> list[str]:
     if empty:
         which = ", ".join(str(i) for i in empty[:SAMPLE]) + (", ..." if len(empty) > SAMPLE else "")
         what = f"column {which} has an empty name" if len(empty) == 1 else f"columns {which} have empty names"
-        raise DataError(f"{path}: {what} in the header (name it, or remove it if it is a row index)")
+        index = empty == [1]  # a nameless first column: the row index R's write.csv and pandas' to_csv write
+        hint = (" (a row index, as R's write.csv and pandas' to_csv write by default? write the file without it: "
+                "row.names = FALSE, index=False; or name the column)") if index else " (name it, or remove it)"
+        raise DataError(f"{path}: {what} in the header{hint}")
     seen: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         seen.setdefault(n, []).append(i + 1)
