@@ -240,6 +240,22 @@ def test_a_row_with_an_extra_field_is_one_line_naming_the_line(files, tmp_path):
     assert not out.exists()
 
 
+def test_an_empty_cell_of_a_fixed_width_layout_says_to_write_na(tmp_path):
+    rossi = load_rossi().head(120)
+    cells = [f"{r.week:6d}{r.arrest:7d}{r.fin:5d}{r.age:5d}{'' if i == 80 else str(r.prio):>6s}"
+             for i, r in rossi.iterrows()]
+    lines = ["  week arrest  fin  age  prio", *cells]
+    path = tmp_path / "fixed.dat"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "m.pt"
+    one_error_line(run_survmom("train", path, "--time-col", "week", "--event-col", "arrest", "-o", out), "fixed.dat",
+                   "not a readable whitespace-separated file", "line 82 has 4 fields, the header has 5",
+                   "an empty cell cannot be seen: write NA (or .) in it")
+    assert not out.exists()
+    path.write_text("\n".join([*lines[:81], lines[81] + "    NA", *lines[82:]]) + "\n")  # the cell written: read
+    assert read_table(path)["prio"].isna().sum() == 1
+
+
 def test_a_word_in_a_numeric_column_is_named_with_its_row(files, tmp_path):
     path = tmp_path / "word.txt"
     path.write_text(files["txt"].read_text().replace('"5" 52 0 0 19.0', '"5" 52 0 0 nineteen', 1))

@@ -312,6 +312,10 @@ def _read_error(
     if match and int(match.group(1)) < len(names):
         return DataError(f"{path}: column '{names[int(match.group(1))]}' cannot be read: {match.group(2)}")
     where = _locate_ragged_row(path, len(names), how) if "Expected" in reason else ""
+    if how.whitespace:  # blanks separate fields, so an empty cell of a fixed-width layout shifts the row
+        hint = ("; in a whitespace-separated file an empty cell cannot be seen: write NA (or .) in it"
+                if where else "")
+        return DataError(f"{path}: not a readable whitespace-separated file{where}{hint}: {reason}")
     return DataError(f"{path}: not a readable CSV file{where}: {reason}")
 
 
