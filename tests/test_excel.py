@@ -116,8 +116,13 @@ def test_one_text_cell_in_the_first_row_of_a_numeric_column_is_a_mixed_column(tm
 
 def test_data_below_an_empty_header_cell_names_the_column_letter(tmp_path):
     path = _book(tmp_path / "e.xlsx", ("S", [["time", "event", None, "age"], [1, 0, 5, 50], [2, 1, 6, 60]]))
-    raises_one_line(DataError, lambda: table_columns(path), "e.xlsx", "column C has data but no name",
-                    "(row 1)")
+    message = raises_one_line(DataError, lambda: table_columns(path), "e.xlsx", "column C has data but no name",
+                              "(row 1)")
+    assert "index" not in message
+    frame = pd.DataFrame({"time": [1.0, 2.0], "event": [0, 1], "age": [50, 60]})
+    frame.to_excel(tmp_path / "indexed.xlsx")  # pandas' default: the index as a nameless column A
+    raises_one_line(DataError, lambda: table_columns(tmp_path / "indexed.xlsx"), "column A has data but no name",
+                    "a row index, as pandas' to_excel writes by default? write the sheet with index=False")
 
 
 def test_duplicate_names_are_refused_as_by_every_reader(tmp_path):

@@ -307,10 +307,11 @@ def _layout(path: Path, title: str, sheets: list[str], rows: tuple[int, int], he
     unnamed = [i for i, name in enumerate(named) if not name and columns[i].kinds]
     if unnamed:
         one = len(unnamed) == 1
+        index = " (a row index, as pandas' to_excel writes by default? write the sheet with index=False)"
         raise DataError(f"{path}: sheet {title!r}: {'column' if one else 'columns'} "
                         f"{', '.join(_letter(i) for i in unnamed[:5])} {'has' if one else 'have'} data but no name in "
                         f"the header (row {header_row}); name {'it' if one else 'them'}, or delete "
-                        f"{'it' if one else 'them'}")
+                        f"{'it' if one else 'them'}{index if unnamed == [0] else ''}")
     positions = [i for i, name in enumerate(named) if name]
     names = clean_names([named[i] for i in positions], path)
     if count == 0:
