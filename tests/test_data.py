@@ -208,7 +208,7 @@ def test_duplicate_column_names(tmp_path, header):
 
 
 def test_empty_column_name(tmp_path):
-    path = write(tmp_path, "e.csv", ",x\n0,1\n")
+    path = write(tmp_path, "e.csv", ",x\n0,1\n0,2\n")  # not an index: a value repeats (an index is left out)
     raises_one_line(DataError, lambda: read_table(path), "e.csv", "column 1", "empty name",
                     "R's write.csv and pandas' to_csv", "row.names = FALSE, index=False")
 

@@ -16,6 +16,8 @@ from survmom.data import iter_table_batches, read_table, table_columns, text_not
 from survmom.data.text_dialect import PROBE_LINES, dialect
 from survmom.errors import ConfigError, DataError
 
+from cli_runner import checkpoint_tensors, run_survmom
+
 PLAIN = "id,time,age\n1,2.5,40\n2,3.25,NA\n3,10,61.5\n"
 EUROPEAN = "id;time;age\n1;2,5;40\n2;3,25;NA\n3;10;61,5\n"
 
@@ -168,3 +170,67 @@ def test_a_spreadsheets_empty_trailing_columns_are_not_columns(tmp_path):
         read_table(write(tmp_path, "full.csv", PLAIN.replace("\n", ",\n").replace("40,", "40,7")))
     with pytest.raises(DataError, match=r"middle.csv: columns 2, 4 have empty names in the header"):
         read_table(write(tmp_path, "middle.csv", "id,,time,\n1,,2,5\n"))
+
+
+def test_a_nameless_index_column_written_by_r_or_pandas_is_left_out(tmp_path):
+    """pandas' to_csv (",time,..." over "0,2.5,...") and R's write.csv ('"","time"' over '"1",2.5') write a
+    nameless first column of row names: read as the file without it, saying so; a nameless first column that
+    repeats a value is not an index and stays an error."""
+    from survmom.data.text_dialect import ROW_NAMES
+
+    frame = pd.read_csv(write(tmp_path, "plain.csv", PLAIN))
+    want = read_table(tmp_path / "plain.csv")
+    frame.to_csv(tmp_path / "pandas.csv")
+    frame.set_axis(range(1, 4)).to_csv(tmp_path / "r.csv", index_label="", quoting=2)  # write.csv's quoting
+    for name in ("pandas.csv", "r.csv"):
+        path = tmp_path / name
+        assert table_columns(path) == ["id", "time", "age"]
+        assert read_table(path).equals(want)
+        streamed = pd.concat(list(iter_table_batches(path, None, 2, column_types={"time": "numeric"})))
+        assert list(streamed.columns) == ["id", "time", "age"] and streamed["time"].tolist() == [2.5, 3.25, 10.0]
+        assert text_notice(path) == (f"{path}: column 1 has no name in the header: read as row names (the index "
+                                     "R's write.csv and pandas' to_csv write by default) and left out")
+        assert dialect(path).names[0] == ROW_NAMES
+    rows = EUROPEAN.splitlines()
+    semicolons = write(tmp_path, "eu.csv", "\n".join([";" + rows[0]] + [f"r{i};{r}" for i, r in enumerate(rows[1:])])
+                       + "\n")  # with decimal commas too
+    assert read_table(semicolons).equals(want)
+    assert "semicolon-separated with decimal commas" in text_notice(semicolons)
+    assert "overrides); column 1 has no name in the header: read as row names" in text_notice(semicolons)
+    with pytest.raises(DataError, match=r"repeat.csv: column 1 has an empty name in the header \(a row index"):
+        read_table(write(tmp_path, "repeat.csv", ",time,age\na,2.5,40\na,3.25,NA\n"))
+
+
+def test_errors_in_a_file_with_an_index_column_name_the_right_column_and_line(tmp_path):
+    lines = [",id,time,city"] + [f"{i},{i},{i + 1.5},Oslo" for i in range(80)]
+    path = tmp_path / "bad.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode()[:-5] + "Troms\xf8\n".encode("latin-1"))  # the last row
+    with pytest.raises(DataError, match=r"bad.csv: column 'city' is not valid UTF-8"):
+        read_table(path)
+    ragged = write(tmp_path, "ragged.csv", "\n".join([*lines[:70], lines[70] + ",9", *lines[71:]]) + "\n")
+    with pytest.raises(DataError, match=r"ragged.csv: not a readable CSV file \(line 71 has 5 fields, the first "
+                                        r"rows have 4\)"):
+        read_table(ragged)
+
+
+@pytest.mark.slow
+def test_training_on_a_file_with_its_index_gives_the_model_of_the_file_without(tmp_path):
+    from lifelines.datasets import load_rossi
+
+    rossi = load_rossi()
+    rossi.to_csv(tmp_path / "plain.csv", index=False)
+    rossi.to_csv(tmp_path / "indexed.csv")  # pandas' default: the index as a nameless first column
+    flags = ["--time-col", "week", "--event-col", "arrest", "--epochs", "2", "--hidden", "8", "--seed", "3", "-q"]
+    run_survmom("train", tmp_path / "plain.csv", *flags, "-o", tmp_path / "plain.pt", check=True)
+    trained = run_survmom("train", tmp_path / "indexed.csv", *flags, "-o", tmp_path / "indexed.pt", check=True)
+    assert "column 1 has no name in the header: read as row names" in trained.stderr
+    import torch
+
+    def tensors(name: str) -> dict:
+        state = torch.load(tmp_path / name, weights_only=True)
+        return dict(checkpoint_tensors({k: v for k, v in state.items() if k not in ("data", "checksum")}))
+
+    plain, indexed = tensors("plain.pt"), tensors("indexed.pt")
+    assert plain.keys() == indexed.keys() and all(torch.equal(plain[k], indexed[k]) for k in plain)
+    one = run_survmom("predict", tmp_path / "plain.pt", tmp_path / "indexed.csv", check=True).stdout
+    assert one == run_survmom("predict", tmp_path / "plain.pt", tmp_path / "plain.csv", check=True).stdout

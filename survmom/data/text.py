@@ -44,7 +44,15 @@ from survmom.data.formats import rebatch
 from survmom.data.messages import SAMPLE, first_line, plural, quote_list, show_rows
 from survmom.data.tables import clean_names, select, to_pandas
 from survmom.data.text_bytes import check_text, open_bytes
-from survmom.data.text_dialect import CANDIDATES, HEADER_PROBE, PROBE_LINES, TEXT_SUFFIXES, Dialect, dialect
+from survmom.data.text_dialect import (
+    CANDIDATES,
+    HEADER_PROBE,
+    PROBE_LINES,
+    ROW_NAMES,
+    TEXT_SUFFIXES,
+    Dialect,
+    dialect,
+)
 from survmom.data.text_encoding import not_text_error, wide
 from survmom.data.text_numbers import decimal_point, text_columns_as_numbers, unconverted
 from survmom.data.whitespace import TabbedStream
@@ -248,6 +256,8 @@ def _header(path: Path, how: Dialect) -> list[str]:
             names = names[:named]
     except (csv.Error, StopIteration) as exc:
         raise DataError(f"{path}: cannot parse the CSV header ({first_line(exc)})") from None
+    if how.names and how.names[0] == ROW_NAMES:  # a nameless index column (R's write.csv): not a column
+        names = names[1:]
     if len(names) == 1:
         for sep, label in CANDIDATES.items():
             if sep != how.delimiter and sep in names[0]:
@@ -300,17 +310,19 @@ def _read_error(
 ) -> DataError:
     """Turn a pyarrow CSV error into a DataError naming the column and, for bad numbers, rows and values."""
     reason = first_line(exc)
+    # pyarrow counts the file's columns: those of the header, or how.names (with a nameless index column first)
+    in_file = [names[raw.index(n)] if n in raw else None for n in how.names] if how.names else names
     if "invalid UTF8" in reason:
         match = re.search(r"column #(\d+)", reason)
-        column = names[int(match.group(1))] if match and int(match.group(1)) < len(names) else None
+        column = in_file[int(match.group(1))] if match and int(match.group(1)) < len(in_file) else None
         return _bad_text(path, how, column)
     if "conversion error" in reason and numeric:
         located = _locate_non_numeric(path, raw, names, numeric, how)
         if located is not None:
             return located
     match = re.search(r"In CSV column #(\d+): (.*)", reason)
-    if match and int(match.group(1)) < len(names):
-        return DataError(f"{path}: column '{names[int(match.group(1))]}' cannot be read: {match.group(2)}")
+    if match and int(match.group(1)) < len(in_file) and in_file[int(match.group(1))] is not None:
+        return DataError(f"{path}: column '{in_file[int(match.group(1))]}' cannot be read: {match.group(2)}")
     where = _locate_ragged_row(path, len(names), how) if "Expected" in reason else ""
     if how.whitespace:  # blanks separate fields, so an empty cell of a fixed-width layout shifts the row
         hint = ("; in a whitespace-separated file an empty cell cannot be seen: write NA (or .) in it"

@@ -19,6 +19,7 @@ HEADER_PROBE = 1 << 20  # bytes read to find the header row
 PROBE_LINES = 50  # lines (header included) that delimiter detection looks at
 CANDIDATES = {",": "comma", ";": "semicolon", "\t": "tab"}
 _WHITESPACE = ("space", "whitespace", " ")  # --delimiter values for runs of spaces and tabs
+ROW_NAMES = "\x00row names"  # pyarrow's name for a nameless first column of row names, never read
 TEXT_SUFFIXES = tuple(f"{t}{c}" for t in (".csv", ".tsv", ".tab", ".txt", ".dat") for c in ("", *COMPRESSION))
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d*),\d+\s*$")  # 1,5 and Excel's 1.234,5
 _GROUPED_POINTS = re.compile(r"^\s*[-+]?\d{1,3}(\.\d{3})+\s*$")  # 1.234: 1234 beside decimal commas
@@ -35,7 +36,9 @@ class Dialect:
     the header (``a,b`` over ``1,2,``) or the header in more than the rows (``a,b,`` over ``1,2``), else None;
     ``encoding``: the file's codec; ``whitespace``: fields are
     separated by runs of spaces and tabs (the file is read as tab-separated: :mod:`~survmom.data.whitespace`),
-    ``row_names``: its data rows start with R's row names, which are dropped."""
+    ``row_names``: its data rows start with R's row names, which are dropped. A delimited file whose header leaves
+    the first column nameless over a different value in every row (R's write.csv, pandas' to_csv) has those row
+    names as :data:`ROW_NAMES` first in ``names``: never read."""
 
     delimiter: str = ","
     decimal: str = "."
@@ -94,7 +97,25 @@ def dialect(path: Path, delimiter: str | None = None, encoding: str | None = Non
         notice = (f"{path}: read as {name}-separated{comma}{names} (detected from the first lines; --delimiter "
                   "overrides)")
     trailing = None if whitespace else _trailing_names(lines, delimiter)
+    if not whitespace and trailing is None and _index_first(lines, delimiter):
+        trailing = (ROW_NAMES, *next(csv.reader(lines[:1], delimiter=delimiter))[1:])
+        index = (f"{path}: column 1 has no name in the header: read as row names (the index R's write.csv and "
+                 "pandas' to_csv write by default) and left out")
+        notice = index if notice is None else f"{notice}; {index.split(': ', 1)[1]}"
     return Dialect(delimiter, decimal, notice, comma_later, trailing, codec, whitespace, row_names)
+
+
+def _index_first(lines: list[str], delimiter: str) -> bool:
+    """Whether the header names every column but the first, and the first lines fill that one in every row with
+    a different value: a row index (``"","time",...`` over ``"1",5,...``)."""
+    try:
+        header, *rows = csv.reader(lines, delimiter=delimiter)
+    except (csv.Error, ValueError):
+        return False
+    if len(header) < 2 or header[0].strip() or not all(name.strip() for name in header[1:]) or not rows:
+        return False
+    firsts = [row[0].strip() for row in rows if len(row) == len(header)]
+    return len(firsts) == len(rows) and all(firsts) and len(set(firsts)) == len(firsts)
 
 
 def _filled(row: list[str]) -> int:
