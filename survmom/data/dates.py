@@ -33,6 +33,7 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
 # Day, month and year in some order (31/12/2020, 12-31-20, 31.12.2020 14:05): a date, but which one?
 _LOCAL = re.compile(r"(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})([ T]\d{1,2}:\d{2}(?::\d{2})?)?")
+_YEAR_FIRST = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?")  # 2020/12/31
 
 
 @dataclass
@@ -117,8 +118,8 @@ def read_dates(values: pd.Series, *, path: Path, column: str, date_format: str |
 
 
 def looks_like_dates(values: pd.Series) -> bool:
-    """Whether a column holds dates: a date/time dtype, date cells, or text of which at least 90% (and 3
-    values, or all of fewer) read as dates in ISO or day/month/year order. For the advice to use --origin-col."""
+    """Whether a column holds dates: a date/time dtype, or mostly dates (:func:`mostly_dates`) among its first
+    1,000 distinct values. For the advice to use --origin-col."""
     dtype = values.dtype
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return True
@@ -129,12 +130,15 @@ def looks_like_dates(values: pd.Series) -> bool:
                     else pd.unique(values.dropna().to_numpy(dtype=object)))[:1000]
     except TypeError:  # nested values (lists): not dates; the number check says what they are
         return False
-    if len(distinct) == 0:
-        return False
-    dated = sum(isinstance(v, dt.date) or (isinstance(v, str) and bool(_ISO.fullmatch(v.strip())
-                                                                          or _LOCAL.fullmatch(v.strip())))
-                for v in distinct)
-    return dated >= 0.9 * len(distinct) and dated >= min(3, len(distinct))
+    return bool(mostly_dates(list(distinct)))
+
+
+def mostly_dates(distinct: list[Any]) -> list[Any]:
+    """The values of ``distinct`` that are dates (date cells, or text in ISO 8601, day/month/year order or
+    2020/12/31) when they are at least 90% of them and 3 (or all of fewer), else []."""
+    dated = [v for v in distinct if isinstance(v, dt.date) or (isinstance(v, str) and any(
+        pattern.fullmatch(v.strip()) for pattern in (_ISO, _LOCAL, _YEAR_FIRST)))]
+    return dated if distinct and len(dated) >= 0.9 * len(distinct) and len(dated) >= min(3, len(distinct)) else []
 
 
 def refuse_dates_as_numbers(values: pd.Series, *, path: Path, column: str) -> None:

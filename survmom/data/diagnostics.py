@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from survmom.data.cells import DOT, NA_MARKERS, is_missing_text, label, parses_as_float, text_view
+from survmom.data.dates import mostly_dates
 from survmom.data.encoding import CategoricalColumn, NumericColumn, standardise, within
 from survmom.data.messages import SAMPLE, plural, quote_list, show_value
 
@@ -122,15 +123,11 @@ def categorical(column: str, categories: Sequence[str], n_observed: int, *, bool
     return warnings
 
 
-# Dates as spreadsheets write them (31/12/2020, 12-31-20, 2020/12/31, 31.12.2020 14:05); ISO dates are read as dates
-_DATE = re.compile(r"(\d{1,2}[-/.]\d{1,2}[-/.](\d{4}|\d{2})|\d{4}[-/.]\d{1,2}[-/.]\d{1,2})"
-                   r"([ T]\d{1,2}:\d{2}(:\d{2})?)?")
-
-
 def _dates_as_text(column: str, categories: Sequence[str]) -> str | None:
-    """A warning when at least 3 categories, 90% of them, are dates written as text; else None."""
-    dates = [category for category in categories if _DATE.fullmatch(category)]
-    if len(dates) < 3 or len(dates) < 0.9 * len(categories):
+    """A warning when at least 3 categories, 90% of them, are dates written as text (:func:`mostly_dates`);
+    else None."""
+    dates = mostly_dates(list(categories))
+    if len(dates) < 3:
         return None
     return (f"column '{column}' holds dates written as text ({quote_list(dates, 3)}); treated as categorical, one "
             f"input per date: convert it to a number (e.g. days since a reference "

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
+from survmom.choices import text_codec, unknown_codec
 from survmom.errors import ConfigError, DataError
 
 UTF8 = "utf-8"
@@ -38,14 +39,10 @@ codecs.register_error(_MARK, _mark)
 def codec_name(encoding: str) -> str:
     """Python's name of the text codec ``encoding`` (``"cp1252"``, ``"latin-1"`` -> ``"iso8859-1"``);
     ConfigError for a name Python does not know or a codec that is not a text encoding (``base64``)."""
-    try:
-        info = codecs.lookup(encoding)
-    except (LookupError, TypeError, ValueError):
-        info = None
-    if info is None or not getattr(info, "_is_text_encoding", True):
-        raise ConfigError(f"--encoding {encoding!r} is not a text encoding Python knows (e.g. utf-8, cp1252 for "
-                          "Excel on Windows, latin-1, utf-16, shift_jis)")
-    return info.name
+    name = text_codec(encoding)
+    if name is None:
+        raise ConfigError(unknown_codec(encoding))
+    return name
 
 
 def file_encoding(chunk: bytes, encoding: str | None) -> str:

@@ -6,7 +6,6 @@ defaults, help) from its fields, and checkpoints save it as plain data.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import dataclasses
 import datetime
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from survmom.choices import ACTIVATIONS, DEVICES, LOSSES, RATE_SCHEDULES, TIES, TIME_UNITS
+from survmom.choices import ACTIVATIONS, DEVICES, LOSSES, RATE_SCHEDULES, TIES, TIME_UNITS, text_codec, unknown_codec
 from survmom.errors import ConfigError
 
 DEFAULT_BANK_SIZE = 2048
@@ -240,9 +239,7 @@ class TrainConfig:
              "--ensemble trains its members one after another in one process; drop --nproc"),
             (self.nproc >= 1, f"--nproc must be at least 1, got {self.nproc}"),
             (0 <= self.seed <= MAX_SEED, f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}"),
-            (self.encoding is None or _text_codec(self.encoding),
-             f"--encoding {self.encoding!r} is not a text encoding Python knows (e.g. utf-8, cp1252 for Excel on "
-             "Windows, latin-1, utf-16, shift_jis)"),
+            (self.encoding is None or text_codec(self.encoding) is not None, unknown_codec(str(self.encoding))),
             (self.grad_clip > 0, f"--grad-clip must be positive (inf: no clipping), got {self.grad_clip}"),
             (bool(self.time_col) and bool(self.event_col), "--time-col and --event-col must not be empty"),
             (self.time_col != self.event_col, f"--time-col and --event-col are both {self.time_col!r}"),
@@ -256,14 +253,6 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"{source}: {message}" if source != "options" else message)
-
-
-def _text_codec(name: str) -> bool:
-    """Whether ``name`` is a Python text codec (as :func:`survmom.data.text_encoding.codec_name` checks)."""
-    try:
-        return getattr(codecs.lookup(name), "_is_text_encoding", True)
-    except (LookupError, TypeError, ValueError):
-        return False
 
 
 def design_roles(config: TrainConfig) -> dict[str, list[str]]:
