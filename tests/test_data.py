@@ -20,11 +20,13 @@ from survmom.data import (
     Preprocessor,
     fingerprint,
     iter_table_batches,
+    pandas_index_columns,
     parse_event,
     parse_time,
     read_table,
     select_feature_columns,
     stratified_split,
+    table_columns,
 )
 from survmom.data.cells import parse_numbers
 from survmom.errors import ConfigError, DataError, StateError
@@ -199,6 +201,28 @@ def test_parquet_pandas_index_is_not_a_column(tmp_path):
     pd.DataFrame({"x": [1.0, 2.0]}, index=[7, 9]).to_parquet(path)
     df = read_table(path)
     assert list(df.columns) == ["x"] and list(df.index) == [0, 1]
+
+
+def test_a_named_pandas_index_is_listed_from_parquet_and_arrow_files(tmp_path):
+    """pandas records ``df.set_index(...)`` in the schema metadata; pyarrow then reads the index as a column."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    frame = pd.DataFrame({"pid": [11, 12, 13], "visit": [1, 1, 2], "x": [0.5, 1.5, 2.5]})
+    cases = {
+        "one.parquet": (frame.set_index("pid"), ["pid"]),
+        "two.parquet": (frame.set_index(["pid", "visit"]), ["pid", "visit"]),
+        "range.parquet": (frame, []),  # a RangeIndex is stored as metadata only
+        "unnamed.parquet": (frame.set_index(pd.Index([7, 8, 9])), []),  # __index_level_0__: never a column
+    }
+    for name, (indexed, expected) in cases.items():
+        indexed.to_parquet(tmp_path / name)
+        assert pandas_index_columns(tmp_path / name) == expected, name
+        assert set(expected) <= set(table_columns(tmp_path / name)), name  # still columns: --id-col can name them
+    feather.write_feather(pa.Table.from_pandas(frame.set_index("pid")), tmp_path / "one.feather")
+    assert pandas_index_columns(tmp_path / "one.feather") == ["pid"]
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    assert pandas_index_columns(tmp_path / "plain.csv") == []
 
 
 @pytest.mark.parametrize("header", ["a,a,b", "a, a ,b"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import lzma
 from pathlib import Path
 
@@ -130,6 +131,32 @@ def test_each_format_trains_the_model_the_csv_trains_and_predicts_the_same(name,
     got_preds, want_preds = pd.read_csv(preds), pd.read_csv(reference["preds"])
     assert got_preds["id"].astype(float).tolist() == want_preds["id"].astype(float).tolist()
     np.testing.assert_array_equal(got_preds["risk"], want_preds["risk"])
+
+
+def test_a_parquet_file_written_with_its_id_as_the_pandas_index_trains_as_the_csv(reference, tmp_path):
+    """``df.set_index("id").to_parquet()`` stores the id as a column the schema's pandas metadata calls the index:
+    an id, not a feature. Left out by default (one line says so), it is the --id-col when named so, and a
+    feature only when --features names it."""
+    data = tmp_path / "indexed.parquet"
+    _cohort().set_index("id").to_parquet(data)
+    model = tmp_path / "model.pt"
+    trained = run_survmom("train", data, *TRAIN, "-o", model, check=True)
+    assert [line for line in trained.stderr.splitlines() if "pandas index" in line] == [
+        f"warning: {data}: column 'id' is the pandas index the file was written with (DataFrame.set_index): left "
+        "out of the features (name it in --features to use it, or as --id-col to copy an id into the predictions)"]
+    want, got = _tensors(reference["model"]), _tensors(model)  # the reference names it --id-col
+    assert got.keys() == want.keys() and all(torch.equal(got[key], want[key]) for key in want)
+    named = run_survmom("train", data, "--id-col", "id", *TRAIN, "-o", tmp_path / "named.pt", check=True)
+    assert "pandas index" not in named.stderr
+    preds = tmp_path / "preds.csv"
+    run_survmom("predict", tmp_path / "named.pt", data, "-o", preds, "--quiet", check=True)
+    got_preds, want_preds = pd.read_csv(preds), pd.read_csv(reference["preds"])
+    assert got_preds["id"].tolist() == want_preds["id"].tolist()
+    np.testing.assert_array_equal(got_preds["risk"], want_preds["risk"])
+    features = "id,age,bmi,centre"
+    run_survmom("train", data, "--features", features, *TRAIN, "-o", tmp_path / "feature.pt", check=True)
+    shown = json.loads(run_survmom("inspect", tmp_path / "feature.pt", "--json", check=True).stdout)
+    assert sorted(shown["schema"]["input_columns"]) == ["age", "bmi", "centre", "id"]
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".feather"])

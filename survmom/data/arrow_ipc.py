@@ -23,7 +23,7 @@ import pyarrow.ipc as ipc
 
 from survmom.data.formats import FormatReader, check_batch_rows, rebatch
 from survmom.data.messages import first_line
-from survmom.data.tables import INDEX_COLUMN, check_file, clean_names, select
+from survmom.data.tables import INDEX_COLUMN, check_file, clean_names, pandas_index_names, select
 from survmom.errors import DataError
 
 _FILE_MAGIC = b"ARROW1"
@@ -80,6 +80,11 @@ def _batches(reader: ipc.RecordBatchFileReader | ipc.RecordBatchStreamReader) ->
 def columns(path: Path) -> list[str]:
     """The stripped column names, from the schema (no record batch is read)."""
     return schema(path).names
+
+
+def index_names(path: Path) -> list[str]:
+    """The named pandas index columns the file records (:func:`~survmom.data.tables.pandas_index_names`)."""
+    return pandas_index_names(_open(Path(path)).schema)
 
 
 def schema(path: Path) -> pa.Schema:

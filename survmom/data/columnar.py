@@ -15,13 +15,18 @@ import pyarrow.parquet as pq
 
 from survmom.data import formats
 from survmom.data.messages import first_line
-from survmom.data.tables import INDEX_COLUMN, clean_names, select, to_pandas
+from survmom.data.tables import INDEX_COLUMN, clean_names, pandas_index_names, select, to_pandas
 from survmom.errors import DataError
 
 
 def column_names(path: Path) -> list[str]:
     """The stripped column names from the schema; no rows are read."""
     return _open(path)[2]
+
+
+def index_names(path: Path) -> list[str]:
+    """The named pandas index columns the file records (:func:`~survmom.data.tables.pandas_index_names`)."""
+    return pandas_index_names(_open(path)[0].schema_arrow)
 
 
 def declared_types(path: Path) -> dict[str, str]:

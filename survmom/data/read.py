@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from survmom.data import columnar, excel, statistical, text
+from survmom.data import arrow_ipc, columnar, excel, statistical, text
 from survmom.data.arrow_ipc import ARROW_IPC
 from survmom.data.formats import FormatReader, reader_for
 from survmom.data.messages import SAMPLE, closest_name, plural, quote_list
@@ -144,6 +144,18 @@ def declared_types(path: Path, *, sheet: str | None = None) -> dict[str, str]:
         check_file(path)
         return {}
     return _format(path, None, None, sheet).declared_types(path)
+
+
+def pandas_index_columns(path: Path) -> list[str]:
+    """The columns a Parquet or Arrow IPC/Feather file records as the pandas index it was written with
+    (``df.set_index("pid").to_parquet(...)`` records ``pid``), in index-level order; [] for other formats and for
+    files written without a named index."""
+    path = Path(path)
+    if path.name.lower().endswith(_COLUMNAR):
+        return columnar.index_names(path)
+    if reader_for(path, [ARROW_IPC]) is not None:
+        return arrow_ipc.index_names(path)
+    return []
 
 
 def text_notice(path: Path, *, delimiter: str | None = None, encoding: str | None = None,
@@ -287,9 +299,11 @@ def select_feature_columns(
     exclude: list[str] | None,
     path: Path,
     design: dict[str, list[str]] | None = None,
+    row_names: list[str] | None = None,
 ) -> list[str]:
-    """Feature columns: ``features`` (default: all but time, event, id and the ``design`` columns, role ->
-    names: entry, weight, strata) minus ``exclude``, in file order.
+    """Feature columns: ``features`` (default: all but time, event, id, the ``design`` columns, role ->
+    names: entry, weight, strata, and the ``row_names``, a file's pandas index) minus ``exclude``, in file
+    order.
 
     Unknown names in ``features``/``exclude`` and a missing time/event/id/design column raise DataError.
     """
@@ -313,7 +327,7 @@ def select_feature_columns(
         wanted = set(features)
         chosen = [c for c in columns if c in wanted]
     else:
-        chosen = [c for c in columns if c not in reserved]
+        chosen = [c for c in columns if c not in reserved and c not in set(row_names or [])]
     dropped = set(exclude or [])
     chosen = [c for c in chosen if c not in dropped]
     if not chosen:

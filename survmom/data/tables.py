@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,23 @@ from survmom.errors import ConfigError, DataError
 
 # The pandas index columns that ``DataFrame.to_parquet``/``to_feather`` may add: not data columns.
 INDEX_COLUMN = re.compile(r"^__index_level_\d+__$")
+
+
+def pandas_index_names(schema: pa.Schema) -> list[str]:
+    """The named index columns pandas recorded in an Arrow schema's metadata (``df.set_index("pid")`` then
+    ``to_parquet``: ``["pid"]``), stripped as :func:`clean_names` strips; [] without such metadata.
+
+    Unnamed levels (``__index_level_0__``) and a RangeIndex stored as metadata are not listed: they are
+    never data columns.
+    """
+    try:
+        recorded = json.loads((schema.metadata or {}).get(b"pandas", b"{}")).get("index_columns", [])
+    except (ValueError, AttributeError):
+        return []
+    present = set(schema.names)
+    return [name.strip() for name in recorded
+            if isinstance(name, str) and name in present and not INDEX_COLUMN.match(name)]
+
 
 # (column, sample of rows and values) -> the reader's error for bytes that are not UTF-8 text
 NotText = Callable[[str, str], DataError]

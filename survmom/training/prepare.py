@@ -23,6 +23,7 @@ from survmom.data import (
     fit_strata,
     forced_types,
     is_workbook,
+    pandas_index_columns,
     parse_entry,
     parse_event,
     parse_time,
@@ -145,11 +146,22 @@ def prepare_training_data(
         setattr(config, option, rejoin_split_names(getattr(config, option), columns))
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     text_in_file: set[str] = set()  # feature columns a typed file stores as text, the user not saying otherwise
+    index_notice = None
     if preprocessor is None:
+        # A Parquet/Feather file's named pandas index (df.set_index("pid")) names rows: not a default feature.
+        row_names = [] if config.features is not None else _unused_index(data_path, config)
         feature_cols = select_feature_columns(
             columns, time_col=config.time_col, event_col=config.event_col, id_col=config.id_col,
             features=config.features, exclude=config.exclude, path=data_path, design=design_columns(config),
+            row_names=row_names,
         )
+        if row_names:
+            one = len(row_names) == 1
+            them = "it" if one else "them"
+            index_notice = (f"{data_path}: {'column' if one else 'columns'} {quote_list(row_names)} "
+                            f"{'is' if one else 'are'} the pandas index the file was written with "
+                            f"(DataFrame.set_index): left out of the features (name {them} in --features to use "
+                            f"{them}, or as --id-col to copy an id into the predictions)")
         roles = design_roles(config)
         forced = forced_types(columns, categorical=config.categorical, numeric=config.numeric, roles=roles,
                               features=feature_cols, path=data_path)
@@ -234,7 +246,7 @@ def prepare_training_data(
         train.position = np.searchsorted(train_idx, train_here)
     # how a text file was read, if not plain CSV; which sheet of a workbook
     notice = text_notice(data_path, delimiter=config.delimiter, encoding=config.encoding, sheet=config.sheet)
-    warnings = [notice] if notice else []
+    warnings = [line for line in (notice, index_notice) if line]
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
     warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
     whole = train if all_train is None else all_train  # every training row, also in a distributed run
@@ -450,6 +462,14 @@ def _leading_zero(text: str) -> bool:
     """Whether a number's text starts with a zero that a number would drop ("007", "02134"; not "0" or "0.5")."""
     digits = text.strip().lstrip("+-")
     return len(digits) > 1 and digits[0] == "0" and digits[1].isdigit()
+
+
+def _unused_index(path: Path, config: TrainConfig) -> list[str]:
+    """The file's named pandas index columns (:func:`~survmom.data.pandas_index_columns`) that the configuration
+    gives no role (time, event, id, design, origin) and does not exclude."""
+    roles = {config.time_col, config.event_col, config.id_col,
+             *(name for names in design_columns(config).values() for name in names), *(config.exclude or [])}
+    return [name for name in pandas_index_columns(path) if name not in roles]
 
 
 def _require_columns(present, needed: list[str], path: Path) -> None:
