@@ -88,3 +88,26 @@ def test_a_labelled_status_trains_as_the_same_data_in_csv(labelled, cohort, tmp_
         assert torch.equal(got.target_weights[key], value), key
     scores = run_survmom("evaluate", models["labelled"], labelled, "--json", check=True)
     assert '"harrell_c"' in scores.stdout
+
+
+def test_labels_of_missing_codes_alone_leave_a_number_a_number(cohort, tmp_path):
+    """An SPSS scale with a label on its user-missing code (999 "not recorded") and a Stata number with a label
+    on its extended missing value (.a "refused") hold numbers: the label names a kind of missing, not a category."""
+    frame = cohort.astype({"age": float, "bmi": float})
+    frame.loc[::7, "age"] = 999.0
+    frame.loc[::5, "bmi"] = -9.0
+    sav = tmp_path / "scale.sav"
+    pyreadstat.write_sav(frame, str(sav), variable_value_labels={"age": {999: "not recorded"}, "bmi": {-9: "n/a"}},
+                         missing_ranges={"age": [999], "bmi": [{"lo": -99, "hi": -1}]})
+    stata = frame.astype({"age": object})
+    stata.loc[stata["age"] == 999.0, "age"] = "a"
+    dta = tmp_path / "extended.dta"
+    pyreadstat.write_dta(stata, str(dta), missing_user_values={"age": ["a"]},
+                         variable_value_labels={"age": {"a": "refused"}})
+    for path, columns in ((sav, ["age", "bmi"]), (dta, ["age"])):
+        want, _ = (pyreadstat.read_sav if path.suffix == ".sav" else pyreadstat.read_dta)(str(path), usecols=columns)
+        got = read_table(path, columns)
+        for column in columns:
+            assert got[column].dtype == np.float64, (path.name, column)
+            np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy())
+        assert got["age"].isna().sum() == (frame["age"] == 999.0).sum() > 0
