@@ -156,7 +156,7 @@ class LoadedModel:
         """A labelled file's features, outcomes and design columns (:func:`~survmom.training.prepare.read_outcomes`
         with this model's stratum levels)."""
         return read_outcomes(data, self.config, self.preprocessor, delimiter=delimiter, encoding=encoding, sheet=sheet,
-                             strata_levels=self.checkpoint.strata_levels)
+                             strata_levels=self.checkpoint.strata_levels, trained=True)
 
     def _strata(self, strata: Any, rows: int) -> torch.Tensor | None:
         if not self.stratified:

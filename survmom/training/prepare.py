@@ -304,13 +304,14 @@ def prepare_training_data(
 
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,
-                  encoding: str | None = None,
-                  strata_levels: list[tuple[str, ...]] | None = None, sheet: str | None = None) -> Outcomes:
+                  encoding: str | None = None, strata_levels: list[tuple[str, ...]] | None = None,
+                  sheet: str | None = None, trained: bool = False) -> Outcomes:
     """Read a file with features, time and event (and the design's columns), and apply a fitted preprocessor.
 
     ``delimiter`` and ``encoding`` are the command's ``--delimiter`` and ``--encoding`` (None: detected), not the
     ones saved with the model; ``sheet`` the command's ``--sheet`` (None: the first visible sheet of a workbook).
-    ``strata_levels``: the model's stratum levels (required when the config has strata).
+    ``strata_levels``: the model's stratum levels (required when the config has strata). ``trained``: the command
+    scores a saved model, whose event coding the file must follow (:func:`~survmom.data.parse_event`).
     """
     columns = table_columns(path, delimiter=delimiter, encoding=encoding, sheet=sheet)
     design = [name for names in design_columns(config).values() for name in names]
@@ -319,7 +320,7 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *
     used = [config.time_col, config.event_col, *preprocessor.input_columns, *design]
     table = read_table(path, _used(columns, used), delimiter=delimiter, encoding=encoding, sheet=sheet,
                        column_types={**preprocessor.column_types(), **strata_types(config), **outcome_types(config)})
-    outcomes = parse_outcomes(table, config, path, strata_levels)
+    outcomes = parse_outcomes(table, config, path, strata_levels, trained=trained)
     check_encoded_size(preprocessor, len(outcomes), path)
     outcomes.x = preprocessor.transform(table, path=path)
     return outcomes
@@ -343,7 +344,7 @@ def strata_types(config: TrainConfig) -> dict[str, str]:
 
 
 def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
-                   strata_levels: list[tuple[str, ...]] | None) -> Outcomes:
+                   strata_levels: list[tuple[str, ...]] | None, *, trained: bool = False) -> Outcomes:
     """Time, event and the design's columns of ``table`` (x left empty); strata coded by ``strata_levels``
     (None: left for the caller to fit)."""
     if isinstance(table, pd.DataFrame) and table[config.event_col].isna().any():  # a spreadsheet's cleared rows?
@@ -351,7 +352,8 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
     if isinstance(table[config.event_col].dtype, pd.CategoricalDtype) and \
             config.event_col in table[config.event_col].cat.categories:  # files concatenated with their headers?
         _refuse_repeated_header(table, config, path)
-    event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value)
+    event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value,
+                        trained=trained)
     entry = None if config.entry_col is None else table[config.entry_col]
     if config.origin_col is None:
         time = parse_time(table[config.time_col], path=path, column=config.time_col,
