@@ -10,6 +10,7 @@ Types follow what the file declares (the type rule: a typed source decides):
   field keeps the label -> code pairs, so that :func:`value_codes` gives the codes where they are meant
   (outcome columns, ``--numeric``); labels of missing codes (SPSS user-missing, Stata ``.a``-``.z``) do not
   count, so a number whose only label names a kind of missing (999 "not recorded") stays a number;
+* Stata integers (byte/int/long) with missing values, which ReadStat gives as Python objects -> float64;
 * missing values of every kind (Stata ``.`` and ``.a``-``.z``, SPSS system- and user-missing, SAS ``.`` and
   ``.A``-``.Z``) -> null;
 * dates and datetimes (by their display format: Stata ``%td``/``%tc``, SPSS ``DATE``/``DATETIME``, SAS
@@ -125,7 +126,7 @@ def _column(values: pd.Series, declared: str, labels: dict[Any, str] | None) -> 
         array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
     elif pd.api.types.is_datetime64_any_dtype(values.dtype):
         return pa.array(values, type=pa.timestamp("ns"), from_pandas=True)
-    elif values.dtype == object:  # times of day (datetime.time)
+    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "time":  # times of day
         return pa.array(values.to_numpy(dtype=object), type=pa.time64("us"), from_pandas=True)
     else:
         array = pa.array(values.to_numpy(dtype=np.float64), type=pa.float64(), from_pandas=True)
