@@ -8,6 +8,7 @@ same model, bit for bit.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,25 @@ def test_labels_of_missing_codes_alone_leave_a_number_a_number(cohort, tmp_path)
             assert got[column].dtype == np.float64, (path.name, column)
             np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy())
         assert got["age"].isna().sum() == (frame["age"] == 999.0).sum() > 0
+
+
+def test_a_number_labelled_on_one_code_is_warned_about_as_one_input_per_value(cohort, tmp_path):
+    """A Stata age whose only label is 999 "not recorded" (Stata has no user-missing 999): the labels make it
+    categorical, one input per age; train says so and how to read it as a number. A labelled sex is not warned."""
+    frame = cohort.astype({"age": float})
+    frame.loc[::9, "age"] = 999.0
+    path = tmp_path / "ages.dta"
+    pyreadstat.write_dta(frame, str(path), variable_value_labels={"age": {999: "not recorded"}, "sex": SEX_LABELS})
+    args = ["train", path, "--id-col", "id", "--epochs", "1", "--hidden", "8"]
+    result = run_survmom(*args, "--out", tmp_path / "a.pt", check=True)
+    warned = [line for line in result.stderr.splitlines() if "value labels" in line]
+    assert len(warned) == 1
+    counts = re.search(r"but (\d+) of its (\d+) values are numbers without one \(('\d+', ){3}\.\.\. \((\d+) in all",
+                       warned[0])
+    assert counts and int(counts[1]) + 1 == int(counts[2]) and counts[1] == counts[4] and int(counts[1]) > 40
+    assert warned[0].startswith(f"warning: {path}: column 'age' has value labels ('not recorded') but ")
+    assert warned[0].endswith("); treated as categorical, one input per value: --numeric age reads its codes as "
+                              "numbers (the labelled codes too: make them missing first)")
+    assert "stored as text" not in result.stderr
+    numeric = run_survmom(*args, "--numeric", "age", "--out", tmp_path / "b.pt", check=True)
+    assert "value labels" not in numeric.stderr

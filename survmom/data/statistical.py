@@ -146,6 +146,14 @@ def _table(frame: pd.DataFrame, meta: Any, wanted: list[str], selected: list[str
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def value_labels(path: Path) -> dict[str, list[str]]:
+    """Column -> its value labels (those :func:`_data_labels` keeps), for the value-labelled columns of ``path``."""
+    path = Path(path)
+    meta, wanted, selected = _plan(path, next(r.name for r in READERS if path.name.lower().endswith(r.suffixes)), None)
+    return {name: [str(label) for label in labels.values()]
+            for raw, name in zip(wanted, selected, strict=True) if (labels := _data_labels(meta, raw))}
+
+
 def value_codes(table: pa.Table, path: Path, column_types: dict[str, str]) -> pa.Table:
     """``table`` with each value-labelled column that ``column_types`` marks "code" or "numeric" as its codes
     (float64 for numeric codes, else text): the outcome columns of a Stata or SPSS file mean their codes (status

@@ -37,6 +37,7 @@ from survmom.data import (
     subject_split,
     table_columns,
     text_notice,
+    value_labels,
 )
 from survmom.data.dates import times_from_dates
 from survmom.data.diagnostics import looks_like_code_name
@@ -146,6 +147,7 @@ def prepare_training_data(
         setattr(config, option, rejoin_split_names(getattr(config, option), columns))
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     text_in_file: set[str] = set()  # feature columns a typed file stores as text, the user not saying otherwise
+    labels: dict[str, list[str]] = {}  # a Stata/SPSS file's value-labelled columns -> their labels
     index_notice = None
     if preprocessor is None:
         # A Parquet/Feather file's named pandas index (df.set_index("pid")) names rows: not a default feature.
@@ -170,6 +172,7 @@ def prepare_training_data(
         stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
                   if name in forced or name in declared}
         text_in_file = {name for name in feature_cols if declared.get(name) == "category" and name not in forced}
+        labels = value_labels(data_path)
         reading = forced  # a forced-categorical CSV column is read as text: "007" stays "007"
     else:
         feature_cols = preprocessor.input_columns
@@ -248,7 +251,8 @@ def prepare_training_data(
     notice = text_notice(data_path, delimiter=config.delimiter, encoding=config.encoding, sheet=config.sheet)
     warnings = [line for line in (notice, index_notice) if line]
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
-    warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
+    warnings += _numbers_stored_as_text(preprocessor, text_in_file - set(labels), data_path)
+    warnings += _numbers_labelled_in_part(preprocessor, text_in_file, labels, data_path)
     whole = train if all_train is None else all_train  # every training row, also in a distributed run
     if fold is None or not event.any():
         _require_events(whole, data_path, config.loss)
@@ -458,6 +462,27 @@ def _numbers_stored_as_text(preprocessor: Preprocessor, text_in_file: set[str], 
             for spec in preprocessor.columns if isinstance(spec, CategoricalColumn) and spec.name in text_in_file
             and len(spec.categories) > 10 and not looks_like_code_name(spec.name)
             and all(as_number(c) is not None and not _leading_zero(str(c)) for c in spec.categories)]
+
+
+def _numbers_labelled_in_part(preprocessor: Preprocessor, text_in_file: set[str], labels: dict[str, list[str]],
+                              path: Path) -> list[str]:
+    """A warning per value-labelled column (Stata, SPSS) of more than 10 categories, most of them numbers
+    without a label: a quantity whose labels name special codes (age 999 "not recorded") made one input per
+    value. Codes by name (``icd``, ``centre``) are left alone, as in :func:`_numbers_stored_as_text`."""
+    warnings = []
+    for spec in preprocessor.columns:
+        if not (isinstance(spec, CategoricalColumn) and spec.name in text_in_file and spec.name in labels
+                and len(spec.categories) > 10 and not looks_like_code_name(spec.name)):
+            continue
+        named = set(labels[spec.name])
+        bare = [c for c in spec.categories if c not in named]
+        if len(bare) > len(spec.categories) / 2 and all(as_number(c) is not None for c in bare):
+            warnings.append(
+                f"{path}: column '{spec.name}' has value labels ({quote_list(labels[spec.name], 3)}) but {len(bare)} "
+                f"of its {len(spec.categories)} values are numbers without one ({quote_list(bare, 3)}); treated as "
+                f"categorical, one input per value: --numeric {spec.name} reads its codes as numbers (the labelled "
+                "codes too: make them missing first)")
+    return warnings
 
 
 def _leading_zero(text: str) -> bool:
