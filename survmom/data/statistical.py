@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from survmom.data.formats import FormatReader, check_batch_rows, rebatch
+from survmom.data.formats import FormatReader, check_batch_rows, reader_for, rebatch
 from survmom.data.messages import first_line
 from survmom.data.tables import check_file, clean_names, select
 from survmom.errors import DataError
@@ -148,8 +148,7 @@ def _table(frame: pd.DataFrame, meta: Any, wanted: list[str], selected: list[str
 
 def value_labels(path: Path) -> dict[str, list[str]]:
     """Column -> its value labels (those :func:`_data_labels` keeps), for the value-labelled columns of ``path``."""
-    path = Path(path)
-    meta, wanted, selected = _plan(path, next(r.name for r in READERS if path.name.lower().endswith(r.suffixes)), None)
+    meta, wanted, selected = _plan(Path(path), reader_for(path, READERS).name, None)
     return {name: [str(label) for label in labels.values()]
             for raw, name in zip(wanted, selected, strict=True) if (labels := _data_labels(meta, raw))}
 
