@@ -181,3 +181,21 @@ def test_file_names_with_markup_are_shown_literally(files):
     assert f"{name}: {ROWS} rows, {events} events" in result.stderr
     error = survmom("evaluate", files["model"], name, "--times", "5000", cwd=files["folder"], check=False)
     assert error.returncode == 2 and f"outside the follow-up of {name} (times 1 to 1000)" in error.stderr
+
+
+# ------------------------------------------------------------------------------- 4. values training never saw
+def test_scoring_a_file_coded_otherwise_warns_as_predict_does(files):
+    """A later file whose sex is spelled "male"/"female" (training: "M"/"F") encodes every row as no category:
+    predict warns; evaluate, explain and the km and calibration plots score the same rows, and warn the same."""
+    recoded = files["folder"] / "recoded.csv"
+    pd.read_csv(files["base"]).assign(sex=lambda d: d["sex"].map({"M": "male", "F": "female"})).to_csv(
+        recoded, index=False)
+    predicted = survmom("predict", files["model"], recoded, "-o", files["folder"] / "p.csv")
+    warning = [line for line in predicted.stderr.splitlines() if "'sex'" in line]
+    assert len(warning) == 1 and "categories not seen in training" in warning[0]
+    folder = files["folder"]
+    for command in (["evaluate", files["model"], recoded], ["explain", files["model"], recoded, "--repeats", "1"],
+                    ["plot", "km", files["model"], recoded, "-o", folder / "km.png"],
+                    ["plot", "calibration", files["model"], recoded, "--time", "200", "-o", folder / "cal.png"]):
+        result = survmom(*command)
+        assert [line for line in result.stderr.splitlines() if "'sex'" in line] == warning, command[:2]

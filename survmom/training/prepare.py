@@ -12,6 +12,7 @@ import pandas as pd
 
 from survmom.data import (
     CategoricalColumn,
+    NewValues,
     Preprocessor,
     apply_strata,
     as_number,
@@ -309,13 +310,16 @@ def prepare_training_data(
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,
                   encoding: str | None = None, strata_levels: list[tuple[str, ...]] | None = None,
-                  sheet: str | None = None, trained: bool = False) -> Outcomes:
+                  sheet: str | None = None, trained: bool = False,
+                  new_values: NewValues | None = None) -> Outcomes:
     """Read a file with features, time and event (and the design's columns), and apply a fitted preprocessor.
 
     ``delimiter`` and ``encoding`` are the command's ``--delimiter`` and ``--encoding`` (None: detected), not the
     ones saved with the model; ``sheet`` the command's ``--sheet`` (None: the first visible sheet of a workbook).
     ``strata_levels``: the model's stratum levels (required when the config has strata). ``trained``: the command
     scores a saved model, whose event coding the file must follow (:func:`~survmom.data.parse_event`).
+    ``new_values``: if given, gets the categories, missing values and far values training did not see (predict's
+    warnings).
     """
     columns = table_columns(path, delimiter=delimiter, encoding=encoding, sheet=sheet)
     design = [name for names in design_columns(config).values() for name in names]
@@ -326,7 +330,7 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *
                        column_types={**preprocessor.column_types(), **strata_types(config), **outcome_types(config)})
     outcomes = parse_outcomes(table, config, path, strata_levels, trained=trained)
     check_encoded_size(preprocessor, len(outcomes), path)
-    outcomes.x = preprocessor.transform(table, path=path)
+    outcomes.x = preprocessor.transform(table, path=path, new_values=new_values)
     return outcomes
 
 
