@@ -199,3 +199,17 @@ def test_scoring_a_file_coded_otherwise_warns_as_predict_does(files):
                     ["plot", "calibration", files["model"], recoded, "--time", "200", "-o", folder / "cal.png"]):
         result = survmom(*command)
         assert [line for line in result.stderr.splitlines() if "'sex'" in line] == warning, command[:2]
+
+
+def test_a_validation_file_coded_otherwise_warns_in_training(files):
+    """--val FILE is scored each epoch for early stopping: its unseen categories get predict's warning too."""
+    recoded = files["folder"] / "val_recoded.csv"
+    pd.read_csv(files["base"]).assign(stage=lambda d: d["stage"].map({"I": "1", "II": "2", "III": "3"})).to_csv(
+        recoded, index=False)
+    result = survmom("train", files["base"], "--val", recoded, "--id-col", "id", "--epochs", "1",
+                     "-o", files["folder"] / "val.pt")
+    warned = [line for line in result.stderr.splitlines() if "'stage'" in line]
+    assert len(warned) == 1 and warned[0].startswith(
+        f"warning: {recoded}: column 'stage': {ROWS} rows hold categories not seen in training (")
+    assert warned[0].endswith("); encoded as no category, like a missing value; no row matches a training category "
+                              "('I', 'II', 'III'): is the column coded as in training?")

@@ -279,10 +279,11 @@ def prepare_training_data(
     if config.val is not None:
         val_path = Path(config.val)
         val_sheet = config.sheet if is_workbook(val_path) else None  # --sheet: the training file's, and a --val's
-        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter,
-                            encoding=config.encoding, strata_levels=strata_levels, sheet=val_sheet)
+        unseen = NewValues()
+        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter, encoding=config.encoding,
+                            strata_levels=strata_levels, sheet=val_sheet, new_values=unseen)
         notice = text_notice(val_path, delimiter=config.delimiter, encoding=config.encoding, sheet=val_sheet)
-        warnings += [notice] if notice else []
+        warnings += ([notice] if notice else []) + unseen.warnings(val_path)
         val_fingerprint = fingerprint(val_path)
         if val_fingerprint == data_fingerprint:
             warnings.append(f"--val {val_path} holds the training rows themselves: the validation C-index then "
