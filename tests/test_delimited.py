@@ -234,3 +234,13 @@ def test_training_on_a_file_with_its_index_gives_the_model_of_the_file_without(t
     assert plain.keys() == indexed.keys() and all(torch.equal(plain[k], indexed[k]) for k in plain)
     one = run_survmom("predict", tmp_path / "plain.pt", tmp_path / "indexed.csv", check=True).stdout
     assert one == run_survmom("predict", tmp_path / "plain.pt", tmp_path / "plain.csv", check=True).stdout
+
+
+def test_excels_sep_line_above_the_header_is_named_with_the_fix(tmp_path):
+    """Excel writes (and reads) a first line "sep=;" that names the delimiter: it is not the header. The error
+    said the rows were not separated by semicolons, which they are."""
+    path = write(tmp_path, "a.csv", "sep=;\n" + EUROPEAN)
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == (f"{path}: the first line 'sep=;' is Excel's note of the delimiter, not a header; "
+                               "delete that line")

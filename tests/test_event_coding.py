@@ -124,3 +124,21 @@ def test_an_event_value_word_names_a_value_label_of_a_stata_status(lung, tmp_pat
         assert torch.equal(got.train_event, want.train_event) and got.best_metric == want.best_metric, name
     assert evaluate_file(tmp_path / "label.pt", labelled)["harrell_c"] == evaluate_file(
         tmp_path / "plain.pt", plain)["harrell_c"]
+
+
+def test_a_saved_models_commands_do_not_advise_an_option_they_lack(lung, tmp_path):
+    """evaluate reads the event column as the model was trained (it has no --event-value): its errors say so
+    instead of advising --event-value, which evaluate refuses as an unknown option."""
+    _train(lung["plain"], tmp_path / "plain.pt")
+    _train(lung["words"], tmp_path / "words.pt", event_value="dead")
+    r_coded = run_survmom("evaluate", tmp_path / "plain.pt", lung["r"])
+    assert r_coded.returncode == 2 and len(r_coded.stderr.strip().splitlines()) == 1
+    assert "lung_r.csv: column 'status' has" in r_coded.stderr and "pass --event-value" not in r_coded.stderr
+    assert "as in its training file: recode the column (R's coding: 2 -> 1, 1 -> 0)" in r_coded.stderr
+    words = run_survmom("evaluate", tmp_path / "plain.pt", lung["words"])
+    assert words.returncode == 2 and "e.g. --event-value dead" not in words.stderr
+    assert "this model reads 1/0, true/false or yes/no (1 = event, 0 = censored)" in words.stderr
+    plain = run_survmom("evaluate", tmp_path / "words.pt", lung["plain"])
+    assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1
+    assert ("lung.csv: no row of column 'status' holds the event value 'dead' the model was trained with "
+            "(train's --event-value); its values are 1, 0") in plain.stderr

@@ -404,3 +404,21 @@ def test_a_failing_chunk_stops_the_writer_and_propagates():
 
     with pytest.raises(DataError, match="bad row"):
         WRITERS[".feather"](chunks(), io.BytesIO())
+
+
+def test_stata_integers_with_missing_values_are_numbers_and_labelled_codes(tmp_path):
+    """Stata byte/int/long columns with missing values (pandas' nullable integers, a categorical with NaN written
+    as labelled bytes) come from ReadStat as Python objects: numbers, not times of day. Oracle: pandas.read_stata."""
+    frame = pd.DataFrame({"age": pd.array([61, None, 70, 58, None], dtype="Int8"),
+                          "nodes": pd.array([None, 3, 12, 0, 300], dtype="Int16"),
+                          "grade": pd.Categorical(["II", "III", None, "I", "II"]),
+                          "time": [5.0, 6.0, 7.0, 8.0, 9.0]})
+    path = tmp_path / "ints.dta"
+    frame.to_stata(path, write_index=False)
+    want = pd.read_stata(path)
+    got = read_table(path)
+    for column in ("age", "nodes"):
+        assert got[column].dtype == np.float64, column
+        np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy(dtype=float))
+    assert list(got["grade"].astype(object).where(got["grade"].notna(), None)) == \
+        list(want["grade"].astype(object).where(want["grade"].notna(), None))

@@ -181,3 +181,35 @@ def test_file_names_with_markup_are_shown_literally(files):
     assert f"{name}: {ROWS} rows, {events} events" in result.stderr
     error = survmom("evaluate", files["model"], name, "--times", "5000", cwd=files["folder"], check=False)
     assert error.returncode == 2 and f"outside the follow-up of {name} (times 1 to 1000)" in error.stderr
+
+
+# ------------------------------------------------------------------------------- 4. values training never saw
+def test_scoring_a_file_coded_otherwise_warns_as_predict_does(files):
+    """A later file whose sex is spelled "male"/"female" (training: "M"/"F") encodes every row as no category:
+    predict warns; evaluate, explain and the km and calibration plots score the same rows, and warn the same."""
+    recoded = files["folder"] / "recoded.csv"
+    pd.read_csv(files["base"]).assign(sex=lambda d: d["sex"].map({"M": "male", "F": "female"})).to_csv(
+        recoded, index=False)
+    predicted = survmom("predict", files["model"], recoded, "-o", files["folder"] / "p.csv")
+    warning = [line for line in predicted.stderr.splitlines() if "'sex'" in line]
+    assert len(warning) == 1 and "categories not seen in training" in warning[0]
+    folder = files["folder"]
+    for command in (["evaluate", files["model"], recoded], ["explain", files["model"], recoded, "--repeats", "1"],
+                    ["plot", "km", files["model"], recoded, "-o", folder / "km.png"],
+                    ["plot", "calibration", files["model"], recoded, "--time", "200", "-o", folder / "cal.png"]):
+        result = survmom(*command)
+        assert [line for line in result.stderr.splitlines() if "'sex'" in line] == warning, command[:2]
+
+
+def test_a_validation_file_coded_otherwise_warns_in_training(files):
+    """--val FILE is scored each epoch for early stopping: its unseen categories get predict's warning too."""
+    recoded = files["folder"] / "val_recoded.csv"
+    pd.read_csv(files["base"]).assign(stage=lambda d: d["stage"].map({"I": "1", "II": "2", "III": "3"})).to_csv(
+        recoded, index=False)
+    result = survmom("train", files["base"], "--val", recoded, "--id-col", "id", "--epochs", "1",
+                     "-o", files["folder"] / "val.pt")
+    warned = [line for line in result.stderr.splitlines() if "'stage'" in line]
+    assert len(warned) == 1 and warned[0].startswith(
+        f"warning: {recoded}: column 'stage': {ROWS} rows hold categories not seen in training (")
+    assert warned[0].endswith("); encoded as no category, like a missing value; no row matches a training category "
+                              "('I', 'II', 'III'): is the column coded as in training?")

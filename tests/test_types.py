@@ -133,6 +133,23 @@ def test_only_integer_columns_with_a_few_levels_and_a_code_name_are_flagged(tmp_
     assert len(data.warnings) == 1 and data.warnings[0].startswith("column 'hospital_id' looks like an identifier")
 
 
+def test_icd9_codes_with_decimals_in_a_csv_are_warned_about_and_read_as_written_when_categorical(tmp_path):
+    """ICD-9 codes ("250.00", "250.01", "401.9") look like decimals: a CSV column named icd... is read as numbers,
+    a trend in the codes, with the code warning; --categorical keeps the text ("250.00" is not "250.0")."""
+    codes = ["250.00", "250.01", "401.9", "428.0", "496"]
+    frame = cohort().assign(icd9_dx=lambda d: np.resize(codes, len(d)))
+    frame.to_csv(tmp_path / "icd.csv", index=False)
+    data = prepared(tmp_path / "icd.csv")
+    assert data.preprocessor.column_types()["icd9_dx"] == "numeric"
+    assert data.warnings[-1] == (
+        "column 'icd9_dx' holds 5 distinct numbers and its name suggests codes (a centre, site or diagnosis code?); "
+        "read as one numeric input, so the model sees a trend in the code values: if they are labels, pass "
+        "--categorical icd9_dx")
+    forced = prepared(tmp_path / "icd.csv", categorical=["icd9_dx"])
+    assert forced.preprocessor.columns[-1].categories == tuple(sorted(codes))
+    assert not any("icd9_dx" in warning for warning in forced.warnings)
+
+
 # --------------------------------------------------------------------------------------------- forced types
 
 

@@ -8,6 +8,7 @@ same model, bit for bit.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,48 @@ def test_a_labelled_status_trains_as_the_same_data_in_csv(labelled, cohort, tmp_
         assert torch.equal(got.target_weights[key], value), key
     scores = run_survmom("evaluate", models["labelled"], labelled, "--json", check=True)
     assert '"harrell_c"' in scores.stdout
+
+
+def test_labels_of_missing_codes_alone_leave_a_number_a_number(cohort, tmp_path):
+    """An SPSS scale with a label on its user-missing code (999 "not recorded") and a Stata number with a label
+    on its extended missing value (.a "refused") hold numbers: the label names a kind of missing, not a category."""
+    frame = cohort.astype({"age": float, "bmi": float})
+    frame.loc[::7, "age"] = 999.0
+    frame.loc[::5, "bmi"] = -9.0
+    sav = tmp_path / "scale.sav"
+    pyreadstat.write_sav(frame, str(sav), variable_value_labels={"age": {999: "not recorded"}, "bmi": {-9: "n/a"}},
+                         missing_ranges={"age": [999], "bmi": [{"lo": -99, "hi": -1}]})
+    stata = frame.astype({"age": object})
+    stata.loc[stata["age"] == 999.0, "age"] = "a"
+    dta = tmp_path / "extended.dta"
+    pyreadstat.write_dta(stata, str(dta), missing_user_values={"age": ["a"]},
+                         variable_value_labels={"age": {"a": "refused"}})
+    for path, columns in ((sav, ["age", "bmi"]), (dta, ["age"])):
+        want, _ = (pyreadstat.read_sav if path.suffix == ".sav" else pyreadstat.read_dta)(str(path), usecols=columns)
+        got = read_table(path, columns)
+        for column in columns:
+            assert got[column].dtype == np.float64, (path.name, column)
+            np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy())
+        assert got["age"].isna().sum() == (frame["age"] == 999.0).sum() > 0
+
+
+def test_a_number_labelled_on_one_code_is_warned_about_as_one_input_per_value(cohort, tmp_path):
+    """A Stata age whose only label is 999 "not recorded" (Stata has no user-missing 999): the labels make it
+    categorical, one input per age; train says so and how to read it as a number. A labelled sex is not warned."""
+    frame = cohort.astype({"age": float})
+    frame.loc[::9, "age"] = 999.0
+    path = tmp_path / "ages.dta"
+    pyreadstat.write_dta(frame, str(path), variable_value_labels={"age": {999: "not recorded"}, "sex": SEX_LABELS})
+    args = ["train", path, "--id-col", "id", "--epochs", "1", "--hidden", "8"]
+    result = run_survmom(*args, "--out", tmp_path / "a.pt", check=True)
+    warned = [line for line in result.stderr.splitlines() if "value labels" in line]
+    assert len(warned) == 1
+    counts = re.search(r"but (\d+) of its (\d+) values are numbers without one \(('\d+', ){3}\.\.\. \((\d+) in all",
+                       warned[0])
+    assert counts and int(counts[1]) + 1 == int(counts[2]) and counts[1] == counts[4] and int(counts[1]) > 40
+    assert warned[0].startswith(f"warning: {path}: column 'age' has value labels ('not recorded') but ")
+    assert warned[0].endswith("); treated as categorical, one input per value: --numeric age reads its codes as "
+                              "numbers (the labelled codes too: make them missing first)")
+    assert "stored as text" not in result.stderr
+    numeric = run_survmom(*args, "--numeric", "age", "--out", tmp_path / "b.pt", check=True)
+    assert "value labels" not in numeric.stderr

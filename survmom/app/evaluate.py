@@ -69,7 +69,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
             raise ConfigError(f"{checkpoint}: no default evaluation times stored; pass --times")
         check_times(times, source, hint)
     times = sorted(float(t) for t in times)
-    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
     notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if notice and warn is not None:
         warn(notice)

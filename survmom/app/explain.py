@@ -136,7 +136,7 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
     if repeats < 1:
         raise ConfigError(f"--repeats must be >= 1, got {repeats}")
     model = load_model(checkpoint)
-    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
     events = int(outcomes.event.sum())
     if events == 0:
         raise DataError(f"{data}: no events in the event column '{model.config.event_col}' ({len(outcomes)} rows, "

@@ -152,11 +152,16 @@ class LoadedModel:
         return torch.from_numpy(codes)
 
     def read_outcomes(self, data: Path, *, delimiter: str | None = None, encoding: str | None = None,
-                      sheet: str | None = None) -> Outcomes:
+                      sheet: str | None = None, warn: Callable[[str], None] | None = None) -> Outcomes:
         """A labelled file's features, outcomes and design columns (:func:`~survmom.training.prepare.read_outcomes`
-        with this model's stratum levels)."""
-        return read_outcomes(data, self.config, self.preprocessor, delimiter=delimiter, encoding=encoding, sheet=sheet,
-                             strata_levels=self.checkpoint.strata_levels)
+        with this model's stratum levels); ``warn`` gets predict's warnings about values training did not see."""
+        new_values = NewValues()
+        outcomes = read_outcomes(data, self.config, self.preprocessor, delimiter=delimiter, encoding=encoding,
+                                 sheet=sheet, strata_levels=self.checkpoint.strata_levels, trained=True,
+                                 new_values=new_values)
+        for message in new_values.warnings(data) if warn is not None else []:
+            warn(message)
+        return outcomes
 
     def _strata(self, strata: Any, rows: int) -> torch.Tensor | None:
         if not self.stratified:

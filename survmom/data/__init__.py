@@ -54,6 +54,7 @@ from survmom.data.read import (
     select_feature_columns,
     table_columns,
     text_notice,
+    value_labels,
 )
 from survmom.data.split import stratified_folds, stratified_split, subject_folds, subject_split
 
@@ -92,4 +93,5 @@ __all__ = [
     "subject_split",
     "table_columns",
     "text_notice",
+    "value_labels",
 ]

@@ -69,16 +69,20 @@ def looks_like_code_name(column: str) -> bool:
 
 def code_like_numbers(column: str, observed: np.ndarray) -> str | None:
     """A warning when an inferred-numeric column is probably a code: a name from :data:`CODE_WORDS`, whole
-    numbers, and between 3 and as many distinct values as a categorical column may have without looking like an
-    identifier; else None. Two values encode the same either way, so they are not flagged."""
-    if not looks_like_code_name(column) or not np.all(observed == np.round(observed)):
+    numbers (or any numbers for an ``icd...`` name: ICD-9 codes such as 250.01 have decimals), and between 3 and
+    as many distinct values as a categorical column may have without looking like an identifier; else None. Two
+    values encode the same either way, so they are not flagged."""
+    whole = bool(np.all(observed == np.round(observed)))
+    icd = any(word.startswith("icd") for word in name_words(column))
+    if not looks_like_code_name(column) or not (whole or icd):
         return None
     levels = len(np.unique(observed))
     if levels < 3 or _too_many_categories(levels, len(observed)):
         return None
-    return (f"column '{column}' holds {levels} distinct whole numbers and its name suggests codes (a centre, "
-            f"site or diagnosis code?); read as one numeric input, so the model sees a trend in the code "
-            f"values: if they are labels, pass --categorical {column}")
+    kind = "whole numbers" if whole else "numbers"
+    return (f"column '{column}' holds {levels} distinct {kind} and its name suggests codes (a centre, site or "
+            f"diagnosis code?); read as one numeric input, so the model sees a trend in the code values: if they "
+            f"are labels, pass --categorical {column}")
 
 
 def _too_many_categories(levels: int, n_observed: int) -> bool:

@@ -26,7 +26,9 @@ float64, also with numbers stored as text ("12") and ``"."`` among them; true/fa
 datetimes -> timestamps, times of day -> time64, durations -> duration, which the preprocessing refuses as
 features and as time (as for Stata's dates); text, and any mix of kinds -> text (categorical downstream), a
 number written as Excel shows it (2.0 -> "2"). A column of text cells that all read as numbers stays text (a
-code formatted as Text: "007"); the training's warning about numbers stored as text names such columns.
+code formatted as Text: "007"); the training's warning about numbers stored as text names such columns. A mix
+is not declared text (:data:`~survmom.data.formats.INFERRED`): training checks it as a CSV column, and warns
+about numbers with a few words among them.
 
 openpyxl parses every cell in Python, which makes workbooks the slowest format (README, "Excel workbooks").
 Types need a pass over the sheet before the first row can be typed; a sheet of at most :data:`CACHE_CELLS`
@@ -47,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from survmom.data.cells import DOT, NA_LOWER, is_missing_text, parses_as_float
-from survmom.data.formats import FormatReader, check_batch_rows, rebatch
+from survmom.data.formats import INFERRED, FormatReader, check_batch_rows, rebatch
 from survmom.data.messages import first_line, plural
 from survmom.data.tables import check_file, clean_names, select
 from survmom.errors import DataError
@@ -90,6 +92,7 @@ class Layout:
     rows: int
     errors: dict[str, tuple[int, list[str]]]  # column -> (cells, values) of Excel errors read as missing
     table: pa.Table | None  # the whole sheet, when it had at most CACHE_CELLS cells
+    mixed: frozenset[str] = frozenset()  # text columns with other cells too: typed as a CSV's, not declared
 
 
 _last: tuple[tuple[Any, ...], Layout] | None = None  # the last sheet's layout (a command reads it several times)
@@ -329,7 +332,9 @@ def _layout(path: Path, title: str, sheets: list[str], rows: tuple[int, int], he
     if all(columns[i].values is not None for i in positions):
         table = pa.table([_array(columns[i].values, kind) for i, kind in zip(positions, kinds, strict=True)],
                          names=names)
-    return Layout(title, sheets, header_row, positions, names, kinds, count, errors, table)
+    mixed = frozenset(name for name, i, kind in zip(names, positions, kinds, strict=True)
+                      if kind == pa.string() and columns[i].kinds - {str})
+    return Layout(title, sheets, header_row, positions, names, kinds, count, errors, table, mixed)
 
 
 def _check_units_row(path: Path, title: str, row: int, columns: list[tuple[str, list[Any] | None, pa.DataType]]
@@ -463,7 +468,8 @@ def _iter_batches(path: Path, sheet: str | None, columns: list[str] | None, batc
 
 def _schema(path: Path, sheet: str | None) -> pa.Schema:
     found = layout(Path(path), sheet)
-    return pa.schema([pa.field(n, t) for n, t in zip(found.names, found.types, strict=True)])
+    return pa.schema([pa.field(n, t, metadata={INFERRED: b"1"} if n in found.mixed else None)
+                      for n, t in zip(found.names, found.types, strict=True)])
 
 
 def for_sheet(sheet: str | None) -> FormatReader:

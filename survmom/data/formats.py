@@ -42,14 +42,20 @@ class FormatReader:
         return declared_types(self.schema(path))
 
 
+INFERRED = b"survmom.inferred"  # field metadata: text by a mix of kinds (an Excel column of numbers and words)
+
+
 def declared_types(schema: pa.Schema) -> dict[str, str]:
     """Column -> "category" (text, dictionary, binary) or "numeric" (integer, float, decimal) by Arrow type.
 
     A typed source's statement of each column's type. Other types (bool, dates, times, nested, null) are not
-    listed: the reader's dtype decides for them.
+    listed: the reader's dtype decides for them; nor are fields marked :data:`INFERRED`, whose type the reader
+    guessed from a mix of values, as for a CSV column.
     """
     types = {}
     for field in schema:
+        if INFERRED in (field.metadata or {}):
+            continue
         kind = field.type
         if (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
                 or pa.types.is_dictionary(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)

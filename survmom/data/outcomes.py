@@ -34,50 +34,56 @@ def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: boo
     return np.ascontiguousarray(time, dtype=np.float64)
 
 
-def parse_event(values: pd.Series, *, path: Path, column: str, event_value: str | None = None) -> np.ndarray:
+def parse_event(values: pd.Series, *, path: Path, column: str, event_value: str | None = None,
+                trained: bool = False) -> np.ndarray:
     """Event indicators, (n,) bool: True = event observed, False = censored.
 
     Accepts bool, 0/1 (int or float) and the text spellings true/false, yes/no, t/f, y/n, 1/0 (any case,
     surrounding whitespace ignored). Anything else, missing values included, raises a DataError.
     ``event_value`` (``--event-value``): the value that means an event instead (R's ``Surv(time, status == 2)``:
     "2"; or a word such as "dead"); every other value is censored, a missing value is an error, and so is a
-    column where no row holds it.
+    column where no row holds it. ``trained``: the coding is a saved model's (evaluate, explain, the plots, which
+    have no ``--event-value``), so the advice is to recode the file rather than to pass the option.
     """
     where = {"values": values, "path": path, "column": column, "what": "invalid event value{s}"}
     if event_value is not None:
-        return _event_is(values, event_value, where)
+        return _event_is(values, event_value, where, trained)
     if values.dtype == np.bool_:
         return values.to_numpy(dtype=bool, copy=True)
     if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype):
         num = values.to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~((num == 0) | (num == 1))
         refuse_rows(mask=bad, shown=num, **_event_problem(where, np.isnan(num[bad]).all(),
-                                                         np.unique(num[~np.isnan(num)])))
+                                                         np.unique(num[~np.isnan(num)]), trained))
         return num == 1
     codes, uniques = text_view(values, path=path, column=column)
     flags = per_row(_bool_codes(uniques), codes, -1)
     missing = per_row(np.array([is_missing_text(v) for v in uniques], dtype=bool), codes, True)
     refuse_rows(mask=flags < 0, shown=per_row(uniques, codes, None),
-                **_event_problem(where, missing[flags < 0].all(), uniques))
+                **_event_problem(where, missing[flags < 0].all(), uniques, trained))
     return flags == 1
 
 
-def _event_problem(where: dict, only_missing: bool, uniques: np.ndarray) -> dict:
+def _event_problem(where: dict, only_missing: bool, uniques: np.ndarray, trained: bool) -> dict:
     """``where`` with what is wrong and the advice: missing flags (nothing to recode), or unrecognised values."""
     if only_missing:
         return {**where, "what": "missing event value{s}", "hint": "; every row needs one (1 = event, 0 = censored)"}
-    return {**where, "hint": _event_hint(uniques)}
+    return {**where, "hint": _event_hint(uniques, trained)}
 
 
-def _event_hint(uniques: np.ndarray) -> str:
+def _event_hint(uniques: np.ndarray, trained: bool) -> str:
     """The advice for unrecognised event values; R's coding (1 censored, 2 event) gets its own."""
-    numbers = {as_number(value) for value in uniques}
-    if numbers == {1.0, 2.0}:
+    r_coding = {as_number(value) for value in uniques} == {1.0, 2.0}
+    if trained:
+        recode = "recode the column (R's coding: 2 -> 1, 1 -> 0)" if r_coding else "recode the column"
+        return ("; this model reads 1/0, true/false or yes/no (1 = event, 0 = censored), as in its training file: "
+                f"{recode}, or train a model with --event-value")
+    if r_coding:
         return (_EVENT_HINT + "; with R's coding (1 = censored, 2 = event) pass --event-value 2")
     return _EVENT_HINT + ", or name the value meaning an event with --event-value (e.g. --event-value dead)"
 
 
-def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
+def _event_is(values: pd.Series, event_value: str, where: dict, trained: bool) -> np.ndarray:
     """Rows equal to ``event_value``: as numbers where both are numbers (2 = "2.0"), else as text ignoring case
     and surrounding spaces. Missing values are refused; so is a column where no row holds the value."""
     target_number, target_word = as_number(event_value), str(event_value).strip().lower()
@@ -92,8 +98,9 @@ def _event_is(values: pd.Series, event_value: str, where: dict) -> np.ndarray:
     event = per_row(matches, codes, False)
     if not event.any():
         present = ", ".join(repr(v) for v in list(dict.fromkeys(u for u in uniques if u is not None))[:5])
+        option = "the model was trained with (train's --event-value)" if trained else "(--event-value)"
         raise DataError(f"{where['path']}: no row of column '{where['column']}' holds the event value "
-                        f"{event_value!r} (--event-value); its values are {present}")
+                        f"{event_value!r} {option}; its values are {present}")
     return np.asarray(event, dtype=bool)
 
 

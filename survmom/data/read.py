@@ -146,6 +146,12 @@ def declared_types(path: Path, *, sheet: str | None = None) -> dict[str, str]:
     return _format(path, None, None, sheet).declared_types(path)
 
 
+def value_labels(path: Path) -> dict[str, list[str]]:
+    """Column -> its value labels, for the value-labelled columns of a Stata or SPSS file; {} for other files."""
+    path = Path(path)
+    return {} if reader_for(path, statistical.READERS) is None else statistical.value_labels(path)
+
+
 def pandas_index_columns(path: Path) -> list[str]:
     """The columns a Parquet or Arrow IPC/Feather file records as the pandas index it was written with
     (``df.set_index("pid").to_parquet(...)`` records ``pid``), in index-level order; [] for other formats and for

@@ -8,7 +8,9 @@ Types follow what the file declares (the type rule: a typed source decides):
 * a column with value labels (Stata, SPSS) -> categorical (Arrow dictionary of the labels); a value without a
   label keeps its code as text ("3"); the categories are the labels present in the batch, in code order; the
   field keeps the label -> code pairs, so that :func:`value_codes` gives the codes where they are meant
-  (outcome columns, ``--numeric``);
+  (outcome columns, ``--numeric``); labels of missing codes (SPSS user-missing, Stata ``.a``-``.z``) do not
+  count, so a number whose only label names a kind of missing (999 "not recorded") stays a number;
+* Stata integers (byte/int/long) with missing values, which ReadStat gives as Python objects -> float64;
 * missing values of every kind (Stata ``.`` and ``.a``-``.z``, SPSS system- and user-missing, SAS ``.`` and
   ``.A``-``.Z``) -> null;
 * dates and datetimes (by their display format: Stata ``%td``/``%tc``, SPSS ``DATE``/``DATETIME``, SAS
@@ -38,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from survmom.data.formats import FormatReader, check_batch_rows, rebatch
+from survmom.data.formats import FormatReader, check_batch_rows, reader_for, rebatch
 from survmom.data.messages import first_line
 from survmom.data.tables import check_file, clean_names, select
 from survmom.errors import DataError
@@ -81,7 +83,8 @@ def _metadata(path: Path, kind: str) -> Any:
     if kind == "SAS XPORT" and path.stat().st_size % 80:
         raise DataError(f"{path}: a truncated SAS XPORT file (its size, {path.stat().st_size} bytes, is not a whole "
                         f"number of 80-byte records)")
-    return _call(path, kind, metadataonly=True)[1]
+    options = {"user_missing": True} if kind == "SPSS" else {}  # only then does the metadata hold missing_ranges
+    return _call(path, kind, metadataonly=True, **options)[1]
 
 
 def _code_text(value: Any) -> str:
@@ -102,6 +105,20 @@ def _labelled(array: pa.Array, labels: dict[Any, str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(indices, pa.array(categories, pa.string()))
 
 
+def _data_labels(meta: Any, raw: str) -> dict[Any, str] | None:
+    """The value labels of column ``raw`` less those of missing codes, which the data never holds (they are read
+    as missing): a code in one of SPSS's user-missing ranges, and a text code on a Stata number (``.a``-``.z``)."""
+    labels = meta.variable_value_labels.get(raw)
+    if not labels:
+        return None
+    text = meta.readstat_variable_types[raw] == "string"
+    ranges = [(r["lo"], r["hi"]) for r in (meta.missing_ranges or {}).get(raw, [])
+              if isinstance(r["lo"], str) == text and isinstance(r["hi"], str) == text]
+    kept = {code: label for code, label in labels.items()
+            if isinstance(code, str) == text and not any(lo <= code <= hi for lo, hi in ranges)}
+    return kept or None
+
+
 def _column(values: pd.Series, declared: str, labels: dict[Any, str] | None) -> pa.Array:
     """One column of a ReadStat frame as a typed Arrow array (see the module docstring)."""
     if declared == "string":
@@ -109,7 +126,7 @@ def _column(values: pd.Series, declared: str, labels: dict[Any, str] | None) -> 
         array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
     elif pd.api.types.is_datetime64_any_dtype(values.dtype):
         return pa.array(values, type=pa.timestamp("ns"), from_pandas=True)
-    elif values.dtype == object:  # times of day (datetime.time)
+    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "time":  # times of day
         return pa.array(values.to_numpy(dtype=object), type=pa.time64("us"), from_pandas=True)
     else:
         array = pa.array(values.to_numpy(dtype=np.float64), type=pa.float64(), from_pandas=True)
@@ -118,15 +135,22 @@ def _column(values: pd.Series, declared: str, labels: dict[Any, str] | None) -> 
 
 def _table(frame: pd.DataFrame, meta: Any, wanted: list[str], selected: list[str]) -> pa.Table:
     """The typed table of ``frame``; a labelled column's field keeps its label -> code pairs (:func:`value_codes`)."""
-    labels = meta.variable_value_labels
     arrays, fields = [], []
     for raw, name in zip(wanted, selected, strict=True):
-        array = _column(frame[raw], meta.readstat_variable_types[raw], labels.get(raw))
+        labels = _data_labels(meta, raw)
+        array = _column(frame[raw], meta.readstat_variable_types[raw], labels)
         labelled = pa.types.is_dictionary(array.type)
-        pairs = [[str(label), code] for code, label in labels[raw].items()] if labelled else None
+        pairs = [[str(label), code] for code, label in labels.items()] if labels and labelled else None
         fields.append(pa.field(name, array.type, metadata={CODES_KEY: json.dumps(pairs)} if pairs else None))
         arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def value_labels(path: Path) -> dict[str, list[str]]:
+    """Column -> its value labels (those :func:`_data_labels` keeps), for the value-labelled columns of ``path``."""
+    meta, wanted, selected = _plan(Path(path), reader_for(path, READERS).name, None)
+    return {name: [str(label) for label in labels.values()]
+            for raw, name in zip(wanted, selected, strict=True) if (labels := _data_labels(meta, raw))}
 
 
 def value_codes(table: pa.Table, path: Path, column_types: dict[str, str]) -> pa.Table:

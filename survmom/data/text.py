@@ -243,6 +243,11 @@ def _header(path: Path, how: Dialect) -> list[str]:
     except UnicodeError:  # not a byte: UTF-16 without its byte-order mark
         raise _bad_text(path, how) from None
     text = text.removeprefix("\ufeff")
+    first = re.match(r"[^\r\n]*", text)[0]
+    if re.fullmatch(r"sep=.", first, flags=re.IGNORECASE):  # Excel's delimiter line: Excel reads it, pandas does not
+        shown = first.replace("\t", "\\t")
+        raise DataError(f"{path}: the first line '{shown}' is Excel's note of the delimiter, not a header; delete "
+                        "that line")
     try:
         rows = csv.reader(io.StringIO(text, newline=""), delimiter=how.delimiter)  # \r, \n or \r\n
         names = next(rows)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from survmom.data import (
     CategoricalColumn,
+    NewValues,
     Preprocessor,
     apply_strata,
     as_number,
@@ -37,6 +38,7 @@ from survmom.data import (
     subject_split,
     table_columns,
     text_notice,
+    value_labels,
 )
 from survmom.data.dates import times_from_dates
 from survmom.data.diagnostics import looks_like_code_name
@@ -146,6 +148,7 @@ def prepare_training_data(
         setattr(config, option, rejoin_split_names(getattr(config, option), columns))
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     text_in_file: set[str] = set()  # feature columns a typed file stores as text, the user not saying otherwise
+    labels: dict[str, list[str]] = {}  # a Stata/SPSS file's value-labelled columns -> their labels
     index_notice = None
     if preprocessor is None:
         # A Parquet/Feather file's named pandas index (df.set_index("pid")) names rows: not a default feature.
@@ -170,6 +173,7 @@ def prepare_training_data(
         stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
                   if name in forced or name in declared}
         text_in_file = {name for name in feature_cols if declared.get(name) == "category" and name not in forced}
+        labels = value_labels(data_path)
         reading = forced  # a forced-categorical CSV column is read as text: "007" stays "007"
     else:
         feature_cols = preprocessor.input_columns
@@ -248,7 +252,8 @@ def prepare_training_data(
     notice = text_notice(data_path, delimiter=config.delimiter, encoding=config.encoding, sheet=config.sheet)
     warnings = [line for line in (notice, index_notice) if line]
     warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
-    warnings += _numbers_stored_as_text(preprocessor, text_in_file, data_path)
+    warnings += _numbers_stored_as_text(preprocessor, text_in_file - set(labels), data_path)
+    warnings += _numbers_labelled_in_part(preprocessor, text_in_file, labels, data_path)
     whole = train if all_train is None else all_train  # every training row, also in a distributed run
     if fold is None or not event.any():
         _require_events(whole, data_path, config.loss)
@@ -274,10 +279,11 @@ def prepare_training_data(
     if config.val is not None:
         val_path = Path(config.val)
         val_sheet = config.sheet if is_workbook(val_path) else None  # --sheet: the training file's, and a --val's
-        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter,
-                            encoding=config.encoding, strata_levels=strata_levels, sheet=val_sheet)
+        unseen = NewValues()
+        val = read_outcomes(val_path, config, preprocessor, delimiter=config.delimiter, encoding=config.encoding,
+                            strata_levels=strata_levels, sheet=val_sheet, new_values=unseen)
         notice = text_notice(val_path, delimiter=config.delimiter, encoding=config.encoding, sheet=val_sheet)
-        warnings += [notice] if notice else []
+        warnings += ([notice] if notice else []) + unseen.warnings(val_path)
         val_fingerprint = fingerprint(val_path)
         if val_fingerprint == data_fingerprint:
             warnings.append(f"--val {val_path} holds the training rows themselves: the validation C-index then "
@@ -304,13 +310,17 @@ def prepare_training_data(
 
 
 def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *, delimiter: str | None = None,
-                  encoding: str | None = None,
-                  strata_levels: list[tuple[str, ...]] | None = None, sheet: str | None = None) -> Outcomes:
+                  encoding: str | None = None, strata_levels: list[tuple[str, ...]] | None = None,
+                  sheet: str | None = None, trained: bool = False,
+                  new_values: NewValues | None = None) -> Outcomes:
     """Read a file with features, time and event (and the design's columns), and apply a fitted preprocessor.
 
     ``delimiter`` and ``encoding`` are the command's ``--delimiter`` and ``--encoding`` (None: detected), not the
     ones saved with the model; ``sheet`` the command's ``--sheet`` (None: the first visible sheet of a workbook).
-    ``strata_levels``: the model's stratum levels (required when the config has strata).
+    ``strata_levels``: the model's stratum levels (required when the config has strata). ``trained``: the command
+    scores a saved model, whose event coding the file must follow (:func:`~survmom.data.parse_event`).
+    ``new_values``: if given, gets the categories, missing values and far values training did not see (predict's
+    warnings).
     """
     columns = table_columns(path, delimiter=delimiter, encoding=encoding, sheet=sheet)
     design = [name for names in design_columns(config).values() for name in names]
@@ -319,9 +329,9 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *
     used = [config.time_col, config.event_col, *preprocessor.input_columns, *design]
     table = read_table(path, _used(columns, used), delimiter=delimiter, encoding=encoding, sheet=sheet,
                        column_types={**preprocessor.column_types(), **strata_types(config), **outcome_types(config)})
-    outcomes = parse_outcomes(table, config, path, strata_levels)
+    outcomes = parse_outcomes(table, config, path, strata_levels, trained=trained)
     check_encoded_size(preprocessor, len(outcomes), path)
-    outcomes.x = preprocessor.transform(table, path=path)
+    outcomes.x = preprocessor.transform(table, path=path, new_values=new_values)
     return outcomes
 
 
@@ -343,7 +353,7 @@ def strata_types(config: TrainConfig) -> dict[str, str]:
 
 
 def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
-                   strata_levels: list[tuple[str, ...]] | None) -> Outcomes:
+                   strata_levels: list[tuple[str, ...]] | None, *, trained: bool = False) -> Outcomes:
     """Time, event and the design's columns of ``table`` (x left empty); strata coded by ``strata_levels``
     (None: left for the caller to fit)."""
     if isinstance(table, pd.DataFrame) and table[config.event_col].isna().any():  # a spreadsheet's cleared rows?
@@ -351,7 +361,8 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
     if isinstance(table[config.event_col].dtype, pd.CategoricalDtype) and \
             config.event_col in table[config.event_col].cat.categories:  # files concatenated with their headers?
         _refuse_repeated_header(table, config, path)
-    event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value)
+    event = parse_event(table[config.event_col], path=path, column=config.event_col, event_value=config.event_value,
+                        trained=trained)
     entry = None if config.entry_col is None else table[config.entry_col]
     if config.origin_col is None:
         time = parse_time(table[config.time_col], path=path, column=config.time_col,
@@ -456,6 +467,27 @@ def _numbers_stored_as_text(preprocessor: Preprocessor, text_in_file: set[str], 
             for spec in preprocessor.columns if isinstance(spec, CategoricalColumn) and spec.name in text_in_file
             and len(spec.categories) > 10 and not looks_like_code_name(spec.name)
             and all(as_number(c) is not None and not _leading_zero(str(c)) for c in spec.categories)]
+
+
+def _numbers_labelled_in_part(preprocessor: Preprocessor, text_in_file: set[str], labels: dict[str, list[str]],
+                              path: Path) -> list[str]:
+    """A warning per value-labelled column (Stata, SPSS) of more than 10 categories, most of them numbers
+    without a label: a quantity whose labels name special codes (age 999 "not recorded") made one input per
+    value. Codes by name (``icd``, ``centre``) are left alone, as in :func:`_numbers_stored_as_text`."""
+    warnings = []
+    for spec in preprocessor.columns:
+        if not (isinstance(spec, CategoricalColumn) and spec.name in text_in_file and spec.name in labels
+                and len(spec.categories) > 10 and not looks_like_code_name(spec.name)):
+            continue
+        named = set(labels[spec.name])
+        bare = [c for c in spec.categories if c not in named]
+        if len(bare) > len(spec.categories) / 2 and all(as_number(c) is not None for c in bare):
+            warnings.append(
+                f"{path}: column '{spec.name}' has value labels ({quote_list(labels[spec.name], 3)}) but {len(bare)} "
+                f"of its {len(spec.categories)} values are numbers without one ({quote_list(bare, 3)}); treated as "
+                f"categorical, one input per value: --numeric {spec.name} reads its codes as numbers (the labelled "
+                "codes too: make them missing first)")
+    return warnings
 
 
 def _leading_zero(text: str) -> bool:

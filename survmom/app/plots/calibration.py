@@ -48,7 +48,7 @@ def calibration_numbers(checkpoint: Path, data: Path, t: float, *, groups: int =
         raise ConfigError(f"--time: {time_label(t)} is beyond the training follow-up of {checkpoint} (last "
                           f"training time {time_label(train_max)}); use --time <= {time_label(train_max)}")
     refuse_design(model, checkpoint, "plot calibration")
-    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
     notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if notice and warn is not None:
         warn(notice)

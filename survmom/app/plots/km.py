@@ -85,7 +85,7 @@ def km_data(checkpoint: Path, data: Path, groups: int = 3, *, delimiter: str | N
         raise CheckpointError(f"{checkpoint}: checkpoint has no training risks (written by an older survmom), so "
                               "risk groups cannot be cut at training quantiles; train the model again")
     refuse_design(model, checkpoint, "plot km")
-    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
     notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     if notice and warn is not None:
         warn(notice)
