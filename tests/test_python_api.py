@@ -88,6 +88,19 @@ def test_survival_function_and_median_are_the_predict_columns(python_model):
     np.testing.assert_array_equal(python_model.predict_median(new).to_numpy(), predictions["median_time"])
 
 
+def test_predictions_of_a_dataframe_carry_its_index_so_assignment_aligns(python_model):
+    new = pd.read_csv(ROOT / "sample_data" / "new_patients.csv")
+    plain = python_model.predict(new, times=[365])
+    shuffled = new.set_axis(pd.Index([f"p{k}" for k in range(len(new))][::-1], name="pid"))
+    predictions = python_model.predict(shuffled, times=[365])
+    assert predictions.index.equals(shuffled.index)
+    shuffled["risk"] = predictions["risk"]  # pandas aligns on the index: row k must get row k's risk
+    np.testing.assert_array_equal(shuffled["risk"].to_numpy(), plain["risk"].to_numpy())
+    assert python_model.predict_survival_function(shuffled, times=[365]).index.equals(shuffled.index)
+    assert python_model.predict_median(shuffled).index.equals(shuffled.index)
+    assert python_model.predict(ROOT / "sample_data" / "new_patients.csv").index.equals(pd.RangeIndex(len(new)))
+
+
 def test_score_is_survmom_evaluate_s_harrell_c(cohort, cli_model, python_model):
     result = run_survmom("evaluate", cli_model, cohort, "--json", check=True)
     assert python_model.score(pd.read_csv(cohort)) == json.loads(result.stdout)["harrell_c"]

@@ -161,7 +161,8 @@ class SurvivalModel:
     def predict(self, data: Data, times: float | Sequence[float] | None = None, **reading: str | None) -> pd.DataFrame:
         """Predictions for every row of ``data``: exactly the columns ``survmom predict`` writes (the id column
         if the model has one, ``log_hazard`` or ``log_scale``/``log_shape``, ``risk``, ``median_time`` and
-        ``surv_<t>`` for each of ``times``), one row per input row, in order.
+        ``surv_<t>`` for each of ``times``), one row per input row, in order, indexed as a DataFrame ``data``
+        (so ``df["risk"] = model.predict(df)["risk"]`` aligns) or 0..n-1 for a file path.
 
         ``reading``: how to read a file path, as ``survmom predict``'s options: ``delimiter=``, ``encoding=``
         (delimited text), ``sheet=`` (a workbook); each of the other methods that takes data takes them too."""
@@ -172,9 +173,12 @@ class SurvivalModel:
         try:
             predict_file(checkpoint, self._as_file(data, "predict", reading), out, _time_list(times) or [],
                          warn=_warn, **reading)
-            return pd.read_parquet(out)
+            predictions = pd.read_parquet(out)
         finally:
             out.unlink(missing_ok=True)
+        if isinstance(data, pd.DataFrame):
+            predictions.index = data.index
+        return predictions
 
     def predict_survival_function(self, data: Data, times: float | Sequence[float], **reading: str | None
                                   ) -> pd.DataFrame:
