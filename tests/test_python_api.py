@@ -107,6 +107,11 @@ def test_score_is_survmom_evaluate_s_harrell_c(cohort, cli_model, python_model):
     assert 0.5 < python_model.score(cohort) < 1.0
 
 
+def test_evaluate_names_a_dataframe_as_such_and_a_path_as_given(cohort, python_model):
+    assert python_model.evaluate(pd.read_csv(cohort))["data"] == "evaluate DataFrame"
+    assert python_model.evaluate(cohort)["data"] == str(cohort)
+
+
 def test_a_saved_model_loads_back_and_the_cli_reads_it(python_model, tmp_path):
     from survmom import SurvivalModel
 

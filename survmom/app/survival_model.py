@@ -203,11 +203,13 @@ class SurvivalModel:
     @_naming_frames
     def evaluate(self, data: Data, times: float | Sequence[float] | None = None, **reading: str | None
                  ) -> dict[str, Any]:
-        """Every metric of ``survmom evaluate --json`` on labelled rows, as a dict."""
+        """Every metric of ``survmom evaluate --json`` on labelled rows, as a dict (``data``: the path, or
+        "evaluate DataFrame")."""
         from survmom.app.evaluate import evaluate_file
 
-        return evaluate_file(self._fitted(), self._as_file(data, "evaluate", reading), _time_list(times),
-                             warn=_warn, **reading)
+        result = evaluate_file(self._fitted(), self._as_file(data, "evaluate", reading), _time_list(times),
+                               warn=_warn, **reading)
+        return {**result, "data": "evaluate DataFrame"} if isinstance(data, pd.DataFrame) else result
 
     # ------------------------------------------------------------------------------------------------ the file
 
