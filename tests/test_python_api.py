@@ -152,6 +152,20 @@ def test_errors_are_the_cli_s_error_types_and_messages(cohort):
         SurvivalModel(verbose=False, **OPTIONS).fit(mixed)
 
 
+def test_age_groups_from_pd_cut_train_as_their_labels(cohort, tmp_path):
+    from survmom import SurvivalModel
+
+    frame = pd.read_csv(cohort).drop(columns="id")
+    grouped = frame.assign(age=pd.cut(frame["age"], [0, 50, 65, 80, 120]))  # categories are pandas Intervals
+    labelled = grouped.assign(age=grouped["age"].astype(str))  # "(50, 65]", as a CSV holds them
+    options = {**OPTIONS, "epochs": 1}
+    model = SurvivalModel(verbose=False, **options).fit(grouped)
+    expected = SurvivalModel(verbose=False, **options).fit(labelled).predict(labelled)
+    pd.testing.assert_frame_equal(model.predict(grouped), expected)
+    labelled.to_csv(tmp_path / "grouped.csv", index=False)
+    pd.testing.assert_frame_equal(model.predict(tmp_path / "grouped.csv"), expected)
+
+
 def test_warnings_are_python_warnings(cohort):
     from survmom import SurvivalModel, SurvmomWarning
 

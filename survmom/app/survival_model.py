@@ -304,8 +304,9 @@ def _time_list(times: float | Sequence[float] | None) -> list[float] | None:
 
 
 def _storable(data: pd.DataFrame) -> pd.DataFrame:
-    """``data`` as Parquet stores it: sparse columns made dense (a storage detail; Parquet has none); DataError
-    for duplicate column names."""
+    """``data`` as Parquet stores it: sparse columns made dense (a storage detail; Parquet has none), categories
+    that are intervals (``pd.cut``, ``pd.qcut``) as their labels ("(50, 65]", as a CSV holds them; pyarrow cannot
+    write them); DataError for duplicate column names."""
     seen: dict[str, list[int]] = {}
     for position, name in enumerate(data.columns):
         seen.setdefault(str(name), []).append(position + 1)
@@ -314,7 +315,15 @@ def _storable(data: pd.DataFrame) -> pd.DataFrame:
         shown = "; ".join(f"'{n}' (columns {', '.join(map(str, p))})" for n, p in list(duplicated.items())[:SAMPLE])
         raise DataError(f"DataFrame: duplicate column names: {shown}; rename or drop the copies")
     sparse = {name: data[name].dtype.subtype for name in data.columns if isinstance(data[name].dtype, pd.SparseDtype)}
-    return data.astype(sparse) if sparse else data
+    data = data.astype(sparse) if sparse else data
+    intervals = [position for position, dtype in enumerate(data.dtypes)
+                 if isinstance(dtype, pd.CategoricalDtype) and isinstance(dtype.categories.dtype, pd.IntervalDtype)]
+    if not intervals:
+        return data
+    data = data.copy(deep=False)
+    for position in intervals:
+        data.isetitem(position, data.iloc[:, position].cat.rename_categories(str))
+    return data
 
 
 def _mixed_types(data: pd.DataFrame) -> DataError | None:
