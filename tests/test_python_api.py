@@ -101,6 +101,15 @@ def test_predictions_of_a_dataframe_carry_its_index_so_assignment_aligns(python_
     assert python_model.predict(ROOT / "sample_data" / "new_patients.csv").index.equals(pd.RangeIndex(len(new)))
 
 
+def test_predict_and_evaluate_ignore_extra_columns_without_a_text_name(cohort, python_model):
+    frame = pd.read_csv(cohort)
+    extra = frame.assign(**{"": 1.0}).join(pd.DataFrame({0: np.arange(len(frame))}))  # as pd.concat leaves them
+    pd.testing.assert_frame_equal(python_model.predict(extra, times=[365]), python_model.predict(frame, times=[365]))
+    assert python_model.score(extra) == python_model.score(frame)
+    with pytest.raises(DataError, match="column names must be non-empty text"):
+        type(python_model)(verbose=False, **OPTIONS).fit(extra)  # training would read every column
+
+
 def test_score_is_survmom_evaluate_s_harrell_c(cohort, cli_model, python_model):
     result = run_survmom("evaluate", cli_model, cohort, "--json", check=True)
     assert python_model.score(pd.read_csv(cohort)) == json.loads(result.stdout)["harrell_c"]

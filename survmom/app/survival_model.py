@@ -238,7 +238,8 @@ class SurvivalModel:
         return self._checkpoint
 
     def _as_file(self, data: Data, name: str, reading: dict[str, str | None] | None = None) -> Path:
-        """A path as it is; a DataFrame written to a Parquet file in the model's private folder. ``reading``:
+        """A path as it is; a DataFrame written to a Parquet file in the model's private folder (to predict or
+        evaluate, without the columns whose names are not text: extra columns, as no model reads them). ``reading``:
         the read options given with it (``delimiter``, ``encoding``, ``sheet``): for a path only."""
         unknown = sorted(set(reading or {}) - set(_READING))
         if unknown:
@@ -252,8 +253,11 @@ class SurvivalModel:
                               "a DataFrame")
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame or a file path, got {type(data).__name__}")
-        bad = [str(c) for c in data.columns if not isinstance(c, str) or not c.strip()]
-        if bad:
+        named = [isinstance(c, str) and bool(c.strip()) for c in data.columns]
+        if not all(named) and name not in ("train", "val"):  # no model reads such a column: extra, not read
+            data = data.iloc[:, np.flatnonzero(named)]
+        elif not all(named):
+            bad = [str(c) for c, ok in zip(data.columns, named, strict=True) if not ok]
             raise DataError(f"DataFrame: column names must be non-empty text, got {', '.join(map(repr, bad[:5]))}")
         path = Path(self._folder.name) / f"{name}{_FRAME_SUFFIX}"
         data = _storable(data)
