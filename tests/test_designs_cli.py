@@ -419,6 +419,24 @@ def test_bad_design_input_exits_2_with_one_line_and_writes_nothing(name, files, 
     assert snapshot(tmp_path) == before
 
 
+def test_counting_process_rows_without_id_col_name_the_subject_column(files, tmp_path):
+    """--entry-col without --id-col on counting-process rows: the subject id would be a feature and one subject's
+    intervals would fall on both sides of the validation split; a warning names the column whose equal values
+    join intervals end to end (the whole-number 'id', a text id too), and not a covariate that changes."""
+    stanford = pd.read_csv(files["stanford"])
+    no_id = [a for a in STANFORD if a not in ("--id-col", "id")]
+    warning = "look like the intervals of subjects in column 'id'"
+    linear = [a for a in LINEAR if a != "--quiet"]  # --quiet would hide the warning
+    for frame in (stanford, stanford.assign(id="P" + stanford["id"].astype(str))):
+        frame.to_csv(tmp_path / "s.csv", index=False)
+        result = survmom("train", tmp_path / "s.csv", *no_id, *linear, "-o", tmp_path / "m.pt")
+        assert warning in result.stderr and "--id-col id" in result.stderr, result.stderr
+    assert "look like the intervals" not in survmom("train", files["stanford"], *STANFORD, *linear, "-o",
+                                                     tmp_path / "m.pt").stderr
+    assert "look like the intervals" not in survmom("train", files["psych"], *PSYCH, *linear, "-o",
+                                                     tmp_path / "m.pt").stderr  # one row per patient
+
+
 def test_a_stratum_without_training_events_is_named_with_its_training_rows(files, tmp_path):
     """A one-row, censored stratum (a site with one patient): refused in one line naming it and its rows."""
     rossi = pd.read_csv(files["rossi"]).assign(site=lambda d: np.where(d.index % 2 == 0, "Zürich, CH", "Bern"))

@@ -115,6 +115,29 @@ def test_arrays_and_sample_weight_are_the_weight_design(rossi):
     assert estimator.score(X.to_numpy(), y, sample_weight=weight) == pytest.approx(expected, abs=1e-12)
 
 
+def test_unnamed_frames_and_sparse_matrices_are_read_as_arrays(rossi):
+    from scipy import sparse
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    _, X, y = rossi
+    estimator = SurvivalEstimator(**OPTIONS).fit(X.to_numpy(), y)
+    risk = estimator.predict(X.to_numpy())
+    # pd.DataFrame(array) names its columns 0, 1, ...: positions, as scikit-learn reads them
+    unnamed = SurvivalEstimator(**OPTIONS).fit(pd.DataFrame(X.to_numpy()), y)
+    np.testing.assert_array_equal(unnamed.predict(pd.DataFrame(X.to_numpy())), risk)
+    np.testing.assert_array_equal(unnamed.predict(X.to_numpy()), risk)
+    from_sparse = SurvivalEstimator(**OPTIONS).fit(sparse.csr_matrix(X.to_numpy()), y)
+    np.testing.assert_array_equal(from_sparse.predict(sparse.csr_matrix(X.to_numpy())), risk)
+    # a OneHotEncoder alone in a ColumnTransformer hands the estimator a sparse matrix
+    encode = ColumnTransformer([("prio", OneHotEncoder(handle_unknown="ignore"), ["prio"])])
+    assert sparse.issparse(encode.fit_transform(X))
+    pipeline = make_pipeline(encode, SurvivalEstimator(**OPTIONS)).fit(X, y)
+    expected = concordance_index_censored(y["arrest"], y["week"], pipeline.predict(X))[0]
+    assert pipeline.score(X, y) == pytest.approx(expected, abs=1e-12)
+
+
 def test_bad_inputs_are_one_line_errors(rossi):
     _, X, y = rossi
     with pytest.raises(DataError, match=r"y must be a structured array .*Surv.from_arrays"):

@@ -88,10 +88,37 @@ def test_survival_function_and_median_are_the_predict_columns(python_model):
     np.testing.assert_array_equal(python_model.predict_median(new).to_numpy(), predictions["median_time"])
 
 
+def test_predictions_of_a_dataframe_carry_its_index_so_assignment_aligns(python_model):
+    new = pd.read_csv(ROOT / "sample_data" / "new_patients.csv")
+    plain = python_model.predict(new, times=[365])
+    shuffled = new.set_axis(pd.Index([f"p{k}" for k in range(len(new))][::-1], name="pid"))
+    predictions = python_model.predict(shuffled, times=[365])
+    assert predictions.index.equals(shuffled.index)
+    shuffled["risk"] = predictions["risk"]  # pandas aligns on the index: row k must get row k's risk
+    np.testing.assert_array_equal(shuffled["risk"].to_numpy(), plain["risk"].to_numpy())
+    assert python_model.predict_survival_function(shuffled, times=[365]).index.equals(shuffled.index)
+    assert python_model.predict_median(shuffled).index.equals(shuffled.index)
+    assert python_model.predict(ROOT / "sample_data" / "new_patients.csv").index.equals(pd.RangeIndex(len(new)))
+
+
+def test_predict_and_evaluate_ignore_extra_columns_without_a_text_name(cohort, python_model):
+    frame = pd.read_csv(cohort)
+    extra = frame.assign(**{"": 1.0}).join(pd.DataFrame({0: np.arange(len(frame))}))  # as pd.concat leaves them
+    pd.testing.assert_frame_equal(python_model.predict(extra, times=[365]), python_model.predict(frame, times=[365]))
+    assert python_model.score(extra) == python_model.score(frame)
+    with pytest.raises(DataError, match="column names must be non-empty text"):
+        type(python_model)(verbose=False, **OPTIONS).fit(extra)  # training would read every column
+
+
 def test_score_is_survmom_evaluate_s_harrell_c(cohort, cli_model, python_model):
     result = run_survmom("evaluate", cli_model, cohort, "--json", check=True)
     assert python_model.score(pd.read_csv(cohort)) == json.loads(result.stdout)["harrell_c"]
     assert 0.5 < python_model.score(cohort) < 1.0
+
+
+def test_evaluate_names_a_dataframe_as_such_and_a_path_as_given(cohort, python_model):
+    assert python_model.evaluate(pd.read_csv(cohort))["data"] == "evaluate DataFrame"
+    assert python_model.evaluate(cohort)["data"] == str(cohort)
 
 
 def test_a_saved_model_loads_back_and_the_cli_reads_it(python_model, tmp_path):
@@ -132,6 +159,20 @@ def test_errors_are_the_cli_s_error_types_and_messages(cohort):
     mixed = frame.assign(age=[1, "x"] * (len(frame) // 2))
     with pytest.raises(SurvmomError, match="DataFrame"):
         SurvivalModel(verbose=False, **OPTIONS).fit(mixed)
+
+
+def test_age_groups_from_pd_cut_train_as_their_labels(cohort, tmp_path):
+    from survmom import SurvivalModel
+
+    frame = pd.read_csv(cohort).drop(columns="id")
+    grouped = frame.assign(age=pd.cut(frame["age"], [0, 50, 65, 80, 120]))  # categories are pandas Intervals
+    labelled = grouped.assign(age=grouped["age"].astype(str))  # "(50, 65]", as a CSV holds them
+    options = {**OPTIONS, "epochs": 1}
+    model = SurvivalModel(verbose=False, **options).fit(grouped)
+    expected = SurvivalModel(verbose=False, **options).fit(labelled).predict(labelled)
+    pd.testing.assert_frame_equal(model.predict(grouped), expected)
+    labelled.to_csv(tmp_path / "grouped.csv", index=False)
+    pd.testing.assert_frame_equal(model.predict(tmp_path / "grouped.csv"), expected)
 
 
 def test_warnings_are_python_warnings(cohort):

@@ -2,7 +2,8 @@
 protocol, the one scikit-survival's estimators follow, so ``cross_val_score``, ``GridSearchCV`` and ``Pipeline``
 take it.
 
-* ``fit(X, y, sample_weight=None)``: ``X`` the features (a DataFrame, or an array: columns ``x0, x1, ...``); ``y``
+* ``fit(X, y, sample_weight=None)``: ``X`` the features (a DataFrame, or an array or sparse matrix: columns ``x0,
+  x1, ...``, as for a DataFrame whose column names are not text); ``y``
   the outcome as scikit-survival builds it (``sksurv.util.Surv.from_arrays(event, time)``): a structured array
   of one boolean field, the event, and one number field, the time; ``sample_weight`` case weights (the
   ``--weight-col`` design).
@@ -152,7 +153,7 @@ class SurvivalEstimator(_Base):
         """``X`` as the frame the model reads: an array gets the training names (``x0, x1, ...``)."""
         self._fitted()
         frame = _frame(X)
-        if not isinstance(X, pd.DataFrame) and frame.shape[1] == self.n_features_in_:
+        if not _named(X) and frame.shape[1] == self.n_features_in_:
             frame.columns = list(self.feature_names_in_)
         return frame
 
@@ -165,11 +166,21 @@ def _check_names(params: dict[str, Any]) -> None:
                           f"parameters: verbose, {', '.join(PARAMETERS)}")
 
 
+def _named(X: Any) -> bool:
+    """Whether ``X`` names its columns: a DataFrame whose column names are all text (scikit-learn's rule; the
+    integer names of ``pd.DataFrame(array)`` are positions, as an array's columns are)."""
+    return isinstance(X, pd.DataFrame) and all(isinstance(name, str) for name in X.columns)
+
+
 def _frame(X: Any) -> pd.DataFrame:
-    """``X`` as a DataFrame: a DataFrame as it is (copied), a 2-D array-like with columns ``x0, x1, ...``."""
-    if isinstance(X, pd.DataFrame):
+    """``X`` as a DataFrame: a DataFrame with named columns as it is (copied); a DataFrame with other column
+    names, a 2-D array-like or a SciPy sparse matrix (a ``OneHotEncoder``'s output) with columns ``x0, x1, ...``
+    (a DataFrame keeps its dtypes)."""
+    if _named(X):
         return X.copy()
-    array = np.asarray(X)
+    if isinstance(X, pd.DataFrame):
+        return X.set_axis([f"x{i}" for i in range(X.shape[1])], axis=1)
+    array = np.asarray(X.toarray() if hasattr(X, "toarray") else X)
     if array.ndim != 2:
         raise DataError(f"X must be a DataFrame or a 2-D array (rows x features), got {array.ndim} dimension(s)")
     return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])

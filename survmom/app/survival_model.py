@@ -161,7 +161,8 @@ class SurvivalModel:
     def predict(self, data: Data, times: float | Sequence[float] | None = None, **reading: str | None) -> pd.DataFrame:
         """Predictions for every row of ``data``: exactly the columns ``survmom predict`` writes (the id column
         if the model has one, ``log_hazard`` or ``log_scale``/``log_shape``, ``risk``, ``median_time`` and
-        ``surv_<t>`` for each of ``times``), one row per input row, in order.
+        ``surv_<t>`` for each of ``times``), one row per input row, in order, indexed as a DataFrame ``data``
+        (so ``df["risk"] = model.predict(df)["risk"]`` aligns) or 0..n-1 for a file path.
 
         ``reading``: how to read a file path, as ``survmom predict``'s options: ``delimiter=``, ``encoding=``
         (delimited text), ``sheet=`` (a workbook); each of the other methods that takes data takes them too."""
@@ -172,9 +173,12 @@ class SurvivalModel:
         try:
             predict_file(checkpoint, self._as_file(data, "predict", reading), out, _time_list(times) or [],
                          warn=_warn, **reading)
-            return pd.read_parquet(out)
+            predictions = pd.read_parquet(out)
         finally:
             out.unlink(missing_ok=True)
+        if isinstance(data, pd.DataFrame):
+            predictions.index = data.index
+        return predictions
 
     def predict_survival_function(self, data: Data, times: float | Sequence[float], **reading: str | None
                                   ) -> pd.DataFrame:
@@ -199,11 +203,13 @@ class SurvivalModel:
     @_naming_frames
     def evaluate(self, data: Data, times: float | Sequence[float] | None = None, **reading: str | None
                  ) -> dict[str, Any]:
-        """Every metric of ``survmom evaluate --json`` on labelled rows, as a dict."""
+        """Every metric of ``survmom evaluate --json`` on labelled rows, as a dict (``data``: the path, or
+        "evaluate DataFrame")."""
         from survmom.app.evaluate import evaluate_file
 
-        return evaluate_file(self._fitted(), self._as_file(data, "evaluate", reading), _time_list(times),
-                             warn=_warn, **reading)
+        result = evaluate_file(self._fitted(), self._as_file(data, "evaluate", reading), _time_list(times),
+                               warn=_warn, **reading)
+        return {**result, "data": "evaluate DataFrame"} if isinstance(data, pd.DataFrame) else result
 
     # ------------------------------------------------------------------------------------------------ the file
 
@@ -232,7 +238,8 @@ class SurvivalModel:
         return self._checkpoint
 
     def _as_file(self, data: Data, name: str, reading: dict[str, str | None] | None = None) -> Path:
-        """A path as it is; a DataFrame written to a Parquet file in the model's private folder. ``reading``:
+        """A path as it is; a DataFrame written to a Parquet file in the model's private folder (to predict or
+        evaluate, without the columns whose names are not text: extra columns, as no model reads them). ``reading``:
         the read options given with it (``delimiter``, ``encoding``, ``sheet``): for a path only."""
         unknown = sorted(set(reading or {}) - set(_READING))
         if unknown:
@@ -246,8 +253,11 @@ class SurvivalModel:
                               "a DataFrame")
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame or a file path, got {type(data).__name__}")
-        bad = [str(c) for c in data.columns if not isinstance(c, str) or not c.strip()]
-        if bad:
+        named = [isinstance(c, str) and bool(c.strip()) for c in data.columns]
+        if not all(named) and name not in ("train", "val"):  # no model reads such a column: extra, not read
+            data = data.iloc[:, np.flatnonzero(named)]
+        elif not all(named):
+            bad = [str(c) for c, ok in zip(data.columns, named, strict=True) if not ok]
             raise DataError(f"DataFrame: column names must be non-empty text, got {', '.join(map(repr, bad[:5]))}")
         path = Path(self._folder.name) / f"{name}{_FRAME_SUFFIX}"
         data = _storable(data)
@@ -298,8 +308,9 @@ def _time_list(times: float | Sequence[float] | None) -> list[float] | None:
 
 
 def _storable(data: pd.DataFrame) -> pd.DataFrame:
-    """``data`` as Parquet stores it: sparse columns made dense (a storage detail; Parquet has none); DataError
-    for duplicate column names."""
+    """``data`` as Parquet stores it: sparse columns made dense (a storage detail; Parquet has none), categories
+    that are intervals (``pd.cut``, ``pd.qcut``) as their labels ("(50, 65]", as a CSV holds them; pyarrow cannot
+    write them); DataError for duplicate column names."""
     seen: dict[str, list[int]] = {}
     for position, name in enumerate(data.columns):
         seen.setdefault(str(name), []).append(position + 1)
@@ -308,7 +319,15 @@ def _storable(data: pd.DataFrame) -> pd.DataFrame:
         shown = "; ".join(f"'{n}' (columns {', '.join(map(str, p))})" for n, p in list(duplicated.items())[:SAMPLE])
         raise DataError(f"DataFrame: duplicate column names: {shown}; rename or drop the copies")
     sparse = {name: data[name].dtype.subtype for name in data.columns if isinstance(data[name].dtype, pd.SparseDtype)}
-    return data.astype(sparse) if sparse else data
+    data = data.astype(sparse) if sparse else data
+    intervals = [position for position, dtype in enumerate(data.dtypes)
+                 if isinstance(dtype, pd.CategoricalDtype) and isinstance(dtype.categories.dtype, pd.IntervalDtype)]
+    if not intervals:
+        return data
+    data = data.copy(deep=False)
+    for position in intervals:
+        data.isetitem(position, data.iloc[:, position].cat.rename_categories(str))
+    return data
 
 
 def _mixed_types(data: pd.DataFrame) -> DataError | None:

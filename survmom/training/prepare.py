@@ -196,10 +196,12 @@ def prepare_training_data(
             table = SharedTable(ranks, here, keep=[config.time_col, config.event_col, *ids, *design])
         data_fingerprint = hashing.result()
     # Counting-process data (--entry-col with --id-col) has several rows per subject by design.
-    repeated_ids = [_repeated_ids(table[config.id_col], data_path, config.id_col)] if (
+    id_warnings = [_repeated_ids(table[config.id_col], data_path, config.id_col)] if (
         ids and config.entry_col is None) else []
     outcomes = parse_outcomes(table, config, data_path, strata_levels)
     event, time = outcomes.event, outcomes.time
+    if outcomes.entry is not None and not ids and isinstance(table, pd.DataFrame):  # one process: columns at hand
+        id_warnings.append(_subjects_among_features(table, feature_cols, outcomes.entry, event, time, data_path))
     if config.strata and strata_levels is None:
         outcomes.strata, strata_levels = fit_strata(table, config.strata, path=data_path)
     if len(time) < 2:
@@ -251,7 +253,7 @@ def prepare_training_data(
     # how a text file was read, if not plain CSV; which sheet of a workbook
     notice = text_notice(data_path, delimiter=config.delimiter, encoding=config.encoding, sheet=config.sheet)
     warnings = [line for line in (notice, index_notice) if line]
-    warnings += list(preprocessor.warnings) + [warning for warning in repeated_ids if warning]
+    warnings += list(preprocessor.warnings) + [warning for warning in id_warnings if warning]
     warnings += _numbers_stored_as_text(preprocessor, text_in_file - set(labels), data_path)
     warnings += _numbers_labelled_in_part(preprocessor, text_in_file, labels, data_path)
     whole = train if all_train is None else all_train  # every training row, also in a distributed run
@@ -448,6 +450,45 @@ def _repeated_ids(ids: pd.Series, path: Path, column: str) -> str | None:
             f"({shown}): survmom expects one row per subject (e.g. its last follow-up); rows with the same id "
             "are trained on as different subjects (kept on one side of the validation split); for "
             "counting-process rows (start, stop] give --entry-col start")
+
+
+def _subjects_among_features(table: pd.DataFrame, features: list[str], entry: np.ndarray, event: np.ndarray,
+                             time: np.ndarray, path: Path) -> str | None:
+    """With --entry-col and no --id-col: a warning naming a feature column whose equal values join intervals end
+    to end, as a subject id does in counting-process rows (at least 90% of the 20 or more rows that enter after
+    0 start where a censored row with their value ends, and the intervals of one value do not overlap); None when
+    no column does. Such a column would be trained on as a feature, and a subject's intervals would fall on both
+    sides of the validation split. Whole-number and text columns of 20 or more values are tried: not a measurement
+    that a subject keeps (stanford's age), nor an age in years that many subjects share."""
+    late = entry > 0
+    if int(late.sum()) < 20:
+        return None
+    ends = ~event
+    for column in features:
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+            numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            if not np.all(numbers[~np.isnan(numbers)] % 1 == 0):
+                continue
+        if values.nunique() < 20 or not values.duplicated().any():
+            continue
+        stops = pd.MultiIndex.from_arrays([values[ends].to_numpy(), time[ends]])
+        starts = pd.MultiIndex.from_arrays([values[late].to_numpy(), entry[late]])
+        if starts.isin(stops).mean() >= 0.9 and not _overlapping(pd.factorize(values)[0], entry, time):
+            return (f"{path}: the rows look like the intervals of subjects in column '{column}' (rows with one value "
+                    "follow on from each other: one starts where another ends); name it with --id-col "
+                    f"{column}: otherwise it is a feature and a subject's intervals fall on both sides of the "
+                    "validation split")
+    return None
+
+
+def _overlapping(codes: np.ndarray, entry: np.ndarray, time: np.ndarray) -> bool:
+    """Whether more than 1% of the rows that share a value (``codes`` (n,)) overlap the interval before them: a
+    subject's intervals do not, those of the many subjects of one age do."""
+    order = np.lexsort((entry, codes))
+    same = codes[order][1:] == codes[order][:-1]
+    overlap = same & (entry[order][1:] < time[order][:-1])
+    return bool(overlap.sum() > 0.01 * max(int(same.sum()), 1))
 
 
 def _used(columns: list[str], used: list[str]) -> list[str]:
