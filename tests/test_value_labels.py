@@ -134,3 +134,30 @@ def test_a_number_labelled_on_one_code_is_warned_about_as_one_input_per_value(co
     assert "stored as text" not in result.stderr
     numeric = run_survmom(*args, "--numeric", "age", "--out", tmp_path / "b.pt", check=True)
     assert "value labels" not in numeric.stderr
+
+
+def test_labels_that_are_numbers_are_the_values_of_a_numeric_or_outcome_column(cohort, tmp_path):
+    """pandas' to_stata writes a categorical as codes 0, 1, ... labelled with its categories; for numbers written
+    as text ("1", "2", "5", "10", sorted as text: codes 0-3 for 1, 10, 2, 5) --numeric reads the numbers, not the
+    codes, and an event categorical of R's "1"/"2" is 1/2 for --event-value 2. Oracle: pandas.read_stata of the
+    same file, and the CSV of the same frame."""
+    frame = cohort.copy()
+    frame["dose"] = pd.Categorical(np.resize(["1", "2", "5", "10"], len(frame)))  # codes by text: 1, 10, 2, 5
+    frame["status"] = pd.Categorical(np.where(frame["event"] == 1, "2", "1"))
+    path = tmp_path / "categoricals.dta"
+    frame.drop(columns="event").to_stata(path, write_index=False)
+    oracle = pd.read_stata(path)
+    assert oracle["dose"].astype(float).tolist() == np.resize([1.0, 2.0, 5.0, 10.0], len(frame)).tolist()
+    read = read_table(path, ["dose", "status"], column_types={"dose": "numeric", "status": "code"})
+    np.testing.assert_array_equal(read["dose"].to_numpy(), oracle["dose"].astype(float).to_numpy())
+    np.testing.assert_array_equal(read["status"].to_numpy(), np.where(frame["event"] == 1, 2.0, 1.0))
+    csv = tmp_path / "categoricals.csv"
+    frame.drop(columns="event").to_csv(csv, index=False)
+    flags = ["--id-col", "id", "--event-col", "status", "--event-value", "2", "--numeric", "dose", "--epochs", "2",
+             "--hidden", "8", "--quiet"]
+    for source in (path, csv):
+        run_survmom("train", source, *flags, "-o", tmp_path / f"{source.suffix[1:]}.pt", check=True)
+    got, want = read_checkpoint(tmp_path / "dta.pt"), read_checkpoint(tmp_path / "csv.pt")
+    assert torch.equal(got.train_event, want.train_event) and int(got.train_event.sum()) > 0
+    for key, value in want.target_weights.items():
+        assert torch.equal(got.target_weights[key], value), key

@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from survmom.data.cells import as_number
 from survmom.data.formats import FormatReader, check_batch_rows, reader_for, rebatch
 from survmom.data.messages import first_line
 from survmom.data.tables import check_file, clean_names, select
@@ -157,19 +158,25 @@ def value_codes(table: pa.Table, path: Path, column_types: dict[str, str]) -> pa
     """``table`` with each value-labelled column that ``column_types`` marks "code" or "numeric" as its codes
     (float64 for numeric codes, else text): the outcome columns of a Stata or SPSS file mean their codes (status
     1 labelled "dead" is an event), and so does a labelled feature forced ``--numeric`` (a scale 1-5 labelled
-    "never" ... "always"). A value without a label is its code already (as text). Other columns are unchanged."""
+    "never" ... "always"). Where every label is a number, the labels are the values (codes 0-3 labelled "70" ...
+    "100"). A value without a label is its code already (as text). Other columns are unchanged."""
     for index, field in enumerate(table.schema):
         if column_types.get(field.name) not in ("code", "numeric") or CODES_KEY not in (field.metadata or {}):
             continue
         pairs = json.loads(field.metadata[CODES_KEY])
-        numeric = all(isinstance(code, (int, float)) for _, code in pairs)
+        numbers = {label: as_number(label) for label, _ in pairs}
         codes: dict[str, Any] = {}
-        for label, code in pairs:
-            if codes.setdefault(label, code) != code:
-                raise DataError(f"{path}: column '{field.name}' labels codes {_code_text(codes[label])} and "
-                                f"{_code_text(code)} both {label!r}: its codes cannot be told apart from the labels; "
-                                "give each code its own label")
-        kind = pa.float64() if numeric else pa.string()
+        if all(number is not None and np.isfinite(number) for number in numbers.values()):
+            # Every label is a number: the labels are the values (pandas' to_stata writes a categorical of the
+            # numbers 70 ... 100 as codes 0 ... 3 labelled "70" ... "100").
+            codes, kind = numbers, pa.float64()
+        else:
+            for label, code in pairs:
+                if codes.setdefault(label, code) != code:
+                    raise DataError(f"{path}: column '{field.name}' labels codes {_code_text(codes[label])} and "
+                                    f"{_code_text(code)} both {label!r}: its codes cannot be told apart from the "
+                                    "labels; give each code its own label")
+            kind = pa.float64() if all(isinstance(code, (int, float)) for _, code in pairs) else pa.string()
         chunks = [_decoded(chunk, codes, kind) for chunk in table.column(index).chunks]
         table = table.set_column(index, pa.field(field.name, kind), pa.chunked_array(chunks, kind))
     return table
