@@ -244,3 +244,18 @@ def test_excels_sep_line_above_the_header_is_named_with_the_fix(tmp_path):
         read_table(path)
     assert str(info.value) == (f"{path}: the first line 'sep=;' is Excel's note of the delimiter, not a header; "
                                "delete that line")
+
+
+@pytest.mark.parametrize("title", ["Rossi recidivism export, 2024-01-01\n", "Rossi recidivism export\n\n"])
+def test_a_title_above_the_header_is_named_with_the_line_of_the_header(tmp_path, title):
+    """A title line (with a comma in it, or followed by a blank line) is read as the header: the missing-column
+    error names the line that holds the column, the header under the title."""
+    from lifelines.datasets import load_rossi
+
+    path = tmp_path / "titled.csv"
+    path.write_text(title + load_rossi().to_csv(index=False))
+    line = title.count("\n") + 1
+    result = run_survmom("train", path, "--time-col", "week", "--event-col", "arrest", "-o", tmp_path / "m.pt")
+    assert result.returncode == 2 and not (tmp_path / "m.pt").exists()
+    assert result.stderr.strip().endswith(f"line {line} holds 'week': is it the header, under a title? remove the "
+                                          "line(s) above it"), result.stderr

@@ -281,9 +281,14 @@ def test_a_title_line_above_the_header_is_named_as_the_likely_cause(tmp_path):
     result = run_survmom("train", path, *ROSSI, "--out", out)
     assert result.returncode == 2 and not out.exists()
     assert result.stderr.strip() == (
-        f"error: {path}: time column 'week' not found (available: 'Recidivism study export of 2024-01-01'); the "
-        "file has one column: is its first line a title (remove the lines above the header), or are its fields "
-        "separated otherwise (--delimiter)?")
+        f"error: {path}: time column 'week' not found (available: 'Recidivism study export of 2024-01-01'); line 2 "
+        "holds 'week': is it the header, under a title? remove the line(s) above it")
+    piped = tmp_path / "piped.csv"  # one column and no line holding the name: a title, or another delimiter
+    piped.write_text(load_rossi().to_csv(index=False, sep="|"))
+    result = run_survmom("train", piped, *ROSSI, "--out", out)
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        "the file has one column: is its first line a title (remove the lines above the header), or are its fields "
+        "separated otherwise (--delimiter)?"), result.stderr
 
 
 def test_dates_written_as_text_are_warned_about_as_dates_not_as_an_identifier(tmp_path):

@@ -52,13 +52,14 @@ from survmom.data.text_dialect import (
     TEXT_SUFFIXES,
     Dialect,
     dialect,
+    header_line_below,
 )
 from survmom.data.text_encoding import not_text_error, wide
 from survmom.data.text_numbers import decimal_point, text_columns_as_numbers, unconverted
 from survmom.data.whitespace import TabbedStream
 from survmom.errors import DataError
 
-__all__ = ["TEXT_SUFFIXES", "Dialect", "batches", "column_names", "dialect", "read"]
+__all__ = ["TEXT_SUFFIXES", "Dialect", "batches", "column_names", "dialect", "header_line_below", "read"]
 _STREAM_BLOCK = 1 << 20  # bytes per parse block of the streaming reader
 
 def column_names(path: Path, how: Dialect) -> list[str]:

@@ -143,6 +143,22 @@ def _trailing_names(lines: list[str], delimiter: str) -> tuple[str, ...] | None:
     return (*header, *(f"\x00unnamed {k}" for k in range(width - len(header))))
 
 
+def header_line_below(path: Path, name: str, encoding: str | None = None) -> int | None:
+    """The line number (from 1) of the first of the file's first :data:`PROBE_LINES` lines, after the first, that
+    holds ``name`` as a field (split at commas, semicolons, tabs or runs of whitespace; quotes stripped): the
+    header under a title line. None when no line does or the file cannot be read as text."""
+    try:
+        with open_bytes(path) as fh:
+            chunk = fh.read(HEADER_PROBE)
+        lines = decode_lenient(chunk, file_encoding(chunk, encoding)).splitlines()
+    except (OSError, EOFError, UnicodeError, DataError):
+        return None
+    for number, line in enumerate(lines[1:PROBE_LINES], start=2):
+        if name in {field.strip().strip("\"'") for field in re.split(r"[,;\t]|\s{2,}", line)}:
+            return number
+    return None
+
+
 def _first_lines(path: Path, encoding: str | None) -> tuple[list[str], str]:
     """The first :data:`PROBE_LINES` complete lines (fewer for a short file), decoded leniently, and the codec
     of the file (:func:`~survmom.data.text_encoding.file_encoding`)."""
