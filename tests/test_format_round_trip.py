@@ -142,8 +142,8 @@ def test_a_parquet_file_written_with_its_id_as_the_pandas_index_trains_as_the_cs
     model = tmp_path / "model.pt"
     trained = run_survmom("train", data, *TRAIN, "-o", model, check=True)
     assert [line for line in trained.stderr.splitlines() if "pandas index" in line] == [
-        f"warning: {data}: column 'id' is the pandas index the file was written with (DataFrame.set_index): left "
-        "out of the features (name it in --features to use it, or as --id-col to copy an id into the predictions)"]
+        f"warning: {data}: column 'id' is the pandas index the file was written with: left out of the "
+        "features (name it in --features to use it, or as --id-col to copy an id into the predictions)"]
     want, got = _tensors(reference["model"]), _tensors(model)  # the reference names it --id-col
     assert got.keys() == want.keys() and all(torch.equal(got[key], want[key]) for key in want)
     named = run_survmom("train", data, "--id-col", "id", *TRAIN, "-o", tmp_path / "named.pt", check=True)
@@ -157,6 +157,27 @@ def test_a_parquet_file_written_with_its_id_as_the_pandas_index_trains_as_the_cs
     run_survmom("train", data, "--features", features, *TRAIN, "-o", tmp_path / "feature.pt", check=True)
     shown = json.loads(run_survmom("inspect", tmp_path / "feature.pt", "--json", check=True).stdout)
     assert sorted(shown["schema"]["input_columns"]) == ["age", "bmi", "centre", "id"]
+
+
+def test_a_stata_file_written_with_pandas_default_index_trains_as_the_file_without_it(tmp_path):
+    """``df.to_stata(path)`` writes the RangeIndex as a column ``index`` (0 ... n-1): left out of the default
+    features with one line, as a Parquet file's pandas index; a column ``index`` of other values stays a feature."""
+    frame = _cohort().drop(columns="id")
+    plain, indexed = tmp_path / "plain.parquet", tmp_path / "indexed.dta"
+    frame.to_parquet(plain, index=False)
+    frame.to_stata(indexed)
+    assert list(pd.read_stata(indexed).columns[:1]) == ["index"]
+    trained = run_survmom("train", indexed, *TRAIN, "-o", tmp_path / "indexed.pt", check=True)
+    assert f"warning: {indexed}: column 'index' is the pandas index the file was written with" in trained.stderr
+    run_survmom("train", plain, *TRAIN, "-o", tmp_path / "plain.pt", check=True)
+    want, got = _tensors(tmp_path / "plain.pt"), _tensors(tmp_path / "indexed.pt")
+    assert got.keys() == want.keys() and all(torch.equal(got[key], want[key]) for key in want)
+    shuffled = tmp_path / "shuffled.dta"  # not 0 ... n-1: a column that happens to be called index
+    frame.assign(index=np.arange(len(frame))[::-1]).to_stata(shuffled, write_index=False)
+    other = run_survmom("train", shuffled, *TRAIN, "-o", tmp_path / "other.pt", check=True)
+    assert "pandas index" not in other.stderr
+    shown = json.loads(run_survmom("inspect", tmp_path / "other.pt", "--json", check=True).stdout)
+    assert "index" in shown["schema"]["input_columns"]
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".feather"])

@@ -154,13 +154,18 @@ def value_labels(path: Path) -> dict[str, list[str]]:
 
 def pandas_index_columns(path: Path) -> list[str]:
     """The columns a Parquet or Arrow IPC/Feather file records as the pandas index it was written with
-    (``df.set_index("pid").to_parquet(...)`` records ``pid``), in index-level order; [] for other formats and for
-    files written without a named index."""
+    (``df.set_index("pid").to_parquet(...)`` records ``pid``), in index-level order, and a Stata file's column
+    ``index`` holding 0 ... n-1 (``df.to_stata(...)`` writes a RangeIndex so by default); [] otherwise."""
     path = Path(path)
     if path.name.lower().endswith(_COLUMNAR):
         return columnar.index_names(path)
     if reader_for(path, [ARROW_IPC]) is not None:
         return arrow_ipc.index_names(path)
+    if reader_for(path, [statistical.STATA]) is not None and "index" in table_columns(path):
+        # DataFrame.to_stata writes its index by default, as a column "index"; a RangeIndex holds 0 ... n-1
+        index = read_table(path, ["index"])["index"]
+        if pd.api.types.is_numeric_dtype(index.dtype) and np.array_equal(index.to_numpy(), np.arange(len(index))):
+            return ["index"]
     return []
 
 

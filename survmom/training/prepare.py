@@ -162,8 +162,8 @@ def prepare_training_data(
             one = len(row_names) == 1
             them = "it" if one else "them"
             index_notice = (f"{data_path}: {'column' if one else 'columns'} {quote_list(row_names)} "
-                            f"{'is' if one else 'are'} the pandas index the file was written with "
-                            f"(DataFrame.set_index): left out of the features (name {them} in --features to use "
+                            f"{'is' if one else 'are'} the pandas index the file was written with: "
+                            f"left out of the features (name {them} in --features to use "
                             f"{them}, or as --id-col to copy an id into the predictions)")
         roles = design_roles(config)
         forced = forced_types(columns, categorical=config.categorical, numeric=config.numeric, roles=roles,
