@@ -161,3 +161,23 @@ def test_labels_that_are_numbers_are_the_values_of_a_numeric_or_outcome_column(c
     assert torch.equal(got.train_event, want.train_event) and int(got.train_event.sum()) > 0
     for key, value in want.target_weights.items():
         assert torch.equal(got.target_weights[key], value), key
+
+
+def test_a_time_code_labelled_with_a_word_is_refused_not_read_as_a_time(cohort, tmp_path):
+    """A follow-up time of 9999 labelled "lost to follow-up" is a special code: read as the time 9999 it would be
+    the longest survival of the cohort. Refused naming it and the rows; a label on a code no row holds is fine,
+    and so is a time whose labels are numbers."""
+    frame = cohort.copy()
+    frame.loc[:2, "time"] = 9999
+    path = tmp_path / "lost.dta"
+    pyreadstat.write_dta(frame, str(path), variable_value_labels={"time": {9999: "lost to follow-up"}})
+    result = run_survmom("train", path, "--id-col", "id", "--epochs", "1", "-o", tmp_path / "m.pt")
+    assert result.returncode == 2 and not (tmp_path / "m.pt").exists()
+    assert result.stderr.strip() == (
+        f"error: {path}: column 'time' holds codes with value labels (9999 'lost to follow-up') in 3 row(s): a "
+        "special code, not an amount; make these codes missing (Stata: a .a-.z code; SPSS: MISSING VALUES) or drop "
+        "those rows")
+    unused = tmp_path / "unused.sav"
+    pyreadstat.write_sav(cohort, str(unused), variable_value_labels={"time": {9999: "lost to follow-up"}})
+    times = read_table(unused, ["time"], column_types={"time": "quantity"})["time"].to_numpy()
+    np.testing.assert_array_equal(times, cohort["time"].to_numpy(float))

@@ -34,8 +34,9 @@ SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suf
 _SUPPORTED_TEXT = ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz), " + ", ".join(
     s for s in SUPPORTED if s not in text.TEXT_SUFFIXES)
 # read as float64, as Categorical text, as object text; "code": as the file has it, but a value-labelled column
-# (Stata, SPSS) gives its codes, not its labels (outcome columns: status 1 labelled "dead" is the event 1)
-COLUMN_TYPES = ("numeric", "category", "string", "code")
+# (Stata, SPSS) gives its codes, not its labels (outcome columns: status 1 labelled "dead" is the event 1);
+# "quantity": a code that is an amount (time, entry, weight), where a code labelled with a word is refused
+COLUMN_TYPES = ("numeric", "category", "string", "code", "quantity")
 
 
 def read_table(

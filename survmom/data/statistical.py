@@ -48,6 +48,7 @@ from survmom.errors import DataError
 
 CODES_KEY = b"survmom.value_codes"  # a labelled column's field metadata: JSON [[label, code], ...]
 
+SAMPLE_CODES = 3  # special codes named in an error
 BLOCK_ROWS = 1 << 18  # rows per ReadStat call when streaming: few calls, each block a few tens of MB
 
 
@@ -155,13 +156,15 @@ def value_labels(path: Path) -> dict[str, list[str]]:
 
 
 def value_codes(table: pa.Table, path: Path, column_types: dict[str, str]) -> pa.Table:
-    """``table`` with each value-labelled column that ``column_types`` marks "code" or "numeric" as its codes
-    (float64 for numeric codes, else text): the outcome columns of a Stata or SPSS file mean their codes (status
+    """``table`` with each value-labelled column that ``column_types`` marks "code", "quantity" or "numeric" as its
+    codes (float64 for numeric codes, else text): the outcome columns of a Stata or SPSS file mean their codes (status
     1 labelled "dead" is an event), and so does a labelled feature forced ``--numeric`` (a scale 1-5 labelled
     "never" ... "always"). Where every label is a number, the labels are the values (codes 0-3 labelled "70" ...
-    "100"). A value without a label is its code already (as text). Other columns are unchanged."""
+    "100"). A value without a label is its code already (as text). A "quantity" (time, entry, weight) holding a
+    code labelled with a word is refused. Other columns are unchanged."""
     for index, field in enumerate(table.schema):
-        if column_types.get(field.name) not in ("code", "numeric") or CODES_KEY not in (field.metadata or {}):
+        wanted = column_types.get(field.name)
+        if wanted not in ("code", "quantity", "numeric") or CODES_KEY not in (field.metadata or {}):
             continue
         pairs = json.loads(field.metadata[CODES_KEY])
         numbers = {label: as_number(label) for label, _ in pairs}
@@ -177,9 +180,28 @@ def value_codes(table: pa.Table, path: Path, column_types: dict[str, str]) -> pa
                                     f"{_code_text(code)} both {label!r}: its codes cannot be told apart from the "
                                     "labels; give each code its own label")
             kind = pa.float64() if all(isinstance(code, (int, float)) for _, code in pairs) else pa.string()
-        chunks = [_decoded(chunk, codes, kind) for chunk in table.column(index).chunks]
-        table = table.set_column(index, pa.field(field.name, kind), pa.chunked_array(chunks, kind))
+        chunks = pa.chunked_array([_decoded(chunk, codes, kind) for chunk in table.column(index).chunks], kind)
+        if wanted == "quantity" and kind == pa.float64():
+            _refuse_special_codes(path, field.name, pairs, chunks)
+        table = table.set_column(index, pa.field(field.name, kind), chunks)
     return table
+
+
+def _refuse_special_codes(path: Path, column: str, pairs: list[list[Any]], values: pa.ChunkedArray) -> None:
+    """DataError when a time, entry or weight column holds a code labelled with a word (9999 "lost to
+    follow-up"): a special code, not an amount, which would otherwise be read as the number 9999."""
+    words = {float(code): label for label, code in pairs
+             if as_number(label) is None and isinstance(code, (int, float))}
+    if not words:
+        return
+    held = pc.is_in(values, value_set=pa.array(list(words), pa.float64()))
+    count = pc.sum(held).as_py() or 0
+    if count:
+        present = [code for code in words if pc.any(pc.equal(values, code)).as_py()]
+        shown = ", ".join(f"{_code_text(code)} {words[code]!r}" for code in present[:SAMPLE_CODES])
+        raise DataError(f"{path}: column '{column}' holds codes with value labels ({shown}) in {count} row(s): "
+                        "a special code, not an amount; make these codes missing (Stata: a .a-.z code; SPSS: "
+                        "MISSING VALUES) or drop those rows")
 
 
 def _decoded(chunk: pa.Array, codes: dict[str, Any], kind: pa.DataType) -> pa.Array:

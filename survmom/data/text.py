@@ -303,7 +303,7 @@ def _arrow_types(
         kind = column_types.get(name)
         if kind == "numeric":
             types[raw_of[name]] = pa.float64()
-        elif kind in ("category", "string") or (stream and kind in (None, "code")):
+        elif kind in ("category", "string") or (stream and kind in (None, "code", "quantity")):
             types[raw_of[name]] = pa.string()
     return types
 

@@ -338,12 +338,15 @@ def read_outcomes(path: Path, config: TrainConfig, preprocessor: Preprocessor, *
 
 
 def outcome_types(config: TrainConfig) -> dict[str, str]:
-    """Time, event, entry and weight columns are read as "code": a value-labelled column of a Stata or SPSS file
-    gives its codes (status 1 labelled "dead" is the event 1), any other column as the file has it. With an
+    """Time, event, entry and weight columns are read as codes: a value-labelled column of a Stata or SPSS file
+    gives its codes (status 1 labelled "dead" is the event 1), any other column as the file has it; time, entry
+    and weight as "quantity", so that a code labelled with a word (9999 "lost") is refused. With an
     ``--event-value`` that is a word ("dead"), the event column keeps its labels, so the word can name one."""
     by_label = config.event_value is not None and as_number(config.event_value) is None
-    names = [config.time_col, None if by_label else config.event_col, config.entry_col, config.weight_col]
-    types = dict.fromkeys((name for name in names if name is not None), "code")
+    amounts = [config.time_col, config.entry_col, config.weight_col]
+    types = dict.fromkeys((name for name in amounts if name is not None), "quantity")
+    if not by_label:
+        types[config.event_col] = "code"
     if config.origin_col is not None:  # dates: text in a delimited file, parsed by data.dates (typed files keep theirs)
         types.update(dict.fromkeys((n for n in (config.origin_col, config.time_col, config.entry_col) if n), "string"))
     return types
