@@ -291,6 +291,21 @@ def test_a_title_line_above_the_header_is_named_as_the_likely_cause(tmp_path):
         "separated otherwise (--delimiter)?"), result.stderr
 
 
+def test_a_row_of_units_under_a_csv_header_is_named_as_such(tmp_path):
+    """A CSV export with a row of units under the header ("weeks", "0/1", "years"): the outcome column refuses its
+    first row, and the error says what such a row is. A bad value further down gets no such hint."""
+    lines = load_rossi().to_csv(index=False).splitlines()
+    units = tmp_path / "units.csv"
+    units.write_text("\n".join([lines[0], "weeks,0/1,0/1,years,0/1,0/1,0/1,weeks,count", *lines[1:]]) + "\n")
+    result = run_survmom("train", units, *ROSSI, "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        "it is the first row under the header: a row of units or labels? delete it"), result.stderr
+    later = tmp_path / "later.csv"
+    later.write_text("\n".join([*lines[:5], "weeks,1,0,27,0,1,0,0,3", *lines[5:]]) + "\n")
+    result = run_survmom("train", later, *ROSSI, "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and "row 5: 'weeks'" in result.stderr and "a row of units" not in result.stderr
+
+
 def test_dates_written_as_text_are_warned_about_as_dates_not_as_an_identifier(tmp_path):
     """ISO dates in a CSV are read as dates (refused as a feature); 31/12/2020 stays text: one input per date,
     warned about as "an identifier?" before."""

@@ -88,6 +88,8 @@ def refuse_rows(
     if len(pos):
         sample = show_rows(row_numbers(values.index, pos), shown[pos[:SAMPLE]])
         phrase = what.format(s="" if len(pos) == 1 else "s")
+        if list(pos) == [0] and values.index[0] == 0 and len(values) > 1 and isinstance(shown[0], str):
+            hint += "; it is the first row under the header: a row of units or labels? delete it"
         raise DataError(f"{path}: column '{column}' has {len(pos)} {phrase} ({sample}){hint}")
 
 
