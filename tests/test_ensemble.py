@@ -239,7 +239,8 @@ def test_an_ensemble_interrupted_in_its_second_member_resumes_bit_identically(co
     for key, tensor in want_tensors.items():
         assert torch.equal(got_tensors[key], tensor), f"{key} differs from the uninterrupted run"
     finished = run_survmom("resume", stopped)
-    assert finished.returncode == 2 and "all 3 members of the ensemble are trained" in finished.stderr
+    assert finished.returncode == 2 and ("all 3 members of the ensemble are trained; a finished ensemble is not "
+                                         "trained further: train a new one with a larger --epochs") in finished.stderr
 
 
 # ------------------------------------------------------------------------------------------------ errors

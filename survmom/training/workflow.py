@@ -136,7 +136,8 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
         done = list(record["members"])
         if len(done) >= saved.ensemble_size:
             raise ConfigError(f"{checkpoint_path}: nothing to resume (all {saved.ensemble_size} members of the "
-                              "ensemble are trained)")
+                              "ensemble are trained; a finished ensemble is not trained further: train a new one "
+                              "with a larger --epochs)")
         partial = saved.state if record["current"] == len(done) else None  # the member in training, if begun
         return _train_members(config, source, Path(out), make_reporter, started, done, partial,
                               saved.preprocessor, saved.strata_levels)
