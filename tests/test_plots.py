@@ -220,6 +220,24 @@ def test_linear_start_validation_c_is_harrells_c_of_the_untrained_network(models
     assert theirs == pytest.approx(concordance_index(risk.double(), tensors[1].event, tensors[1].time), abs=1e-12)
 
 
+def test_history_legend_covers_no_validation_point(models):
+    """A validation C that falls to its minimum at the last epoch (whas500, 10 epochs) ends in the lower right
+    corner: the legend goes where no point is."""
+    from survmom.app.plots.history import draw_history
+
+    data = history_data(models["cox"])
+    falling = [0.7556, 0.7556, 0.7556, 0.7549, 0.7542, 0.7535, 0.7542, 0.7528, 0.7528, 0.7514]
+    data["epochs"] = [{**data["epochs"][0], "epoch": k + 1, "val_cindex": c} for k, c in enumerate(falling)]
+    data.update(start_val_cindex=0.7549, best_epoch=1, best_val_cindex=0.7556)
+    figure = draw_history(data)
+    figure.canvas.draw()
+    ax_c = figure.axes[1]
+    box = ax_c.get_legend().get_window_extent()
+    points = ax_c.transData.transform([(k + 1, c) for k, c in enumerate(falling)] + [(0, 0.7549)])
+    inside = [tuple(p) for p in points if box.x0 <= p[0] <= box.x1 and box.y0 <= p[1] <= box.y1]
+    assert inside == []
+
+
 @pytest.mark.slow
 def test_history_without_validation_has_no_c_index(tmp_path):
     out = tmp_path / "noval.pt"

@@ -116,6 +116,18 @@ def test_score_is_survmom_evaluate_s_harrell_c(cohort, cli_model, python_model):
     assert 0.5 < python_model.score(cohort) < 1.0
 
 
+def test_score_of_rows_followed_shorter_than_the_default_times_is_their_c_index(cohort, python_model):
+    """score needs no evaluation times: rows all followed for less than the training event times' 25th
+    percentile (evaluate's default first time) get their C-index, not an error about --times."""
+    from sksurv.metrics import concordance_index_censored
+
+    frame = pd.read_csv(cohort)
+    early = frame[frame["time"] < 40].reset_index(drop=True)
+    assert early["event"].sum() > 5
+    expected = concordance_index_censored(early["event"] == 1, early["time"], python_model.predict(early)["risk"])[0]
+    assert python_model.score(early) == pytest.approx(expected, abs=1e-12)
+
+
 def test_evaluate_names_a_dataframe_as_such_and_a_path_as_given(cohort, python_model):
     assert python_model.evaluate(pd.read_csv(cohort))["data"] == "evaluate DataFrame"
     assert python_model.evaluate(cohort)["data"] == str(cohort)

@@ -78,9 +78,7 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
     check_follow_up(times, source, hint, data, time)
     _check_censoring(times, source, hint, checkpoint, train_event, train_time)
     eval_times = torch.tensor(times, dtype=torch.float64)
-    x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
-    design = {name: torch.tensor(getattr(outcomes, name)) for name in ("entry", "weight", "strata")
-              if getattr(outcomes, name) is not None}
+    x, design = features_and_design(outcomes)
     strata = design.get("strata")
     # Weighted Brier: the file's rows by their weights, the IPCW censoring Kaplan-Meier by the training weights.
     weight = {} if "weight" not in design else {
@@ -139,6 +137,32 @@ def evaluate_file(checkpoint: Path, data: Path, times: list[float] | None = None
         "d_calibration": d_calibration,
         **designed,
     }
+
+
+def concordance_file(checkpoint: Path, data: Path, *, delimiter: str | None = None, encoding: str | None = None,
+                     sheet: str | None = None, warn: Callable[[str], None] | None = None) -> float:
+    """The C-index :func:`evaluate_file` reports as ``harrell_c`` (with the model's design), and nothing else:
+    no evaluation times, so no check of the follow-up against them; NaN without a comparable pair."""
+    model = load_model(checkpoint, warn)
+    outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
+    notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    if notice and warn is not None:
+        warn(notice)
+    event, time = outcome_tensors(outcomes.event, outcomes.time, data)
+    x, design = features_and_design(outcomes)
+    try:
+        return metrics.concordance_index(model.risk(model.estimates(x)), event, time, **design)
+    except SurvmomError as error:
+        raise type(error)(f"{data}: {error}") from error
+
+
+def features_and_design(outcomes: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The preprocessed features (a writeable array) and the design tensors (entry, weight, strata: those the
+    model has) of parsed ``outcomes``."""
+    x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()
+    design = {name: torch.tensor(getattr(outcomes, name)) for name in ("entry", "weight", "strata")
+              if getattr(outcomes, name) is not None}
+    return x, design
 
 
 def design_notes(design: dict[str, torch.Tensor]) -> dict[str, str | None]:

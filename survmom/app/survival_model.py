@@ -196,9 +196,13 @@ class SurvivalModel:
         """Median survival time of every row (``inf`` where S(t) stays above 0.5), in the training time unit."""
         return self.predict(data, **reading)["median_time"]
 
+    @_naming_frames
     def score(self, data: Data, **reading: str | None) -> float:
-        """Harrell's C-index on labelled rows (time and event columns), as ``survmom evaluate`` reports it."""
-        return float(self.evaluate(data, **reading)["harrell_c"])
+        """Harrell's C-index on labelled rows (time and event columns), as ``survmom evaluate`` reports it (with
+        the model's design); computed alone, so it needs no evaluation times."""
+        from survmom.app.evaluate import concordance_file
+
+        return concordance_file(self._fitted(), self._as_file(data, "evaluate", reading), warn=_warn, **reading)
 
     @_naming_frames
     def evaluate(self, data: Data, times: float | Sequence[float] | None = None, **reading: str | None

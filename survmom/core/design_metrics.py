@@ -55,7 +55,7 @@ def _below(point_time: Tensor, point_first: Tensor, point_weight: Tensor, point_
         by_risk = _stable_argsort((~is_query if query_low else is_query).long())
         by_risk = by_risk.index_select(0, _stable_argsort(risks.index_select(0, by_risk)))
         rank = torch.empty_like(by_risk).index_copy_(0, by_risk, torch.arange(by_risk.shape[0], device=times.device))
-        _, later, _ = _dominance(rank, weights, per_element=True)
+        _, later, _ = _dominance(rank, weights, per_element=True, earlier=False)
         assert later is not None
         counts.append(later.index_select(0, rank.index_select(0, query_at)).index_select(0, back))
     return counts[0], counts[1], total

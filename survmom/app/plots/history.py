@@ -101,7 +101,7 @@ def draw_history(data: dict[str, Any]) -> Figure:
                           color=PALETTE[1], label=f"best: epoch {best}, C {data['best_val_cindex']:.4f}", zorder=3)
             ax_c.set_ylabel("validation Harrell's C")
             ax_c.set_title(f"target network on the {data['val_rows']:,} validation rows", fontsize=10)
-            ax_c.legend(loc="lower right")
+            ax_c.legend(loc="best")  # where it hides the fewest points (a falling C ends lower right)
         if best is not None:
             for each in axes:
                 each.axvline(best, color=PALETTE[1], linestyle=":", linewidth=1.2)
