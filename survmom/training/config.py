@@ -359,11 +359,16 @@ def _option_types() -> dict[str, tuple[type, type | None]]:
 
 # name -> (str, int, float, bool or list; the item type of a list, else None)
 OPTION_TYPES = _option_types()
+# The options whose value may be None (not given): `epochs: null` in YAML names no epochs.
+NULLABLE_OPTIONS = frozenset(name for name, hint in typing.get_type_hints(TrainConfig).items()
+                             if type(None) in typing.get_args(hint))
 
 
 def _normalise(key: str, value: Any, source: str) -> Any:
     option = f"--{key.replace('_', '-')}"
     kind, item = OPTION_TYPES[key]
+    if value is None and key not in NULLABLE_OPTIONS and key != "hidden":
+        raise ConfigError(f"{source}: {option} needs a value, got none (null); leave it out for its default")
     if kind is list:
         if key == "hidden" and value in (None, "", "none", []):
             return []
