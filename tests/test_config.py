@@ -86,6 +86,9 @@ def test_an_option_spelled_twice_in_yaml_is_an_error(tmp_path):
     path.write_text("rate-warmup: false\nrate_warmup: true\nhidden: [32, 16.0]\n")
     with pytest.raises(ConfigError, match="rate-warmup is given twice"):
         load_yaml(path)
+    path.write_text("epochs: 1\nlr: 0.01\nepochs: 3\n")
+    with pytest.raises(ConfigError, match=f"^{path}: option epochs is given twice .*line 3"):
+        load_yaml(path)
     path.write_text("hidden: [32, 16.0]\n")
     assert TrainConfig.from_dict(load_yaml(path)).hidden == [32, 16]
 

@@ -315,6 +315,13 @@ def load_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of option: value, got {type(values).__name__}")
+    # safe_load keeps the last of two equal keys: `epochs: 1 ... epochs: 3` would train 3 epochs without a word.
+    seen: set[str] = set()
+    for key_node, _ in yaml.compose(text, Loader=yaml.SafeLoader).value:
+        if key_node.value in seen:
+            raise ConfigError(f"{path}: option {key_node.value} is given twice (again on line "
+                              f"{key_node.start_mark.line + 1}); keep one")
+        seen.add(key_node.value)
     options: dict[str, Any] = {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
