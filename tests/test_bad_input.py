@@ -198,6 +198,10 @@ def _cases() -> list[Case]:
         # --- resume -------------------------------------------------------------------------------------
         Case("resume: not a checkpoint", ["resume", "{dir}/m.pt", "--quiet"],
              ["m.pt", "not a readable survmom checkpoint (not a PyTorch file)"], {"m.pt": bytes(range(256)) * 4}),
+        Case("resume: --data missing", ["resume", "{dir}/m.pt", "--data", "{dir}/gone.csv", "--epochs", "2"],
+             ["--data", "gone.csv: file not found"]),
+        Case("resume: --data a folder", ["resume", "{dir}/m.pt", "--data", "{dir}", "--epochs", "2"],
+             ["--data", "is a folder"]),
         Case("resume: --data lacks a feature", ["resume", "{dir}/m.pt", "--data", "{dir}/d.csv", "--epochs", "2"],
              ["d.csv", "missing column(s) 'bmi'"], {"d.csv": csv_bytes(frame.drop(columns="bmi"))}),
         # --- evaluate -----------------------------------------------------------------------------------
