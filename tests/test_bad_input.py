@@ -212,6 +212,10 @@ def _cases() -> list[Case]:
              ["test.csv", "missing column(s) 'time'"], {"test.csv": csv_bytes(frame.drop(columns="time"))}),
         Case("evaluate: --times not numbers", ["evaluate", "{dir}/m.pt", "{dir}/test.csv", "--times", "10,abc"],
              ["--times expects a comma-separated list of float, got '10,abc'"], {"test.csv": GOOD}),
+        Case("evaluate: --times with an empty item", ["evaluate", "{dir}/m.pt", "{dir}/test.csv", "--times", "10,,20"],
+             ["--times has an empty item in '10,,20'"], {"test.csv": GOOD}),
+        Case("predict: --times with a trailing comma", ["predict", "{dir}/m.pt", "{dir}/new.csv", "--times", "10,20,"],
+             ["--times has an empty item in '10,20,'"], {"new.csv": GOOD}),
         # --- inspect ------------------------------------------------------------------------------------
         Case("inspect: truncated checkpoint", ["inspect", "{dir}/m.pt"],
              ["m.pt", "not a readable survmom checkpoint (the file is truncated or corrupted)"],

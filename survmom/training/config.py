@@ -343,6 +343,8 @@ def parse_list(text: str | list | None, kind: type = str, option: str = "option"
         items = [part.strip() for part in next(csv.reader([str(text)], skipinitialspace=True), [])]
     else:
         items = [part.strip() for part in str(text).split(",")]
+    if kind is not str and "" in items and any(item != "" for item in items):  # `--times 365,,730`: a value lost
+        raise ConfigError(f"{option} has an empty item in {text!r}; give numbers like 365,730")
     items = [item for item in items if item != ""]
     # int() would truncate 16.7 and read true as 1: list items are numbers of the right kind, or their text.
     if kind is int and any(isinstance(item, bool) or (isinstance(item, float) and not item.is_integer())
