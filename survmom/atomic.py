@@ -29,9 +29,12 @@ def _current_umask() -> int:
 def atomic_write(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary stream whose content replaces ``path`` atomically when the block ends without error.
 
-    The new file gets the usual permissions (0666 minus the umask), not mkstemp's private 0600.
+    The new file gets the usual permissions (0666 minus the umask), not mkstemp's private 0600. ConfigError if
+    ``path`` is a device, a pipe or a folder, which the rename would replace.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # the rename would replace a device, pipe or folder
+        raise ConfigError(f"{path} is not a regular file; give a file name")
     folder = path.parent if str(path.parent) else Path(".")
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
@@ -93,7 +96,8 @@ def restored_on_error(path: Path) -> Iterator[bool]:
 
 def check_output_path(out: Path, inputs: list[Path], *, option: str, example: str) -> None:
     """ConfigError (naming ``option``) unless ``out`` can take a new file: its folder exists and accepts new files
-    (a temporary file is created and removed), it is not a folder, and it is none of the ``inputs``.
+    (a temporary file is created and removed), it is not a folder, a device or a pipe, and it is none of the
+    ``inputs``.
 
     Run before long work whose result goes to ``out``. ``example``: a file name to suggest when ``out`` is a folder.
     """
@@ -103,6 +107,9 @@ def check_output_path(out: Path, inputs: list[Path], *, option: str, example: st
         raise ConfigError(f"{option} {out}: folder {folder} does not exist")
     if out.is_dir():
         raise ConfigError(f"{option} {out} is a folder; give a file name such as {out / example}")
+    if out.exists() and not out.is_file():  # a rename would replace the device or pipe with a regular file
+        raise ConfigError(f"{option} {out} is not a regular file (a device, pipe or socket); give a file name "
+                          f"such as {example}")
     for path in inputs:
         if out.resolve() == Path(path).resolve():
             raise ConfigError(f"{option} {out} is the input file {path}; refusing to overwrite it")

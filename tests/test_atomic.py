@@ -77,3 +77,15 @@ def test_an_output_path_is_checked_without_leaving_anything(tmp_path):
                                  (tmp_path / "d.csv", [tmp_path / "d.csv"], "is the input file")):
         with pytest.raises(ConfigError, match=f"^--out {out}.*{message}"):
             check_output_path(out, inputs, option="--out", example="model.pt")
+
+
+def test_an_output_path_that_is_not_a_regular_file_is_refused_and_kept(tmp_path):
+    """A rename onto a FIFO or a device (``--out /dev/full`` run as root) would replace it with a regular file."""
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=f"^--out {fifo} is not a regular file .*give a file name"):
+        check_output_path(fifo, [], option="--out", example="model.pt")
+    with pytest.raises(ConfigError, match=f"^{fifo} is not a regular file"), atomic_write(fifo) as stream:
+        stream.write(b"new")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe.pt"]

@@ -34,10 +34,22 @@ def test_bank_capacity_prefers_size_then_steps_then_default():
     ({"hidden": [32, True]}, "--hidden"), ({"id_col": "time"}, "--id-col 'time' is also"),
     ({"weight_decay": float("inf")}, "--weight-decay must be a finite number"), ({"weight_decay": -0.1}, "--weight"),
     ({"hidden": "64,,64"}, "--hidden has an empty layer size in '64,,64'"), ({"hidden": "64,"}, "empty layer"),
+    ({"epochs": None}, "--epochs needs a value"), ({"lr": None}, "--lr needs a value"),
+    ({"time_col": None}, "--time-col needs a value"), ({"batchnorm": None}, "--batchnorm needs a value"),
 ])
 def test_invalid_values_name_the_option(values, fragment):
     with pytest.raises(ConfigError, match=fragment):
         TrainConfig.from_dict(values)
+
+
+def test_null_is_the_default_only_where_an_option_may_be_left_unset(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: null\n")
+    with pytest.raises(ConfigError, match=f"^{path}: --epochs needs a value, got none"):
+        TrainConfig.from_dict(load_yaml(path), source=str(path))
+    path.write_text("batch: null\nid_col: null\nhidden: null\n")
+    config = TrainConfig.from_dict(load_yaml(path), source=str(path))
+    assert (config.batch, config.id_col, config.hidden) == (None, None, [])
 
 
 def test_round_trip_through_plain_dict():
@@ -73,6 +85,9 @@ def test_an_option_spelled_twice_in_yaml_is_an_error(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("rate-warmup: false\nrate_warmup: true\nhidden: [32, 16.0]\n")
     with pytest.raises(ConfigError, match="rate-warmup is given twice"):
+        load_yaml(path)
+    path.write_text("epochs: 1\nlr: 0.01\nepochs: 3\n")
+    with pytest.raises(ConfigError, match=f"^{path}: option epochs is given twice .*line 3"):
         load_yaml(path)
     path.write_text("hidden: [32, 16.0]\n")
     assert TrainConfig.from_dict(load_yaml(path)).hidden == [32, 16]

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import stat
 import subprocess
 import warnings
 from pathlib import Path
@@ -308,6 +309,19 @@ def test_predict_out_is_a_folder(trained, tmp_path):
                    "predictions.csv", "is a folder", "give a file name")
     assert list(folder.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
+
+
+def test_predict_and_train_refuse_an_out_that_is_a_fifo_and_keep_it(trained, tmp_path):
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    one_error_line(survmom("predict", trained["model"], trained["data"], "-o", fifo),
+                   "out.csv", "is not a regular file", "give a file name")
+    fifo_model = tmp_path / "model.pt"
+    os.mkfifo(fifo_model)
+    one_error_line(survmom("train", trained["data"], "--id-col", "id", "--epochs", "1", "-q", "--out", fifo_model),
+                   "model.pt", "is not a regular file")
+    assert all(stat.S_ISFIFO(os.stat(path).st_mode) for path in (fifo, fifo_model))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "out.csv"]
 
 
 def test_train_and_evaluate_never_read_columns_they_do_not_use(trained, tmp_path):

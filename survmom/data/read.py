@@ -343,10 +343,11 @@ def select_feature_columns(
     dropped = set(exclude or [])
     chosen = [c for c in chosen if c not in dropped]
     if not chosen:
-        raise DataError(
-            f"{path}: no feature columns left (columns: {quote_list(columns)}; "
-            f"time '{time_col}', event '{event_col}', id {id_col!r}, excluded {quote_list(sorted(dropped))})"
-        )
+        roles_text = [f"time '{time_col}'", f"event '{event_col}'", *([f"id '{id_col}'"] if id_col else []),
+                      *([f"excluded {quote_list(sorted(dropped))}"] if dropped else [])]
+        why = ": --features names no column" if features == [] else ""
+        raise DataError(f"{path}: no feature columns left{why} (columns: {quote_list(columns)}; "
+                        f"{', '.join(roles_text)})")
     return chosen
 
 

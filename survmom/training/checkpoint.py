@@ -213,12 +213,15 @@ def _unpack(state: dict[str, Any], path: Path, member: bool = False) -> Checkpoi
 def load_state(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint dict at ``path``, checked for its marker, version, keys and checksum (weights-only load)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint; give the .pt file written by train")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
-        raise CheckpointError(f"{path}: not a readable survmom checkpoint ({_reason(error)})") from error
+        reason = "not a PyTorch file" if _not_torch_bytes(path) else _reason(error)
+        raise CheckpointError(f"{path}: not a readable survmom checkpoint ({reason})") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a survmom checkpoint (no '{FORMAT}' marker)")
     version = state.get("format_version")
@@ -299,6 +302,14 @@ def _require(mapping: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
 def _tagged(tag: bytes, data: bytes | memoryview) -> Iterator[bytes | memoryview]:
     yield tag + struct.pack("<Q", len(data))
     yield data
+
+
+def _not_torch_bytes(path: Path) -> bool:
+    """Whether the file starts as neither a zip archive (torch.save) nor a pickle (the legacy format): a data
+    file given as the checkpoint, whose first bytes the unpickler would otherwise report as some opcode error."""
+    with open(path, "rb") as stream:
+        head = stream.read(2)
+    return bool(head) and not head.startswith((b"PK", b"\x80"))
 
 
 def _reason(error: BaseException) -> str:

@@ -315,6 +315,13 @@ def load_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of option: value, got {type(values).__name__}")
+    # safe_load keeps the last of two equal keys: `epochs: 1 ... epochs: 3` would train 3 epochs without a word.
+    seen: set[str] = set()
+    for key_node, _ in yaml.compose(text, Loader=yaml.SafeLoader).value:
+        if key_node.value in seen:
+            raise ConfigError(f"{path}: option {key_node.value} is given twice (again on line "
+                              f"{key_node.start_mark.line + 1}); keep one")
+        seen.add(key_node.value)
     options: dict[str, Any] = {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
@@ -336,6 +343,8 @@ def parse_list(text: str | list | None, kind: type = str, option: str = "option"
         items = [part.strip() for part in next(csv.reader([str(text)], skipinitialspace=True), [])]
     else:
         items = [part.strip() for part in str(text).split(",")]
+    if kind is not str and "" in items and any(item != "" for item in items):  # `--times 365,,730`: a value lost
+        raise ConfigError(f"{option} has an empty item in {text!r}; give numbers like 365,730")
     items = [item for item in items if item != ""]
     # int() would truncate 16.7 and read true as 1: list items are numbers of the right kind, or their text.
     if kind is int and any(isinstance(item, bool) or (isinstance(item, float) and not item.is_integer())
@@ -359,11 +368,16 @@ def _option_types() -> dict[str, tuple[type, type | None]]:
 
 # name -> (str, int, float, bool or list; the item type of a list, else None)
 OPTION_TYPES = _option_types()
+# The options whose value may be None (not given): `epochs: null` in YAML names no epochs.
+NULLABLE_OPTIONS = frozenset(name for name, hint in typing.get_type_hints(TrainConfig).items()
+                             if type(None) in typing.get_args(hint))
 
 
 def _normalise(key: str, value: Any, source: str) -> Any:
     option = f"--{key.replace('_', '-')}"
     kind, item = OPTION_TYPES[key]
+    if value is None and key not in NULLABLE_OPTIONS and key != "hidden":
+        raise ConfigError(f"{source}: {option} needs a value, got none (null); leave it out for its default")
     if kind is list:
         if key == "hidden" and value in (None, "", "none", []):
             return []

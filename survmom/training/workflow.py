@@ -123,6 +123,8 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
     out = out or checkpoint_path
     info = saved.data
     source = Path(data_path) if data_path is not None else Path(info["path"])
+    if data_path is not None and not source.is_file():
+        raise DataError(f"--data {source}: {'is a folder' if source.is_dir() else 'file not found'}")
     if not source.is_file():
         raise DataError(f"{source}: training data not found; pass --data PATH to resume with a copy of it")
     if data_path is None and fingerprint(source) != info["fingerprint"]:
