@@ -324,6 +324,22 @@ def test_predict_and_train_refuse_an_out_that_is_a_fifo_and_keep_it(trained, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "out.csv"]
 
 
+def test_predictions_to_a_closed_or_full_standard_output_are_one_line_errors(trained):
+    """``survmom predict m.pt data.csv >&-`` (Python's sys.stdout is then None) and ``> /dev/full``: one error line
+    naming standard output and -o, exit 2 (were an internal AttributeError, exit 1, and a bare "No space left
+    on device"). A command that writes nothing to stdout (train) runs as usual with it closed."""
+    import sys
+
+    command = [sys.executable, "-m", "survmom", "predict", str(trained["model"]), str(trained["data"])]
+    closed = subprocess.run(command, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1),
+                            cwd=Path(__file__).resolve().parents[1])
+    one_error_line(closed, "standard output is closed", "-o/--out")
+    with open("/dev/full", "wb") as full:
+        filled = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True,
+                                cwd=Path(__file__).resolve().parents[1])
+    one_error_line(filled, "standard output: No space left on device", "-o")
+
+
 def test_train_and_evaluate_never_read_columns_they_do_not_use(trained, tmp_path):
     frame = cohort()
     table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -78,6 +78,25 @@ def silence_stdout() -> None:
         pass
 
 
+class ClosedOutput:
+    """``sys.stdout`` of a process started with its standard output closed (``survmom predict ... >&-``): Python
+    leaves it None; writing data to it is then a one-line error instead of an AttributeError."""
+
+    def _refuse(self, *_: Any) -> Any:
+        from survmom.errors import ConfigError
+
+        raise ConfigError("standard output is closed; write to a file with -o/--out, or redirect the output")
+
+    write = writelines = _refuse
+    buffer = property(_refuse)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn project errors into one line on stderr + exit 2; other errors into exit 1; --debug re-raises."""
 
@@ -86,6 +105,8 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         from survmom.errors import SurvmomError
 
         debug = kwargs.get("debug", False)
+        if sys.stdout is None:
+            sys.stdout = ClosedOutput()  # type: ignore[assignment]
         try:
             return command(*args, **kwargs)
         except typer.Exit:

@@ -16,6 +16,7 @@ time 0 as if its covariates held from the start.
 
 from __future__ import annotations
 
+import errno
 import math
 import sys
 from collections import Counter
@@ -333,7 +334,15 @@ def predict_file(checkpoint: Path, data: Path, out: Path | None, times: list[flo
     chunks = _prediction_chunks(model, data, present, id_col, times, chunk_rows, new_values, delimiter, encoding,
                                 sheet)
     if out is None:
-        rows = write_csv(chunks, sys.stdout.buffer)
+        stdout = sys.stdout.buffer
+        try:
+            rows = write_csv(chunks, stdout)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            if error.filename is not None or error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG):
+                raise
+            raise DataError(f"standard output: {error.strerror}; write the predictions to a file with -o") from None
     else:
         with atomic_write(out) as stream:
             rows = writer_for(out)(chunks, stream)
