@@ -173,7 +173,8 @@ class TrainConfig:
         "CPU threads for training (default: 1, fastest for small batches; 0: torch's default)."))
     out: str = field(default="model.pt", metadata=cli("Checkpoint file to write.", "--out", "-o", path=True))
     quiet: bool = field(
-        default=False, metadata=cli("No progress display; warnings and errors only.", "--quiet", "-q"))
+        default=False, metadata=cli("No progress display: warnings, errors and the final 'done:' line only.",
+                                    "--quiet", "-q"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data copy (lists copied)."""
