@@ -3,8 +3,8 @@
 A format gives ``column_names(path)``, ``read(path, columns, column_types)``, ``batches(path, columns,
 batch_rows, column_types)`` (frames) and ``declared_types(path)`` ({} for untyped text). Delimited text
 (:mod:`~survmom.data.text`) and Parquet (:mod:`~survmom.data.columnar`) give frames themselves; a
-:class:`~survmom.data.formats.FormatReader` (Arrow IPC, Stata, SPSS, SAS, Excel) gives Arrow tables, made frames here
-by :class:`_ArrowFormat`. To add a format, write a FormatReader and list it in :data:`_TYPED`.
+:class:`~survmom.data.formats.FormatReader` (Arrow IPC, ORC, JSON Lines, Stata, SPSS, SAS, Excel) gives Arrow
+tables, made frames here by :class:`_ArrowFormat`. To add a format, write a FormatReader and list it in :data:`_TYPED`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from survmom.data import arrow_ipc, columnar, excel, statistical, text
+from survmom.data import arrow_ipc, columnar, excel, jsonl, statistical, text
 from survmom.data.arrow_ipc import ARROW_IPC
 from survmom.data.formats import FormatReader, reader_for
+from survmom.data.jsonl import JSONL
 from survmom.data.messages import SAMPLE, closest_name, plural, quote_list
+from survmom.data.orc import ORC
 from survmom.data.statistical import value_codes
 from survmom.data.tables import check_file, to_pandas
 from survmom.errors import ConfigError, DataError
 
-_TYPED: tuple[FormatReader, ...] = (ARROW_IPC, *statistical.READERS, excel.EXCEL)
+_TYPED: tuple[FormatReader, ...] = (ARROW_IPC, ORC, JSONL, *statistical.READERS, excel.EXCEL)
 _COLUMNAR = (".parquet", ".pq")
 BLOCK_ROWS = 65536  # rows per block read when a typed file is dealt out to processes (read_table_share)
 SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
@@ -213,7 +215,7 @@ def _format(path: Path, delimiter: str | None, encoding: str | None = None, shee
     typed = reader_for(path, _TYPED)
     if sheet is not None and typed is not excel.EXCEL:
         raise ConfigError(f"--sheet {sheet!r} is for Excel workbooks (.xlsx, .xlsm); {path} is not one")
-    refused = excel.refusal(path)
+    refused = excel.refusal(path) or jsonl.refusal(path)
     if refused is not None:
         raise refused
     if not (name.endswith(text.TEXT_SUFFIXES) or name.endswith(_COLUMNAR) or typed):
