@@ -139,6 +139,16 @@ def test_a_bad_line_is_named_by_its_number_in_one_line(tmp_path):
         read_table(array)
 
 
+def test_a_file_not_in_utf8_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    text = "{\"time\": 1, \"event\": 1, \"c\": \"cafe\"}\n{\"time\": 2, \"event\": 0, \"c\": \"caf\xe9\"}\n"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(UnicodeDecodeError):
+        pd.read_json(path, lines=True, encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{path}: line 2 is not UTF-8 \(byte 0xe9\)"):
+        read_table(path)
+
+
 def test_types_are_unified_over_blocks_and_mixed_kinds_refused(tmp_path):
     path = tmp_path / "mixed.jsonl"  # integers in the first block, a float far below: a float column
     rows = [f'{{"time": {i + 1}, "event": 1, "x": {i % 5}}}' for i in range(40_000)]

@@ -103,6 +103,16 @@ def _chunks(path: Path) -> Iterator[bytes]:
         yield rest
 
 
+def _check_utf8(chunk: bytes, lines_before: int, path: Path) -> None:
+    """DataError naming the line of the first byte in ``chunk`` that is not UTF-8 (JSON text is UTF-8)."""
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = lines_before + chunk.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 (byte 0x{chunk[exc.start]:02x}); JSON text is UTF-8: "
+                        f"write the file as UTF-8, or convert it (iconv -f cp1252 -t utf-8)") from None
+
+
 def _raw_schema(path: Path) -> pa.Schema:
     """The file's schema, each block's types inferred on its own and all unified (one streaming pass).
 
@@ -113,7 +123,10 @@ def _raw_schema(path: Path) -> pa.Schema:
     options = pa_json.ReadOptions(block_size=2 * _BLOCK_BYTES, use_threads=False)
     schemas = []
     try:
+        lines = 0
         for chunk in _chunks(path):
+            _check_utf8(chunk, lines, path)  # pyarrow's parser does not check, and pandas would fail later
+            lines += chunk.count(b"\n")
             if chunk.strip():
                 schemas.append(pa_json.read_json(pa.BufferReader(chunk), read_options=options).schema)
         if not schemas:
