@@ -188,3 +188,17 @@ def test_files_not_read_are_refused_in_one_line_with_the_conversion(name, hint, 
     result = run_survmom("train", path, "--quiet", "-o", out)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and hint in result.stderr
     assert not out.exists()
+
+
+def test_an_orc_file_cut_short_or_of_another_kind_is_refused_in_one_line(tmp_path):
+    whole = tmp_path / "whole.orc"
+    _write("orc", _cohort(), whole)
+    cut, csv = tmp_path / "cut.orc", tmp_path / "notes.orc"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    csv.write_bytes(b"id,time,event\n1,2,1\n" * 20)
+    for path in (cut, csv):
+        with pytest.raises(Exception):  # noqa: B017 -- the oracle refuses it too
+            pd.read_orc(path)
+        with pytest.raises(DataError, match=f"{path}: not a readable ORC file") as caught:
+            read_table(path)
+        assert "\n" not in str(caught.value)

@@ -1,14 +1,13 @@
-"""JSON Lines (``.jsonl``, ``.ndjson``, also gzip-compressed ``.jsonl.gz``): :data:`JSONL`.
+"""JSON Lines (``.jsonl``, ``.ndjson``, each also gzip-compressed ``.gz``): :data:`JSONL`.
 
-One JSON object per line, read by ``pyarrow.json.open_json`` in blocks of 128 KiB of text (pyarrow reads some
-32 blocks ahead), so streaming keeps memory at about 4 MiB and a batch, not the file; a line longer than a block
-is refused. pyarrow infers each block's types from that block alone, so
-the schema is found in a first streaming pass over the whole file (block types unified: integers and floats
-give floats; a null-only block takes the other blocks' type) and the rows are read in a second pass with that
-schema: a file is parsed twice. Types are then as Parquet's: strings categorical, numbers numeric; a key holding
-numbers in some lines and strings in others is refused. Keys missing from a line are missing values. A line
-that is not a JSON object is refused naming its line number (found by re-reading the file line by line only
-then). A ``.json`` file is refused with the conversion: see :func:`refusal`.
+One JSON object per line, its keys the columns; a key missing from a line is a missing value there. pyarrow's
+streaming reader (``pyarrow.json.open_json``) takes the first block's types for every block, so that an integer
+key with a float far down would fail: the file is parsed twice, first block by block for each block's types,
+unified (integers and floats: floats; a block of nulls takes the others' type), then streamed with that schema.
+Types are then as Parquet's: strings categorical, numbers numeric. Blocks are 128 KiB of text and pyarrow reads
+about 32 ahead, so streaming holds some 4 MiB and a batch whatever the file's size; a line longer than a block
+is refused. Refused with their line number: a line that is not a JSON object, one that is not UTF-8 (pyarrow's
+parser does not check), and a key holding numbers in some lines and text in others.
 """
 
 from __future__ import annotations
@@ -31,34 +30,16 @@ _BLOCK_BYTES = 1 << 17  # pyarrow reads ahead about 32 blocks: 4 MiB held, whate
 
 _MIXED = re.compile(r"Column\(/([^)]*)\) changed from (?:number|string|boolean) to (?:number|string|boolean)")
 
-_REFUSED = {
-    ".json": ("a JSON file (a JSON array, as pandas' to_json(orient=\"records\") writes, must be loaded whole); write "
-              "JSON Lines instead: df.to_json(\"x.jsonl\", orient=\"records\", lines=True), or Parquet"),
-    ".rds": "an R data file; write it from R as arrow::write_parquet(df, \"x.parquet\") or write.csv(df, \"x.csv\")",
-    ".rdata": "an R workspace; write the data frame from R as arrow::write_parquet(df, \"x.parquet\") or "
-              "write.csv(df, \"x.csv\")",
-    ".rda": "an R workspace; write the data frame from R as arrow::write_parquet(df, \"x.parquet\") or "
-            "write.csv(df, \"x.csv\")",
-    ".sas7bcat": "a SAS format catalog, which holds value labels, not data; read the .sas7bdat data file",
-}
-
-
-def refusal(path: Path) -> DataError | None:
-    """The error for a file survmom does not read but users bring (.json, .rds, .RData, .sas7bcat), else None."""
-    what = _REFUSED.get(Path(path).suffix.lower())
-    return None if what is None else DataError(f"{path}: not read: {what}")
-
-
 def _stream(path: Path) -> pa.NativeFile:
     """The file's bytes, decompressed when its name ends in .gz."""
     return pa.input_stream(str(path), compression="gzip" if path.name.lower().endswith(".gz") else None)
 
 
-def _open(path: Path, schema: pa.Schema | None = None) -> pa_json.JSONStreamingReader:
-    parse = pa_json.ParseOptions(explicit_schema=schema) if schema is not None else None
+def _open(path: Path, schema: pa.Schema) -> pa_json.JSONStreamingReader:
+    """A streaming reader of the file's rows as ``schema`` types them."""
     try:
         return pa_json.open_json(_stream(path), read_options=pa_json.ReadOptions(block_size=_BLOCK_BYTES),
-                                 parse_options=parse)
+                                 parse_options=pa_json.ParseOptions(explicit_schema=schema))
     except (pa.ArrowException, OSError, EOFError) as exc:
         raise _bad(path, exc) from None
 

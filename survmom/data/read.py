@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from survmom.data import arrow_ipc, columnar, excel, jsonl, statistical, text
+from survmom.data import arrow_ipc, columnar, excel, statistical, text
 from survmom.data.arrow_ipc import ARROW_IPC
 from survmom.data.formats import FormatReader, reader_for
 from survmom.data.jsonl import JSONL
@@ -39,6 +39,15 @@ _SUPPORTED_TEXT = ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz)
 # (Stata, SPSS) gives its codes, not its labels (outcome columns: status 1 labelled "dead" is the event 1);
 # "quantity": a code that is an amount (time, entry, weight), where a code labelled with a word is refused
 COLUMN_TYPES = ("numeric", "category", "string", "code", "quantity")
+_PARQUET_FROM_R = 'arrow::write_parquet(df, "x.parquet") or write.csv(df, "x.csv")'
+_NOT_READ = {  # files users bring that survmom does not read, and how to convert them
+    ".json": ('a JSON file (a JSON array, as pandas\' to_json(orient="records") writes, must be loaded whole); write '
+              'JSON Lines instead: df.to_json("x.jsonl", orient="records", lines=True), or Parquet'),
+    ".rds": f"an R data file; write it from R as {_PARQUET_FROM_R}",
+    ".rdata": f"an R workspace; write the data frame from R as {_PARQUET_FROM_R}",
+    ".rda": f"an R workspace; write the data frame from R as {_PARQUET_FROM_R}",
+    ".sas7bcat": "a SAS format catalog, which holds value labels, not data; read the .sas7bdat data file",
+}
 
 
 def read_table(
@@ -215,9 +224,11 @@ def _format(path: Path, delimiter: str | None, encoding: str | None = None, shee
     typed = reader_for(path, _TYPED)
     if sheet is not None and typed is not excel.EXCEL:
         raise ConfigError(f"--sheet {sheet!r} is for Excel workbooks (.xlsx, .xlsm); {path} is not one")
-    refused = excel.refusal(path) or jsonl.refusal(path)
+    refused = excel.refusal(path)
     if refused is not None:
         raise refused
+    if path.suffix.lower() in _NOT_READ:
+        raise DataError(f"{path}: not read: {_NOT_READ[path.suffix.lower()]}")
     if not (name.endswith(text.TEXT_SUFFIXES) or name.endswith(_COLUMNAR) or typed):
         suffix = "".join(path.suffixes) or "(none)"
         raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {_SUPPORTED_TEXT})")
