@@ -127,10 +127,11 @@ def test_a_lone_dot_is_missing_in_a_numeric_column_and_a_label_in_text(tmp_path)
 
 
 def test_unknown_extension_lists_supported(tmp_path):
-    path = write(tmp_path, "d.json", "x\n1\n")
+    path = write(tmp_path, "d.xml", "x\n1\n")
     # Delimited text is listed once with its compressions, every other suffix by name.
     typed = [s for s in SUPPORTED if not s.startswith((".csv", ".tsv", ".tab", ".txt", ".dat"))]
-    raises_one_line(DataError, lambda: read_table(path), "d.json", ".json",
+    assert {".orc", ".jsonl", ".ndjson", ".jsonl.gz"} <= set(typed)
+    raises_one_line(DataError, lambda: read_table(path), "d.xml", ".xml",
                     ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz)", *typed)
 
 
@@ -969,8 +970,8 @@ def test_preprocessing_warns_in_column_order_and_raises_the_first_column_s_error
 # The data package's modules from the bottom up: each may import only modules before it (no circles).
 DATA_LAYERS = ["messages", "cells", "tables", "table_writers", "formats", "text_bytes", "text_encoding", "text_numbers",
                "whitespace", "text_dialect", "text",
-               "columnar", "arrow_ipc", "statistical", "excel", "read", "dates", "outcomes", "designs", "split",
-               "encoding", "diagnostics", "preprocess"]
+               "columnar", "arrow_ipc", "orc", "jsonl", "statistical", "excel", "read", "dates", "outcomes", "designs",
+               "split", "encoding", "diagnostics", "preprocess"]
 
 
 def test_data_modules_import_only_the_modules_below_them():

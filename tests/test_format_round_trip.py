@@ -77,6 +77,9 @@ WRITERS = {
     "data.dta": lambda df, p: df.to_stata(p, write_index=False, version=118),
     "data.sav": lambda df, p: pyreadstat.write_sav(df, p),
     "data.xpt": lambda df, p: pyreadstat.write_xport(df, p, file_format_version=5),
+    "data.jsonl": lambda df, p: df.to_json(p, orient="records", lines=True),
+    "data.ndjson.gz": lambda df, p: df.to_json(p, orient="records", lines=True, compression="gzip"),
+    "data.orc": lambda df, p: df.to_orc(p, index=False),
 }
 
 

@@ -3,8 +3,8 @@
 A format gives ``column_names(path)``, ``read(path, columns, column_types)``, ``batches(path, columns,
 batch_rows, column_types)`` (frames) and ``declared_types(path)`` ({} for untyped text). Delimited text
 (:mod:`~survmom.data.text`) and Parquet (:mod:`~survmom.data.columnar`) give frames themselves; a
-:class:`~survmom.data.formats.FormatReader` (Arrow IPC, Stata, SPSS, SAS, Excel) gives Arrow tables, made frames here
-by :class:`_ArrowFormat`. To add a format, write a FormatReader and list it in :data:`_TYPED`.
+:class:`~survmom.data.formats.FormatReader` (Arrow IPC, ORC, JSON Lines, Stata, SPSS, SAS, Excel) gives Arrow
+tables, made frames here by :class:`_ArrowFormat`. To add a format, write a FormatReader and list it in :data:`_TYPED`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import pyarrow as pa
 from survmom.data import arrow_ipc, columnar, excel, statistical, text
 from survmom.data.arrow_ipc import ARROW_IPC
 from survmom.data.formats import FormatReader, reader_for
+from survmom.data.jsonl import JSONL
 from survmom.data.messages import SAMPLE, closest_name, plural, quote_list
+from survmom.data.orc import ORC
 from survmom.data.statistical import value_codes
 from survmom.data.tables import check_file, to_pandas
 from survmom.errors import ConfigError, DataError
 
-_TYPED: tuple[FormatReader, ...] = (ARROW_IPC, *statistical.READERS, excel.EXCEL)
+_TYPED: tuple[FormatReader, ...] = (ARROW_IPC, ORC, JSONL, *statistical.READERS, excel.EXCEL)
 _COLUMNAR = (".parquet", ".pq")
 BLOCK_ROWS = 65536  # rows per block read when a typed file is dealt out to processes (read_table_share)
 SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
@@ -37,6 +39,15 @@ _SUPPORTED_TEXT = ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz)
 # (Stata, SPSS) gives its codes, not its labels (outcome columns: status 1 labelled "dead" is the event 1);
 # "quantity": a code that is an amount (time, entry, weight), where a code labelled with a word is refused
 COLUMN_TYPES = ("numeric", "category", "string", "code", "quantity")
+_PARQUET_FROM_R = 'arrow::write_parquet(df, "x.parquet") or write.csv(df, "x.csv")'
+_NOT_READ = {  # files users bring that survmom does not read, and how to convert them
+    ".json": ('a JSON file (a JSON array, as pandas\' to_json(orient="records") writes, must be loaded whole); write '
+              'JSON Lines instead: df.to_json("x.jsonl", orient="records", lines=True), or Parquet'),
+    ".rds": f"an R data file; write it from R as {_PARQUET_FROM_R}",
+    ".rdata": f"an R workspace; write the data frame from R as {_PARQUET_FROM_R}",
+    ".rda": f"an R workspace; write the data frame from R as {_PARQUET_FROM_R}",
+    ".sas7bcat": "a SAS format catalog, which holds value labels, not data; read the .sas7bdat data file",
+}
 
 
 def read_table(
@@ -216,6 +227,8 @@ def _format(path: Path, delimiter: str | None, encoding: str | None = None, shee
     refused = excel.refusal(path)
     if refused is not None:
         raise refused
+    if path.suffix.lower() in _NOT_READ:
+        raise DataError(f"{path}: not read: {_NOT_READ[path.suffix.lower()]}")
     if not (name.endswith(text.TEXT_SUFFIXES) or name.endswith(_COLUMNAR) or typed):
         suffix = "".join(path.suffixes) or "(none)"
         raise DataError(f"{path}: unsupported file type '{suffix}' (supported: {_SUPPORTED_TEXT})")
