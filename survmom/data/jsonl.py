@@ -95,12 +95,26 @@ def _check_utf8(chunk: bytes, lines_before: int, path: Path) -> None:
 
 
 def _raw_schema(path: Path) -> pa.Schema:
-    """The file's schema, each block's types inferred on its own and all unified (one streaming pass).
+    """The file's schema, each block's types inferred on its own and all unified (one streaming pass; the last
+    file's is kept, by path, size and modification time, as a command asks for it several times).
 
     pyarrow's streaming reader takes the first block's types for all blocks, so that an integer column with a
     float far down would be an error; here the blocks are parsed one by one, and only their schemas kept.
     """
+    global _last
     check_file(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if _last is None or _last[0] != key:
+        _last = (key, _unified_schema(path))
+    return _last[1]
+
+
+_last: tuple[tuple[str, int, int], pa.Schema] | None = None  # the last file's key and schema
+
+
+def _unified_schema(path: Path) -> pa.Schema:
+    """:func:`_raw_schema` of ``path``, read."""
     options = pa_json.ReadOptions(block_size=2 * _BLOCK_BYTES, use_threads=False)
     schemas = []
     try:
