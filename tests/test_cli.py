@@ -285,6 +285,13 @@ def test_help_documents_every_option_and_its_default():
         assert "--debug" in survmom(command, "--help").stdout
 
 
+def test_resume_help_says_nproc_defaults_to_the_saved_number_of_processes():
+    """resume relaunches as many processes as training had (README, Scaling out); its help must say so."""
+    flat = " ".join(survmom("resume", "--help").stdout.replace("\u2502", " ").split())
+    assert "--nproc <int> Continue with this many processes on this machine (default: as saved" in flat
+    assert "(default: 1; see train --nproc)" not in flat
+
+
 def test_help_does_not_import_torch_pandas_or_pyarrow():
     code = ("import sys; from survmom.app.cli import app; import typer.testing as t; "
             "t.CliRunner().invoke(app, ['--help']); "

@@ -201,6 +201,17 @@ def test_the_first_sheet_is_read_and_the_others_named(tmp_path):
     assert text_notice(path, sheet="Data") is None
 
 
+def test_a_notes_sheet_read_by_default_gets_no_delimiter_advice(tmp_path):
+    """A one-column notes sheet read by default: the error names the other sheets, not --delimiter (text only)."""
+    path = _book(tmp_path / "w.xlsx", ("Notes", [["about"], ["x"]]), ("Data", _cohort(3)))
+    out = tmp_path / "m.pt"
+    result = run_survmom("train", path, "--out", out)
+    assert result.returncode == 2 and not out.exists()
+    assert "time column 'time' not found (available: 'about')" in result.stderr
+    assert "others: 'Data'; --sheet chooses" in result.stderr
+    assert "--delimiter" not in result.stderr and "title" not in result.stderr
+
+
 def test_a_cover_sheet_without_data_read_by_default_names_the_other_sheets(tmp_path):
     path = _book(tmp_path / "w.xlsx", ("README", [["GBSG2 export, 2026"]]), ("Data", _cohort(3)))
     raises_one_line(DataError, lambda: table_columns(path), "w.xlsx", "sheet 'README' has no data rows",

@@ -135,7 +135,8 @@ def train(
     "out": (None, "Write to this file (default: the checkpoint)."),
     "device": (None, f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]} (default: as saved)."),
     "quiet": (False, None),
-    "nproc": (None, "Continue with this many processes on this machine (default: 1; see train --nproc)."),
+    "nproc": (None, "Continue with this many processes on this machine (default: as saved, the number training ran "
+                       "with; see train --nproc)."),
     "sheet": (None, "Sheet of the --data workbook (default: as training read the saved file; the first sheet of "
                     "another file)."),
     "delimiter": (None, "Delimiter of the --data file (default: as training read the saved file; detected for "

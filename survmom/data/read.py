@@ -439,7 +439,7 @@ def _not_found(path: Path, what: str, name: str, available: list[str]) -> DataEr
     header = text.header_line_below(path, name) if _is_text(path) and not close else None
     if header is not None:  # a title line above the header
         hint = (f"; line {header} holds '{name}': is it the header, under a title? remove the line(s) above it")
-    elif len(available) == 1 and not close:  # a title line above the header, or another delimiter
+    elif len(available) == 1 and not close and _is_text(path):  # a title line above the header, or another delimiter
         hint = ("; the file has one column: is its first line a title (remove the lines above the header), or are "
                 "its fields separated otherwise (--delimiter)?")
     hint += excel.first_sheet_hint(path)
