@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from survmom.data.formats import FormatReader, check_batch_rows, rebatch
+from survmom.data.formats import FormatReader, check_batch_rows, selected_batches
 from survmom.data.messages import first_line
 from survmom.data.tables import INDEX_COLUMN, check_file, clean_names, pandas_index_names, select
 from survmom.errors import DataError
@@ -115,18 +115,7 @@ def iter_batches(path: Path, columns: list[str] | None, batch_rows: int = 65536)
     fields, wanted, selected = _plan(path, columns)
     reader = _open(path, fields)
 
-    def batches() -> Iterator[pa.Table]:
-        rows = 0
-        try:
-            for table in rebatch(_batches(reader), batch_rows):
-                rows += table.num_rows
-                yield table.select(wanted).replace_schema_metadata(None).rename_columns(selected)
-        except (pa.ArrowException, OSError, EOFError) as exc:
-            raise DataError(f"{path}: corrupted Arrow IPC/Feather file ({first_line(exc)})") from None
-        if rows == 0:
-            raise DataError(f"{path}: has no data rows")
-
-    return batches()
+    return selected_batches(_batches(reader), batch_rows, wanted, selected, path, "Arrow IPC/Feather")
 
 
 ARROW_IPC = FormatReader(

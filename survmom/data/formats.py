@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from survmom.errors import ConfigError
+from survmom.data.messages import first_line
+from survmom.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,19 @@ def rebatch(parts: Iterable[pa.Table | pa.RecordBatch], batch_rows: int) -> Iter
         pending, pending_rows = rest.to_batches(), rest.num_rows
     if pending_rows:
         yield pa.Table.from_batches(pending)
+
+
+def selected_batches(parts: Iterable[pa.Table | pa.RecordBatch], batch_rows: int, wanted: list[str],
+                     selected: list[str], path: Path, kind: str) -> Iterator[pa.Table]:
+    """``parts`` re-cut into tables of ``batch_rows`` rows (:func:`rebatch`) holding the raw columns ``wanted``
+    named ``selected``, without schema metadata; DataError for a corrupted ``kind`` file ("ORC") and for one
+    without rows."""
+    rows = 0
+    try:
+        for table in rebatch(parts, batch_rows):
+            rows += table.num_rows
+            yield table.select(wanted).replace_schema_metadata(None).rename_columns(selected)
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        raise DataError(f"{path}: corrupted {kind} file ({first_line(exc)})") from None
+    if rows == 0:
+        raise DataError(f"{path}: has no data rows")

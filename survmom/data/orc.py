@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.orc as pa_orc
 
-from survmom.data.formats import FormatReader, check_batch_rows, rebatch
+from survmom.data.formats import FormatReader, check_batch_rows, selected_batches
 from survmom.data.messages import first_line
 from survmom.data.tables import INDEX_COLUMN, check_file, clean_names, select
 from survmom.errors import DataError
@@ -60,18 +60,7 @@ def iter_batches(path: Path, columns: list[str] | None, batch_rows: int = 65536)
         for i in range(file.nstripes):
             yield file.read_stripe(i, columns=wanted)
 
-    def batches() -> Iterator[pa.Table]:
-        rows = 0
-        try:
-            for table in rebatch(stripes(), batch_rows):
-                rows += table.num_rows
-                yield table.select(wanted).replace_schema_metadata(None).rename_columns(selected)
-        except (pa.ArrowException, OSError, EOFError) as exc:
-            raise DataError(f"{path}: corrupted ORC file ({first_line(exc)})") from None
-        if rows == 0:
-            raise DataError(f"{path}: has no data rows")
-
-    return batches()
+    return selected_batches(stripes(), batch_rows, wanted, selected, path, "ORC")
 
 
 def read(path: Path, columns: list[str] | None = None) -> pa.Table:
