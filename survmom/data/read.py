@@ -352,7 +352,7 @@ def select_feature_columns(
         wanted = set(features)
         chosen = [c for c in columns if c in wanted]
     else:
-        chosen = [c for c in columns if c not in reserved and c not in set(row_names or [])]
+        chosen = [c for c in columns if c not in reserved.union(row_names or [])]
     dropped = set(exclude or [])
     chosen = [c for c in chosen if c not in dropped]
     if not chosen:

@@ -148,20 +148,19 @@ def header_line_below(path: Path, name: str, encoding: str | None = None) -> int
     holds ``name`` as a field (split at commas, semicolons, tabs or runs of whitespace; quotes stripped): the
     header under a title line. None when no line does or the file cannot be read as text."""
     try:
-        with open_bytes(path) as fh:
-            chunk = fh.read(HEADER_PROBE)
-        lines = decode_lenient(chunk, file_encoding(chunk, encoding)).splitlines()
-    except (OSError, EOFError, UnicodeError, DataError):
+        lines = _first_lines(path, encoding, blank=True)[0]
+    except (DataError, OSError):
         return None
-    for number, line in enumerate(lines[1:PROBE_LINES], start=2):
+    for number, line in enumerate(lines[1:], start=2):
         if name in {field.strip().strip("\"'") for field in re.split(r"[,;\t]|\s{2,}", line)}:
             return number
     return None
 
 
-def _first_lines(path: Path, encoding: str | None) -> tuple[list[str], str]:
-    """The first :data:`PROBE_LINES` complete lines (fewer for a short file), decoded leniently, and the codec
-    of the file (:func:`~survmom.data.text_encoding.file_encoding`)."""
+def _first_lines(path: Path, encoding: str | None, blank: bool = False) -> tuple[list[str], str]:
+    """The non-blank lines among the first :data:`PROBE_LINES` complete lines (fewer for a short file; ``blank``:
+    all of them, so that list positions are line numbers), decoded leniently, and the codec of the file
+    (:func:`~survmom.data.text_encoding.file_encoding`)."""
     with open_bytes(path) as fh:
         try:
             chunk = fh.read(HEADER_PROBE)
@@ -176,4 +175,4 @@ def _first_lines(path: Path, encoding: str | None) -> tuple[list[str], str]:
             raise not_text_error(path, fh, codec) from None
     if len(chunk) == HEADER_PROBE and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut
-    return [line for line in lines[:PROBE_LINES] if line.strip()], codec
+    return [line for line in lines[:PROBE_LINES] if blank or line.strip()], codec
