@@ -130,3 +130,21 @@ def test_the_readme_table_is_written_between_its_markers_from_the_records(tmp_pa
     (tmp_path / "plain.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="no '<!-- accuracy-table"):
         accuracy.write_readme_table(tmp_path / "plain.md", block)
+
+
+def test_the_best_peer_picked_on_the_other_splits_is_scored_on_the_split_left_out():
+    # rsf: mean 0.72 (best on all splits), but picked from splits 0 and 1 only coxph (0.73) wins
+    c = {"rsf": (0.70, 0.70, 0.76), "coxph": (0.73, 0.73, 0.67), "survmom": (0.71, 0.71, 0.71)}
+    records = [{"dataset": "d", "split": k, "method": m, "cindex": values[k], "ibs": 0.1 + 0.01 * k}
+               for m, values in c.items() for k in range(3)]
+    best = accuracy.best_peers(records, ["d"], ["rsf", "coxph"], 3)["d"]
+    block = accuracy.readme_table(records, ["d"], ["survmom", "rsf", "coxph"], {"survmom": ""}, 3)
+    assert best["on_test"]["peer"] == "rsf" and best["on_test"]["cindex"] == [0.70, 0.70, 0.76]
+    # split 0 or 1 left out: rsf leads on the others (0.73 vs 0.70); split 2 left out: coxph (0.73 vs 0.70)
+    assert best["other_splits"]["picks"] == ["rsf", "rsf", "coxph"]
+    assert best["other_splits"]["cindex"] == [0.70, 0.70, 0.67]
+    assert best["other_splits"]["ibs"] == pytest.approx([0.10, 0.11, 0.12])
+    lines = block.splitlines()
+    assert lines[2].endswith("| best peer (picked on these splits) | best peer (picked on the other splits) |")
+    assert lines[4].endswith("| 0.720 ± 0.035 (rsf) | 0.690 ± 0.017 (rsf/coxph) |")
+    assert lines[5] == "| **mean** | **0.710** | **0.720** | **0.710** | **0.720** | **0.690** |"
