@@ -15,6 +15,7 @@ from survmom.atomic import check_output_path as check_writable_output
 from survmom.atomic import restored_on_error
 from survmom.data import Preprocessor, fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError, SurvmomError, TrainingDiverged
+from survmom.system import usable_cores
 from survmom.training.checkpoint import data_state, load_state, read_checkpoint, write_checkpoint
 from survmom.training.config import TrainConfig, auto_batch, check_id_column_name
 from survmom.training.distributed import Ranks, from_environment, is_restart, launch_token, world_size
@@ -95,7 +96,9 @@ def _new_trainer(config: TrainConfig, prepared: PreparedData, ranks: Ranks | Non
     """A Trainer on ``prepared`` (this process's rows of a distributed run with ``ranks``); ``time_scale``: a
     resumed run's (None: from the training rows); ``fit_start=False`` for a trainer about to load a state."""
     device = resolve_device(config.device) if ranks is None else ranks.device
-    _set_threads(config)
+    capped = _set_threads(config)
+    if capped is not None:
+        prepared.warnings.append(capped)
     if time_scale is None:
         time_scale = _time_scale(prepared.all_train or prepared.train, config.loss)
     return Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
@@ -289,12 +292,22 @@ def _unchanged_validation_file(path: Path, expected: str) -> Path:
     return path
 
 
-def _set_threads(config: TrainConfig) -> None:
+def _set_threads(config: TrainConfig) -> str | None:
     """Training steps work on small tensors: one CPU thread is as fast on an idle machine and far faster on a
-    busy one (torch's intra-op threads wait for each other). ``--threads N`` overrides; 0 keeps torch's choice."""
+    busy one (torch's intra-op threads wait for each other). ``--threads N`` overrides; 0 keeps torch's choice.
+    An N above the cores this process may use is capped to them (the config keeps N: a checkpoint or YAML file
+    may move to a larger machine); the warning saying so is returned (None when not capped)."""
     threads = 1 if config.threads is None else config.threads
+    cores = usable_cores()
+    warning = None
+    if threads > cores:
+        warning = (f"--threads {threads} is more than the {cores} CPU core{'s' if cores > 1 else ''} this process "
+                   f"may use: training runs on {cores} thread{'s' if cores > 1 else ''} (more threads than cores "
+                   "only wait for each other)")
+        threads = cores
     if threads > 0:
         torch.set_num_threads(threads)
+    return warning
 
 
 def _time_scale(train: Outcomes, loss: str) -> float:
