@@ -481,6 +481,44 @@ def test_resume_with_nothing_left_to_train_says_so(trained):
     assert trained["cox"].read_bytes() == before
 
 
+def test_resume_of_an_early_stopped_run_says_why_it_stops_and_takes_a_fresh_patience(tmp_path):
+    """A run stopped by --patience 2 has spent its patience: resume --epochs 60 alone stops at the next epoch that
+    does not improve, and says so; --patience 5 gives 5 more epochs without improvement from the resume point.
+    Oracle: the validation C-index history in the checkpoint, walked by hand. The resumed epochs continue the
+    saved state exactly either way (only the stopping rule differs)."""
+    common = ["--id-col", "id", "--seed", "3", "--quiet"]
+    stopped = tmp_path / "stopped.pt"
+    survmom("train", SAMPLE / "cohort.csv", "--patience", "2", "--epochs", "40", "--out", stopped, *common)
+    saved = load(stopped)
+    end, best_epoch = saved["progress"]["epoch"], saved["best"]["epoch"]
+    assert saved["progress"]["stopped_early"] and saved["progress"]["epochs_without_improvement"] == 2 and end < 40
+    again = survmom("resume", stopped, "--epochs", "60", "--out", tmp_path / "again.pt", "--quiet")
+    assert [line for line in again.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: {stopped}: training stopped early at epoch {end} (--patience 2: 2 epochs without a better "
+        f"validation C-index than epoch {best_epoch}'s); it stops again at the next epoch that is not better: "
+        "pass --patience N to allow N more epochs without improvement"]
+    fresh = survmom("resume", stopped, "--epochs", "60", "--patience", "5", "--out", tmp_path / "fresh.pt", "--quiet")
+    assert "warning:" not in fresh.stderr
+    resumed = load(tmp_path / "fresh.pt")
+    best, waited, stop = saved["best"]["metric"], 0, 60
+    for record in resumed["history"][end:]:  # the resumed epochs, by hand
+        if record["val_cindex"] > best:
+            best, waited = record["val_cindex"], 0
+        else:
+            waited += 1
+        if waited == 5:
+            stop = record["epoch"]
+            break
+    assert resumed["progress"]["epoch"] == stop >= end + 5 and resumed["config"]["patience"] == 5
+    assert resumed["progress"]["stopped_early"] == (stop < 60) and resumed["best"]["metric"] == best
+    assert [h["loss"] for h in resumed["history"][:end]] == [h["loss"] for h in saved["history"]]
+    first, fresh_first = load(tmp_path / "again.pt")["history"][end], resumed["history"][end]
+    assert (first["loss"], first["val_cindex"]) == (fresh_first["loss"], fresh_first["val_cindex"])
+    done = survmom("resume", stopped, check=False)
+    assert done.returncode == 2 and f"nothing to resume (early stopping ended it at epoch {end})" in done.stderr
+    assert "--patience N" in done.stderr
+
+
 def test_validating_on_the_training_file_is_warned_about(tmp_path):
     result = survmom("train", SAMPLE / "cohort.csv", "--val", SAMPLE / "cohort.csv", "--id-col", "id",
                      "--epochs", "1", "--out", tmp_path / "m.pt", "--quiet")

@@ -1,5 +1,7 @@
 """The trainer's epoch order: seeded batches, each in order of descending time for Cox."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -73,3 +75,29 @@ def test_large_inference_runs_on_two_threads_only_with_the_default_threads_optio
         assert seen == {"default": 2, "given": 1, "small": 1, "one core": 1}
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_above_the_usable_cores_are_capped_to_them_with_one_warning(monkeypatch, tmp_path) -> None:
+    """--threads 999 on a machine where the process may use 2 cores trains on 2 threads (more only wait for each
+    other: 999 trained the sample cohort ~10x slower than 1 on a 2-core machine) and says so once; the saved
+    config keeps the option as given, so that a resume on a larger machine uses what was asked for."""
+    from survmom.training import workflow
+    from survmom.training.checkpoint import read_checkpoint
+
+    from cli_runner import run_survmom
+
+    calls: list[int] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(n))[1])
+    monkeypatch.setattr(workflow, "usable_cores", lambda: 2)
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "cohort.csv"
+    args = ["train", sample, "--id-col", "id", "--epochs", "1", "--hidden", "8", "--out", tmp_path / "m.pt"]
+    result = run_survmom(*args, "--threads", "999", check=True)
+    assert 999 not in calls and 2 in calls
+    warned = [line for line in result.stderr.splitlines() if "--threads" in line]
+    assert warned == ["warning: --threads 999 is more than the 2 CPU cores this process may use: training runs on 2 "
+                      "threads (more threads than cores only wait for each other)"]
+    assert read_checkpoint(tmp_path / "m.pt").config.threads == 999
+    calls.clear()
+    quiet = run_survmom(*args, "--threads", "1", check=True)
+    assert "--threads" not in quiet.stderr and calls[0] == 1

@@ -135,6 +135,9 @@ def train(
     "out": (None, "Write to this file (default: the checkpoint)."),
     "device": (None, f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]} (default: as saved)."),
     "quiet": (False, None),
+    "patience": (None, "Allow this many more epochs without a better validation C-index, counted from the resume "
+                       "point (default: as saved, with the count saved: a run that stopped early stops again at the "
+                       "next epoch that is not better)."),
     "nproc": (None, "Continue with this many processes on this machine (default: as saved, the number training ran "
                        "with; see train --nproc)."),
     "sheet": (None, "Sheet of the --data workbook (default: as training read the saved file; the first sheet of "

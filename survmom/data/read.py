@@ -164,6 +164,13 @@ def value_labels(path: Path) -> dict[str, list[str]]:
     return {} if reader_for(path, statistical.READERS) is None else statistical.value_labels(path)
 
 
+def nominal_numbers(path: Path) -> list[str]:
+    """The number columns of an SPSS file whose measurement level is "nominal" (category codes, such as a region
+    1 ... 7; :func:`~survmom.data.statistical.nominal_numbers`); [] for other files."""
+    path = Path(path)
+    return [] if reader_for(path, [statistical.SPSS]) is None else statistical.nominal_numbers(path)
+
+
 def pandas_index_columns(path: Path) -> list[str]:
     """The columns a Parquet or Arrow IPC/Feather file records as the pandas index it was written with
     (``df.set_index("pid").to_parquet(...)`` records ``pid``), in index-level order, and a Stata file's column

@@ -5,6 +5,8 @@ Types follow what the file declares (the type rule: a typed source decides):
 * numbers (SPSS and SAS store doubles; Stata's byte/int/long/float/double) -> float64, exact;
 * text (``str``/``strL``, SPSS ``A``, SAS character) -> string, so categorical downstream even when its values
   look like numbers (centre "120"); an empty string is missing, as these formats have no other missing text;
+* an SPSS number whose measurement level is "nominal" stays a number here; :func:`nominal_numbers` names these
+  columns, which training reads as categories (a region 1 ... 7);
 * a column with value labels (Stata, SPSS) -> categorical (Arrow dictionary of the labels); a value without a
   label keeps its code as text ("3"); the categories are the labels present in the batch, in code order; the
   field keeps the label -> code pairs, so that :func:`value_codes` gives the codes where they are meant
@@ -153,6 +155,20 @@ def value_labels(path: Path) -> dict[str, list[str]]:
     meta, wanted, selected = _plan(Path(path), reader_for(path, READERS).name, None)
     return {name: [str(label) for label in labels.values()]
             for raw, name in zip(wanted, selected, strict=True) if (labels := _data_labels(meta, raw))}
+
+
+def nominal_numbers(path: Path) -> list[str]:
+    """The number columns of ``path`` (no value labels, not dates) whose measurement level is "nominal" (SPSS's
+    ``VARIABLE LEVEL``; Stata and SAS files have none): codes of categories, such as a region 1 ... 7."""
+    path = Path(path)
+    kind = reader_for(path, READERS).name
+    meta, wanted, selected = _plan(path, kind, None)
+    measures = meta.variable_measure or {}
+    if "nominal" not in measures.values():
+        return []
+    schema = _schema(path, kind)
+    return [name for raw, name in zip(wanted, selected, strict=True)
+            if measures.get(raw) == "nominal" and schema.field(name).type == pa.float64()]
 
 
 def value_codes(table: pa.Table, path: Path, column_types: dict[str, str]) -> pa.Table:

@@ -170,7 +170,8 @@ class TrainConfig:
         "--standalone does: gloo on CPU, NCCL on CUDA); --batch is per process. Across machines: torchrun."))
     # None: 1 thread for training steps (small tensors gain nothing from more).
     threads: int | None = field(default=None, metadata=cli(
-        "CPU threads for training (default: 1, fastest for small batches; 0: torch's default)."))
+        "CPU threads for training (default: 1, fastest for small batches; 0: torch's default; at most the usable "
+        "cores: more are capped to them)."))
     out: str = field(default="model.pt", metadata=cli("Checkpoint file to write.", "--out", "-o", path=True))
     quiet: bool = field(
         default=False, metadata=cli("No progress display: warnings, errors and the final 'done:' line only.",

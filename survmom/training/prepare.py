@@ -24,6 +24,7 @@ from survmom.data import (
     fit_strata,
     forced_types,
     is_workbook,
+    nominal_numbers,
     pandas_index_columns,
     parse_entry,
     parse_event,
@@ -149,7 +150,7 @@ def prepare_training_data(
     stated: dict[str, str] = {}  # feature column -> type given by the user or the file's schema
     text_in_file: set[str] = set()  # feature columns a typed file stores as text, the user not saying otherwise
     labels: dict[str, list[str]] = {}  # a Stata/SPSS file's value-labelled columns -> their labels
-    index_notice = None
+    index_notice = nominal_notice = None
     if preprocessor is None:
         # A Parquet/Feather file's named pandas index (df.set_index("pid")) names rows: not a default feature.
         row_names = [] if config.features is not None else _unused_index(data_path, config)
@@ -168,6 +169,11 @@ def prepare_training_data(
         roles = design_roles(config)
         forced = forced_types(columns, categorical=config.categorical, numeric=config.numeric, roles=roles,
                               features=feature_cols, path=data_path)
+        # An SPSS number whose measurement level is nominal (a region 1 ... 7) holds categories: as --categorical.
+        nominal = [name for name in nominal_numbers(data_path) if name in feature_cols and name not in forced]
+        if nominal:
+            forced = {**forced, **dict.fromkeys(nominal, "category")}
+            nominal_notice = _nominal_notice(nominal, data_path)
         # The user's types, then a typed file's own (Parquet), decide; other columns are inferred.
         declared = declared_types(data_path, sheet=config.sheet)
         stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
@@ -252,7 +258,7 @@ def prepare_training_data(
         train.position = np.searchsorted(train_idx, train_here)
     # how a text file was read, if not plain CSV; which sheet of a workbook
     notice = text_notice(data_path, delimiter=config.delimiter, encoding=config.encoding, sheet=config.sheet)
-    warnings = [line for line in (notice, index_notice) if line]
+    warnings = [line for line in (notice, index_notice, nominal_notice) if line]
     warnings += list(preprocessor.warnings) + [warning for warning in id_warnings if warning]
     warnings += _numbers_stored_as_text(preprocessor, text_in_file - set(labels), data_path)
     warnings += _numbers_labelled_in_part(preprocessor, text_in_file, labels, data_path)
@@ -532,6 +538,14 @@ def _numbers_labelled_in_part(preprocessor: Preprocessor, text_in_file: set[str]
                 f"categorical, one input per value: --numeric {spec.name} reads its codes as numbers (the labelled "
                 "codes too: make them missing first)")
     return warnings
+
+
+def _nominal_notice(columns: list[str], path: Path) -> str:
+    """The line saying which SPSS numbers are read as categories because their measurement level is nominal."""
+    one = len(columns) == 1
+    return (f"{path}: {'column' if one else 'columns'} {quote_list(columns)} {'is' if one else 'are'} nominal "
+            f"({'its' if one else 'their'} SPSS measurement level): treated as categorical, one input per value; "
+            f"--numeric {','.join(columns)} reads {'it as a number' if one else 'them as numbers'}")
 
 
 def _leading_zero(text: str) -> bool:

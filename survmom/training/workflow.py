@@ -15,6 +15,7 @@ from survmom.atomic import check_output_path as check_writable_output
 from survmom.atomic import restored_on_error
 from survmom.data import Preprocessor, fingerprint
 from survmom.errors import CheckpointError, ConfigError, DataError, SurvmomError, TrainingDiverged
+from survmom.system import usable_cores
 from survmom.training.checkpoint import data_state, load_state, read_checkpoint, write_checkpoint
 from survmom.training.config import TrainConfig, auto_batch, check_id_column_name
 from survmom.training.distributed import Ranks, from_environment, is_restart, launch_token, world_size
@@ -95,7 +96,9 @@ def _new_trainer(config: TrainConfig, prepared: PreparedData, ranks: Ranks | Non
     """A Trainer on ``prepared`` (this process's rows of a distributed run with ``ranks``); ``time_scale``: a
     resumed run's (None: from the training rows); ``fit_start=False`` for a trainer about to load a state."""
     device = resolve_device(config.device) if ranks is None else ranks.device
-    _set_threads(config)
+    capped = _set_threads(config)
+    if capped is not None:
+        prepared.warnings.append(capped)
     if time_scale is None:
         time_scale = _time_scale(prepared.all_train or prepared.train, config.loss)
     return Trainer(config, prepared.train.x.shape[1], _tensors(prepared.train, device, time_scale, config.loss),
@@ -142,7 +145,8 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
                               "with a larger --epochs)")
         partial = saved.state if record["current"] == len(done) else None  # the member in training, if begun
         return _train_members(config, source, Path(out), make_reporter, started, done, partial,
-                              saved.preprocessor, saved.strata_levels)
+                              saved.preprocessor, saved.strata_levels,
+                              fresh_patience=overrides.get("patience") is not None)
     prepared = prepare_training_data(config, source, saved.preprocessor, saved.strata_levels, ranks=ranks)
     if list(prepared.data_info["columns"]) != list(info["columns"]) and data_path is not None:
         missing = sorted(set(info["columns"]) - set(prepared.data_info["columns"]))
@@ -155,7 +159,12 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
         raise CheckpointError(
             f"{checkpoint_path}: checkpoint does not match its own configuration ({error})"
         ) from error
-    trainer.stopped_early = False if epochs is not None else trainer.stopped_early
+    stopped = trainer.stopped_early and trainer.epoch < config.epochs  # by --patience, with epochs left or added
+    fresh_patience = overrides.get("patience") is not None
+    if fresh_patience:  # --patience N: N more epochs without improvement, counted from here
+        trainer.epochs_without_improvement = 0
+    if epochs is not None or fresh_patience:
+        trainer.stopped_early = False
     finished = trainer.epoch >= config.epochs or trainer.stopped_early
     if restarted and finished:  # the failure came after the last checkpoint of a complete run
         return RunResult(Path(out), trainer.epoch, trainer.best_epoch, trainer.best_metric, False,
@@ -165,10 +174,19 @@ def resume_from_checkpoint(checkpoint_path: Path, epochs: int | None, data_path:
         prepared.warnings.append(f"{checkpoint_path} was trained by {saved_size} process(es), this run has "
                                  f"{trainer.world_size}: training continues, but not bit-identically to an "
                                  "uninterrupted run (each process's batches differ)")
+    if finished and trainer.stopped_early:
+        raise ConfigError(f"{checkpoint_path}: nothing to resume (early stopping ended it at epoch {trainer.epoch}); "
+                          "pass --patience N to allow N more epochs without improvement (up to epoch "
+                          f"{config.epochs}; --epochs N to go further)")
     if finished:
-        why = "early stopping ended it" if trainer.stopped_early else f"{trainer.epoch} of {config.epochs} epochs done"
-        raise ConfigError(f"{checkpoint_path}: nothing to resume ({why}); pass --epochs N with N > {trainer.epoch} "
-                          "to train further")
+        raise ConfigError(f"{checkpoint_path}: nothing to resume ({trainer.epoch} of {config.epochs} epochs done); "
+                          f"pass --epochs N with N > {trainer.epoch} to train further")
+    if stopped and not fresh_patience:  # its patience is spent: the next epoch that is not better stops it again
+        prepared.warnings.append(
+            f"{checkpoint_path}: training stopped early at epoch {trainer.epoch} (--patience {config.patience}: "
+            f"{trainer.epochs_without_improvement} epochs without a better validation C-index than epoch "
+            f"{trainer.best_epoch}'s); it stops again at the next epoch that is not better: pass --patience N to "
+            "allow N more epochs without improvement")
     return _run(trainer, config.epochs, Path(out), data_state(prepared), make_reporter(config), prepared.warnings,
                 started)
 
@@ -213,14 +231,15 @@ def _run(trainer: Trainer, epochs: int, out: Path, extra: dict[str, Any], report
 
 def _train_members(config: TrainConfig, data_path: Path, out: Path, make_reporter, started: float,
                    done: list[dict[str, Any]], partial: dict[str, Any] | None, preprocessor: Preprocessor | None,
-                   strata_levels: list[tuple[str, ...]] | None) -> RunResult:
+                   strata_levels: list[tuple[str, ...]] | None, fresh_patience: bool = False) -> RunResult:
     """Train the members of a cross-fitted ensemble one after another, from member ``len(done)`` on.
 
     Member k is validated on fold k of ``config.ensemble`` and trained on the others with seed
     ``config.member(k).seed``. Every checkpoint holds the trained members (``done``: each member's trainer
     state and its risks of every row, in file order) and the trainer state of the member in training at the top
     level, which ``partial`` is when resuming it (None: it starts afresh). ``preprocessor``/``strata_levels``:
-    the ensemble's (None: fitted on every row by the first member).
+    the ensemble's (None: fitted on every row by the first member). ``fresh_patience`` (resume --patience): the
+    member resumed counts its epochs without improvement from the resume point.
     """
     size = config.ensemble
     result: RunResult | None = None
@@ -232,6 +251,8 @@ def _train_members(config: TrainConfig, data_path: Path, out: Path, make_reporte
         trainer = _new_trainer(config.member(member), prepared, fit_start=partial is None)
         if partial is not None:
             trainer.load_state_dict(partial)
+            if fresh_patience:
+                trainer.epochs_without_improvement = 0
             partial = None
         shared = {**data_state(prepared), "config": config.to_dict()}  # the ensemble's config, not the member's
         reporter = make_reporter(config)
@@ -289,12 +310,22 @@ def _unchanged_validation_file(path: Path, expected: str) -> Path:
     return path
 
 
-def _set_threads(config: TrainConfig) -> None:
+def _set_threads(config: TrainConfig) -> str | None:
     """Training steps work on small tensors: one CPU thread is as fast on an idle machine and far faster on a
-    busy one (torch's intra-op threads wait for each other). ``--threads N`` overrides; 0 keeps torch's choice."""
+    busy one (torch's intra-op threads wait for each other). ``--threads N`` overrides; 0 keeps torch's choice.
+    An N above the cores this process may use is capped to them (the config keeps N: a checkpoint or YAML file
+    may move to a larger machine); the warning saying so is returned (None when not capped)."""
     threads = 1 if config.threads is None else config.threads
+    cores = usable_cores()
+    warning = None
+    if threads > cores:
+        warning = (f"--threads {threads} is more than the {cores} CPU core{'s' if cores > 1 else ''} this process "
+                   f"may use: training runs on {cores} thread{'s' if cores > 1 else ''} (more threads than cores "
+                   "only wait for each other)")
+        threads = cores
     if threads > 0:
         torch.set_num_threads(threads)
+    return warning
 
 
 def _time_scale(train: Outcomes, loss: str) -> float:
