@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -179,6 +180,50 @@ def test_the_start_is_validated_as_epoch_zero_and_can_be_kept():
     assert torch.count_nonzero(trainer.momentum.target.state_dict()[output]) > 0
 
 
+@pytest.mark.parametrize(("margin", "best_epochs"), [(0.0, [1, 2, 4]), (1.0, [2, 4]), (2.0, [])])
+def test_a_trained_epoch_replaces_the_start_only_when_it_beats_it_by_the_margin(rossi, margin, best_epochs,
+                                                                                 monkeypatch):
+    trainer = _trainer(rossi, start_margin=margin, epochs=5, patience=10)
+    start_c = trainer.validation_cindex()
+    # the start's standard error: the infinitesimal jackknife of Harrell's C, here against a brute-force pair loop
+    se = _ij_standard_error(_start_risk(trainer), trainer.val_data.event, trainer.val_data.time)
+    assert 0.01 < se < 0.1
+    # the trained epochs' validation C, scripted in standard errors above the start's
+    scripted = [start_c + k * se for k in (0.5, 1.5, 1.2, 1.8, 1.7)]
+    real = trainer.validation_cindex
+    monkeypatch.setattr(trainer, "validation_cindex",
+                        lambda: real() if trainer.start_metric is None else scripted.pop(0))
+    _fit(trainer)
+    assert trainer.start_metric == pytest.approx(start_c)
+    assert trainer.start_se == (pytest.approx(se, rel=1e-9) if margin else 0.0)  # not computed when not needed
+    assert [record["epoch"] for record in trainer.history if record["best"]] == best_epochs
+    assert trainer.best_epoch == (best_epochs[-1] if best_epochs else 0)
+    assert trainer.best_metric == pytest.approx(start_c + (1.8 * se if best_epochs else 0.0))
+
+
+def _start_risk(trainer: Trainer) -> torch.Tensor:
+    """The validation risks of the untrained network (MLP output layer zero: the linear path alone)."""
+    with torch.no_grad():
+        return trainer.momentum.target.linear(trainer.val_data.x).squeeze(1).double()
+
+
+def _ij_standard_error(risk: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> float:
+    """sqrt(sum_k ((N_k - c D_k) / D)^2) by looping over all pairs (Therneau & Atkinson's concordance vignette)."""
+    n = len(risk)
+    num_k, den_k = [0.0] * n, [0.0] * n
+    num = den = 0.0
+    for i in range(n):
+        for j in range(n):
+            if event[i] and (time[i] < time[j] or (time[i] == time[j] and not event[j])):
+                score = 1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0
+                num, den = num + score, den + 1
+                for k in (i, j):
+                    num_k[k] += score
+                    den_k[k] += 1
+    c = num / den
+    return math.sqrt(sum(((a - c * b) / den) ** 2 for a, b in zip(num_k, den_k)))
+
+
 def test_the_start_is_scored_after_the_first_steps_and_before_an_interruption_is_saved(rossi):
     """Training starts without waiting for the epoch-0 validation; an interruption still saves it as best."""
     import os
@@ -215,7 +260,7 @@ def test_the_start_is_scored_after_the_first_steps_and_before_an_interruption_is
 def test_resume_skips_the_starting_fit_and_keeps_the_path_frozen(rossi, monkeypatch):
     import survmom.training.trainer as train_module
 
-    trainer = _trainer(rossi, epochs=1)
+    trainer = _trainer(rossi, epochs=1, start_margin=1.0)
     start = trainer.momentum.online.linear.weight.detach().clone()
     _fit(trainer)
     state = trainer.state_dict()
@@ -228,6 +273,7 @@ def test_resume_skips_the_starting_fit_and_keeps_the_path_frozen(rossi, monkeypa
                       Tensors(x32[340:], event[340:], time[340:]), torch.device("cpu"), fit_start=False)
     resumed.load_state_dict(state)
     assert calls == [] and resumed.fitted_start
+    assert resumed.start_se == trainer.start_se > 0 and resumed.start_metric == trainer.start_metric  # the margin
     assert not resumed.momentum.online.linear.weight.requires_grad
     resumed.config.epochs = 2
     _fit(resumed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -163,6 +164,10 @@ class TrainConfig:
         "predictions average the members' survival curves. Takes K times as long; --val-frac is then 1/K."))
     patience: int | None = field(
         default=10, metadata=cli("Stop after this many epochs without a better validation C-index."))
+    start_margin: float = field(default=0.0, metadata=cli(
+        "Keep the fitted linear start unless a trained epoch's validation C-index beats it by more than this many "
+        "standard errors of the start's C (1: the one-standard-error rule, for a model no more complex than the "
+        "data show it needs); 0: the best epoch wins by any margin."))
     seed: int = field(default=0, metadata=cli("Random seed (split, initialisation, batches, dropout)."))
     device: str = field(default="auto", metadata=cli("auto (CUDA when available), cpu or cuda."))
     nproc: int = field(default=1, metadata=cli(
@@ -232,6 +237,8 @@ class TrainConfig:
              "give --bank-steps or --bank-size, not both"),
             (0 <= self.val_frac < 1, f"--val-frac must be in [0, 1), got {self.val_frac}"),
             (self.patience is None or self.patience >= 1, f"--patience must be at least 1, got {self.patience}"),
+            (math.isfinite(self.start_margin) and self.start_margin >= 0,
+             f"--start-margin must be a finite number >= 0 (standard errors), got {self.start_margin}"),
             (self.threads is None or self.threads >= 0, f"--threads must be >= 0, got {self.threads}"),
             (1 <= self.ensemble <= MAX_ENSEMBLE,
              f"--ensemble must be an integer from 1 to {MAX_ENSEMBLE}, got {self.ensemble}"),

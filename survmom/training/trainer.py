@@ -19,7 +19,7 @@ import torch
 
 from survmom.core.linear_start import fit_linear_start, start_rows
 from survmom.core.losses import breslow_baseline, weibull_log_median, weibull_loss
-from survmom.core.metrics import concordance_index
+from survmom.core.metrics import concordance_index, concordance_index_se
 from survmom.core.model import LinearSkip, build_backbone, set_output_bias
 from survmom.core.momentum import Momentum
 from survmom.core.optim import AdamW, lbfgs_minimize
@@ -169,6 +169,7 @@ class Trainer:
         self.best_epoch = 0
         self.best_target: dict[str, torch.Tensor] | None = None
         self.start_metric: float | None = None  # the validation C of the untrained network (epoch 0)
+        self.start_se = 0.0  # its standard error (0 when not validated)
         self.epochs_without_improvement = 0
         self.stopped_early = False
         self.history: list[dict[str, Any]] = []
@@ -317,7 +318,7 @@ class Trainer:
         self._check_finite_weights()
         self.epoch += 1
         metric = self.validation_cindex()
-        improved = metric is not None and (self.best_metric is None or metric > self.best_metric)
+        improved = metric is not None and (self.best_metric is None or metric > self.best_metric + self._margin())
         if improved:
             self.best_metric, self.best_epoch = metric, self.epoch
             self.best_target = _state_copy(self.momentum.target)
@@ -340,6 +341,15 @@ class Trainer:
         self.batch_index, self.epoch_loss_sum, self.epoch_samples, self.epoch_seconds = 0, 0.0, 0, 0.0
         return record
 
+    def _margin(self) -> float:
+        """How much an epoch's validation C must exceed the best so far to replace it: ``--start-margin``
+        standard errors of the start's C while the linear start is the best (the one-standard-error rule:
+        Breiman et al. 1984, *Classification and Regression Trees*, 3.4.3; Hastie, Tibshirani & Friedman,
+        *The Elements of Statistical Learning*, 7.10), else 0. The best of many epochs' noisy validation C is an
+        optimistic estimate; the simpler start is kept unless training beats it by more than that noise."""
+        start_is_best = self.best_epoch == 0 and self.start_metric is not None and self.best_metric == self.start_metric
+        return self.config.start_margin * self.start_se if start_is_best else 0.0
+
     def validate_start(self, start_weights: dict[str, torch.Tensor]) -> None:
         """Score the untrained target (epoch 0: the linear start, if any) so early stopping can keep it.
 
@@ -347,7 +357,12 @@ class Trainer:
         """
         with self._target_weights(start_weights):
             metric = self.validation_cindex()
+            scored = self._validation_risks() if metric is not None and self.config.start_margin > 0 else None
         self.start_metric = metric
+        # the standard error of the plain Harrell C of the same rows (with a design: its scale, not its value)
+        se = math.nan if scored is None else concordance_index_se(scored[0].cpu(), scored[1].event.cpu(),
+                                                                   scored[1].time.cpu())[1]
+        self.start_se = se if math.isfinite(se) else 0.0
         if metric is not None and (self.best_metric is None or metric > self.best_metric):
             self.best_metric, self.best_epoch = metric, 0
             self.best_target = start_weights
@@ -355,6 +370,17 @@ class Trainer:
     def validation_cindex(self) -> float | None:
         """Harrell's C of the target network on the validation rows (None without usable validation); with a
         design, its concordance (:func:`~survmom.core.metrics.concordance_index`)."""
+        scored = self._validation_risks()
+        if scored is None:
+            return None
+        risk, val = scored
+        design = {name: value.cpu() for name, value in design_kwargs(val).items()}
+        value = concordance_index(risk.cpu(), val.event.cpu(), val.time.cpu(), **design)
+        return None if math.isnan(value) else float(value)
+
+    def _validation_risks(self) -> tuple[torch.Tensor, Tensors] | None:
+        """The target network's risks (n_val,) of the validation rows and those rows (distributed: of every
+        rank), or None without rows or events."""
         val = self.val_data
         if self.ranks is not None and val is not None:  # every rank scores its rows; C of all of them
             risk = self.ranks.gather_rows(risk_from_estimates(self.infer(val.x), self.config.loss))
@@ -364,9 +390,7 @@ class Trainer:
             risk = risk_from_estimates(self.infer(val.x), self.config.loss)
         if val is None or len(val.time) == 0 or not bool(val.event.any()):
             return None
-        design = {name: value.cpu() for name, value in design_kwargs(val).items()}
-        value = concordance_index(risk.cpu(), val.event.cpu(), val.time.cpu(), **design)
-        return None if math.isnan(value) else float(value)
+        return risk, val
 
     def infer(self, x: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
         """Target estimates (n, d) in chunks, eval mode, no gradients."""
@@ -405,7 +429,7 @@ class Trainer:
                 "epoch_samples": self.epoch_samples, "epoch_seconds": self.epoch_seconds,
                 "epochs_without_improvement": self.epochs_without_improvement,
                 "stopped_early": self.stopped_early, "fitted_start": self.fitted_start,
-                "start_val_cindex": self.start_metric, "world_size": self.world_size,
+                "start_val_cindex": self.start_metric, "start_val_se": self.start_se, "world_size": self.world_size,
                 "global_batch": self.config.batch * self.world_size,  # rows per step over all processes
             },
             "best": {"metric": self.best_metric, "epoch": self.best_epoch,
@@ -495,6 +519,7 @@ class Trainer:
         self.stopped_early = progress["stopped_early"]
         self.fitted_start = progress["fitted_start"]
         self.start_metric = progress.get("start_val_cindex")  # absent from checkpoints written before it was kept
+        self.start_se = progress.get("start_val_se", 0.0)  # absent before --start-margin: the best epoch won
         _freeze_linear_path(self.momentum.online, self.fitted_start and self.config.linear_frozen)
         best = state["best"]
         self.best_metric, self.best_epoch = best["metric"], best["epoch"]
