@@ -93,6 +93,27 @@ def test_r_coding_without_the_option_says_how_to_read_it(lung, tmp_path):
     assert words.returncode == 2 and "--event-value (e.g. --event-value dead)" in words.stderr
 
 
+def test_competing_causes_get_cause_specific_advice(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "time": rng.uniform(1, 10, 60).round(1),
+                          "event": np.tile([0, 1, 2], 20)})  # 0 censored, 1 death, 2 relapse
+    frame.to_csv(tmp_path / "cr.csv", index=False)
+    result = run_survmom("train", tmp_path / "cr.csv", *ARGS, "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert ("cr.csv: column 'event' has 20 invalid event values" in result.stderr
+            and "0 = censored and codes 1, 2 for different events (competing risks)? survmom models one event: "
+                "train with --event-value 1 (the other causes then count as censored: a cause-specific hazard "
+                "model), one model per cause" in result.stderr)
+    assert not (tmp_path / "m.pt").exists()
+    # the advice is right: --event-value 1 trains, and the rows of cause 2 are censored
+    cause = parse_event(frame["event"], path=tmp_path / "cr.csv", column="event", event_value="1")
+    np.testing.assert_array_equal(cause, frame["event"].to_numpy() == 1)
+    assert run_survmom("train", tmp_path / "cr.csv", *ARGS, "--event-value", "1", "--out", tmp_path / "m.pt"
+                       ).returncode == 0
+    with pytest.raises(DataError, match="recode the column to 1/0 for one cause"):
+        parse_event(frame["event"], path=tmp_path / "cr.csv", column="event", trained=True)
+
+
 def test_a_yaml_number_is_the_event_value_text():
     assert TrainConfig.from_dict({"event_value": 2}).event_value == "2"
 

@@ -72,8 +72,18 @@ def _event_problem(where: dict, only_missing: bool, uniques: np.ndarray, trained
 
 
 def _event_hint(uniques: np.ndarray, trained: bool) -> str:
-    """The advice for unrecognised event values; R's coding (1 censored, 2 event) gets its own."""
-    r_coding = {as_number(value) for value in uniques} == {1.0, 2.0}
+    """The advice for unrecognised event values; R's coding (1 censored, 2 event) and competing causes (0
+    censored, 1, 2, ... one code per kind of event) get their own."""
+    numbers = {as_number(value) for value in uniques if not is_missing_text(value)}
+    r_coding = numbers == {1.0, 2.0}
+    causes = (None not in numbers and 0.0 in numbers and len(numbers) >= 3
+              and all(float(v).is_integer() and v >= 0 for v in numbers))
+    if causes:
+        listed = ", ".join(f"{v:g}" for v in sorted(numbers) if v > 0)
+        recode = "recode the column to 1/0 for one cause" if trained else "train with --event-value 1"
+        return ("; 0 = censored and codes " + listed + " for different events (competing risks)? survmom models one "
+                f"event: {recode} (the other causes then count as censored: a cause-specific hazard model), one "
+                "model per cause")
     if trained:
         recode = "recode the column (R's coding: 2 -> 1, 1 -> 0)" if r_coding else "recode the column"
         return ("; this model reads 1/0, true/false or yes/no (1 = event, 0 = censored), as in its training file: "
