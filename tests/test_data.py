@@ -132,7 +132,7 @@ def test_unknown_extension_lists_supported(tmp_path):
     typed = [s for s in SUPPORTED if not s.startswith((".csv", ".tsv", ".tab", ".txt", ".dat"))]
     assert {".orc", ".jsonl", ".ndjson", ".jsonl.gz"} <= set(typed)
     raises_one_line(DataError, lambda: read_table(path), "d.xml", ".xml",
-                    ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz)", *typed)
+                    ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz, .zip)", *typed)
 
 
 def test_extension_is_case_insensitive(tmp_path, mixed_files):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,38 @@ def test_compressed_files_read_as_the_plain_file(name, opener, tmp_path):
     want = read_table(write(tmp_path, "plain.csv", PLAIN))
     assert read_table(path).equals(want)
     assert pd.concat(list(iter_table_batches(path, None, 2))).shape == (3, 3)
+
+
+def _zipped(path: Path, members: dict[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return path
+
+
+def test_a_zipped_csv_reads_as_the_plain_file(tmp_path):
+    want = read_table(write(tmp_path, "plain.csv", PLAIN))
+    for name, text in (("d.csv.zip", PLAIN), ("t.TSV.ZIP", PLAIN.replace(",", "\t"))):
+        path = _zipped(tmp_path / name, {"inner/data.csv": text})
+        assert read_table(path).equals(want)
+        plain = list(iter_table_batches(tmp_path / "plain.csv", None, 2))
+        for got, expected in zip(iter_table_batches(path, None, 2), plain, strict=True):
+            pd.testing.assert_frame_equal(got, expected)
+
+
+def test_a_zip_archive_of_several_files_or_none_is_refused_naming_them(tmp_path):
+    two = _zipped(tmp_path / "two.csv.zip", {"a.csv": PLAIN, "readme.txt": "x"})
+    with pytest.raises(DataError, match=r"two.csv.zip: a ZIP archive must hold exactly one data file to be read, "
+                                        r"this one holds 2: 'a.csv', 'readme.txt'; extract the one to use"):
+        read_table(two)
+    with pytest.raises(DataError, match=r"empty.csv.zip: .* holds 0; extract"):
+        read_table(_zipped(tmp_path / "empty.csv.zip", {}))
+    with pytest.raises(DataError, match=r"bad.csv.zip: not a ZIP archive"):
+        read_table(write(tmp_path, "bad.csv.zip", PLAIN))
+    zipped_as_csv = tmp_path / "z.csv"
+    zipped_as_csv.write_bytes(_zipped(tmp_path / "z.zip", {"a.csv": PLAIN}).read_bytes())
+    with pytest.raises(DataError, match=r"a zipped CSV is read when named .csv.zip"):
+        read_table(zipped_as_csv)
 
 
 def test_a_compressed_file_without_its_suffix_says_which_suffix(tmp_path):

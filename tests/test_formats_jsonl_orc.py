@@ -177,6 +177,7 @@ def test_missing_keys_are_missing_values_and_columns_are_named(tmp_path):
     ("cohort.rds", 'arrow::write_parquet(df, "x.parquet")'),
     ("session.RData", 'write.csv(df, "x.csv")'),
     ("formats.sas7bcat", "read the .sas7bdat data file"),
+    ("download.zip", "is read when named for it (cohort.csv.zip)"),
 ])
 def test_files_not_read_are_refused_in_one_line_with_the_conversion(name, hint, tmp_path):
     path = tmp_path / name

@@ -18,7 +18,7 @@ import typer
 from survmom.training.config import TrainConfig
 
 DEBUG_HELP = "Show the full traceback on errors."
-FORMATS_HELP = (".csv, .tsv/.tab, .txt/.dat (also .gz, .bz2, .zst, .xz), .parquet, .feather/.arrow/.ipc, .orc, "
+FORMATS_HELP = (".csv, .tsv/.tab, .txt/.dat (also .gz, .bz2, .zst, .xz, .zip), .parquet, .feather/.arrow/.ipc, .orc, "
                 "JSON Lines .jsonl/.ndjson (also .gz), Stata .dta, SPSS .sav, SAS .sas7bdat/.xpt, Excel .xlsx/.xlsm.")
 DELIMITER_HELP = TrainConfig.__dataclass_fields__["delimiter"].metadata["help"]
 ENCODING_HELP = TrainConfig.__dataclass_fields__["encoding"].metadata["help"]

@@ -33,7 +33,7 @@ _TYPED: tuple[FormatReader, ...] = (ARROW_IPC, ORC, JSONL, *statistical.READERS,
 _COLUMNAR = (".parquet", ".pq")
 BLOCK_ROWS = 65536  # rows per block read when a typed file is dealt out to processes (read_table_share)
 SUPPORTED = (*text.TEXT_SUFFIXES, *_COLUMNAR, *(s for r in _TYPED for s in r.suffixes))
-_SUPPORTED_TEXT = ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz), " + ", ".join(
+_SUPPORTED_TEXT = ".csv, .tsv, .tab, .txt, .dat (each also .gz, .bz2, .zst, .xz, .zip), " + ", ".join(
     s for s in SUPPORTED if s not in text.TEXT_SUFFIXES)
 # read as float64, as Categorical text, as object text; "code": as the file has it, but a value-labelled column
 # (Stata, SPSS) gives its codes, not its labels (outcome columns: status 1 labelled "dead" is the event 1);
@@ -47,6 +47,8 @@ _NOT_READ = {  # files users bring that survmom does not read, and how to conver
     ".rdata": f"an R workspace; write the data frame from R as {_PARQUET_FROM_R}",
     ".rda": f"an R workspace; write the data frame from R as {_PARQUET_FROM_R}",
     ".sas7bcat": "a SAS format catalog, which holds value labels, not data; read the .sas7bdat data file",
+    ".zip": "a ZIP archive; one holding a single CSV or text file is read when named for it (cohort.csv.zip), "
+            "else extract the data file",
 }
 
 
