@@ -589,3 +589,29 @@ def test_weibull_log_median_is_the_log_of_the_median_and_stays_finite_beyond_it(
     assert torch.isfinite(log_median).all()
     assert weibull_median(log_params)[2] == math.inf and weibull_median(log_params)[3] == 0.0
     assert weibull_log_median(log_params.float()).dtype == torch.float32
+
+
+def test_cox_survival_is_bit_for_bit_exp_of_minus_h0_times_hazard_ratio() -> None:
+    """The in-place evaluation gives the very numbers of ``exp(-exp(log H0(t) + log_hz))``."""
+    gen = torch.Generator().manual_seed(0)
+    times, cumhaz = torch.arange(1.0, 201.0, dtype=torch.float64), torch.rand(200, generator=gen).cumsum(0).double()
+    log_hz = torch.randn(300, generator=gen, dtype=torch.float64)
+    at = torch.linspace(0.0, 250.0, 77, dtype=torch.float64)
+    step = torch.searchsorted(times, at, right=True) - 1
+    log_h0 = torch.where(step >= 0, torch.log(cumhaz)[step.clamp_min(0)], -math.inf)
+    assert torch.equal(cox_survival(log_hz, times, cumhaz, at), torch.exp(-torch.exp(log_h0 + log_hz[:, None])))
+    own = at[torch.randint(0, 77, (300,), generator=gen)]
+    own_log_h0 = log_h0[torch.searchsorted(at, own)]
+    paired = cox_survival(log_hz, times, cumhaz, own, paired=True)
+    assert torch.equal(paired, torch.exp(-torch.exp(own_log_h0 + log_hz)))
+
+
+def test_cox_survival_keeps_its_gradient() -> None:
+    """dS/dlog_hz = -S H0(t) exp(log_hz): autograd still flows through the survival curve."""
+    times, cumhaz = torch.tensor([2.0, 5.0], dtype=torch.float64), torch.tensor([0.5, 1.5], dtype=torch.float64)
+    log_hz = torch.tensor([0.0, 0.7], dtype=torch.float64, requires_grad=True)
+    survival = cox_survival(log_hz, times, cumhaz, torch.tensor([3.0, 6.0], dtype=torch.float64))
+    survival.sum().backward()
+    h0 = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    expected = (-survival.detach() * h0 * torch.exp(log_hz.detach())[:, None]).sum(1)
+    torch.testing.assert_close(log_hz.grad, expected)
