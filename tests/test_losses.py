@@ -589,3 +589,54 @@ def test_weibull_log_median_is_the_log_of_the_median_and_stays_finite_beyond_it(
     assert torch.isfinite(log_median).all()
     assert weibull_median(log_params)[2] == math.inf and weibull_median(log_params)[3] == 0.0
     assert weibull_log_median(log_params.float()).dtype == torch.float32
+
+
+def test_cox_survival_is_bit_for_bit_exp_of_minus_h0_times_hazard_ratio() -> None:
+    """The in-place evaluation gives the very numbers of ``exp(-exp(log H0(t) + log_hz))``."""
+    gen = torch.Generator().manual_seed(0)
+    times, cumhaz = torch.arange(1.0, 201.0, dtype=torch.float64), torch.rand(200, generator=gen).cumsum(0).double()
+    log_hz = torch.randn(300, generator=gen, dtype=torch.float64)
+    at = torch.linspace(0.0, 250.0, 77, dtype=torch.float64)
+    step = torch.searchsorted(times, at, right=True) - 1
+    log_h0 = torch.where(step >= 0, torch.log(cumhaz)[step.clamp_min(0)], -math.inf)
+    assert torch.equal(cox_survival(log_hz, times, cumhaz, at), torch.exp(-torch.exp(log_h0 + log_hz[:, None])))
+    own = at[torch.randint(0, 77, (300,), generator=gen)]
+    own_log_h0 = log_h0[torch.searchsorted(at, own)]
+    paired = cox_survival(log_hz, times, cumhaz, own, paired=True)
+    assert torch.equal(paired, torch.exp(-torch.exp(own_log_h0 + log_hz)))
+
+
+def test_cox_survival_keeps_its_gradient() -> None:
+    """dS/dlog_hz = -S H0(t) exp(log_hz): autograd still flows through the survival curve."""
+    times, cumhaz = torch.tensor([2.0, 5.0], dtype=torch.float64), torch.tensor([0.5, 1.5], dtype=torch.float64)
+    log_hz = torch.tensor([0.0, 0.7], dtype=torch.float64, requires_grad=True)
+    survival = cox_survival(log_hz, times, cumhaz, torch.tensor([3.0, 6.0], dtype=torch.float64))
+    survival.sum().backward()
+    h0 = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    expected = (-survival.detach() * h0 * torch.exp(log_hz.detach())[:, None]).sum(1)
+    torch.testing.assert_close(log_hz.grad, expected)
+
+
+def test_weibull_survival_is_bit_for_bit_exp_of_minus_scaled_time_to_the_shape() -> None:
+    """The in-place evaluation gives the very numbers of ``exp(-exp(e^b (log t - a)))``, t = 0 included."""
+    gen = torch.Generator().manual_seed(1)
+    log_params = torch.randn(300, 2, generator=gen, dtype=torch.float64) * 0.5 + torch.tensor([3.0, 0.2])
+    at = torch.linspace(0.0, 100.0, 41, dtype=torch.float64)
+    shape, log_t = torch.exp(log_params[:, 1]), torch.log(at)
+    expected = torch.exp(-torch.exp(shape[:, None] * (log_t[None, :] - log_params[:, :1])))
+    assert torch.equal(weibull_survival(log_params, at), expected)
+    assert torch.equal(weibull_survival(log_params, at[:1])[:, 0], torch.ones(300, dtype=torch.float64))
+    own = at[torch.randint(0, 41, (300,), generator=gen)]
+    paired = weibull_survival(log_params, own, paired=True)
+    assert torch.equal(paired, torch.exp(-torch.exp(shape * (torch.log(own) - log_params[:, 0]))))
+
+
+def test_weibull_survival_keeps_its_gradient() -> None:
+    """dS/da = S rho (t/lambda)^rho for log scale a: autograd still flows through the survival curve."""
+    log_params = torch.tensor([[1.0, 0.3], [2.0, -0.2]], dtype=torch.float64, requires_grad=True)
+    at = torch.tensor([2.0, 9.0], dtype=torch.float64)
+    survival = weibull_survival(log_params, at)
+    survival.sum().backward()
+    a, rho = log_params.detach()[:, :1], torch.exp(log_params.detach()[:, 1:])
+    expected = (survival.detach() * rho * (at / torch.exp(a)) ** rho).sum(1)
+    torch.testing.assert_close(log_params.grad[:, 0], expected)

@@ -53,7 +53,11 @@ def cox_survival(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor
     step = torch.searchsorted(baseline_times.to(torch.float64), t, right=True) - 1
     log_h0 = torch.log(baseline_cumhaz.to(torch.float64))[step.clamp_min(0)]
     log_h0 = torch.where(step >= 0, log_h0, -math.inf)
-    return torch.exp(-torch.exp(log_h0 + (x if paired else x[:, None]))).to(log_hz.dtype)
+    log_h = torch.add(log_h0, x if paired else x[:, None])
+    if log_h.requires_grad:  # autograd keeps each intermediate result
+        return torch.exp(-torch.exp(log_h)).to(log_hz.dtype)
+    # In place, the same numbers: at 10^6 rows x 1000 times a fresh (n, m) temporary costs more than an exp.
+    return log_h.exp_().neg_().exp_().to(log_hz.dtype)
 
 
 def cox_median(log_hz: Tensor, baseline_times: Tensor, baseline_cumhaz: Tensor) -> Tensor:
