@@ -278,8 +278,8 @@ def test_encrypted_and_corrupt_workbooks_are_refused(tmp_path):
 def test_a_workbook_named_csv_is_still_detected(tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes(_book(tmp_path / "ok.xlsx", ("S", _cohort(3))).read_bytes())
-    raises_one_line(DataError, lambda: read_table(path), "d.csv", "looks like a ZIP/Excel file; a workbook is read "
-                    "when named .xlsx")
+    raises_one_line(DataError, lambda: read_table(path), "d.csv", "looks like a ZIP archive or Excel workbook",
+                    "a workbook when named .xlsx")
 
 
 @pytest.mark.parametrize("cache_cells", [excel.CACHE_CELLS, 10])

@@ -236,7 +236,7 @@ def _format(path: Path, delimiter: str | None, encoding: str | None = None, shee
     refused = excel.refusal(path)
     if refused is not None:
         raise refused
-    if path.suffix.lower() in _NOT_READ:
+    if path.suffix.lower() in _NOT_READ and not name.endswith(text.TEXT_SUFFIXES):
         raise DataError(f"{path}: not read: {_NOT_READ[path.suffix.lower()]}")
     if not (name.endswith(text.TEXT_SUFFIXES) or name.endswith(_COLUMNAR) or typed):
         suffix = "".join(path.suffixes) or "(none)"
