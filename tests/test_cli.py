@@ -184,6 +184,21 @@ def test_inspect_json_reports_progress_bank_and_ema(trained):
     assert summary["versions"]["torch"] == str(torch.__version__)
 
 
+def test_inspect_shows_the_bar_a_start_margin_set(trained):
+    out = trained["folder"] / "margin.pt"
+    survmom("train", SAMPLE / "cohort.csv", "--id-col", "id", "--epochs", "2", "--start-margin", "1.5", "--out", out,
+            "--quiet")
+    state = load(out)
+    start_c, se = state["progress"]["start_val_cindex"], state["progress"]["start_val_se"]
+    validation = json.loads(survmom("inspect", out, "--json").stdout)["validation"]
+    assert (validation["start_cindex"], validation["start_se"]) == (start_c, se) and 0.005 < se < 0.05
+    table = " ".join(word for word in survmom("inspect", out).stderr.split() if word != "│")  # rows may wrap
+    assert f"a trained epoch had to beat {start_c + 1.5 * se:.4f}" in table
+    plain = json.loads(survmom("inspect", trained["cox"], "--json").stdout)["validation"]
+    assert plain["start_se"] == 0.0  # not computed without a margin
+    assert "had to beat" not in survmom("inspect", trained["cox"]).stderr
+
+
 def test_inspect_table_goes_to_stderr(trained):
     result = survmom("inspect", trained["weibull"])
     assert result.stdout == "" and "best validation C-index" in result.stderr

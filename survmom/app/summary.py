@@ -41,7 +41,9 @@ def checkpoint_summary(path: Path) -> dict[str, Any]:
             "batch_per_process": saved.config.batch,
             "global_batch": None if saved.config.batch is None else saved.config.batch * progress.get("world_size", 1),
         },
-        "validation": {"best_cindex": saved.best_metric, "best_epoch": saved.best_epoch},
+        "validation": {"best_cindex": saved.best_metric, "best_epoch": saved.best_epoch,
+                       # the linear start's validation C and its standard error (--start-margin); None if absent
+                       "start_cindex": progress.get("start_val_cindex"), "start_se": progress.get("start_val_se")},
         "bank": {"capacity": bank["capacity"], "filled": bank["count"],
                  "fill": bank["count"] / bank["capacity"] if bank["capacity"] else 1.0},
         "ema": {**saved.ema, "current_rate": current_rate},
@@ -89,6 +91,10 @@ def render_summary(summary: dict[str, Any]) -> None:
     overview.add_column("value")
     config, progress, validation = summary["config"], summary["progress"], summary["validation"]
     start = ": the linear start" if validation["best_epoch"] == 0 else ""
+    margin, start_c, start_se = config.get("start_margin", 0.0), validation["start_cindex"], validation["start_se"]
+    if margin and start_c is not None and start_se:
+        start += (f"; a trained epoch had to beat {start_c + margin * start_se:.4f} (--start-margin {margin:g} x "
+                  f"standard error {start_se:.4f})")
     best = validation["best_cindex"]
     rows = [
         ("loss", f"{config['loss']}" + (f" ({config['ties']} ties)" if config["loss"] == "cox" else "")),
