@@ -448,3 +448,53 @@ def test_a_stratum_without_training_events_is_named_with_its_training_rows(files
     assert (f"{path}: 1 stratum has no event among the training rows in column(s) 'site': site='only one' "
             "(1 training row); each stratum's baseline hazard needs events") in result.stderr
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_an_event_flag_on_every_interval_of_its_subjects_is_warned_about(files, tmp_path):
+    """A subject-level status copied onto each (start, stop] row is the classic counting-process mistake: every
+    earlier interval then ends in an event. On stanford it turns lifelines' transplant coefficient from -0.01
+    into -0.98; survmom warns, naming the id column and the subjects (counted here with pandas), and stays quiet
+    on the correct file and on recurrent events (lifelines' recur: events on several rows, not on all)."""
+    from lifelines import CoxTimeVaryingFitter
+    from lifelines.datasets import load_recur
+
+    stanford = pd.read_csv(files["stanford"]).drop(columns="w")
+    copied = stanford.assign(event=stanford.groupby("id")["event"].transform("max"))
+    fits = [CoxTimeVaryingFitter().fit(frame, id_col="id", start_col="start", stop_col="stop", event_col="event")
+            for frame in (stanford, copied)]
+    assert fits[0].params_["transplant"] == pytest.approx(-0.0103, abs=1e-3)
+    assert fits[1].params_["transplant"] < -0.9
+    rows = copied.groupby("id")["event"].agg(["sum", "count"])
+    flagged = rows[(rows["count"] > 1) & (rows["sum"] == rows["count"])]
+    assert len(flagged) == 45
+    path = tmp_path / "copied.csv"
+    copied.to_csv(path, index=False)
+    linear = [a for a in LINEAR if a != "--quiet"]
+    stderr = survmom("train", path, *STANFORD, *linear, "-o", tmp_path / "m.pt").stderr
+    assert (f"{path}: all 45 subjects in column 'id' with several rows and an event have the event on every one "
+            f"of their rows (id {flagged.index[0]}: rows ") in stderr, stderr
+    assert "--event-col marks the interval that ends in the event" in stderr
+    assert "event on every one" not in survmom("train", files["stanford"], *STANFORD, "--exclude", "w", *linear,
+                                               "-o", tmp_path / "m.pt").stderr
+    recur = load_recur()
+    recur.to_csv(tmp_path / "recur.csv", index=False)
+    stderr = survmom("train", tmp_path / "recur.csv", "--entry-col", "TIME0", "--time-col", "TIME1", "--event-col",
+                     "CENSOR", "--id-col", "ID", "--features", "AGE,TREAT", *linear, "-o", tmp_path / "m.pt").stderr
+    assert "event on every one" not in stderr, stderr
+
+
+def test_counting_process_rows_without_an_id_are_warned_about(files, tmp_path):
+    """--entry-col with --id-col: a row whose id is missing cannot be joined to its subject's other intervals
+    (their overlap is not checked, the split may part them); a warning counts and names such rows."""
+    from survmom.training.config import TrainConfig
+    from survmom.training.prepare import prepare_training_data
+
+    stanford = pd.read_csv(files["stanford"])
+    stanford.loc[[4, 9], "id"] = np.nan
+    path = tmp_path / "noid.csv"
+    stanford.to_csv(path, index=False)
+    config = TrainConfig(entry_col="start", time_col="stop", id_col="id", exclude=["w"], val_frac=0.3)
+    warnings = prepare_training_data(config, path).warnings
+    assert (f"{path}: 2 rows have no id in column 'id' (rows 5, 10): each is taken as a subject of its own, "
+            "its interval not joined to others") in " ".join(warnings), warnings
+    assert not any("no id" in w for w in prepare_training_data(config, files["stanford"]).warnings)

@@ -23,6 +23,7 @@ from survmom.data import (
     fingerprint,
     fit_strata,
     forced_types,
+    interval_warnings,
     is_workbook,
     nominal_numbers,
     pandas_index_columns,
@@ -217,6 +218,7 @@ def prepare_training_data(
         subjects = subject_codes(table[config.id_col], path=data_path, column=config.id_col)
         if config.entry_col is not None:
             check_intervals(table[config.id_col], outcomes.entry, time, path=data_path, column=config.id_col)
+            id_warnings += interval_warnings(table[config.id_col], event, path=data_path, column=config.id_col)
     if fold is not None:
         member, folds = fold
         if config.val is not None or ranks is not None:
