@@ -163,3 +163,20 @@ def test_a_saved_models_commands_do_not_advise_an_option_they_lack(lung, tmp_pat
     assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1
     assert ("lung.csv: no row of column 'status' holds the event value 'dead' the model was trained with "
             "(train's --event-value); its values are 1, 0") in plain.stderr
+
+
+def test_a_column_of_many_numbers_is_not_taken_for_competing_causes(tmp_path):
+    """lifelines' diabetes (interval-censored: left, right) with --event-col left: 0 ... 44 are not 40 causes of
+    death; the advice says the column holds many numbers (counted with pandas) instead of listing them as causes."""
+    from lifelines.datasets import load_diabetes
+
+    frame = load_diabetes()
+    frame.to_csv(tmp_path / "diabetes.csv", index=False)
+    result = run_survmom("train", tmp_path / "diabetes.csv", "--time-col", "right", "--event-col", "left",
+                         "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "competing risks" not in result.stderr
+    distinct = frame["left"].nunique()
+    assert (f"; it holds {distinct} different numbers ({frame['left'].min():g} to "
+            f"{frame['left'].max():g}): a time or a count, not an event flag?") in result.stderr, result.stderr
+    assert "--event-col names the column of 1/0" in result.stderr
