@@ -498,3 +498,15 @@ def test_counting_process_rows_without_an_id_are_warned_about(files, tmp_path):
     assert (f"{path}: 2 rows have no id in column 'id' (rows 5, 10): each is taken as a subject of its own, "
             "its interval not joined to others") in " ".join(warnings), warnings
     assert not any("no id" in w for w in prepare_training_data(config, files["stanford"]).warnings)
+
+
+def test_plot_km_refusal_points_to_what_evaluate_scores_for_the_design(files, models):
+    """The refusal's advice names what `evaluate` does give for the design: with entry times the C-index only
+    (its Brier scores are null), with weights the C-index and the Brier scores."""
+    for name, data, promised in (("entry", files["psych"], "its C-index takes the entry times"),
+                                 ("weights", files["rossi"], "its C-index and Brier score take the weights")):
+        result = survmom("plot", "km", models[name], data, "--json", check=False)
+        assert result.returncode == 2 and promised in result.stderr, result.stderr
+        scores = json.loads(survmom("evaluate", models[name], data, "--json").stdout)
+        assert scores["harrell_c"] is not None
+        assert all(b is None for b in scores["brier"]) == (name == "entry")
