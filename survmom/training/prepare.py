@@ -383,7 +383,7 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
     else:  # times (and entry times) from dates, in --time-unit
         time, entry_times = times_from_dates(
             table, origin=config.origin_col, time=config.time_col, entry=config.entry_col, unit=config.time_unit,
-            date_format=config.date_format, path=path)
+            date_format=config.date_format, path=path, min_exclusive=config.loss == "weibull")
         entry = None if entry_times is None else pd.Series(entry_times, index=entry.index)
     outcomes = Outcomes(np.empty((len(time), 0), dtype=np.float32), event, time)
     if entry is not None:
