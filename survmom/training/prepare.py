@@ -268,7 +268,9 @@ def prepare_training_data(
     if fold is None or not event.any():
         _require_events(whole, data_path, config.loss)
     if fold is None:
-        _require_design_events(whole, data_path, config, strata_levels)
+        held_out = None if config.val is not None or not split or outcomes.strata is None else \
+            np.bincount(outcomes.strata[event], minlength=len(strata_levels or []))
+        _require_design_events(whole, data_path, config, strata_levels, file_events=held_out)
     else:  # every member's training rows, checked before the first member trains and is saved
         for other in range(fold[1]):
             rows = np.flatnonzero(assignment != other)
@@ -573,9 +575,12 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
-                           strata_levels: list[tuple[str, ...]] | None, member: str = "") -> None:
+                           strata_levels: list[tuple[str, ...]] | None, member: str = "",
+                           file_events: np.ndarray | None = None) -> None:
     """Weighted data needs an event row with a positive weight; a Cox stratum needs an event among the
-    training rows (its baseline hazard is estimated from them); ``member`` says whose training rows."""
+    training rows (its baseline hazard is estimated from them); ``member`` says whose training rows;
+    ``file_events`` (per stratum, every row of a file split by --val-frac) tells strata whose events the split
+    held out."""
     if train.weight is not None and not (train.weight[train.event] > 0).any():
         raise DataError(f"{path}: every event row among the training rows has weight 0 in '{config.weight_col}'; "
                         "a model cannot learn without weighted events")
@@ -591,7 +596,17 @@ def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
                             f"among the training rows{member} in "
                             f"column(s) {', '.join(map(repr, config.strata))}: {shown}; each stratum's baseline "
                             "hazard needs events (merge small strata, or drop them"
-                            f"{', or use fewer --ensemble members' if member else ''})")
+                            f"{', or use fewer --ensemble members' if member else ''})"
+                            + _held_out_hint(file_events, empty, config.val_frac))
+
+
+def _held_out_hint(file_events: np.ndarray | None, empty: np.ndarray, val_frac: float) -> str:
+    """The strata among ``empty`` whose events in the file all fell among the validation rows, and the options."""
+    held = 0 if file_events is None else int((file_events[empty] > 0).sum())
+    if not held:
+        return ""
+    return (f"; {held} of them {'has' if held == 1 else 'have'} events in the file, all among the validation rows "
+            f"(--val-frac {val_frac:g}): a smaller --val-frac, --val-frac 0 or a --val file keeps them")
 
 
 def _require_events(train: Outcomes, path: Path, loss: str) -> None:
