@@ -531,3 +531,26 @@ def test_a_stratum_whose_events_the_validation_split_held_out_says_so(tmp_path):
             "--val-frac, --val-frac 0 or a --val file keeps them") in result.stderr, result.stderr
     assert not (tmp_path / "m.pt").exists()
     survmom("train", path, *args, "--val-frac", "0", "-o", tmp_path / "m.pt")
+
+
+def test_negative_times_with_entry_times_say_how_to_shift_the_time_scale(files, tmp_path):
+    """psych on the time scale 'age - 55' (some exits negative) is refused with the advice to shift time and entry
+    alike; shifted so that only entries are negative ('age - 30'), the linear fit is lifelines' (0.390): a Cox fit
+    with entry times does not change when the time scale is shifted."""
+    from lifelines import CoxPHFitter
+
+    psych = pd.read_csv(files["psych"])
+    for shift in (55, 30):
+        psych.assign(Age=psych["Age"] - shift, exit=psych["exit"] - shift).to_csv(tmp_path / f"p{shift}.csv",
+                                                                                   index=False)
+    result = survmom("train", tmp_path / "p55.csv", *PSYCH, *LINEAR, "-o", tmp_path / "m.pt", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert ("column 'exit' has 4 negative values" in result.stderr and "time counts from the origin (0), so it is "
+            ">= 0: add one constant to the time and the entry column ('Age') to start the time scale at 0 or later "
+            "(a Cox fit with entry times does not change)" in result.stderr), result.stderr
+    survmom("train", tmp_path / "p30.csv", *PSYCH, *LINEAR, "-o", tmp_path / "m.pt")
+    survmom("predict", tmp_path / "m.pt", tmp_path / "p30.csv", "-o", tmp_path / "p.csv")
+    ours = predictions(tmp_path / "p.csv")["log_hazard"].to_numpy()
+    coefficient = CoxPHFitter().fit(psych, "exit", "C", entry_col="Age").params_["sex"]
+    assert coefficient == pytest.approx(0.390, abs=1e-3)
+    np.testing.assert_allclose(np.polyfit(psych["sex"], ours, 1)[0], coefficient, atol=1e-4)

@@ -15,12 +15,14 @@ from survmom.errors import DataError
 _EVENT_HINT = "; use 1/0, true/false or yes/no (1 = event, 0 = censored)"
 
 
-def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: bool) -> np.ndarray:
+def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: bool,
+               entry_column: str | None = None) -> np.ndarray:
     """Survival/censoring times, (n,) float64 in the file's time unit.
 
     Must be numeric (numbers stored as text are accepted when every value parses), finite, not missing and
     ``>= 0`` (``> 0`` when ``min_exclusive``, e.g. for Weibull models that take log(time)). Dates are refused
-    with the advice to name an origin column (times from dates: :mod:`~survmom.data.dates`).
+    with the advice to name an origin column (times from dates: :mod:`~survmom.data.dates`). With an
+    ``entry_column``, negative times are refused with the advice to shift the time scale.
     """
     refuse_dates_as_numbers(values, path=path, column=column)
     time = as_float(values, path=path, column=column)
@@ -30,7 +32,10 @@ def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: boo
     if min_exclusive:
         refuse_rows(mask=time <= 0, what="value{s} <= 0", hint="; this model needs time > 0", **where)
     else:
-        refuse_rows(mask=time < 0, what="negative value{s}", **where)
+        shift = "" if entry_column is None else (
+            f"; time counts from the origin (0), so it is >= 0: add one constant to the time and the entry column "
+            f"('{entry_column}') to start the time scale at 0 or later (a Cox fit with entry times does not change)")
+        refuse_rows(mask=time < 0, what="negative value{s}", hint=shift, **where)
     return np.ascontiguousarray(time, dtype=np.float64)
 
 

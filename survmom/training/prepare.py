@@ -381,7 +381,7 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
     entry = None if config.entry_col is None else table[config.entry_col]
     if config.origin_col is None:
         time = parse_time(table[config.time_col], path=path, column=config.time_col,
-                          min_exclusive=config.loss == "weibull")
+                          min_exclusive=config.loss == "weibull", entry_column=config.entry_col)
     else:  # times (and entry times) from dates, in --time-unit
         time, entry_times = times_from_dates(
             table, origin=config.origin_col, time=config.time_col, entry=config.entry_col, unit=config.time_unit,
