@@ -180,3 +180,18 @@ def test_a_column_of_many_numbers_is_not_taken_for_competing_causes(tmp_path):
     assert (f"; it holds {distinct} different numbers ({frame['left'].min():g} to "
             f"{frame['left'].max():g}): a time or a count, not an event flag?") in result.stderr, result.stderr
     assert "--event-col names the column of 1/0" in result.stderr
+
+
+def test_a_trained_model_reading_many_numbers_as_events_names_no_train_option():
+    """evaluate and the plots have no --event-col: for a file whose event column holds times (kidney transplant's
+    time and death swapped) the advice names the model's column and the swap instead."""
+    from lifelines.datasets import load_kidney_transplant
+
+    frame = load_kidney_transplant()
+    with pytest.raises(DataError) as error:
+        parse_event(frame["time"], path=Path("k.csv"), column="death", trained=True)
+    message = str(error.value)
+    assert f"it holds {frame['time'].nunique()} different numbers (1 to {frame['time'].max()})" in message
+    assert "--event-col" not in message and "--time-col" not in message
+    assert ("this model reads its event column 'death' as 1/0, true/false or yes/no: are the time and event "
+            "columns swapped?") in message

@@ -73,20 +73,22 @@ def _event_problem(where: dict, only_missing: bool, uniques: np.ndarray, trained
     """``where`` with what is wrong and the advice: missing flags (nothing to recode), or unrecognised values."""
     if only_missing:
         return {**where, "what": "missing event value{s}", "hint": "; every row needs one (1 = event, 0 = censored)"}
-    return {**where, "hint": _event_hint(uniques, trained)}
+    return {**where, "hint": _event_hint(uniques, trained, where["column"])}
 
 
 MAX_CAUSES = 10  # more codes than this in an event column are not kinds of event
 
-def _event_hint(uniques: np.ndarray, trained: bool) -> str:
+def _event_hint(uniques: np.ndarray, trained: bool, column: str) -> str:
     """The advice for unrecognised event values; R's coding (1 censored, 2 event) and competing causes (0
     censored, 1, 2, ... one code per kind of event) get their own."""
     numbers = {as_number(value) for value in uniques if not is_missing_text(value)}
     r_coding = numbers == {1.0, 2.0}
     if None not in numbers and len(numbers) > MAX_CAUSES + 1:  # a time or a count (interval bounds, swapped columns)
+        advice = (f"this model reads its event column '{column}' as 1/0, true/false or yes/no: are the time and "
+                  "event columns swapped?" if trained else "--event-col names the column of 1/0, true/false or "
+                  "yes/no (1 = event, 0 = censored), --time-col the time")
         return (f"; it holds {len(numbers)} different numbers ({min(numbers):g} to {max(numbers):g}): a time or a "
-                "count, not an event flag? --event-col names the column of 1/0, true/false or yes/no (1 = event, "
-                "0 = censored), --time-col the time")
+                f"count, not an event flag? {advice}")
     causes = (None not in numbers and 0.0 in numbers and len(numbers) >= 3
               and all(float(v).is_integer() and v >= 0 for v in numbers))
     if causes:
