@@ -177,6 +177,7 @@ def interval_warnings(ids: pd.Series, event: np.ndarray, *, path: Path, column: 
             "(fine for recurrent events)")
     return warnings
 
+
 def subject_codes(ids: pd.Series, *, path: Path, column: str) -> np.ndarray | None:
     """Subject codes (n,) int64 (rows with the same id share one; rows without an id get their own), or None
     when no id is on more than one row."""

@@ -78,6 +78,7 @@ def _event_problem(where: dict, only_missing: bool, uniques: np.ndarray, trained
 
 MAX_CAUSES = 10  # more codes than this in an event column are not kinds of event
 
+
 def _event_hint(uniques: np.ndarray, trained: bool, column: str) -> str:
     """The advice for unrecognised event values; R's coding (1 censored, 2 event) and competing causes (0
     censored, 1, 2, ... one code per kind of event) get their own."""
