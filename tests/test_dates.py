@@ -129,7 +129,8 @@ def test_missing_origin_and_end_dates_are_refused_by_row():
 def test_an_end_on_or_before_the_origin_is_refused():
     assert refusal(["2020-01-01", "2020-05-01", "2020-01-01 12:00"], ["2020-02-01", "2020-05-01", "2020-01-01"]) == (
         "d.csv: column 'end' has 2 end dates on or before the origin date in 'start' (rows 2, 3: 2020-05-01 <= "
-        "2020-05-01, 2020-01-01 <= 2020-01-01 12:00); every row needs follow-up time after its origin")
+        "2020-05-01, 2020-01-01 <= 2020-01-01 12:00); every row needs follow-up time after its origin (time > 0 for "
+        "this model: 1 of them on the origin date)")
 
 
 def test_day_month_order_without_a_date_format_is_refused_with_the_format_to_pass():
@@ -393,3 +394,52 @@ def test_day_first_dates_in_a_csv_name_the_file_column_and_option(small, tmp_pat
           "--val-frac", "0")
     np.testing.assert_array_equal(np.sort(read_checkpoint(tmp_path / "m.pt").train_time.numpy()),
                                   np.sort(small["days"].to_numpy(dtype=float)))
+
+
+def test_an_end_on_the_origin_date_is_time_0_for_cox_as_a_numeric_0_is(tmp_path):
+    """lifelines' lupus (dates to the month; 4 patients last seen in their month of diagnosis, time 0 in the data
+    set's own years column): a Cox model takes time 0 from dates as it does from numbers, and is lifelines' fit on
+    pandas' durations; a Weibull model (log time) still refuses those rows by number."""
+    from lifelines import CoxPHFitter
+    from lifelines.datasets import load_lupus
+
+    lupus = load_lupus().dropna().reset_index(drop=True)  # one age at diagnosis is missing
+    origin, end = "year_month_of_diagnosis", "year_month_of_last_observation"
+    years = (pd.to_datetime(lupus[end]) - pd.to_datetime(lupus[origin])).dt.days / 365.25
+    own = "time_between_diagnosis_and_last_observation_(years)"
+    zero = np.flatnonzero(years == 0)
+    assert zero.tolist() == np.flatnonzero(lupus[own] == 0).tolist() and len(zero) == 4
+    features = ["is_male", "is_white", "age_at_diagnosis"]
+    path = tmp_path / "lupus.csv"
+    lupus[[origin, end, "dead", *features]].to_csv(path, index=False)
+    dates = ["--origin-col", origin, "--time-col", end, "--event-col", "dead", "--date-format", "%Y-%m",
+             "--time-unit", "years"]
+    linear = ["--hidden", "", "--linear-penalty", "0", "--lr", "1e-12", "--weight-decay", "0", "--epochs", "1",
+              "--val-frac", "0", "--quiet"]
+    run_survmom("train", path, *dates, *linear, "-o", tmp_path / "cox.pt", check=True)
+    run_survmom("predict", tmp_path / "cox.pt", path, "-o", tmp_path / "p.csv", check=True)
+    ours = pd.read_csv(tmp_path / "p.csv")["log_hazard"].to_numpy()
+    frame = lupus[["dead", *features]].astype(float).assign(years=years)
+    fitter = CoxPHFitter().fit(frame, "years", "dead")
+    theirs = frame[features].to_numpy() @ fitter.params_[features].to_numpy()
+    np.testing.assert_allclose(ours - ours.mean(), theirs - theirs.mean(), atol=1e-5)
+    result = run_survmom("train", path, *dates, "--loss", "weibull", *FAST, "-o", tmp_path / "w.pt")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    rows = ", ".join(str(r) for r in zero + 1)
+    assert (f"{path}: column '{end}' has 4 end dates on or before the origin date in '{origin}' (rows {rows}:"
+            in result.stderr and "(time > 0 for this model: 4 of them on the origin date)" in result.stderr), \
+        result.stderr
+    assert not (tmp_path / "w.pt").exists()
+
+
+def test_for_cox_an_end_before_the_origin_is_refused_and_one_on_it_is_time_0():
+    table = pd.DataFrame({"start": ["2020-01-01", "2020-05-01", "2020-03-01"],
+                          "end": ["2020-01-11", "2020-05-01", "2020-02-01"]})
+    with pytest.raises(DataError) as error:
+        times_from_dates(table, origin="start", time="end", entry=None, unit="days", date_format=None, path=PATH,
+                         min_exclusive=False)
+    assert str(error.value) == ("d.csv: column 'end' has 1 end date before the origin date in 'start' (row 3: "
+                                "2020-02-01 < 2020-03-01); an end cannot precede its origin")
+    times, _ = times_from_dates(table.iloc[:2], origin="start", time="end", entry=None, unit="days",
+                                date_format=None, path=PATH, min_exclusive=False)
+    assert times.tolist() == [10.0, 0.0]

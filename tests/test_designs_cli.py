@@ -448,3 +448,109 @@ def test_a_stratum_without_training_events_is_named_with_its_training_rows(files
     assert (f"{path}: 1 stratum has no event among the training rows in column(s) 'site': site='only one' "
             "(1 training row); each stratum's baseline hazard needs events") in result.stderr
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_an_event_flag_on_every_interval_of_its_subjects_is_warned_about(files, tmp_path):
+    """A subject-level status copied onto each (start, stop] row is the classic counting-process mistake: every
+    earlier interval then ends in an event. On stanford it turns lifelines' transplant coefficient from -0.01
+    into -0.98; survmom warns, naming the id column and the subjects (counted here with pandas), and stays quiet
+    on the correct file and on recurrent events (lifelines' recur: events on several rows, not on all)."""
+    from lifelines import CoxTimeVaryingFitter
+    from lifelines.datasets import load_recur
+
+    stanford = pd.read_csv(files["stanford"]).drop(columns="w")
+    copied = stanford.assign(event=stanford.groupby("id")["event"].transform("max"))
+    fits = [CoxTimeVaryingFitter().fit(frame, id_col="id", start_col="start", stop_col="stop", event_col="event")
+            for frame in (stanford, copied)]
+    assert fits[0].params_["transplant"] == pytest.approx(-0.0103, abs=1e-3)
+    assert fits[1].params_["transplant"] < -0.9
+    rows = copied.groupby("id")["event"].agg(["sum", "count"])
+    flagged = rows[(rows["count"] > 1) & (rows["sum"] == rows["count"])]
+    assert len(flagged) == 45
+    path = tmp_path / "copied.csv"
+    copied.to_csv(path, index=False)
+    linear = [a for a in LINEAR if a != "--quiet"]
+    stderr = survmom("train", path, *STANFORD, *linear, "-o", tmp_path / "m.pt").stderr
+    assert (f"{path}: all 45 subjects in column 'id' with several rows and an event have the event on every one "
+            f"of their rows (id {flagged.index[0]}: rows ") in stderr, stderr
+    assert "--event-col marks the interval that ends in the event" in stderr
+    assert "event on every one" not in survmom("train", files["stanford"], *STANFORD, "--exclude", "w", *linear,
+                                               "-o", tmp_path / "m.pt").stderr
+    recur = load_recur()
+    recur.to_csv(tmp_path / "recur.csv", index=False)
+    stderr = survmom("train", tmp_path / "recur.csv", "--entry-col", "TIME0", "--time-col", "TIME1", "--event-col",
+                     "CENSOR", "--id-col", "ID", "--features", "AGE,TREAT", *linear, "-o", tmp_path / "m.pt").stderr
+    assert "event on every one" not in stderr, stderr
+
+
+def test_counting_process_rows_without_an_id_are_warned_about(files, tmp_path):
+    """--entry-col with --id-col: a row whose id is missing cannot be joined to its subject's other intervals
+    (their overlap is not checked, the split may part them); a warning counts and names such rows."""
+    from survmom.training.config import TrainConfig
+    from survmom.training.prepare import prepare_training_data
+
+    stanford = pd.read_csv(files["stanford"])
+    stanford.loc[[4, 9], "id"] = np.nan
+    path = tmp_path / "noid.csv"
+    stanford.to_csv(path, index=False)
+    config = TrainConfig(entry_col="start", time_col="stop", id_col="id", exclude=["w"], val_frac=0.3)
+    warnings = prepare_training_data(config, path).warnings
+    assert (f"{path}: 2 rows have no id in column 'id' (rows 5, 10): each is taken as a subject of its own, "
+            "its interval not joined to others") in " ".join(warnings), warnings
+    assert not any("no id" in w for w in prepare_training_data(config, files["stanford"]).warnings)
+
+
+def test_plot_km_refusal_points_to_what_evaluate_scores_for_the_design(files, models):
+    """The refusal's advice names what `evaluate` does give for the design: with entry times the C-index only
+    (its Brier scores are null), with weights the C-index and the Brier scores."""
+    for name, data, promised in (("entry", files["psych"], "its C-index takes the entry times"),
+                                 ("weights", files["rossi"], "its C-index and Brier score take the weights")):
+        result = survmom("plot", "km", models[name], data, "--json", check=False)
+        assert result.returncode == 2 and promised in result.stderr, result.stderr
+        scores = json.loads(survmom("evaluate", models[name], data, "--json").stdout)
+        assert scores["harrell_c"] is not None
+        assert all(b is None for b in scores["brier"]) == (name == "entry")
+
+
+def test_a_stratum_whose_events_the_validation_split_held_out_says_so(tmp_path):
+    """lifelines' holly_molly_polly (recurrent events stratified by event number, PWP): stratum 3 is one row of
+    subject P; the split by subject puts P's rows among the validation rows, so the error names the split and
+    its options, and --val-frac 0 trains."""
+    from lifelines.datasets import load_holly_molly_polly
+
+    frame = load_holly_molly_polly()
+    path = tmp_path / "hmp.csv"
+    frame.to_csv(path, index=False)
+    assert frame.loc[frame["Stratum"] == 3, "Status"].sum() == 1
+    args = ["--entry-col", "Start(days)", "--time-col", "Stop(days)", "--event-col", "Status", "--id-col", "ID",
+            "--strata", "Stratum", "--features", "tx", *LINEAR[:-3], "--quiet"]  # LINEAR but its --val-frac 0
+    result = survmom("train", path, *args, "-o", tmp_path / "m.pt", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Stratum='3' (0 training rows)" in result.stderr
+    assert ("1 of them has events in the file, all among the validation rows (--val-frac 0.2): a smaller "
+            "--val-frac, --val-frac 0 or a --val file keeps them") in result.stderr, result.stderr
+    assert not (tmp_path / "m.pt").exists()
+    survmom("train", path, *args, "--val-frac", "0", "-o", tmp_path / "m.pt")
+
+
+def test_negative_times_with_entry_times_say_how_to_shift_the_time_scale(files, tmp_path):
+    """psych on the time scale 'age - 55' (some exits negative) is refused with the advice to shift time and entry
+    alike; shifted so that only entries are negative ('age - 30'), the linear fit is lifelines' (0.390): a Cox fit
+    with entry times does not change when the time scale is shifted."""
+    from lifelines import CoxPHFitter
+
+    psych = pd.read_csv(files["psych"])
+    for shift in (55, 30):
+        psych.assign(Age=psych["Age"] - shift, exit=psych["exit"] - shift).to_csv(tmp_path / f"p{shift}.csv",
+                                                                                   index=False)
+    result = survmom("train", tmp_path / "p55.csv", *PSYCH, *LINEAR, "-o", tmp_path / "m.pt", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert ("column 'exit' has 4 negative values" in result.stderr and "time counts from the origin (0), so it is "
+            ">= 0: add one constant to the time and the entry column ('Age') to start the time scale at 0 or later "
+            "(a Cox fit with entry times does not change)" in result.stderr), result.stderr
+    survmom("train", tmp_path / "p30.csv", *PSYCH, *LINEAR, "-o", tmp_path / "m.pt")
+    survmom("predict", tmp_path / "m.pt", tmp_path / "p30.csv", "-o", tmp_path / "p.csv")
+    ours = predictions(tmp_path / "p.csv")["log_hazard"].to_numpy()
+    coefficient = CoxPHFitter().fit(psych, "exit", "C", entry_col="Age").params_["sex"]
+    assert coefficient == pytest.approx(0.390, abs=1e-3)
+    np.testing.assert_allclose(np.polyfit(psych["sex"], ours, 1)[0], coefficient, atol=1e-4)

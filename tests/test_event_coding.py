@@ -163,3 +163,35 @@ def test_a_saved_models_commands_do_not_advise_an_option_they_lack(lung, tmp_pat
     assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1
     assert ("lung.csv: no row of column 'status' holds the event value 'dead' the model was trained with "
             "(train's --event-value); its values are 1, 0") in plain.stderr
+
+
+def test_a_column_of_many_numbers_is_not_taken_for_competing_causes(tmp_path):
+    """lifelines' diabetes (interval-censored: left, right) with --event-col left: 0 ... 44 are not 40 causes of
+    death; the advice says the column holds many numbers (counted with pandas) instead of listing them as causes."""
+    from lifelines.datasets import load_diabetes
+
+    frame = load_diabetes()
+    frame.to_csv(tmp_path / "diabetes.csv", index=False)
+    result = run_survmom("train", tmp_path / "diabetes.csv", "--time-col", "right", "--event-col", "left",
+                         "--out", tmp_path / "m.pt")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "competing risks" not in result.stderr
+    distinct = frame["left"].nunique()
+    assert (f"; it holds {distinct} different numbers ({frame['left'].min():g} to "
+            f"{frame['left'].max():g}): a time or a count, not an event flag?") in result.stderr, result.stderr
+    assert "--event-col names the column of 1/0" in result.stderr
+
+
+def test_a_trained_model_reading_many_numbers_as_events_names_no_train_option():
+    """evaluate and the plots have no --event-col: for a file whose event column holds times (kidney transplant's
+    time and death swapped) the advice names the model's column and the swap instead."""
+    from lifelines.datasets import load_kidney_transplant
+
+    frame = load_kidney_transplant()
+    with pytest.raises(DataError) as error:
+        parse_event(frame["time"], path=Path("k.csv"), column="death", trained=True)
+    message = str(error.value)
+    assert f"it holds {frame['time'].nunique()} different numbers (1 to {frame['time'].max()})" in message
+    assert "--event-col" not in message and "--time-col" not in message
+    assert ("this model reads its event column 'death' as 1/0, true/false or yes/no: are the time and event "
+            "columns swapped?") in message

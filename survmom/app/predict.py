@@ -274,9 +274,11 @@ def refuse_design(model: LoadedModel, checkpoint: Path, command: str) -> None:
     used = [option for option, value in (("--entry-col", model.config.entry_col),
                                          ("--weight-col", model.config.weight_col)) if value is not None]
     if used:
+        # evaluate's Brier scores are null with entry times (S(t) is from time 0; the IPCW weights ignore entry)
+        scored = ("its C-index takes the entry times" if model.config.entry_col is not None
+                  else "its C-index and Brier score take the weights")
         raise ConfigError(f"{checkpoint}: {command} does not take a model trained with {' and '.join(used)}: its "
-                          "Kaplan-Meier curves ignore entry times and case weights; use survmom evaluate (its "
-                          "C-index and Brier score take the design)")
+                          f"Kaplan-Meier curves ignore entry times and case weights; use survmom evaluate ({scored})")
 
 
 def load_model(path: Path, warn: Callable[[str], None] | None = None) -> LoadedModel:

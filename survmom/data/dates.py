@@ -47,12 +47,15 @@ class Dates:
 
 
 def times_from_dates(table: pd.DataFrame, *, origin: str, time: str, entry: str | None, unit: str,
-                     date_format: str | None, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(time (n,) float64 > 0, entry (n,) float64 or None): the end dates of column ``time`` and the entry dates
+                     date_format: str | None, path: Path, min_exclusive: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(time (n,) float64, entry (n,) float64 or None): the end dates of column ``time`` and the entry dates
     of column ``entry`` minus the origin dates of column ``origin``, in ``unit`` (a key of ``TIME_UNITS``).
 
     Every row needs an origin and an end date (a missing end date is refused, not taken as censored) with the
-    end after the origin; the entry column's checks against the time are left to the caller.
+    end after the origin (``min_exclusive``: time > 0, a Weibull model's log time) or on it (time 0, as a
+    numeric time of 0 is for Cox: a death on the day of diagnosis); the entry column's checks against the time
+    are left to the caller.
     """
     start = read_dates(table[origin], path=path, column=origin, date_format=date_format)
     end = read_dates(table[time], path=path, column=time, date_format=date_format)
@@ -63,12 +66,17 @@ def times_from_dates(table: pd.DataFrame, *, origin: str, time: str, entry: str 
                     "as censored)")
     _same_clock(start, end, path, origin, time)
     length = _US_PER_DAY * TIME_UNITS[unit]
-    late = np.flatnonzero(end.us <= start.us)
+    late = np.flatnonzero(end.us <= start.us if min_exclusive else end.us < start.us)
     if len(late):
-        pairs = [f"{_show(e)} <= {_show(s)}" for e, s in zip(end.us[late[:SAMPLE]], start.us[late[:SAMPLE]])]
+        sign = "<=" if min_exclusive else "<"
+        pairs = [f"{_show(e)} {sign} {_show(s)}" for e, s in zip(end.us[late[:SAMPLE]], start.us[late[:SAMPLE]])]
         sample = show_rows(row_numbers(table[time].index, late), pairs).replace("'", "")
-        raise DataError(f"{path}: column '{time}' has {plural(len(late), 'end date')} on or before the origin date "
-                        f"in '{origin}' ({sample}); every row needs follow-up time after its origin")
+        same = int((end.us[late] == start.us[late]).sum())
+        raise DataError(f"{path}: column '{time}' has {plural(len(late), 'end date')} "
+                        f"{'on or before' if min_exclusive else 'before'} the origin date in '{origin}' ({sample}); "
+                        + ("every row needs follow-up time after its origin" if min_exclusive
+                           else "an end cannot precede its origin")
+                        + (f" (time > 0 for this model: {same} of them on the origin date)" if same else ""))
     times = (end.us - start.us) / length
     if entry is None:
         return times, None

@@ -147,6 +147,37 @@ def check_intervals(ids: pd.Series, entry: np.ndarray, time: np.ndarray, *, path
         + "; the intervals (entry, time] of one subject must not overlap")
 
 
+def interval_warnings(ids: pd.Series, event: np.ndarray, *, path: Path, column: str) -> list[str]:
+    """Warnings about counting-process rows (``--entry-col`` with ``--id-col``): rows without an id (not joined
+    to any subject's other intervals), and an event flag on every row of every subject that has several rows and
+    an event (at least 5 subjects): the subject's status copied onto each interval, which makes every earlier
+    interval end in an event. Recurrent events put events on several rows, but not on all rows of all subjects."""
+    codes, uniques = text_view(ids, path=path, column=column)
+    warnings = []
+    missing = np.flatnonzero(codes < 0)
+    if len(missing):
+        rows = ", ".join(str(r) for r in row_numbers(ids.index, missing[:SAMPLE]))
+        have = "row has" if len(missing) == 1 else "rows have"
+        warnings.append(f"{path}: {len(missing):,} {have} no id in column "
+                        f"'{column}' (row{'s' if len(missing) > 1 else ''} {rows}"
+                        f"{', ...' if len(missing) > SAMPLE else ''}): each is taken as a subject of its own, its "
+                        "interval not joined to others")
+    known = codes >= 0
+    count = np.bincount(codes[known], minlength=len(uniques))
+    events = np.bincount(codes[known], weights=event[known].astype(np.float64), minlength=len(uniques))
+    several = (count > 1) & (events > 0)
+    if several.sum() >= 5 and np.all(events[several] == count[several]):
+        first = int(np.flatnonzero(several)[0])
+        rows = ", ".join(str(r) for r in row_numbers(ids.index, np.flatnonzero(codes == first)[:SAMPLE]))
+        warnings.append(
+            f"{path}: all {int(several.sum()):,} subjects in column '{column}' with several rows and an event have "
+            f"the event on every one of their rows (id {show_value(uniques[first])}: rows {rows}); --event-col "
+            "marks the interval that ends in the event, so with a terminal event (death) only a subject's last "
+            "interval has it: a subject's status copied onto each row makes every earlier interval an event "
+            "(fine for recurrent events)")
+    return warnings
+
+
 def subject_codes(ids: pd.Series, *, path: Path, column: str) -> np.ndarray | None:
     """Subject codes (n,) int64 (rows with the same id share one; rows without an id get their own), or None
     when no id is on more than one row."""

@@ -15,12 +15,14 @@ from survmom.errors import DataError
 _EVENT_HINT = "; use 1/0, true/false or yes/no (1 = event, 0 = censored)"
 
 
-def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: bool) -> np.ndarray:
+def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: bool,
+               entry_column: str | None = None) -> np.ndarray:
     """Survival/censoring times, (n,) float64 in the file's time unit.
 
     Must be numeric (numbers stored as text are accepted when every value parses), finite, not missing and
     ``>= 0`` (``> 0`` when ``min_exclusive``, e.g. for Weibull models that take log(time)). Dates are refused
-    with the advice to name an origin column (times from dates: :mod:`~survmom.data.dates`).
+    with the advice to name an origin column (times from dates: :mod:`~survmom.data.dates`). With an
+    ``entry_column``, negative times are refused with the advice to shift the time scale.
     """
     refuse_dates_as_numbers(values, path=path, column=column)
     time = as_float(values, path=path, column=column)
@@ -30,7 +32,10 @@ def parse_time(values: pd.Series, *, path: Path, column: str, min_exclusive: boo
     if min_exclusive:
         refuse_rows(mask=time <= 0, what="value{s} <= 0", hint="; this model needs time > 0", **where)
     else:
-        refuse_rows(mask=time < 0, what="negative value{s}", **where)
+        shift = "" if entry_column is None else (
+            f"; time counts from the origin (0), so it is >= 0: add one constant to the time and the entry column "
+            f"('{entry_column}') to start the time scale at 0 or later (a Cox fit with entry times does not change)")
+        refuse_rows(mask=time < 0, what="negative value{s}", hint=shift, **where)
     return np.ascontiguousarray(time, dtype=np.float64)
 
 
@@ -68,14 +73,23 @@ def _event_problem(where: dict, only_missing: bool, uniques: np.ndarray, trained
     """``where`` with what is wrong and the advice: missing flags (nothing to recode), or unrecognised values."""
     if only_missing:
         return {**where, "what": "missing event value{s}", "hint": "; every row needs one (1 = event, 0 = censored)"}
-    return {**where, "hint": _event_hint(uniques, trained)}
+    return {**where, "hint": _event_hint(uniques, trained, where["column"])}
 
 
-def _event_hint(uniques: np.ndarray, trained: bool) -> str:
+MAX_CAUSES = 10  # more codes than this in an event column are not kinds of event
+
+
+def _event_hint(uniques: np.ndarray, trained: bool, column: str) -> str:
     """The advice for unrecognised event values; R's coding (1 censored, 2 event) and competing causes (0
     censored, 1, 2, ... one code per kind of event) get their own."""
     numbers = {as_number(value) for value in uniques if not is_missing_text(value)}
     r_coding = numbers == {1.0, 2.0}
+    if None not in numbers and len(numbers) > MAX_CAUSES + 1:  # a time or a count (interval bounds, swapped columns)
+        advice = (f"this model reads its event column '{column}' as 1/0, true/false or yes/no: are the time and "
+                  "event columns swapped?" if trained else "--event-col names the column of 1/0, true/false or "
+                  "yes/no (1 = event, 0 = censored), --time-col the time")
+        return (f"; it holds {len(numbers)} different numbers ({min(numbers):g} to {max(numbers):g}): a time or a "
+                f"count, not an event flag? {advice}")
     causes = (None not in numbers and 0.0 in numbers and len(numbers) >= 3
               and all(float(v).is_integer() and v >= 0 for v in numbers))
     if causes:

@@ -23,6 +23,7 @@ from survmom.data import (
     fingerprint,
     fit_strata,
     forced_types,
+    interval_warnings,
     is_workbook,
     nominal_numbers,
     pandas_index_columns,
@@ -217,6 +218,7 @@ def prepare_training_data(
         subjects = subject_codes(table[config.id_col], path=data_path, column=config.id_col)
         if config.entry_col is not None:
             check_intervals(table[config.id_col], outcomes.entry, time, path=data_path, column=config.id_col)
+            id_warnings += interval_warnings(table[config.id_col], event, path=data_path, column=config.id_col)
     if fold is not None:
         member, folds = fold
         if config.val is not None or ranks is not None:
@@ -266,7 +268,9 @@ def prepare_training_data(
     if fold is None or not event.any():
         _require_events(whole, data_path, config.loss)
     if fold is None:
-        _require_design_events(whole, data_path, config, strata_levels)
+        held_out = None if config.val is not None or not split or outcomes.strata is None else \
+            np.bincount(outcomes.strata[event], minlength=len(strata_levels or []))
+        _require_design_events(whole, data_path, config, strata_levels, file_events=held_out)
     else:  # every member's training rows, checked before the first member trains and is saved
         for other in range(fold[1]):
             rows = np.flatnonzero(assignment != other)
@@ -377,11 +381,11 @@ def parse_outcomes(table: pd.DataFrame, config: TrainConfig, path: Path,
     entry = None if config.entry_col is None else table[config.entry_col]
     if config.origin_col is None:
         time = parse_time(table[config.time_col], path=path, column=config.time_col,
-                          min_exclusive=config.loss == "weibull")
+                          min_exclusive=config.loss == "weibull", entry_column=config.entry_col)
     else:  # times (and entry times) from dates, in --time-unit
         time, entry_times = times_from_dates(
             table, origin=config.origin_col, time=config.time_col, entry=config.entry_col, unit=config.time_unit,
-            date_format=config.date_format, path=path)
+            date_format=config.date_format, path=path, min_exclusive=config.loss == "weibull")
         entry = None if entry_times is None else pd.Series(entry_times, index=entry.index)
     outcomes = Outcomes(np.empty((len(time), 0), dtype=np.float32), event, time)
     if entry is not None:
@@ -571,9 +575,12 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
-                           strata_levels: list[tuple[str, ...]] | None, member: str = "") -> None:
+                           strata_levels: list[tuple[str, ...]] | None, member: str = "",
+                           file_events: np.ndarray | None = None) -> None:
     """Weighted data needs an event row with a positive weight; a Cox stratum needs an event among the
-    training rows (its baseline hazard is estimated from them); ``member`` says whose training rows."""
+    training rows (its baseline hazard is estimated from them); ``member`` says whose training rows;
+    ``file_events`` (per stratum, every row of a file split by --val-frac) tells strata whose events the split
+    held out."""
     if train.weight is not None and not (train.weight[train.event] > 0).any():
         raise DataError(f"{path}: every event row among the training rows has weight 0 in '{config.weight_col}'; "
                         "a model cannot learn without weighted events")
@@ -589,7 +596,17 @@ def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
                             f"among the training rows{member} in "
                             f"column(s) {', '.join(map(repr, config.strata))}: {shown}; each stratum's baseline "
                             "hazard needs events (merge small strata, or drop them"
-                            f"{', or use fewer --ensemble members' if member else ''})")
+                            f"{', or use fewer --ensemble members' if member else ''})"
+                            + _held_out_hint(file_events, empty, config.val_frac))
+
+
+def _held_out_hint(file_events: np.ndarray | None, empty: np.ndarray, val_frac: float) -> str:
+    """The strata among ``empty`` whose events in the file all fell among the validation rows, and the options."""
+    held = 0 if file_events is None else int((file_events[empty] > 0).sum())
+    if not held:
+        return ""
+    return (f"; {held} of them {'has' if held == 1 else 'have'} events in the file, all among the validation rows "
+            f"(--val-frac {val_frac:g}): a smaller --val-frac, --val-frac 0 or a --val file keeps them")
 
 
 def _require_events(train: Outcomes, path: Path, loss: str) -> None:
