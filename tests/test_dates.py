@@ -371,6 +371,15 @@ def test_a_time_unit_or_date_format_without_origin_col_is_refused(small, option,
         "date (the time column then holds end dates)")
 
 
+def test_the_entry_column_as_a_feature_is_refused_with_how_to_keep_it(small, tmp_path):
+    path = tmp_path / "d.csv"
+    small.assign(entry_age=small["age"] - 1, time=1.0 + np.arange(len(small))).to_csv(path, index=False)
+    assert refused(path, "--entry-col", "entry_age", "--features", "entry_age,age") == (
+        "error: features must not include the time, event, id, entry, weight, strata or origin column: 'entry_age' "
+        "(the entry column); to use it as a feature too (an age at entry, say), copy it to a column of another name "
+        "and list that")
+
+
 def test_the_origin_column_is_no_feature_and_must_exist(small, tmp_path):
     path = tmp_path / "d.parquet"
     small.to_parquet(path)

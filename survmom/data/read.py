@@ -356,8 +356,11 @@ def select_feature_columns(
     if features is not None:
         clash = [n for n in features if n in reserved]
         if clash:
+            role = next(role for role, name in named if name == clash[0])
             raise ConfigError(f"features must not include the time, event, id, entry, weight, strata or origin column: "
-                              f"{quote_list(clash)}")
+                              f"{quote_list(clash)}" + (f" (the {role} column); to use it as a feature too (an age "
+                              "at entry, say), copy it to a column of another name and list that" if
+                              role == "entry" else ""))
         wanted = set(features)
         chosen = [c for c in columns if c in wanted]
     else:
