@@ -10,6 +10,7 @@ lifelines' linear predictor by a constant, and its S(t) equals lifelines' exactl
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -323,6 +324,24 @@ def test_inspect_plot_survival_and_explain_take_a_stratified_model(files, models
     assert len(effect["grid"]) > 2
     explained = json.loads(survmom("explain", models["strata"], files["rossi"], "--repeats", "2", "--json").stdout)
     assert {c["column"] for c in explained["columns"]} == {"fin", "age", "race", "mar", "paro", "prio"}
+
+
+def test_inspect_lists_the_strata_with_their_training_rows_and_events(tmp_path):
+    """12 strata (centre c00 ... c11, 20 + k rows and k + 1 events each): the table lists the first 10 with the
+    rows and events that pandas counts (and --json holds), then the 2 more."""
+    rng = np.random.default_rng(0)
+    frames = [pd.DataFrame({"centre": f"c{k:02d}", "x": rng.normal(size=20 + k), "time": rng.uniform(1, 9, 20 + k),
+                            "event": np.arange(20 + k) <= k}) for k in range(12)]
+    frame = pd.concat(frames, ignore_index=True).astype({"event": int})
+    frame.to_csv(tmp_path / "centres.csv", index=False)
+    survmom("train", tmp_path / "centres.csv", "--strata", "centre", *LINEAR, "-o", tmp_path / "m.pt")
+    counted = frame.groupby("centre").agg(rows=("event", "size"), events=("event", "sum"))
+    levels = json.loads(survmom("inspect", tmp_path / "m.pt", "--json").stdout)["design"]["strata_levels"]
+    assert [(level["train_rows"], level["train_events"]) for level in levels] == list(counted.itertuples(index=False))
+    err = survmom("inspect", tmp_path / "m.pt").stderr
+    shown = re.findall(r"│ centre='(c\d\d)'\s*│\s*(\d+)\s*│\s*(\d+)\s*│", err)
+    assert shown == [(name, str(row.rows), str(row.events)) for name, row in counted.iloc[:10].iterrows()], err
+    assert "... and 2 more" in err and "c10" not in err
 
 
 @pytest.mark.slow
