@@ -26,6 +26,7 @@ from survmom.data import (
     read_table,
     select_feature_columns,
     stratified_split,
+    subject_split,
     table_columns,
 )
 from survmom.data.cells import parse_numbers
@@ -790,6 +791,48 @@ def test_validation_gets_an_event_when_there_are_two():
     event[[3, 50]] = True
     train, val = stratified_split(event, 0.1, seed=1)
     assert event[val].sum() == 1 and event[train].sum() == 1
+
+
+def test_split_without_strata_is_unchanged():
+    """The indices the split gave before --strata took part in it (exact resume of earlier runs depends on them)."""
+    event = np.arange(30) % 3 == 0
+    assert stratified_split(event, 0.3, 11)[1].tolist() == [7, 8, 10, 15, 17, 18, 20, 23, 24]
+    assert subject_split(np.arange(30) // 2, event, 0.3, 11)[1].tolist() == [14, 15, 16, 17, 18, 19, 24, 25]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_split_with_strata_keeps_events_of_every_stratum_on_both_sides(seed):
+    """500 rows: a stratum of 10 rows with 4 events, one of 6 rows with 2, one of 5 rows with 1 event. Every
+    stratum keeps training events; from 2 events validation gets one too; each (stratum, event) cell gives
+    about a fifth of its rows, and the size is that of the split without strata (100)."""
+    strata = np.repeat([1, 2, 3, 0], [10, 6, 5, 479])
+    event = np.zeros(500, dtype=bool)
+    event[[0, 1, 2, 3, 10, 11, 16]] = True
+    event[100:300] = True
+    train, val = stratified_split(event, 0.2, seed, strata)
+    assert len(val) == 100 and np.intersect1d(train, val).size == 0 and len(train) + len(val) == 500
+    events_in = {side: np.bincount(strata[rows][event[rows]], minlength=4) for side, rows in
+                 (("train", train), ("val", val))}
+    assert events_in["val"].tolist() == [40, 1, 1, 0] and events_in["train"].tolist() == [160, 3, 1, 1]
+    # censored rows: 279 / 5, 6 / 5, 4 / 5, 4 / 5 rounded to make 100 in all
+    assert np.bincount(strata[val], minlength=4).tolist() == [95, 2, 2, 1]
+    np.testing.assert_array_equal(val, stratified_split(event, 0.2, seed, strata)[1])
+
+
+def test_subject_split_with_strata_keeps_a_stratum_of_one_subject_in_training():
+    """Recurrent events stratified by event number: only subject 0 has a third event (stratum 2), so it stays in
+    training whatever the seed, and every row of a subject is on one side."""
+    subjects = np.repeat(np.arange(40), 3)
+    strata = np.tile([0, 1, 2], 40)
+    event = np.zeros(120, dtype=bool)
+    event[np.arange(0, 120, 3)] = True  # every subject's first event
+    event[np.arange(1, 60, 3)] = True  # subjects 0-19: a second one
+    event[2] = True  # subject 0: a third
+    for seed in range(20):
+        train, val = subject_split(subjects, event, 0.25, seed, strata)
+        assert set(subjects[train]).isdisjoint(subjects[val]) and len(set(subjects[val])) == 10
+        assert 0 in subjects[train]
+        assert event[val][strata[val] == 1].any() and event[train][strata[train] == 1].any()
 
 
 def test_bad_fraction_is_a_config_error():

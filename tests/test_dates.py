@@ -452,3 +452,39 @@ def test_for_cox_an_end_before_the_origin_is_refused_and_one_on_it_is_time_0():
     times, _ = times_from_dates(table.iloc[:2], origin="start", time="end", entry=None, unit="days",
                                 date_format=None, path=PATH, min_exclusive=False)
     assert times.tolist() == [10.0, 0.0]
+
+
+def test_times_in_years_are_shown_to_six_digits_and_kept_exact_in_the_data(tmp_path):
+    """Years from dates (days / 365.25): evaluate's tables on stderr show each time to 6 significant digits, its
+    JSON and predict's surv_<t> columns keep them exact; a time outside the follow-up names the bounds rounded
+    towards the inside (ceiling of the first time, floor of the last)."""
+    import json
+    import re
+
+    rng = np.random.default_rng(0)
+    origin = pd.Timestamp("2000-01-01") + pd.to_timedelta(rng.integers(0, 3650, 300), unit="D")
+    days = rng.integers(50, 1999, 300)
+    days[:2] = [41, 1999]
+    frame = pd.DataFrame({"start": origin.strftime("%Y-%m-%d"),
+                          "end": (origin + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d"),
+                          "x": rng.normal(size=300), "arrest": (rng.random(300) < 0.6).astype(int)})
+    frame.to_csv(tmp_path / "dates.csv", index=False)
+    model = tmp_path / "years.pt"
+    train(tmp_path / "dates.csv", model, "--time-col", "end", "--origin-col", "start", "--time-unit", "years",
+          "--val-frac", "0")
+    result = run_survmom("evaluate", model, tmp_path / "dates.csv", "--json", check=True)
+    times = json.loads(result.stdout)["times"]
+    assert times == read_checkpoint(model).event_time_quantiles and any(len(repr(t)) > 12 for t in times)
+    shown = run_survmom("evaluate", model, tmp_path / "dates.csv", check=True).stderr
+    rows = re.findall(r"^│\s*([0-9.]+)\s*│\s*0\.\d{4}\s*│", shown, flags=re.MULTILINE)
+    assert rows == [f"{t:.6g}" for t in times] * 2, shown  # by time, calibration in the large
+    assert not re.search(r"\d\.\d{7,}", shown), shown
+    outside = run_survmom("evaluate", model, tmp_path / "dates.csv", "--times", "9")
+    assert outside.returncode == 2
+    assert ("--times: 9 outside the follow-up of " in outside.stderr
+            and "(times 0.112252 to 5.47296); evaluation times must be >= 0.112252 and < 5.47296" in outside.stderr)
+    assert 0.112252 > 41 / 365.25 > 0.112251 and 5.47296 < 1999 / 365.25 < 5.47297
+    exact = 366 / 365.25
+    run_survmom("predict", model, tmp_path / "dates.csv", "--times", repr(exact), "-o", tmp_path / "p.csv",
+                "--quiet", check=True)
+    assert f"surv_{exact!r}" in pd.read_csv(tmp_path / "p.csv").columns

@@ -10,6 +10,7 @@ lifelines' linear predictor by a constant, and its S(t) equals lifelines' exactl
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -325,6 +326,24 @@ def test_inspect_plot_survival_and_explain_take_a_stratified_model(files, models
     assert {c["column"] for c in explained["columns"]} == {"fin", "age", "race", "mar", "paro", "prio"}
 
 
+def test_inspect_lists_the_strata_with_their_training_rows_and_events(tmp_path):
+    """12 strata (centre c00 ... c11, 20 + k rows and k + 1 events each): the table lists the first 10 with the
+    rows and events that pandas counts (and --json holds), then the 2 more."""
+    rng = np.random.default_rng(0)
+    frames = [pd.DataFrame({"centre": f"c{k:02d}", "x": rng.normal(size=20 + k), "time": rng.uniform(1, 9, 20 + k),
+                            "event": np.arange(20 + k) <= k}) for k in range(12)]
+    frame = pd.concat(frames, ignore_index=True).astype({"event": int})
+    frame.to_csv(tmp_path / "centres.csv", index=False)
+    survmom("train", tmp_path / "centres.csv", "--strata", "centre", *LINEAR, "-o", tmp_path / "m.pt")
+    counted = frame.groupby("centre").agg(rows=("event", "size"), events=("event", "sum"))
+    levels = json.loads(survmom("inspect", tmp_path / "m.pt", "--json").stdout)["design"]["strata_levels"]
+    assert [(level["train_rows"], level["train_events"]) for level in levels] == list(counted.itertuples(index=False))
+    err = survmom("inspect", tmp_path / "m.pt").stderr
+    shown = re.findall(r"│ centre='(c\d\d)'\s*│\s*(\d+)\s*│\s*(\d+)\s*│", err)
+    assert shown == [(name, str(row.rows), str(row.events)) for name, row in counted.iloc[:10].iterrows()], err
+    assert "... and 2 more" in err and "c10" not in err
+
+
 @pytest.mark.slow
 def test_resume_with_every_design_is_bit_identical(files, tmp_path):
     args = [files["stanford"], *STANFORD, "--weight-col", "w", "--strata", "surgery", "--hidden", "8",
@@ -512,25 +531,30 @@ def test_plot_km_refusal_points_to_what_evaluate_scores_for_the_design(files, mo
         assert all(b is None for b in scores["brier"]) == (name == "entry")
 
 
-def test_a_stratum_whose_events_the_validation_split_held_out_says_so(tmp_path):
+def test_the_validation_split_keeps_a_stratum_of_one_subject_in_training(tmp_path):
     """lifelines' holly_molly_polly (recurrent events stratified by event number, PWP): stratum 3 is one row of
-    subject P; the split by subject puts P's rows among the validation rows, so the error names the split and
-    its options, and --val-frac 0 trains."""
+    subject P, whom the split by subject alone held out (no event left to stratum 3's baseline hazard); split
+    by (stratum, event) P stays among the training subjects for every seed, and --val-frac 0.2 trains."""
     from lifelines.datasets import load_holly_molly_polly
+
+    from survmom.training.config import TrainConfig
+    from survmom.training.prepare import prepare_training_data
 
     frame = load_holly_molly_polly()
     path = tmp_path / "hmp.csv"
     frame.to_csv(path, index=False)
     assert frame.loc[frame["Stratum"] == 3, "Status"].sum() == 1
+    for seed in range(5):
+        config = TrainConfig(entry_col="Start(days)", time_col="Stop(days)", event_col="Status", id_col="ID",
+                             strata=["Stratum"], features=["tx"], seed=seed)
+        prepared = prepare_training_data(config, path)
+        events = np.bincount(prepared.train.strata[prepared.train.event], minlength=3)
+        assert events.min() > 0 and len(prepared.train) + len(prepared.val) == len(frame)
+        assert np.bincount(prepared.val.strata[prepared.val.event], minlength=3)[2] == 0  # 3's lone event kept
     args = ["--entry-col", "Start(days)", "--time-col", "Stop(days)", "--event-col", "Status", "--id-col", "ID",
             "--strata", "Stratum", "--features", "tx", *LINEAR[:-3], "--quiet"]  # LINEAR but its --val-frac 0
-    result = survmom("train", path, *args, "-o", tmp_path / "m.pt", check=False)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Stratum='3' (0 training rows)" in result.stderr
-    assert ("1 of them has events in the file, all among the validation rows (--val-frac 0.2): a smaller "
-            "--val-frac, --val-frac 0 or a --val file keeps them") in result.stderr, result.stderr
-    assert not (tmp_path / "m.pt").exists()
-    survmom("train", path, *args, "--val-frac", "0", "-o", tmp_path / "m.pt")
+    survmom("train", path, *args, "-o", tmp_path / "m.pt")
+    assert (tmp_path / "m.pt").exists()
 
 
 def test_negative_times_with_entry_times_say_how_to_shift_the_time_scale(files, tmp_path):

@@ -179,6 +179,36 @@ def test_the_table_on_stderr_shows_the_json_numbers(files):
     assert f"Harrell's C {result['harrell_c']:.4f}" in err and "is the file the model was trained on" not in err
 
 
+def test_a_model_with_strata_names_the_design_concordance_it_measures(files, monkeypatch):
+    """Stratified by group, the C of explain (its table, its JSON and plot importance's axis) is the design's
+    concordance that evaluate reports, and is named as evaluate names it, not Harrell's C; a model without a
+    design keeps the name Harrell's C."""
+    import survmom.app.plots.importance as importance
+
+    stratified = files["folder"] / "strata.pt"
+    run_survmom("train", files["train"], "--strata", "group", "--hidden", "", "--epochs", "1", "-q",
+                "-o", stratified, check=True)
+    code, out, err = survmom("explain", stratified, files["test"], "--repeats", "2", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    code, evaluated, _ = survmom("evaluate", stratified, files["test"], "--json")
+    assert result["harrell_c"] == pytest.approx(json.loads(evaluated)["harrell_c"], abs=1e-12)
+    assert result["design"]["strata"] == ["group"]
+    assert result["design"]["concordance"] == "only rows of one stratum are compared"
+    err = " ".join(err.split())  # the caption wraps
+    assert (f"C-index (with the design) {result['harrell_c']:.4f} unpermuted; only rows of one stratum are "
+            "compared") in err and "Harrell" not in err
+    labels = []
+    monkeypatch.setattr(importance, "write_figure", lambda fig, out: labels.append(fig.axes[0].get_xlabel()))
+    for model in (stratified, files["cox"]):
+        code, _, err = survmom("plot", "importance", model, files["test"], "--repeats", "2", "-o",
+                               files["folder"] / "importance.png")
+        assert code == 0, err
+    assert labels[0].startswith("drop in C-index (with the design) when the column is permuted (C = ")
+    assert labels[1].startswith("drop in Harrell's C when the column is permuted (C = ")
+    assert "design" not in explain_json(files["cox"], files["test"], "--repeats", "2")
+
+
 def test_explaining_on_the_training_file_is_warned_about(files):
     code, _, err = survmom("explain", files["cox"], files["train"])
     assert code == 0 and f"warning: {files['train']} is the file the model was trained on" in err

@@ -25,7 +25,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from survmom.app.predict import LoadedModel, check_times, load_model, predict_file, time_label
+from survmom.app.predict import (
+    LoadedModel,
+    check_times,
+    load_model,
+    predict_file,
+    time_label,
+    time_text,
+    time_texts,
+)
 from survmom.data import Preprocessor, iter_table_batches, parse_time, read_table, table_columns
 from survmom.errors import ConfigError, DataError
 
@@ -103,6 +111,20 @@ def test_time_labels_of_distinct_times_are_distinct():
     labels = [time_label(float(t)) for t in times]
     assert all(float(label) == t for label, t in zip(labels, times, strict=True))
     assert len(set(labels)) == len(set(times.tolist()))
+
+
+def test_times_for_people_have_six_significant_digits_and_stay_apart():
+    """Tables and messages show 6 significant digits (a time in years from dates: 366 / 365.25), more where
+    nearby times would look alike, and a bound on its allowed side (floor for "<=", ceiling for ">=")."""
+    assert time_texts([366 / 365.25, 365.0, 0.25, 100 / 365.25, 1e20]) == ["1.00205", "365", "0.25", "0.273785",
+                                                                           "1e+20"]
+    assert time_texts([1.0000001, 1.0000002, 1.0000001]) == ["1.0000001", "1.0000002", "1.0000001"]
+    assert time_texts([1.0020533, 1.0020534]) == ["1.0020533", "1.0020534"]
+    assert time_text(1999 / 365.25, "floor") == "5.47296" and time_text(1999 / 365.25) == "5.47296"
+    assert time_text(41 / 365.25, "ceiling") == "0.112252" and time_text(41 / 365.25, "floor") == "0.112251"
+    assert time_text(2.0, "floor") == time_text(2.0, "ceiling") == "2"
+    assert time_text(1e300, "ceiling") == "1e+300"  # as floats compare, though 1e300's binary decimals go on
+    assert float(time_text(1999 / 365.25, "ceiling")) >= 1999 / 365.25 >= float(time_text(1999 / 365.25, "floor"))
 
 
 def test_check_times_refuses_a_repeated_time():

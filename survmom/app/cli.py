@@ -346,7 +346,8 @@ def explain(
     sheet: Optional[str] = typer.Option(None, help=SHEET_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
-    """Permutation importance of each input column: the drop in Harrell's C when its rows are shuffled."""
+    """Permutation importance of each input column: the drop in C (Harrell's, or with --entry-col, --weight-col
+    or --strata the design's, as evaluate) when its rows are shuffled."""
     if out is not None:
         check_figure_request(out, as_json, [checkpoint, data])
     with _collector_paused():

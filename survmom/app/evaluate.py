@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from survmom.app.predict import check_times, load_model, show_times, time_label, time_unit
+from survmom.app.predict import SHOWN_TIMES, check_times, load_model, show_times, time_text, time_texts, time_unit
 from survmom.core import calibration, metrics
 from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError, SurvmomError
@@ -223,14 +223,15 @@ def check_follow_up(times: list[float], source: str, hint: str, data: Path, time
     """Sorted ``times`` must lie in the follow-up ``[min, max)`` of the data (as the metrics require)."""
     lo, hi = float(time.min()), float(time.max())
     if lo == hi:
-        raise DataError(f"{data}: every row has the time {time_label(lo)}; time-dependent metrics need rows followed "
+        raise DataError(f"{data}: every row has the time {time_text(lo)}; time-dependent metrics need rows followed "
                         "for different lengths of time")
     outside = [t for t in times if not lo <= t < hi]
     if outside:
+        shown = outside[:SHOWN_TIMES]  # shown apart from the bounds, the bounds on their allowed side
+        *texts, low, high = time_texts([*shown, lo, hi], [None] * len(shown) + ["ceiling", "floor"])
         raise ConfigError(
-            f"{source}: {show_times(outside)} outside the follow-up of {data} "
-            f"(times {time_label(lo)} to {time_label(hi)}); "
-            f"evaluation times must be >= {time_label(lo)} and < {time_label(hi)}{hint}"
+            f"{source}: {show_times(outside, texts)} outside the follow-up of {data} "
+            f"(times {low} to {high}); evaluation times must be >= {low} and < {high}{hint}"
         )
 
 
@@ -244,11 +245,13 @@ def _check_censoring(
     bad = (at > t_max) | (g <= 0)
     if bool(bad.any()):
         g_end = float(metrics.censoring_survival(train_event, train_time, train_time.new_tensor([t_max]))[0])
-        limit = f"<= {time_label(t_max)}" if g_end > 0 else f"< {time_label(t_max)}"
+        shown = at[bad].tolist()[:SHOWN_TIMES]
+        *texts, last = time_texts([*shown, t_max], [None] * len(shown) + ["floor"])
+        limit = f"<= {last}" if g_end > 0 else f"< {last}"
         raise ConfigError(
-            f"{source}: {show_times(at[bad].tolist())} beyond the training rows stored in {checkpoint}: their "
-            f"censoring survival G(t), used for the IPCW weights, is 0 or unknown there (last training follow-up "
-            f"time {time_label(t_max)}); evaluation times must be {limit}{hint}"
+            f"{source}: {show_times(at[bad].tolist(), texts)} beyond the training rows stored in {checkpoint}: "
+            f"their censoring survival G(t), used for the IPCW weights, is 0 or unknown there (last training "
+            f"follow-up time {last}); evaluation times must be {limit}{hint}"
         )
 
 
@@ -271,7 +274,7 @@ def render_evaluation(result: dict[str, Any]) -> None:
         summary.add_row("C-index (with the design)", fmt(result["harrell_c"]))
     else:
         summary.add_row("Harrell's C (95% CI)", f"{fmt(result['harrell_c'])} ({fmt(low)}–{fmt(high)})")
-    summary.add_row(f"Uno's C (tau = {time_label(result['uno_tau'])})", fmt(result["uno_c"]))
+    summary.add_row(f"Uno's C (tau = {time_text(result['uno_tau'])})", fmt(result["uno_c"]))
     summary.add_row("mean AUC(t)", fmt(result["mean_auc"]))
     summary.add_row("integrated Brier score", fmt(result["integrated_brier"]))
     d_cal = result["d_calibration"]
@@ -285,21 +288,22 @@ def render_evaluation(result: dict[str, Any]) -> None:
     per_time = Table(title=f"by time ({result['time_unit']})" if result.get("time_unit") else "by time")
     for name in ("time", "AUC(t)", "Brier(t)", "ICI", "E50", "E90"):
         per_time.add_column(name, justify="right")
-    for k, t in enumerate(result["times"]):  # time_label is exact: nearby times stay apart
-        per_time.add_row(time_label(t), *(fmt(result[key][k]) for key in ("auc", "brier", "ici", "e50", "e90")))
+    labels = time_texts(result["times"])  # nearby times stay apart
+    for k, label in enumerate(labels):
+        per_time.add_row(label, *(fmt(result[key][k]) for key in ("auc", "brier", "ici", "e50", "e90")))
     console.print(per_time)
     large = Table(title="calibration in the large")
     for name in ("time", "mean predicted S(t)", "Kaplan–Meier S(t) (95% CI)"):
         large.add_column(name, justify="right")
-    for k, t in enumerate(result["times"]):
+    for k, label in enumerate(labels):
         low, high = result["km_survival_ci95"][k]
-        large.add_row(time_label(t), fmt(result["mean_predicted_survival"][k]),
+        large.add_row(label, fmt(result["mean_predicted_survival"][k]),
                       f"{fmt(result['km_survival'][k])} ({fmt(low)}–{fmt(high)})")
     console.print(large)
-    notes = dict(zip(result["times"], result["calibration_note"]))
+    notes = dict(zip(labels, result["calibration_note"]))
     if len(set(notes.values())) == 1 and None not in notes.values() and len(notes) > 1:
         console.print(Text(f"calibration at every time: n/a, {next(iter(notes.values()))}"))
         return
-    for t, note in notes.items():
+    for label, note in notes.items():
         if note is not None:
-            console.print(Text(f"ICI, E50, E90 at time {time_label(t)}: n/a, {note}"))
+            console.print(Text(f"ICI, E50, E90 at time {label}: n/a, {note}"))

@@ -2,7 +2,7 @@
 
 For an input column j, the rows of its block of model inputs are shuffled together (a numeric column with its
 ``<name>__missing`` indicator, a categorical column's whole one-hot block) while every other input stays in
-place, and the model's Harrell C on the file drops by
+place, and the model's Harrell C (or its design's concordance) on the file drops by
 
 .. math::
 
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from survmom.app.evaluate import design_notes, features_and_design
 from survmom.app.predict import LoadedModel, load_model
 from survmom.core import metrics
 from survmom.data import fingerprint, text_notice
@@ -129,7 +130,8 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
                  warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Permutation importance of every input column of ``checkpoint`` on the labelled file ``data``.
 
-    Returns plain data (what ``--json`` prints): the file's rows and events, the baseline Harrell C, and per
+    Returns plain data (what ``--json`` prints): the file's rows and events, the baseline C (``harrell_c``:
+    Harrell's, or with a study design the design's concordance, described under ``design``), and per
     input column (sorted by mean drop, largest first) its inputs, the ``repeats`` drops in C, their mean, sd
     and 95% t-interval. DataError when C is undefined on ``data`` (no event, or no comparable pair).
     """
@@ -137,20 +139,23 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
         raise ConfigError(f"--repeats must be >= 1, got {repeats}")
     model = load_model(checkpoint)
     outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
+    x, design = features_and_design(outcomes)
+    config = model.config
+    designed = {"design": {"entry_col": config.entry_col, "weight_col": config.weight_col,
+                           "strata": config.strata, "concordance": design_notes(design)["concordance"]}
+                } if design else {}
+    name = concordance_name(designed)
     events = int(outcomes.event.sum())
     if events == 0:
         raise DataError(f"{data}: no events in the event column '{model.config.event_col}' ({len(outcomes)} rows, "
-                        "all censored): Harrell's C, and so permutation importance, is undefined without events")
+                        f"all censored): {name}, and so permutation importance, is undefined without events")
     pre = model.preprocessor
     blocks = pre.input_slices()
-    x = outcomes.x if outcomes.x.flags.writeable else outcomes.x.copy()  # torch.from_numpy needs writeable
-    design = {name: torch.tensor(getattr(outcomes, name)) for name in ("entry", "weight", "strata")
-              if getattr(outcomes, name) is not None}
     baseline, drops = permutation_drops(model_risk(model), x, outcomes.event, outcomes.time,
                                         [cols for _, cols in blocks], repeats, seed, design)
     if math.isnan(baseline):
         raise DataError(f"{data}: no pair of rows can be compared (a row with an event before another row's "
-                        "time), so Harrell's C, and so permutation importance, is undefined")
+                        f"time), so {name}, and so permutation importance, is undefined")
     names = pre.feature_names
     columns = []
     for (name, cols), row in zip(blocks, drops):
@@ -178,7 +183,14 @@ def explain_file(checkpoint: Path, data: Path, *, repeats: int = 5, seed: int = 
         "seed": seed,
         "interval": "95% t-interval over the repeats: mean ± t(0.975, R-1) · sd / sqrt(R)",
         "columns": columns,
+        **designed,
     }
+
+
+def concordance_name(result: dict[str, Any]) -> str:
+    """The name of the C in ``result`` (:func:`explain_file`'s): Harrell's C, or for a model with a study design
+    the design's concordance, named as ``survmom evaluate`` names it."""
+    return "C-index (with the design)" if result.get("design") else "Harrell's C"
 
 
 def render_importance(result: dict[str, Any]) -> None:
@@ -192,8 +204,10 @@ def render_importance(result: dict[str, Any]) -> None:
 
     title = Text(f"Permutation importance on {result['data']} ({result['rows']} rows, {result['events']} events)",
                  style="table.title")
-    caption = (f"Harrell's C {result['harrell_c']:.4f} unpermuted; the drop in C when a column's rows are "
-               f"shuffled: mean and 95% t-interval over {result['repeats']} permutation(s), seed {result['seed']}")
+    design = f"; {result['design']['concordance']}" if result.get("design") else ""
+    caption = (f"{concordance_name(result)} {result['harrell_c']:.4f} unpermuted{design}; the drop in C when a "
+               f"column's rows are shuffled: mean and 95% t-interval over {result['repeats']} permutation(s), "
+               f"seed {result['seed']}")
     table = Table(title=title, caption=Text(caption))
     for name, justify in (("#", "right"), ("column", "left"), ("mean drop in C", "right"), ("95% interval", "right"),
                           ("inputs", "right")):

@@ -16,6 +16,7 @@ time 0 as if its covariates held from the start.
 
 from __future__ import annotations
 
+import decimal
 import errno
 import math
 import sys
@@ -72,6 +73,37 @@ def time_label(t: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+READABLE_DIGITS = 6  # significant digits of a time shown to people (the data and column names stay exact)
+
+
+def time_texts(times: list[float], rounding: list[str | None] | None = None) -> list[str]:
+    """``times`` for people (stderr tables and messages): :data:`READABLE_DIGITS` significant digits (1.00205,
+    365, 0.25), more where fewer would show two distinct times alike.
+
+    ``rounding``: per time, None (to nearest), ``"floor"`` or ``"ceiling"``: a bound ("must be <= t") shown
+    on its allowed side, so that the number shown is itself allowed. Exact labels are :func:`time_label`'s.
+    """
+    rounding = rounding or [None] * len(times)
+    for digits in range(READABLE_DIGITS, 18):
+        texts = [_rounded(t, digits, way) for t, way in zip(times, rounding)]
+        if len(set(texts)) == len(set(times)) == len(set(zip(times, texts))):
+            return texts
+    return [time_label(t) for t in times]
+
+
+def time_text(t: float, rounding: str | None = None) -> str:
+    """One time for people, as :func:`time_texts`."""
+    return time_texts([t], [rounding])[0]
+
+
+def _rounded(t: float, digits: int, way: str | None) -> str:
+    nearest = f"{t:.{digits}g}"
+    if way is None or not math.isfinite(t) or (float(nearest) >= t if way == "ceiling" else float(nearest) <= t):
+        return nearest  # as floats compare: 1e+300 for 1e300, though its binary value's decimals go on
+    context = decimal.Context(prec=digits, rounding=decimal.ROUND_FLOOR if way == "floor" else decimal.ROUND_CEILING)
+    return f"{float(context.create_decimal(t)):.{digits}g}"
+
+
 def check_times(times: list[float], source: str = "--times", hint: str = "") -> list[float]:
     """``times`` as floats (-0.0 as 0.0), each finite, >= 0 and given once; else a ConfigError that starts with
     ``source`` (the option, or where default times came from) and ends with ``hint``."""
@@ -87,9 +119,11 @@ def check_times(times: list[float], source: str = "--times", hint: str = "") -> 
     return times
 
 
-def show_times(values: list[float]) -> str:
-    """The first few ``values`` for a message, by :func:`time_label`, with a count of the rest."""
-    shown = ", ".join(time_label(v) for v in values[:SHOWN_TIMES])
+def show_times(values: list[float], texts: list[str] | None = None) -> str:
+    """The first few ``values`` for a message, by :func:`time_texts` (or their ``texts``), with a count of the
+    rest."""
+    texts = time_texts(values[:SHOWN_TIMES]) if texts is None else texts
+    shown = ", ".join(texts[:SHOWN_TIMES])
     return shown + (f" (and {len(values) - SHOWN_TIMES} more)" if len(values) > SHOWN_TIMES else "")
 
 

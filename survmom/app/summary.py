@@ -145,6 +145,28 @@ def render_summary(summary: dict[str, Any]) -> None:
     for name in summary["schema"]["input_columns"]:
         columns.add_row(escape(str(name)), escape(str(summary["schema"]["column_types"].get(name, "?"))))
     console.print(columns)
+    if "strata_levels" in design:
+        console.print(_strata_table(design["strata_levels"]))
+
+
+STRATA_SHOWN = 10
+
+
+def _strata_table(levels: list[dict[str, Any]]) -> Any:
+    """The first :data:`STRATA_SHOWN` strata with their training rows and events, then a count of the rest."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="strata (training rows)")
+    table.add_column("stratum")
+    table.add_column("rows", justify="right")
+    table.add_column("events", justify="right")
+    for level in levels[:STRATA_SHOWN]:
+        name = ", ".join(f"{column}={value!r}" for column, value in level["values"].items())
+        table.add_row(escape(name), f"{level['train_rows']:,}", f"{level['train_events']:,}")
+    if len(levels) > STRATA_SHOWN:
+        table.add_row(f"... and {len(levels) - STRATA_SHOWN} more", "", "")
+    return table
 
 
 def _linear_path(config: dict, fitted: bool) -> str:

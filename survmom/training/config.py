@@ -156,7 +156,8 @@ class TrainConfig:
     rate_warmup: bool = field(
         default=True, metadata=cli("Warm the EMA rate up as min(m, (1+n)/(10+n)) over n updates."))
     val_frac: float = field(
-        default=0.2, metadata=cli("Fraction of rows held out for validation, stratified by event."))
+        default=0.2, metadata=cli("Fraction of rows held out for validation, stratified by event "
+                                  "(by stratum and event with --strata)."))
     val: str | None = field(default=None, metadata=cli("Validation file instead of a random split.", path=True))
     ensemble: int = field(default=1, metadata=cli(
         "Members of a cross-fitted ensemble: K > 1 deals the rows into K folds and trains K models, member k "

@@ -232,7 +232,8 @@ def prepare_training_data(
         train_idx, val_idx = np.flatnonzero(~in_fold), np.flatnonzero(in_fold)
     elif config.val is None and config.val_frac > 0:
         # Every row of a subject on one side: rows of one subject are not independent.
-        train_idx, val_idx = subject_split(subjects, event, config.val_frac, config.seed)
+        # With --strata, stratified by (stratum, event): each stratum keeps training events.
+        train_idx, val_idx = subject_split(subjects, event, config.val_frac, config.seed, outcomes.strata)
     else:
         train_idx, val_idx = np.arange(len(time)), np.arange(0)
     split = len(val_idx) > 0

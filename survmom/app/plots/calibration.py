@@ -19,7 +19,7 @@ import torch
 
 from survmom.app.evaluate import check_follow_up, outcome_tensors
 from survmom.app.figures import PALETTE, new_figure, time_axis
-from survmom.app.predict import check_times, load_model, refuse_design, time_label, time_unit
+from survmom.app.predict import check_times, load_model, refuse_design, time_text, time_texts, time_unit
 from survmom.core import calibration
 from survmom.data import text_notice
 from survmom.errors import ConfigError, DataError
@@ -45,8 +45,9 @@ def calibration_numbers(checkpoint: Path, data: Path, t: float, *, groups: int =
     model = load_model(checkpoint)
     train_max = float(model.checkpoint.train_time.max())
     if t > train_max:
-        raise ConfigError(f"--time: {time_label(t)} is beyond the training follow-up of {checkpoint} (last "
-                          f"training time {time_label(train_max)}); use --time <= {time_label(train_max)}")
+        given, last = time_texts([t, train_max], [None, "floor"])
+        raise ConfigError(f"--time: {given} is beyond the training follow-up of {checkpoint} (last "
+                          f"training time {last}); use --time <= {last}")
     refuse_design(model, checkpoint, "plot calibration")
     outcomes = model.read_outcomes(data, delimiter=delimiter, encoding=encoding, sheet=sheet, warn=warn)
     notice = text_notice(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
@@ -91,7 +92,7 @@ def _numbers(checkpoint: Path, data: Path, time_col: str, t: float, pred: torch.
 
 def summary_line(numbers: dict[str, Any]) -> str:
     """ICI, E50 and E90 in one line (or why they are missing), for stderr and the figure."""
-    at = f"at time {time_label(numbers['time'])}"
+    at = f"at time {time_text(numbers['time'])}"
     if numbers["ici"] is None:
         return f"ICI, E50, E90 {at}: n/a ({numbers['calibration_note']})"
     return f"ICI {numbers['ici']:.4f}, E50 {numbers['e50']:.4f}, E90 {numbers['e90']:.4f} {at}"
@@ -100,7 +101,7 @@ def summary_line(numbers: dict[str, Any]) -> str:
 def draw_calibration(numbers: dict[str, Any]) -> Figure:
     """The calibration plot of :func:`calibration_numbers`' output: groups with 95% CI whiskers, the smoothed
     curve, the diagonal, ICI/E50/E90 written on the axes, and the predictions' histogram underneath."""
-    t = time_label(numbers["time"])
+    t = time_text(numbers["time"])
     groups = numbers["groups"]
     mean = np.array([g["mean_predicted"] for g in groups])
     km = np.array([g["km"] for g in groups])

@@ -31,7 +31,7 @@ import pandas as pd
 
 from survmom.app.explain import RISK_MEANING
 from survmom.app.figures import PALETTE, literal, new_figure, write_figure
-from survmom.app.predict import check_times, load_model, time_label, time_unit
+from survmom.app.predict import check_times, load_model, time_text, time_texts, time_unit
 from survmom.data import CategoricalColumn, NewValues, Preprocessor, read_table, table_columns, text_notice
 from survmom.data.messages import quote_list
 from survmom.errors import ConfigError, DataError
@@ -66,8 +66,9 @@ def partial_dependence(checkpoint: Path, data: Path, feature: str, *, time: floa
     times = [] if time is None else check_times([time], "--time")
     train_end = float(model.checkpoint.train_time.max())
     if times and times[0] > train_end:
-        raise ConfigError(f"--time {time_label(times[0])} is beyond the training follow-up of {checkpoint} (last "
-                          f"training time {time_label(train_end)}); S(t) is not estimated there")
+        given, last = time_texts([times[0], train_end], [None, "floor"])
+        raise ConfigError(f"--time {given} is beyond the training follow-up of {checkpoint} (last "
+                          f"training time {last}); S(t) is not estimated there")
     present = table_columns(data, delimiter=delimiter, encoding=encoding, sheet=sheet)
     pre.check_columns(present, path=data)
     if times:  # S(t) of a stratified model is each row's stratum's
@@ -161,7 +162,7 @@ def draw_effect(result: dict[str, Any], out: Path) -> None:
                   f"risk: −log median time\n({unit})")
     panels = [("risk", risk_label)]
     if result["time"] is not None:
-        panels.append(("survival", f"predicted survival S(t | x) at t = {time_label(result['time'])}\n({unit})"))
+        panels.append(("survival", f"predicted survival S(t | x) at t = {time_text(result['time'])}\n({unit})"))
     with new_figure(5.4 * len(panels) + 1.6 * (len(panels) == 1), 4.8) as fig:
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, (key, label) in zip(axes, panels):

@@ -1,8 +1,8 @@
 """``survmom plot importance`` (and ``survmom explain -o``): permutation importance of each input column.
 
 The numbers are :func:`survmom.app.explain.explain_file`'s; the figure is a horizontal dot plot, one row per
-input column, largest mean drop in Harrell's C at the top, with its 95% interval as a whisker and a line at
-zero (no effect).
+input column, largest mean drop in C (Harrell's, or the design's) at the top, with its 95% interval as a
+whisker and a line at zero (no effect).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from survmom.app.explain import explain_file
+from survmom.app.explain import concordance_name, explain_file
 from survmom.app.figures import PALETTE, literal, new_figure, write_figure
 
 __all__ = ["draw_importance", "explain_file"]
@@ -35,7 +35,8 @@ def draw_importance(result: dict[str, Any], out: Path) -> None:
         ax.set_yticks(ys, [literal(entry["column"]) for entry in entries])
         ax.set_ylim(-0.7, count - 0.3)
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel(f"drop in Harrell's C when the column is permuted (C = {result['harrell_c']:.3f} unpermuted)")
+        ax.set_xlabel(f"drop in {concordance_name(result)} when the column is permuted "
+                      f"(C = {result['harrell_c']:.3f} unpermuted)")
         ax.set_title(f"Permutation importance of the input columns of {literal(Path(result['checkpoint']).name)}\n"
                      f"on {literal(Path(result['data']).name)} ({result['rows']:,} rows, {result['events']:,} events); "
                      f"{result['repeats']} permutation(s), seed {result['seed']}")
