@@ -290,7 +290,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
-    """Summarise a checkpoint: config, data schema, progress, validation, bank, EMA, versions."""
+    """Summarise a checkpoint: config, data schema, design (strata), progress, validation, bank, EMA, versions."""
     with _collector_paused():
         from survmom.app.summary import checkpoint_summary, render_summary
 
