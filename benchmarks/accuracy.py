@@ -338,9 +338,6 @@ def best_peers(records: list[dict], datasets: list[str], peers: list[str], n_spl
                   and r[key] is not None]
         return float(np.mean(values)) if values else float("nan")
 
-    def of_split(dataset: str, peer: str, key: str, k: int) -> float:
-        return mean_of(dataset, peer, key, {k})
-
     out: dict[str, dict] = {}
     all_splits = set(range(n_splits))
     for dataset in datasets:
@@ -354,8 +351,8 @@ def best_peers(records: list[dict], datasets: list[str], peers: list[str], n_spl
             "on_test": {"peer": on_test, "cindex": _values(records, dataset, on_test, "cindex"),
                         "ibs": _values(records, dataset, on_test, "ibs")},
             "other_splits": {"picks": picks,
-                             "cindex": [of_split(dataset, p, "cindex", k) for k, p in enumerate(picks)],
-                             "ibs": [of_split(dataset, p, "ibs", k) for k, p in enumerate(picks)]},
+                             "cindex": [mean_of(dataset, p, "cindex", {k}) for k, p in enumerate(picks)],
+                             "ibs": [mean_of(dataset, p, "ibs", {k}) for k, p in enumerate(picks)]},
         }
     return out
 

@@ -173,6 +173,14 @@ def nominal_numbers(path: Path) -> list[str]:
     return [] if reader_for(path, [statistical.SPSS]) is None else statistical.nominal_numbers(path)
 
 
+def nominal_notice_line(columns: list[str], path: Path) -> str:
+    """The line saying which SPSS numbers (:func:`nominal_numbers`) are read as categories."""
+    one = len(columns) == 1
+    return (f"{path}: {'column' if one else 'columns'} {quote_list(columns)} {'is' if one else 'are'} nominal "
+            f"({'its' if one else 'their'} SPSS measurement level): treated as categorical, one input per value; "
+            f"--numeric {','.join(columns)} reads {'it as a number' if one else 'them as numbers'}")
+
+
 def pandas_index_columns(path: Path) -> list[str]:
     """The columns a Parquet or Arrow IPC/Feather file records as the pandas index it was written with
     (``df.set_index("pid").to_parquet(...)`` records ``pid``), in index-level order, and a Stata file's column

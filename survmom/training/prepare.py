@@ -25,6 +25,7 @@ from survmom.data import (
     forced_types,
     interval_warnings,
     is_workbook,
+    nominal_notice_line,
     nominal_numbers,
     pandas_index_columns,
     parse_entry,
@@ -174,7 +175,7 @@ def prepare_training_data(
         nominal = [name for name in nominal_numbers(data_path) if name in feature_cols and name not in forced]
         if nominal:
             forced = {**forced, **dict.fromkeys(nominal, "category")}
-            nominal_notice = _nominal_notice(nominal, data_path)
+            nominal_notice = nominal_notice_line(nominal, data_path)
         # The user's types, then a typed file's own (Parquet), decide; other columns are inferred.
         declared = declared_types(data_path, sheet=config.sheet)
         stated = {name: forced.get(name, declared.get(name, "")) for name in feature_cols
@@ -269,9 +270,7 @@ def prepare_training_data(
     if fold is None or not event.any():
         _require_events(whole, data_path, config.loss)
     if fold is None:
-        held_out = None if config.val is not None or not split or outcomes.strata is None else \
-            np.bincount(outcomes.strata[event], minlength=len(strata_levels or []))
-        _require_design_events(whole, data_path, config, strata_levels, file_events=held_out)
+        _require_design_events(whole, data_path, config, strata_levels)
     else:  # every member's training rows, checked before the first member trains and is saved
         for other in range(fold[1]):
             rows = np.flatnonzero(assignment != other)
@@ -545,14 +544,6 @@ def _numbers_labelled_in_part(preprocessor: Preprocessor, text_in_file: set[str]
     return warnings
 
 
-def _nominal_notice(columns: list[str], path: Path) -> str:
-    """The line saying which SPSS numbers are read as categories because their measurement level is nominal."""
-    one = len(columns) == 1
-    return (f"{path}: {'column' if one else 'columns'} {quote_list(columns)} {'is' if one else 'are'} nominal "
-            f"({'its' if one else 'their'} SPSS measurement level): treated as categorical, one input per value; "
-            f"--numeric {','.join(columns)} reads {'it as a number' if one else 'them as numbers'}")
-
-
 def _leading_zero(text: str) -> bool:
     """Whether a number's text starts with a zero that a number would drop ("007", "02134"; not "0" or "0.5")."""
     digits = text.strip().lstrip("+-")
@@ -576,12 +567,10 @@ def _require_columns(present, needed: list[str], path: Path) -> None:
 
 
 def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
-                           strata_levels: list[tuple[str, ...]] | None, member: str = "",
-                           file_events: np.ndarray | None = None) -> None:
+                           strata_levels: list[tuple[str, ...]] | None, member: str = "") -> None:
     """Weighted data needs an event row with a positive weight; a Cox stratum needs an event among the
-    training rows (its baseline hazard is estimated from them); ``member`` says whose training rows;
-    ``file_events`` (per stratum, every row of a file split by --val-frac) tells strata whose events the split
-    held out."""
+    training rows (its baseline hazard is estimated from them; the --val-frac split keeps one per stratum);
+    ``member`` says whose training rows."""
     if train.weight is not None and not (train.weight[train.event] > 0).any():
         raise DataError(f"{path}: every event row among the training rows has weight 0 in '{config.weight_col}'; "
                         "a model cannot learn without weighted events")
@@ -597,17 +586,7 @@ def _require_design_events(train: Outcomes, path: Path, config: TrainConfig,
                             f"among the training rows{member} in "
                             f"column(s) {', '.join(map(repr, config.strata))}: {shown}; each stratum's baseline "
                             "hazard needs events (merge small strata, or drop them"
-                            f"{', or use fewer --ensemble members' if member else ''})"
-                            + _held_out_hint(file_events, empty, config.val_frac))
-
-
-def _held_out_hint(file_events: np.ndarray | None, empty: np.ndarray, val_frac: float) -> str:
-    """The strata among ``empty`` whose events in the file all fell among the validation rows, and the options."""
-    held = 0 if file_events is None else int((file_events[empty] > 0).sum())
-    if not held:
-        return ""
-    return (f"; {held} of them {'has' if held == 1 else 'have'} events in the file, all among the validation rows "
-            f"(--val-frac {val_frac:g}): a smaller --val-frac, --val-frac 0 or a --val file keeps them")
+                            f"{', or use fewer --ensemble members' if member else ''})")
 
 
 def _require_events(train: Outcomes, path: Path, loss: str) -> None:

@@ -347,7 +347,7 @@ class Trainer:
         Breiman et al. 1984, *Classification and Regression Trees*, 3.4.3; Hastie, Tibshirani & Friedman,
         *The Elements of Statistical Learning*, 7.10), else 0. The best of many epochs' noisy validation C is an
         optimistic estimate; the simpler start is kept unless training beats it by more than that noise."""
-        start_is_best = self.best_epoch == 0 and self.start_metric is not None and self.best_metric == self.start_metric
+        start_is_best = self.best_epoch == 0 and self.start_metric is not None  # only the start is epoch 0
         return self.config.start_margin * self.start_se if start_is_best else 0.0
 
     def validate_start(self, start_weights: dict[str, torch.Tensor]) -> None:
@@ -356,13 +356,14 @@ class Trainer:
         ``start_weights``: the target's state before the first step.
         """
         with self._target_weights(start_weights):
-            metric = self.validation_cindex()
-            scored = self._validation_risks() if metric is not None and self.config.start_margin > 0 else None
+            scored = self._validation_risks()
+        metric = self._cindex(scored)
         self.start_metric = metric
-        # the standard error of the plain Harrell C of the same rows (with a design: its scale, not its value)
-        se = math.nan if scored is None else concordance_index_se(scored[0].cpu(), scored[1].event.cpu(),
-                                                                   scored[1].time.cpu())[1]
-        self.start_se = se if math.isfinite(se) else 0.0
+        if scored is not None and metric is not None and self.config.start_margin > 0:
+            # the standard error of the plain Harrell C of the same rows (with a design: its scale, not its value)
+            risk, val = scored
+            se = concordance_index_se(risk.cpu(), val.event.cpu(), val.time.cpu())[1]
+            self.start_se = se if math.isfinite(se) else 0.0
         if metric is not None and (self.best_metric is None or metric > self.best_metric):
             self.best_metric, self.best_epoch = metric, 0
             self.best_target = start_weights
@@ -370,7 +371,11 @@ class Trainer:
     def validation_cindex(self) -> float | None:
         """Harrell's C of the target network on the validation rows (None without usable validation); with a
         design, its concordance (:func:`~survmom.core.metrics.concordance_index`)."""
-        scored = self._validation_risks()
+        return self._cindex(self._validation_risks())
+
+    @staticmethod
+    def _cindex(scored: tuple[torch.Tensor, Tensors] | None) -> float | None:
+        """:meth:`validation_cindex` of :meth:`_validation_risks`' output."""
         if scored is None:
             return None
         risk, val = scored
